@@ -1,0 +1,16 @@
+/* coil — everything. Include this, or the one module header you need. */
+#ifndef COIL_H
+#define COIL_H
+
+#include "error.h"
+#include "log.h"
+#include "failure.h"
+#include "reactor.h"
+#include "deferred.h"
+
+#define COIL_VERSION_MAJOR  0
+#define COIL_VERSION_MINOR  1
+#define COIL_VERSION_PATCH  0
+#define COIL_VERSION_STRING "0.1.0"
+
+#endif

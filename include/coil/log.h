@@ -1,0 +1,49 @@
+/* coil — logging.
+ *
+ * One small process-wide logger used by every module: levels, one pluggable
+ * sink, stderr by default. The level starts at COIL_LOG_INFO, or the value of
+ * the environment variable COIL_LOG_LEVEL (debug, info, warn, error, none)
+ * read on first use. The sink is called under a lock, so it may be called
+ * from several threads (one reactor per thread) without interleaving.
+ */
+#ifndef COIL_LOG_H
+#define COIL_LOG_H
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum coil_log_level {
+    COIL_LOG_DEBUG = 0,
+    COIL_LOG_INFO = 1,
+    COIL_LOG_WARN = 2,
+    COIL_LOG_ERROR = 3,
+    COIL_LOG_NONE = 4
+} coil_log_level;
+
+/* A sink receives one formatted message (no trailing newline). `module`
+ * names the emitter ("reactor", "deferred", ...). Strings are borrowed for the
+ * duration of the call. */
+typedef void (*coil_log_sink)(void *ud, coil_log_level level, const char *module,
+                              const char *message);
+
+/* Install a sink; NULL restores the default stderr sink. */
+void coil_log_set_sink(coil_log_sink sink, void *ud);
+
+/* Messages below `level` are dropped before formatting. */
+void coil_log_set_level(coil_log_level level);
+coil_log_level coil_log_get_level(void);
+
+/* "debug", "info", "warn", "error", "none". */
+const char *coil_log_level_name(coil_log_level level);
+
+/* Format and emit one message. */
+void coil_log(coil_log_level level, const char *module, const char *fmt, ...)
+    COIL_PRINTF(3, 4);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

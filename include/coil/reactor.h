@@ -1,0 +1,241 @@
+/* coil — the reactor: one event loop per thread.
+ *
+ * A reactor watches file descriptors, runs timers and runs callbacks. It is
+ * an explicit object: there is no hidden global, and several reactors may
+ * live in one process (one per thread). Backends are epoll (the default on
+ * Linux) and poll, chosen by coil_reactor_options.backend or the environment
+ * variable COIL_REACTOR=epoll|poll. An idle reactor sleeps in epoll_wait/poll
+ * until the next timer is due; it uses no CPU.
+ *
+ * Threads: every function here must be called from the reactor's own thread,
+ * except coil_reactor_call_from_thread(), the one thread-safe entry.
+ *
+ * Errors: a callback returns 0 or a negative COIL_E* code; a callback that
+ * reports an error does not stop the loop, the error is logged.
+ */
+#ifndef COIL_REACTOR_H
+#define COIL_REACTOR_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct coil_reactor coil_reactor;
+typedef struct coil_timer coil_timer;
+typedef struct coil_watch coil_watch;
+typedef struct coil_clock coil_clock;
+typedef struct coil_trigger coil_trigger;
+typedef struct coil_looping_call coil_looping_call;
+typedef struct coil_deferred coil_deferred;
+
+/* A scheduled function. Returns 0, or a negative code that is logged. */
+typedef int (*coil_callback)(void *arg);
+
+/* ---- clocks ------------------------------------------------------------ */
+
+/* A fake clock for deterministic tests (Twisted's task.Clock): time starts at
+ * 0 and moves only when coil_reactor_advance() or coil_clock_advance() moves
+ * it. Pass it in coil_reactor_options.clock; it must outlive the reactors
+ * that use it. Returns NULL when memory runs out. */
+coil_clock *coil_clock_new_fake(void);
+void coil_clock_free(coil_clock *c);
+/* Seconds on this clock. */
+double coil_clock_seconds(const coil_clock *c);
+/* Move the clock forward (negative or NaN: COIL_EINVAL). This runs nothing:
+ * reactors using the clock notice on their next pass. */
+int coil_clock_advance(coil_clock *c, double seconds);
+
+/* ---- life cycle -------------------------------------------------------- */
+
+typedef enum coil_backend {
+    COIL_BACKEND_DEFAULT = 0, /* $COIL_REACTOR, else epoll */
+    COIL_BACKEND_EPOLL,
+    COIL_BACKEND_POLL
+} coil_backend;
+
+/* Options for coil_reactor_new(); zero-initialise, then set what you need. */
+typedef struct coil_reactor_options {
+    coil_backend backend;
+    coil_clock *clock;  /* NULL: CLOCK_MONOTONIC; else a fake clock (borrowed) */
+    int handle_signals; /* non-zero: SIGINT/SIGTERM stop the reactor cleanly
+                           while it runs (one such reactor per process) */
+} coil_reactor_options;
+
+/* Create a reactor. `opts` may be NULL for the defaults. Returns 0, or
+ * COIL_EINVAL (bad backend name in $COIL_REACTOR), COIL_ENOMEM or
+ * COIL_ESYSTEM (epoll/eventfd creation failed; errno is kept). */
+int coil_reactor_new(coil_reactor **out,
+                     const coil_reactor_options *opts) COIL_MUST_CHECK;
+
+/* Free the reactor: cancels every pending timer and watch, drops queued
+ * calls without running them, removes triggers. Must not be called while
+ * run() is on the stack. NULL is allowed. */
+void coil_reactor_free(coil_reactor *r);
+
+/* "epoll" or "poll". */
+const char *coil_reactor_backend_name(const coil_reactor *r);
+
+/* Run the loop until coil_reactor_stop(). Runs the startup triggers and the
+ * call_when_running queue first. After stop() the loop finishes its current
+ * pass, runs the shutdown triggers (waiting for the deferreds that "before"
+ * triggers return, while the loop keeps turning), then returns 0.
+ *
+ * run() may be called again after it returns: timers, watches and triggers
+ * persist, and startup/shutdown triggers run again on each run.
+ * Returns COIL_ERUNNING when already running. */
+int coil_reactor_run(coil_reactor *r);
+
+/* Ask a running reactor to stop after the current pass. Returns
+ * COIL_ENOTRUNNING when it is not running or already stopping. */
+int coil_reactor_stop(coil_reactor *r);
+
+/* 1 between the start of run() and its return. */
+int coil_reactor_is_running(const coil_reactor *r);
+
+/* One pass of the loop without run(): wait at most `max_wait` seconds for
+ * I/O (0: do not wait), then run due timers and queued calls. For tests and
+ * for embedding coil in another loop. */
+int coil_reactor_iterate(coil_reactor *r, double max_wait);
+
+/* The reactor's clock in seconds (monotonic; arbitrary origin). */
+double coil_reactor_seconds(const coil_reactor *r);
+
+/* Fake clock only: advance it by `seconds` and run, in deadline order, every
+ * timer that becomes due, including timers those calls schedule within the
+ * window, and the call_soon queue (Twisted's Clock.advance). Returns
+ * COIL_ENOTSUP on a real clock, COIL_EINVAL for a negative amount. */
+int coil_reactor_advance(coil_reactor *r, double seconds);
+
+/* ---- timers ------------------------------------------------------------ */
+
+/* Run fn(arg) once, `delay` seconds from now (>= 0). Equal deadlines fire in
+ * the order they were scheduled. Scheduling, cancelling and firing are
+ * O(log n).
+ *
+ * Returns a handle owned by the reactor, valid until the call has run (it is
+ * still valid inside fn) or has been cancelled. To keep it longer, for
+ * example to ask coil_timer_active() later, take a reference with
+ * coil_timer_ref() and drop it with coil_timer_unref(). Returns NULL when
+ * memory runs out or the delay is negative or NaN. */
+coil_timer *coil_reactor_call_later(coil_reactor *r, double delay, coil_callback fn,
+                                    void *arg);
+
+/* Cancel a pending call. Returns 0, COIL_ECALLED when it has already run, or
+ * COIL_ECANCELLED when it was already cancelled. */
+int coil_timer_cancel(coil_timer *t);
+/* Reschedule a pending call to `delay` seconds from now. COIL_ECALLED or
+ * COIL_ECANCELLED when it is no longer pending. */
+int coil_timer_reset(coil_timer *t, double delay);
+/* Move a pending call later (or earlier, with a negative amount). */
+int coil_timer_delay(coil_timer *t, double seconds);
+/* 1 while the call is pending. */
+int coil_timer_active(const coil_timer *t);
+/* The time at which the call is (or was) due, on the reactor's clock. */
+double coil_timer_time(const coil_timer *t);
+void coil_timer_ref(coil_timer *t);
+void coil_timer_unref(coil_timer *t);
+
+/* Number of pending timers. */
+size_t coil_reactor_pending_timers(const coil_reactor *r);
+
+/* ---- calls ------------------------------------------------------------- */
+
+/* Run fn(arg) on the next pass of the loop, in FIFO order. Calls queued by
+ * such a call run on the pass after. Returns 0 or COIL_ENOMEM. */
+int coil_reactor_call_soon(coil_reactor *r, coil_callback fn, void *arg);
+
+/* Run fn(arg) once the reactor runs: at once (on the next pass) when it is
+ * running, else at the start of the next run(). */
+int coil_reactor_call_when_running(coil_reactor *r, coil_callback fn, void *arg);
+
+/* The one thread-safe entry: queue fn(arg) to run on the reactor's thread
+ * and wake the reactor (eventfd). Every call is delivered once, in order per
+ * calling thread. Returns 0 or COIL_ENOMEM. */
+int coil_reactor_call_from_thread(coil_reactor *r, coil_callback fn, void *arg);
+
+/* ---- system event triggers -------------------------------------------- */
+
+typedef enum coil_event { COIL_EVENT_STARTUP = 0, COIL_EVENT_SHUTDOWN = 1 } coil_event;
+typedef enum coil_phase {
+    COIL_PHASE_BEFORE = 0,
+    COIL_PHASE_DURING = 1,
+    COIL_PHASE_AFTER = 2
+} coil_phase;
+
+/* A trigger. A "before" trigger may return a deferred (ownership passes to
+ * the reactor), and the event waits until every such deferred has fired;
+ * a failure is logged and does not stop the event. Triggers of the other
+ * phases return NULL (a deferred they return is waited for all the same). */
+typedef coil_deferred *(*coil_trigger_fn)(void *arg);
+
+/* Add a trigger; phases run in order before, during, after; within a phase,
+ * triggers run in the order added. Returns NULL when memory runs out. The
+ * handle stays valid until removed or the reactor is freed. */
+coil_trigger *coil_reactor_add_trigger(coil_reactor *r, coil_event event,
+                                       coil_phase phase, coil_trigger_fn fn, void *arg);
+/* Remove a trigger (also allowed from inside a trigger). */
+void coil_reactor_remove_trigger(coil_reactor *r, coil_trigger *t);
+
+/* ---- file descriptors ------------------------------------------------- */
+
+enum coil_io_events {
+    COIL_IO_READ = 1u,  /* readable (or EOF) */
+    COIL_IO_WRITE = 2u, /* writable */
+    COIL_IO_ERROR = 4u, /* reported only: error condition on the fd */
+    COIL_IO_HUP = 8u    /* reported only: peer hung up */
+};
+
+/* Called with the events that are ready (level-triggered). */
+typedef void (*coil_io_fn)(void *arg, int fd, unsigned events);
+
+/* Watch `fd` for `events` (COIL_IO_READ | COIL_IO_WRITE, or 0 to keep the
+ * watch but wait for nothing). The fd stays the caller's: coil never closes
+ * it. One watch per fd. Returns 0, COIL_EINVAL, COIL_EBUSY (fd already
+ * watched), COIL_ENOMEM or COIL_ESYSTEM. */
+int coil_reactor_watch_fd(coil_reactor *r, int fd, unsigned events, coil_io_fn fn,
+                          void *arg, coil_watch **out) COIL_MUST_CHECK;
+/* Change the events a watch waits for. */
+int coil_watch_set_events(coil_watch *w, unsigned events) COIL_MUST_CHECK;
+unsigned coil_watch_events(const coil_watch *w);
+/* Stop watching and free the watch; safe from inside any callback,
+ * including the watch's own. Call it before closing the fd. */
+void coil_watch_free(coil_watch *w);
+
+/* ---- looping calls ---------------------------------------------------- */
+
+/* The function of a looping call: 0 to go on; a negative code stops the loop
+ * and fails its deferred. */
+typedef int (*coil_loop_fn)(void *arg);
+/* With-count variant: `count` is the number of intervals that elapsed since
+ * the previous call: 1 on time (the call made by start with now=1 counts 1),
+ * more when the reactor fell behind and intervals were skipped (Twisted's
+ * LoopingCall.withCount). */
+typedef int (*coil_loop_count_fn)(void *arg, unsigned long count);
+
+coil_looping_call *coil_looping_call_new(coil_reactor *r, coil_loop_fn fn, void *arg);
+coil_looping_call *coil_looping_call_new_with_count(coil_reactor *r,
+                                                    coil_loop_count_fn fn, void *arg);
+
+/* Start calling every `interval` seconds (> 0): at once when `now` is
+ * non-zero, else after one interval. Calls keep to the schedule
+ * start + k * interval; missed intervals are skipped, not queued (Twisted's
+ * LoopingCall). When `done` is not NULL it receives a new reference to a
+ * deferred (unref it) that fires with NULL when the loop is stopped, or
+ * fails when the function returns an error. Returns 0, COIL_EINVAL,
+ * COIL_ESTATE (already running) or COIL_ENOMEM. */
+int coil_looping_call_start(coil_looping_call *lc, double interval, int now,
+                            coil_deferred **done) COIL_MUST_CHECK;
+/* Stop the loop; its deferred fires. COIL_ESTATE when not running. */
+int coil_looping_call_stop(coil_looping_call *lc);
+int coil_looping_call_running(const coil_looping_call *lc);
+/* Stop (when running) and free. Allowed from inside the function. */
+void coil_looping_call_free(coil_looping_call *lc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

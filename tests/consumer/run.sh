@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install coil from the build tree into a scratch prefix, then build and run a
+# consumer program against it twice: with CMake's find_package(coil) and with
+# pkg-config. Usage: run.sh SOURCE_DIR BUILD_DIR WORK_DIR [EXTRA_CFLAGS]
+set -eu
+src=$1 build=$2 work=$3 extra=${4:-}
+rm -rf "$work"
+mkdir -p "$work"
+prefix="$work/prefix"
+cmake --install "$build" --prefix "$prefix" >/dev/null
+
+echo "== find_package(coil)"
+cmake -S "$src/tests/consumer" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_C_FLAGS="$extra" -DCMAKE_EXE_LINKER_FLAGS="$extra" >/dev/null
+cmake --build "$work/cmake" >/dev/null
+"$work/cmake/consumer_shared"
+"$work/cmake/consumer_static"
+
+echo "== pkg-config coil"
+pcdir=$(dirname "$(find "$prefix" -name coil.pc | head -n1)")
+export PKG_CONFIG_PATH="$pcdir"
+libdir=$(pkg-config --variable=libdir coil)
+# shellcheck disable=SC2046
+${CC:-cc} $extra -o "$work/pc_shared" "$src/tests/consumer/main.c" \
+    $(pkg-config --cflags --libs coil) -Wl,-rpath,"$libdir"
+"$work/pc_shared"
+# shellcheck disable=SC2046
+${CC:-cc} $extra -o "$work/pc_static" "$src/tests/consumer/main.c" \
+    $(pkg-config --cflags coil) "$libdir/libcoil.a" $(pkg-config --static --libs-only-l coil | sed 's/-lcoil//')
+"$work/pc_static"
+echo "consumer: ok"

@@ -1,0 +1,115 @@
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *log_buf;
+static size_t log_len, log_cap;
+static size_t log_counts[COIL_LOG_NONE + 1];
+
+static void capture_sink(void *ud, coil_log_level level, const char *module,
+                         const char *message)
+{
+    (void)ud;
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%s %s: %s\n", coil_log_level_name(level), module,
+                     message);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    if (log_len + len + 1 > log_cap) {
+        size_t cap = (log_cap ? log_cap * 2 : 4096) + len;
+        char *p = realloc(log_buf, cap);
+        if (!p)
+            return;
+        log_buf = p;
+        log_cap = cap;
+    }
+    memcpy(log_buf + log_len, line, len);
+    log_len += len;
+    log_buf[log_len] = '\0';
+    if (level <= COIL_LOG_NONE)
+        log_counts[level]++;
+}
+
+void coil_test_log_capture_start(void)
+{
+    log_len = 0;
+    if (log_buf)
+        log_buf[0] = '\0';
+    memset(log_counts, 0, sizeof log_counts);
+    coil_log_set_level(COIL_LOG_DEBUG);
+    coil_log_set_sink(capture_sink, NULL);
+}
+
+void coil_test_log_capture_stop(void)
+{
+    coil_log_set_sink(NULL, NULL);
+    coil_log_set_level(COIL_LOG_INFO);
+}
+
+const char *coil_test_log_text(void)
+{
+    return log_buf ? log_buf : "";
+}
+
+size_t coil_test_log_count(coil_log_level level)
+{
+    size_t n = 0;
+    for (int l = level; l < COIL_LOG_NONE; l++)
+        n += log_counts[l];
+    return n;
+}
+
+int coil_test_log_contains(const char *needle)
+{
+    return log_buf && strstr(log_buf, needle) != NULL;
+}
+
+coil_reactor *coil_test_reactor(coil_clock *clock)
+{
+    coil_reactor_options opts = {0};
+    opts.clock = clock;
+    coil_reactor *r = NULL;
+    int rc = coil_reactor_new(&r, &opts);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    return r;
+}
+
+int coil_test_add_suite(const char *name, const coil_test_case *cases)
+{
+    CU_pSuite s = CU_add_suite(name, NULL, NULL);
+    if (!s)
+        return -1;
+    for (; cases->name; cases++)
+        if (!CU_add_test(s, cases->name, cases->fn))
+            return -1;
+    return 0;
+}
+
+int coil_test_main(int (*add)(void))
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    if (add() != 0) {
+        fprintf(stderr, "test registration failed: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    free(log_buf);
+    log_buf = NULL;
+    log_len = log_cap = 0;
+    if (run == 0) {
+        fprintf(stderr, "no test ran\n");
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
