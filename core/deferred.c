@@ -377,10 +377,10 @@ static void timeout_step(coil_deferred *d, void *arg)
     }
     if (t->timed_out && d->failure &&
         coil_failure_check(d->failure, COIL_DOMAIN_COIL, COIL_ECANCELLED)) {
-        coil_deferred_set_failure(
-            d, coil_failure_wrap(coil_deferred_take_failure(d), COIL_DOMAIN_COIL,
-                                 COIL_ETIMEDOUT, "deferred timed out after %g s",
-                                 t->seconds));
+        coil_deferred_set_failure(d, coil_failure_wrap(coil_deferred_take_failure(d),
+                                                       COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
+                                                       "deferred timed out after %g s",
+                                                       t->seconds));
     }
 }
 

@@ -179,12 +179,11 @@ typedef struct coil_deferred_first_result {
 
 /* Twisted's DeferredList over `n` children. The list adds a step to each
  * child and does not keep the children alive: their producers and callers
- * do (a child freed unfired leaves the list unfired). Fires with a coil_deferred_list_result
- * (or, with FIRE_ON_ONE_CALLBACK, a coil_deferred_first_result) once all
- * children have fired; with FIRE_ON_ONE_ERRBACK it fails with
- * COIL_EFIRSTERROR, whose cause is the child's failure and whose message
- * names its index. n == 0 fires at once with an empty result. NULL when
- * memory runs out. */
+ * do (a child freed unfired leaves the list unfired). Fires with a
+ * coil_deferred_list_result (or, with FIRE_ON_ONE_CALLBACK, a coil_deferred_first_result)
+ * once all children have fired; with FIRE_ON_ONE_ERRBACK it fails with COIL_EFIRSTERROR,
+ * whose cause is the child's failure and whose message names its index. n == 0 fires at
+ * once with an empty result. NULL when memory runs out. */
 coil_deferred *coil_deferred_list(coil_deferred *const *children, size_t n,
                                   unsigned flags);
 
