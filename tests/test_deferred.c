@@ -158,8 +158,8 @@ static int process_headline(void *arg)
     retriever *h = arg;
     rec("process;%s", "");
     if (strlen(h->input) > 50)
-        coil_deferred_errback(h->d, coil_failure_new(COIL_DOMAIN_USER, 1,
-                                                     "the headline is too long"));
+        coil_deferred_errback(
+            h->d, coil_failure_new(COIL_DOMAIN_USER, 1, "the headline is too long"));
     else
         coil_deferred_callback(h->d, str(h->input), free);
     coil_deferred_unref(h->d);
@@ -241,8 +241,7 @@ static void test_book_exercise_third_callback_raises_errback_recovers(void)
     coil_deferred_add_callback(d, callback3, NULL);
     coil_deferred_add_errback(d, errback3, NULL);
     coil_deferred_callback(d, str("test"), free);
-    CU_ASSERT_STRING_EQUAL(trace,
-                           "call 1 test;call 2 test;call 3 raises;err 3 call 3;");
+    CU_ASSERT_STRING_EQUAL(trace, "call 1 test;call 2 test;call 3 raises;err 3 call 3;");
     CU_ASSERT(!coil_deferred_is_failure(d));
     CU_ASSERT_STRING_EQUAL(value_of(d), "everything is fine now");
     coil_deferred_unref(d);
@@ -319,7 +318,8 @@ static void test_add_both(void)
     coil_deferred_add_both(d, both, NULL);
     coil_deferred_add_errback(d, errback3, NULL);
     coil_deferred_callback(d, str("v"), free);
-    CU_ASSERT_STRING_EQUAL(trace, "both(value);call 3 raises;both(failure);err 3 call 3;");
+    CU_ASSERT_STRING_EQUAL(trace,
+                           "both(value);call 3 raises;both(failure);err 3 call 3;");
     coil_deferred_unref(d);
 }
 
@@ -516,7 +516,8 @@ static void test_chain_to_itself_fails(void)
     coil_deferred_add_callback(d, chain_self, NULL);
     coil_deferred_callback(d, NULL, NULL);
     CU_ASSERT(coil_deferred_is_failure(d));
-    CU_ASSERT(coil_failure_check(coil_deferred_failure(d), COIL_DOMAIN_COIL, COIL_EINVAL));
+    CU_ASSERT(
+        coil_failure_check(coil_deferred_failure(d), COIL_DOMAIN_COIL, COIL_EINVAL));
     coil_deferred_set_result(d, NULL, NULL);
     coil_deferred_unref(d);
 }
@@ -707,7 +708,8 @@ static void test_timeout_not_fired_when_result_first(void)
     CU_ASSERT_STRING_EQUAL(trace, "COIL_ECANCELLED;deferred was cancelled;");
     CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
     coil_deferred_unref(d);
-    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d = coil_deferred_new(), r, -1), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d = coil_deferred_new(), r, -1),
+                    COIL_EINVAL);
     coil_deferred_unref(d);
     coil_reactor_free(r);
     coil_clock_free(c);
@@ -733,7 +735,8 @@ static void test_list_waits_for_all(void)
 {
     reset();
     destroyed = 0;
-    coil_deferred *ch[3] = {coil_deferred_new(), coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *ch[3] = {coil_deferred_new(), coil_deferred_new(),
+                            coil_deferred_new()};
     coil_deferred *l = coil_deferred_list(ch, 3, 0);
     coil_deferred_add_callback(l, grab_list, NULL);
     coil_deferred_callback(ch[2], str("two"), counted_free);
@@ -790,7 +793,8 @@ static void test_list_fire_on_one_callback(void)
 {
     reset();
     destroyed = 0;
-    coil_deferred *ch[3] = {coil_deferred_new(), coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *ch[3] = {coil_deferred_new(), coil_deferred_new(),
+                            coil_deferred_new()};
     coil_deferred *l = coil_deferred_list(ch, 3, COIL_DL_FIRE_ON_ONE_CALLBACK);
     coil_deferred_add_callback(l, grab_first, NULL);
     coil_deferred_callback(ch[1], str("winner"), counted_free);
@@ -809,13 +813,15 @@ static void test_list_fire_on_one_callback(void)
 static void test_list_fire_on_one_errback(void)
 {
     reset();
-    coil_deferred *ch[3] = {coil_deferred_new(), coil_deferred_new(), coil_deferred_new()};
-    coil_deferred *l = coil_deferred_list(
-        ch, 3, COIL_DL_FIRE_ON_ONE_ERRBACK | COIL_DL_CONSUME_ERRORS);
+    coil_deferred *ch[3] = {coil_deferred_new(), coil_deferred_new(),
+                            coil_deferred_new()};
+    coil_deferred *l =
+        coil_deferred_list(ch, 3, COIL_DL_FIRE_ON_ONE_ERRBACK | COIL_DL_CONSUME_ERRORS);
     coil_deferred_add_both(l, grab_list, NULL);
     coil_deferred_callback(ch[0], str("ok"), free);
     coil_deferred_errback(ch[2], coil_failure_new(COIL_DOMAIN_USER, 7, "third broke"));
-    CU_ASSERT_STRING_EQUAL(trace, "list failed: deferred 3 of 3 failed;cause: third broke;");
+    CU_ASSERT_STRING_EQUAL(trace,
+                           "list failed: deferred 3 of 3 failed;cause: third broke;");
     coil_deferred_unref(l);
     /* A child that never fires is simply dropped: nothing leaks. */
     for (int i = 0; i < 3; i++)
