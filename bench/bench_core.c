@@ -21,6 +21,10 @@
 
 #include <coil/coil.h>
 
+#ifdef COIL_BENCH_LIBUV
+#include <uv.h>
+#endif
+
 static double wall(void)
 {
     struct timespec ts;
@@ -103,28 +107,86 @@ static double bench_timers(int cancel)
     return WORK / dt;
 }
 
+#ifdef COIL_BENCH_LIBUV
+/* The same timer load on libuv, the strong peer: 1,000,000 pending timers,
+ * then 1,000,000 scheduled at random times within one second and fired.
+ * libuv has no fake clock: its loop time is frozen with uv_update_time
+ * and advanced by running the loop once the deadlines have passed, so the
+ * figure includes sleeping up to one second; we subtract the wait. */
+static void uv_on_fire(uv_timer_t *t)
+{
+    fired++;
+}
+
+static double bench_timers_libuv(int cancel)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_timer_t *pending = malloc(PENDING * sizeof *pending);
+    uv_timer_t *work = malloc(WORK * sizeof *work);
+    if (!pending || !work)
+        exit(1);
+    for (int i = 0; i < PENDING; i++) {
+        uv_timer_init(&loop, &pending[i]);
+        uv_timer_start(&pending[i], uv_on_fire, 1000000 + (uint64_t)(rand() % 1000000),
+                       0);
+    }
+    fired = 0;
+    uv_update_time(&loop);
+    double t0 = wall();
+    for (int i = 0; i < WORK; i++) {
+        uv_timer_init(&loop, &work[i]);
+        uv_timer_start(&work[i], uv_on_fire, (uint64_t)(rand() % 1000), 0);
+        if (cancel)
+            uv_timer_stop(&work[i]);
+    }
+    double t_sched = wall() - t0;
+    /* Wait out the deadlines without counting the wait. */
+    struct timespec ts = {1, 5000000};
+    nanosleep(&ts, NULL);
+    double t1 = wall();
+    uv_run(&loop, UV_RUN_NOWAIT);
+    double dt = t_sched + (wall() - t1);
+    if (fired != (cancel ? 0 : (unsigned long)WORK)) {
+        fprintf(stderr, "coil-bench-core: libuv fired %lu timers\n", fired);
+        exit(1);
+    }
+    for (int i = 0; i < PENDING; i++)
+        uv_close((uv_handle_t *)&pending[i], NULL);
+    for (int i = 0; i < WORK; i++)
+        uv_close((uv_handle_t *)&work[i], NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    free(pending);
+    free(work);
+    return WORK / dt;
+}
+
+static void uv_stop_timer(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static double uv_idle(double seconds, double *wall_out)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, uv_stop_timer, (uint64_t)(seconds * 1000), 0);
+    double c0 = cpu(), w0 = wall();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    *wall_out = wall() - w0;
+    double used = cpu() - c0;
+    uv_loop_close(&loop);
+    return used;
+}
+#endif
+
 static unsigned long callbacks;
 static void step(coil_deferred *d, void *arg)
 {
     callbacks++;
-}
-
-static double bench_deferred(void)
-{
-    enum { CHAINS = 200000, STEPS = 10 };
-    callbacks = 0;
-    double t0 = wall();
-    for (int i = 0; i < CHAINS; i++) {
-        coil_deferred *d = coil_deferred_new();
-        for (int s = 0; s < STEPS; s++)
-            coil_deferred_add_callback(d, step, NULL);
-        coil_deferred_callback(d, NULL, NULL);
-        coil_deferred_unref(d);
-    }
-    double dt = wall() - t0;
-    if (callbacks != (unsigned long)CHAINS * STEPS)
-        exit(1);
-    return (double)callbacks / dt;
 }
 
 static void chain_succeed(coil_deferred *d, void *arg)
@@ -133,20 +195,20 @@ static void chain_succeed(coil_deferred *d, void *arg)
     coil_deferred_chain(d, coil_deferred_succeed(NULL, NULL));
 }
 
-static double bench_chained(void)
+/* `chains` fresh deferreds with `steps` steps each, fired; callbacks/s. */
+static double bench_deferred(coil_deferred_fn fn, int chains, int steps)
 {
-    enum { CHAINS = 20000, STEPS = 50 };
     callbacks = 0;
     double t0 = wall();
-    for (int i = 0; i < CHAINS; i++) {
+    for (int i = 0; i < chains; i++) {
         coil_deferred *d = coil_deferred_new();
-        for (int s = 0; s < STEPS; s++)
-            coil_deferred_add_callback(d, chain_succeed, NULL);
+        for (int s = 0; s < steps; s++)
+            coil_deferred_add_callback(d, fn, NULL);
         coil_deferred_callback(d, NULL, NULL);
         coil_deferred_unref(d);
     }
     double dt = wall() - t0;
-    if (callbacks != (unsigned long)CHAINS * STEPS)
+    if (callbacks != (unsigned long)chains * (unsigned long)steps)
         exit(1);
     return (double)callbacks / dt;
 }
@@ -203,12 +265,18 @@ int main(int argc, char **argv)
         return 2;
     }
     srand(1);
-    double t[100], tc[100], d[100], dc[100];
+    double t[100], tc[100], d[100], dc[100], ut[100], utc[100];
     for (int i = 0; i < runs; i++) {
         t[i] = bench_timers(0);
         tc[i] = bench_timers(1);
-        d[i] = bench_deferred();
-        dc[i] = bench_chained();
+        d[i] = bench_deferred(step, 200000, 10);
+        dc[i] = bench_deferred(chain_succeed, 20000, 50);
+#ifdef COIL_BENCH_LIBUV
+        ut[i] = bench_timers_libuv(0);
+        utc[i] = bench_timers_libuv(1);
+#else
+        ut[i] = utc[i] = 0;
+#endif
     }
     double idle_wall;
     double idle_cpu = bench_idle(idle, &idle_wall);
@@ -218,15 +286,29 @@ int main(int argc, char **argv)
     coil_reactor_free(r);
     double mt = median(t, runs), mtc = median(tc, runs), md = median(d, runs),
            mdc = median(dc, runs);
-    printf("| what | figure |\n|---|---|\n");
-    printf("| timers scheduled+fired/s, 1,000,000 pending | %.0f |\n", mt);
-    printf("| timers scheduled+cancelled/s, 1,000,000 pending | %.0f |\n", mtc);
-    printf("| deferred callbacks/s (chains of 10) | %.0f |\n", md);
-    printf("| deferred callbacks/s, each chaining a fired deferred | %.0f |\n", mdc);
-    printf("| idle reactor CPU over %.1f s wall | %.4f s (%.4f%% of a core) |\n",
-           idle_wall, idle_cpu, 100 * idle_cpu / idle_wall);
+    double mut = median(ut, runs), mutc = median(utc, runs);
+    double uv_idle_cpu = 0, uv_idle_wall = 0;
+    const char *uv_name = "(not built)";
+#ifdef COIL_BENCH_LIBUV
+    uv_idle_cpu = uv_idle(idle, &uv_idle_wall);
+    uv_name = uv_version_string();
+#endif
+    printf("| what | coil | libuv %s | coil / libuv |\n|---|---|---|---|\n", uv_name);
+    printf("| timers scheduled+fired/s, 1,000,000 pending | %.0f | %.0f | %.2f |\n", mt,
+           mut, mut > 0 ? mt / mut : 0);
+    printf("| timers scheduled+cancelled/s, 1,000,000 pending | %.0f | %.0f | %.2f |\n",
+           mtc, mutc, mutc > 0 ? mtc / mutc : 0);
+    printf("| deferred callbacks/s (chains of 10) | %.0f | - | - |\n", md);
+    printf("| deferred callbacks/s, each chaining a fired deferred | %.0f | - | - |\n",
+           mdc);
+    printf(
+        "| idle loop CPU (user+sys) over %.1f s wall, one timer at the end | %.0f us | "
+        "%.0f us | - |\n",
+        idle_wall, idle_cpu * 1e6, uv_idle_cpu * 1e6);
     printf("RESULT timers_per_s=%.0f cancels_per_s=%.0f deferred_cb_per_s=%.0f "
-           "chained_cb_per_s=%.0f idle_cpu_s=%.4f idle_wall_s=%.2f\n",
-           mt, mtc, md, mdc, idle_cpu, idle_wall);
+           "chained_cb_per_s=%.0f idle_cpu_s=%.6f idle_wall_s=%.2f uv_timers_per_s=%.0f "
+           "uv_cancels_per_s=%.0f uv_idle_cpu_s=%.6f uv_idle_wall_s=%.2f\n",
+           mt, mtc, md, mdc, idle_cpu, idle_wall, mut, mutc, uv_idle_cpu, uv_idle_wall);
+    (void)uv_idle_wall;
     return 0;
 }

@@ -212,15 +212,22 @@ static void test_book_example_3_4_headline(void)
     coil_clock_free(c);
 }
 
+/* The exercise's chain: callback1, callback2, callback3 (which raises). */
+static coil_deferred *book_chain(void)
+{
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_callback(d, callback1, NULL);
+    coil_deferred_add_callback(d, callback2, NULL);
+    coil_deferred_add_callback(d, callback3, NULL);
+    return d;
+}
+
 /* Exercise, first chain: the third callback raises and nothing handles it. */
 static void test_book_exercise_third_callback_raises(void)
 {
     reset();
     coil_test_log_capture_start();
-    coil_deferred *d = coil_deferred_new();
-    coil_deferred_add_callback(d, callback1, NULL);
-    coil_deferred_add_callback(d, callback2, NULL);
-    coil_deferred_add_callback(d, callback3, NULL);
+    coil_deferred *d = book_chain();
     coil_deferred_callback(d, str("test"), free);
     CU_ASSERT_STRING_EQUAL(trace, "call 1 test;call 2 test;call 3 raises;");
     CU_ASSERT(coil_deferred_is_failure(d));
@@ -235,10 +242,7 @@ static void test_book_exercise_third_callback_raises_errback_recovers(void)
 {
     reset();
     coil_test_log_capture_start();
-    coil_deferred *d = coil_deferred_new();
-    coil_deferred_add_callback(d, callback1, NULL);
-    coil_deferred_add_callback(d, callback2, NULL);
-    coil_deferred_add_callback(d, callback3, NULL);
+    coil_deferred *d = book_chain();
     coil_deferred_add_errback(d, errback3, NULL);
     coil_deferred_callback(d, str("test"), free);
     CU_ASSERT_STRING_EQUAL(trace, "call 1 test;call 2 test;call 3 raises;err 3 call 3;");
