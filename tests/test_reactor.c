@@ -704,31 +704,58 @@ static void test_call_from_thread_wakes_sleeper(void)
 
 /* ---- signals ---- */
 
-static int raise_sigint(void *arg)
+static int raise_signal(void *arg)
 {
     record("raise");
-    raise(SIGINT);
+    raise(*(int *)arg);
     return 0;
 }
 
-static void test_sigint_stops_cleanly(void)
+static void test_signals_stop_cleanly(void)
 {
-    coil_reactor_options o = {0};
-    o.handle_signals = 1;
-    coil_reactor *r;
-    CU_ASSERT_EQUAL_FATAL(coil_reactor_new(&r, &o), 0);
-    trace_reset();
-    coil_reactor_add_trigger(r, COIL_EVENT_SHUTDOWN, COIL_PHASE_AFTER, trig_record, "A");
-    coil_reactor_call_later(r, 0.01, raise_sigint, NULL);
-    coil_test_log_capture_start();
-    CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
-    CU_ASSERT(coil_test_log_contains("received SIGINT; stopping the reactor"));
-    coil_test_log_capture_stop();
-    CU_ASSERT_STRING_EQUAL(trace, "raiseA");
-    /* The previous disposition is back once run() returns. */
+    static int signals[] = {SIGINT, SIGTERM};
+    static const char *names[] = {"received SIGINT; stopping the reactor",
+                                  "received SIGTERM; stopping the reactor"};
+    for (int i = 0; i < 2; i++) {
+        coil_reactor_options o = {0};
+        o.handle_signals = 1;
+        coil_reactor *r;
+        CU_ASSERT_EQUAL_FATAL(coil_reactor_new(&r, &o), 0);
+        trace_reset();
+        coil_reactor_add_trigger(r, COIL_EVENT_SHUTDOWN, COIL_PHASE_AFTER, trig_record,
+                                 "A");
+        coil_reactor_call_later(r, 0.01, raise_signal, &signals[i]);
+        coil_test_log_capture_start();
+        CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
+        CU_ASSERT(coil_test_log_contains(names[i]));
+        coil_test_log_capture_stop();
+        CU_ASSERT_STRING_EQUAL(trace, "raiseA");
+        /* The previous disposition is back once run() returns. */
+        struct sigaction sa;
+        sigaction(signals[i], NULL, &sa);
+        CU_ASSERT_PTR_EQUAL(sa.sa_handler, SIG_DFL);
+        coil_reactor_free(r);
+    }
+}
+
+/* Without the option, the reactor leaves signal dispositions alone, also
+ * while it runs. */
+static void (*handler_while_running)(int);
+static int look_at_sigint(void *arg)
+{
     struct sigaction sa;
     sigaction(SIGINT, NULL, &sa);
-    CU_ASSERT_PTR_EQUAL(sa.sa_handler, SIG_DFL);
+    handler_while_running = sa.sa_handler;
+    return coil_reactor_stop(arg);
+}
+
+static void test_signals_not_handled_by_default(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_reactor_call_soon(r, look_at_sigint, r);
+    handler_while_running = (void (*)(int))1;
+    coil_reactor_run(r);
+    CU_ASSERT_PTR_EQUAL(handler_while_running, SIG_DFL);
     coil_reactor_free(r);
 }
 
@@ -782,7 +809,8 @@ static int add_suites(void)
         COIL_TEST(test_fd_writable),
         COIL_TEST(test_call_from_thread),
         COIL_TEST(test_call_from_thread_wakes_sleeper),
-        COIL_TEST(test_sigint_stops_cleanly),
+        COIL_TEST(test_signals_stop_cleanly),
+        COIL_TEST(test_signals_not_handled_by_default),
         COIL_TEST(test_idle_reactor_sleeps),
         {NULL, NULL},
     };
