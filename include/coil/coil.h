@@ -7,6 +7,10 @@
 #include "failure.h"
 #include "reactor.h"
 #include "deferred.h"
+#include "address.h"
+#include "protocol.h"
+#include "transport.h"
+#include "memory.h"
 
 #define COIL_VERSION_MAJOR  0
 #define COIL_VERSION_MINOR  1

@@ -37,7 +37,9 @@ extern "C" {
     X(EFIRSTERROR, -13, "one deferred of a list failed")                  \
     X(ECALLED, -14, "call has already run")                               \
     X(EUNHANDLED, -15, "error in a callback")                             \
-    X(ECLOSED, -16, "connection closed")
+    X(ECLOSED, -16, "connection closed")                                  \
+    X(ECONNLOST, -17, "connection lost")                                  \
+    X(EABORTED, -18, "connection aborted")
 
 enum coil_error {
     COIL_OK = 0,

@@ -1,0 +1,177 @@
+/* coil — the one transport interface.
+ *
+ * Every transport (TCP, UNIX, the in-memory pair, later TLS and SSH
+ * channels) is a coil_transport whose first member points at a static const
+ * table of operations, in the manner of the kernel's file_operations.
+ * Callers never touch the table: they use the inline wrappers below.
+ *
+ * Ownership: a transport owns its protocol. The transport frees itself
+ * after the connection is over and connection_lost has returned; a
+ * protocol's pointer to it is valid until then. `write` copies: callers keep
+ * no lifetime burden.
+ *
+ * Close reasons, as passed to connection_lost (coil_failure_code in domain
+ * COIL_DOMAIN_COIL):
+ *   COIL_ECLOSED    clean close: lose_connection finished, or the peer
+ *                   closed cleanly (EOF)
+ *   COIL_ECONNLOST  lost: reset, broken pipe, ... (the cause holds errno)
+ *   COIL_EABORTED   abort_connection was called here
+ */
+#ifndef COIL_TRANSPORT_H
+#define COIL_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "address.h"
+#include "error.h"
+#include "protocol.h"
+#include "reactor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- producers --------------------------------------------------------- */
+
+/* Something that writes into a transport and can be told to stop and go
+ * (Twisted's IPushProducer / IPullProducer). Embed it first in your struct.
+ * A streaming (push) producer is paused when the transport's write queue
+ * passes the high-water mark and resumed when it drains below the
+ * low-water mark; a non-streaming (pull) producer is asked for more
+ * (resume) each time the queue has drained below the low-water mark. */
+typedef struct coil_producer coil_producer;
+typedef struct coil_producer_ops {
+    void (*pause_producing)(coil_producer *p);
+    void (*resume_producing)(coil_producer *p);
+    void (*stop_producing)(coil_producer *p); /* the connection is going away */
+} coil_producer_ops;
+struct coil_producer {
+    const coil_producer_ops *ops;
+};
+
+/* ---- information ------------------------------------------------------- */
+
+typedef struct coil_transport_info {
+    const char *kind;     /* "tcp", "unix", "memory", ... (static string) */
+    size_t write_queued;  /* bytes accepted by write but not yet sent */
+    size_t high_water;    /* the write queue's marks */
+    size_t low_water;
+    int reading;          /* 0 while paused */
+    /* UNIX sockets: the peer's credentials (SO_PEERCRED); -1 otherwise. */
+    pid_t peer_pid;
+    long peer_uid;
+    long peer_gid;
+} coil_transport_info;
+
+/* ---- the table --------------------------------------------------------- */
+
+typedef struct coil_transport_ops {
+    const char *kind;
+    int (*write)(coil_transport *t, const void *data, size_t len);
+    int (*writev)(coil_transport *t, const struct iovec *iov, int iovcnt);
+    int (*lose_connection)(coil_transport *t);
+    int (*abort_connection)(coil_transport *t);
+    int (*lose_write_connection)(coil_transport *t);
+    int (*get_peer)(const coil_transport *t, coil_address *out);
+    int (*get_host)(const coil_transport *t, coil_address *out);
+    int (*pause_reading)(coil_transport *t);
+    int (*resume_reading)(coil_transport *t);
+    int (*register_producer)(coil_transport *t, coil_producer *p, int streaming);
+    int (*unregister_producer)(coil_transport *t);
+    int (*start_tls)(coil_transport *t, void *tls_context, int server);
+    int (*info)(const coil_transport *t, coil_transport_info *out);
+    /* Bytes buffered inside this layer that no fd event will announce (TLS
+     * and SSH hold decrypted data); the reactor drains them before sleeping.
+     * Plain sockets return 0. */
+    size_t (*pending)(const coil_transport *t);
+} coil_transport_ops;
+
+struct coil_transport {
+    const coil_transport_ops *ops;
+    coil_protocol *protocol;
+    coil_reactor *reactor;
+};
+
+/* ---- wrappers (all return 0 or a negative COIL_E* code) ---------------- */
+
+/* Queue bytes (copied). Never blocks; bytes go out in order. COIL_ECLOSED
+ * after lose_connection / lose_write_connection or once the connection is
+ * gone; the bytes are then dropped. */
+static inline int coil_transport_write(coil_transport *t, const void *data, size_t len)
+{
+    return t->ops->write(t, data, len);
+}
+static inline int coil_transport_writev(coil_transport *t, const struct iovec *iov,
+                                        int iovcnt)
+{
+    return t->ops->writev(t, iov, iovcnt);
+}
+/* Send everything queued, then close cleanly. */
+static inline int coil_transport_lose_connection(coil_transport *t)
+{
+    return t->ops->lose_connection(t);
+}
+/* Close now; what is queued is dropped. */
+static inline int coil_transport_abort_connection(coil_transport *t)
+{
+    return t->ops->abort_connection(t);
+}
+/* Half-close: send what is queued, then shut the write side; keep reading. */
+static inline int coil_transport_lose_write_connection(coil_transport *t)
+{
+    return t->ops->lose_write_connection(t);
+}
+static inline int coil_transport_get_peer(const coil_transport *t, coil_address *out)
+{
+    return t->ops->get_peer(t, out);
+}
+static inline int coil_transport_get_host(const coil_transport *t, coil_address *out)
+{
+    return t->ops->get_host(t, out);
+}
+/* Stop / restart delivering data_received (the transport as a producer). */
+static inline int coil_transport_pause_reading(coil_transport *t)
+{
+    return t->ops->pause_reading(t);
+}
+static inline int coil_transport_resume_reading(coil_transport *t)
+{
+    return t->ops->resume_reading(t);
+}
+/* One producer at a time: COIL_EBUSY when one is registered. */
+static inline int coil_transport_register_producer(coil_transport *t, coil_producer *p,
+                                                   int streaming)
+{
+    return t->ops->register_producer(t, p, streaming);
+}
+static inline int coil_transport_unregister_producer(coil_transport *t)
+{
+    return t->ops->unregister_producer(t);
+}
+/* Upgrade in place (STARTTLS); COIL_ENOTSUP where a transport cannot. */
+static inline int coil_transport_start_tls(coil_transport *t, void *tls_context,
+                                           int server)
+{
+    return t->ops->start_tls(t, tls_context, server);
+}
+static inline int coil_transport_info_get(const coil_transport *t,
+                                          coil_transport_info *out)
+{
+    return t->ops->info(t, out);
+}
+static inline size_t coil_transport_pending(const coil_transport *t)
+{
+    return t->ops->pending(t);
+}
+
+/* Shared stubs for operations a transport cannot do (no NULL slots): they
+ * return COIL_ENOTSUP and log nothing. */
+int coil_transport_no_start_tls(coil_transport *t, void *tls_context, int server);
+size_t coil_transport_no_pending(const coil_transport *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

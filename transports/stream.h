@@ -1,0 +1,114 @@
+/* The stream machinery shared by every byte-stream transport: the write
+ * queue (chained chunks, flushed with writev), the high/low-water marks and
+ * the producer they pause and resume, the close states (flush then close,
+ * flush then half-close, abort), and safe dispatch to the protocol, so a
+ * protocol may close or abort from inside any callback.
+ *
+ * A transport kind (TCP, UNIX, the in-memory pair) embeds coil__stream
+ * first and supplies a coil__stream_lower table: how to send bytes, how to
+ * ask for write readiness and for reading, how to shut the write side and
+ * how to release itself. It reports what happens below through the
+ * coil__stream_* event functions. */
+#ifndef COIL_TRANSPORTS_STREAM_H
+#define COIL_TRANSPORTS_STREAM_H
+
+#include <coil/transport.h>
+
+typedef struct coil__stream coil__stream;
+
+typedef struct coil__stream_lower {
+    /* Send bytes from iov: returns the count taken (0: would block) or a
+     * negative errno on a fatal error. */
+    ssize_t (*send)(coil__stream *s, const struct iovec *iov, int iovcnt);
+    /* Ask for (on=1) or stop (0) coil__stream_writable() calls. */
+    void (*want_write)(coil__stream *s, int on);
+    /* Start (1) or stop (0) delivering data through coil__stream_data(). */
+    void (*set_reading)(coil__stream *s, int on);
+    /* Shut the write side once the queue is flushed; 0 or negative errno. */
+    int (*shutdown_write)(coil__stream *s);
+    /* Release what is below (close the fd, detach from the peer), once.
+     * `abort` is 1 for abort_connection and lost connections. */
+    void (*close)(coil__stream *s, int abort);
+    /* Free the transport's memory (the stream is embedded first). */
+    void (*free)(coil__stream *s);
+    int (*get_peer)(const coil__stream *s, coil_address *out);
+    int (*get_host)(const coil__stream *s, coil_address *out);
+    /* Fill kind-specific fields of info (kind, credentials). */
+    void (*info)(const coil__stream *s, coil_transport_info *out);
+} coil__stream_lower;
+
+typedef struct coil__chunk {
+    struct coil__chunk *next;
+    size_t start, end, cap;
+    unsigned char data[];
+} coil__chunk;
+
+enum coil__stream_state {
+    COIL__STREAM_OPEN,
+    COIL__STREAM_CLOSING,  /* lose_connection: flush, then close */
+    COIL__STREAM_CLOSED    /* connection_lost delivered or pending */
+};
+
+struct coil__stream {
+    coil_transport base; /* first: a coil__stream is a coil_transport */
+    const coil__stream_lower *lower;
+
+    coil__chunk *head, *tail;
+    size_t queued;
+    size_t high_water, low_water;
+
+    coil_producer *producer;
+    int streaming;
+    int producer_paused;
+
+    enum coil__stream_state state;
+    int write_shut_requested; /* lose_write_connection: shut after flush */
+    int write_shut;           /* the write side is shut */
+    int read_shut;            /* EOF seen */
+    int reading;              /* 0 while paused by the protocol */
+    int connected;            /* connection_made delivered */
+
+    int depth;         /* callbacks of ours on the stack */
+    int free_pending;  /* tear down when depth returns to 0 */
+    coil_failure *reason;
+};
+
+
+/* Set up `s` (zeroed by the caller) for `protocol` on `r`. */
+void coil__stream_init(coil__stream *s, const coil_transport_ops *ops,
+                       const coil__stream_lower *lower, coil_reactor *r,
+                       coil_protocol *protocol);
+
+/* Keep `s` alive across several event calls: a protocol may close inside
+ * any of them, and the transport is freed only after the outermost
+ * release. */
+void coil__stream_hold(coil__stream *s);
+void coil__stream_release(coil__stream *s);
+
+/* Events from below. Each may free `s` when called without a hold. */
+void coil__stream_connected(coil__stream *s); /* delivers connection_made */
+void coil__stream_data(coil__stream *s, const void *data, size_t len);
+void coil__stream_eof(coil__stream *s);
+void coil__stream_writable(coil__stream *s);
+/* The connection broke below: `reason` (owned) goes to connection_lost. */
+void coil__stream_lost(coil__stream *s, coil_failure *reason);
+
+/* The operations, for kinds that wrap one (all take the coil_transport). */
+int coil__stream_write(coil_transport *t, const void *data, size_t len);
+int coil__stream_writev(coil_transport *t, const struct iovec *iov, int iovcnt);
+int coil__stream_lose_connection(coil_transport *t);
+int coil__stream_abort_connection(coil_transport *t);
+int coil__stream_lose_write_connection(coil_transport *t);
+int coil__stream_get_peer(const coil_transport *t, coil_address *out);
+int coil__stream_get_host(const coil_transport *t, coil_address *out);
+int coil__stream_pause_reading(coil_transport *t);
+int coil__stream_resume_reading(coil_transport *t);
+int coil__stream_register_producer(coil_transport *t, coil_producer *p, int streaming);
+int coil__stream_unregister_producer(coil_transport *t);
+int coil__stream_info(const coil_transport *t, coil_transport_info *out);
+
+#define COIL__STREAM_HIGH_WATER (64 * 1024)
+#define COIL__STREAM_LOW_WATER (16 * 1024)
+#define COIL__CHUNK_SIZE (16 * 1024)
+
+#endif
