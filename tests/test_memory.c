@@ -14,10 +14,10 @@ typedef struct rec_proto {
     size_t len, cap;
     int made, lost, read_lost, write_lost, destroyed;
     int lost_code, lost_cause_errno;
-    int close_on_data;   /* lose_connection inside data_received */
-    int abort_on_data;   /* abort_connection inside data_received */
-    int echo;            /* write back what arrives */
-    int keep;            /* do not free in destroy: the test reads it after */
+    int close_on_data; /* lose_connection inside data_received */
+    int abort_on_data; /* abort_connection inside data_received */
+    int echo;          /* write back what arrives */
+    int keep;          /* do not free in destroy: the test reads it after */
 } rec_proto;
 
 static void note(rec_proto *p, const char *s)

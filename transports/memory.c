@@ -91,8 +91,9 @@ static void deliver(mem_end *e)
     if (e->in.len == 0 && s->state != COIL__STREAM_CLOSED) {
         if (e->in_close == 2) {
             coil__stream_lost(
-                s, coil_failure_wrap(coil_failure_from_errno(ECONNRESET, "peer reset"),
-                                     COIL_DOMAIN_COIL, COIL_ECONNLOST, "connection lost"));
+                s,
+                coil_failure_wrap(coil_failure_from_errno(ECONNRESET, "peer reset"),
+                                  COIL_DOMAIN_COIL, COIL_ECONNLOST, "connection lost"));
         } else if (e->in_eof || e->in_close == 1) {
             if (e->reading || e->in_close)
                 coil__stream_eof(s);
@@ -219,12 +220,17 @@ static void mem_info(const coil__stream *s, coil_transport_info *out)
 {
 }
 
+static void mem_lost(coil__stream *s, const coil_failure *reason)
+{
+}
+
 static const coil__stream_lower pair_lower = {
     .send = pair_send,
     .want_write = pair_want_write,
     .set_reading = pair_set_reading,
     .shutdown_write = pair_shutdown_write,
     .close = pair_close,
+    .lost = mem_lost,
     .free = pair_free,
     .get_peer = mem_get_peer,
     .get_host = mem_get_host,
@@ -351,6 +357,7 @@ static const coil__stream_lower test_lower = {
     .set_reading = test_set_reading,
     .shutdown_write = test_shutdown_write,
     .close = test_close,
+    .lost = mem_lost,
     .free = test_free,
     .get_peer = mem_get_peer,
     .get_host = mem_get_host,
@@ -439,10 +446,9 @@ int coil_memory_transport_peer_close(coil_transport *t, int lost)
         return COIL_ECLOSED;
     if (!lost)
         return coil_memory_transport_feed_eof(t);
-    coil__stream_lost(&e->s,
-                      coil_failure_wrap(coil_failure_from_errno(ECONNRESET, "peer reset"),
-                                        COIL_DOMAIN_COIL, COIL_ECONNLOST,
-                                        "connection lost"));
+    coil__stream_lost(
+        &e->s, coil_failure_wrap(coil_failure_from_errno(ECONNRESET, "peer reset"),
+                                 COIL_DOMAIN_COIL, COIL_ECONNLOST, "connection lost"));
     return 0;
 }
 

@@ -8,7 +8,7 @@
 #include <coil/log.h>
 
 #define LOG_MODULE "transport"
-#define MAX_IOV 64
+#define MAX_IOV    64
 
 /* ---- teardown -------------------------------------------------------------- */
 
@@ -36,6 +36,7 @@ static void teardown(coil__stream *s)
         if (p->ops->destroy)
             p->ops->destroy(p);
     }
+    s->lower->lost(s, reason);
     coil_failure_free(reason);
     s->lower->free(s);
 }
@@ -248,8 +249,10 @@ int coil__stream_writev(coil_transport *t, const struct iovec *iov, int iovcnt)
     }
     for (int i = skip; i < iovcnt; i++) {
         size_t o = i == skip ? off : 0;
-        if (append(s, (const unsigned char *)iov[i].iov_base + o, iov[i].iov_len - o) != 0) {
-            coil_log(COIL_LOG_ERROR, LOG_MODULE, "out of memory queueing %zu bytes", total);
+        if (append(s, (const unsigned char *)iov[i].iov_base + o, iov[i].iov_len - o) !=
+            0) {
+            coil_log(COIL_LOG_ERROR, LOG_MODULE, "out of memory queueing %zu bytes",
+                     total);
             return COIL_ENOMEM;
         }
     }

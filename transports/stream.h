@@ -29,6 +29,9 @@ typedef struct coil__stream_lower {
     /* Release what is below (close the fd, detach from the peer), once.
      * `abort` is 1 for abort_connection and lost connections. */
     void (*close)(coil__stream *s, int abort);
+    /* After the protocol heard connection_lost: tell whoever else must
+     * know (a client factory), with the same reason (borrowed). */
+    void (*lost)(coil__stream *s, const coil_failure *reason);
     /* Free the transport's memory (the stream is embedded first). */
     void (*free)(coil__stream *s);
     int (*get_peer)(const coil__stream *s, coil_address *out);
@@ -45,8 +48,8 @@ typedef struct coil__chunk {
 
 enum coil__stream_state {
     COIL__STREAM_OPEN,
-    COIL__STREAM_CLOSING,  /* lose_connection: flush, then close */
-    COIL__STREAM_CLOSED    /* connection_lost delivered or pending */
+    COIL__STREAM_CLOSING, /* lose_connection: flush, then close */
+    COIL__STREAM_CLOSED   /* connection_lost delivered or pending */
 };
 
 struct coil__stream {
@@ -68,11 +71,10 @@ struct coil__stream {
     int reading;              /* 0 while paused by the protocol */
     int connected;            /* connection_made delivered */
 
-    int depth;         /* callbacks of ours on the stack */
-    int free_pending;  /* tear down when depth returns to 0 */
+    int depth;        /* callbacks of ours on the stack */
+    int free_pending; /* tear down when depth returns to 0 */
     coil_failure *reason;
 };
-
 
 /* Set up `s` (zeroed by the caller) for `protocol` on `r`. */
 void coil__stream_init(coil__stream *s, const coil_transport_ops *ops,
@@ -108,7 +110,7 @@ int coil__stream_unregister_producer(coil_transport *t);
 int coil__stream_info(const coil_transport *t, coil_transport_info *out);
 
 #define COIL__STREAM_HIGH_WATER (64 * 1024)
-#define COIL__STREAM_LOW_WATER (16 * 1024)
-#define COIL__CHUNK_SIZE (16 * 1024)
+#define COIL__STREAM_LOW_WATER  (16 * 1024)
+#define COIL__CHUNK_SIZE        (16 * 1024)
 
 #endif

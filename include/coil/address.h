@@ -33,8 +33,8 @@ typedef struct coil_address {
         struct sockaddr_in6 in6;
         struct sockaddr_un un;
     } u;
-    socklen_t len;     /* socket kinds: the length of u */
-    char name[64];     /* MEMORY / SSH: a description ("memory:3") */
+    socklen_t len; /* socket kinds: the length of u */
+    char name[64]; /* MEMORY / SSH: a description ("memory:3") */
 } coil_address;
 
 /* Fill `a` from a socket address (AF_INET, AF_INET6 or AF_UNIX). Returns 0

@@ -11,6 +11,8 @@
 #include "protocol.h"
 #include "transport.h"
 #include "memory.h"
+#include "tcp.h"
+#include "unix.h"
 
 #define COIL_VERSION_MAJOR  0
 #define COIL_VERSION_MINOR  1

@@ -53,6 +53,50 @@ struct coil_protocol {
     void *user;                /* yours */
 };
 
+/* ---- factories --------------------------------------------------------
+
+A factory builds one protocol per connection. Embed coil_factory first in
+your struct. Servers use build_protocol, start and stop; client factories
+also hear about their connectors. All callbacks but build_protocol are
+optional (NULL).
+
+  build_protocol(f, peer)   a new protocol for a connection from/to `peer`
+                            (borrowed); NULL refuses the connection
+  start(f) / stop(f)        the first listener or connector starts using the
+                            factory / the last stops (Twisted's doStart and
+                            doStop); counted, so several listeners may share
+  started_connecting(f, c)  a connection attempt begins
+  connection_failed(f, c, reason)   the attempt failed: refused, timed out,
+                            unreachable, name not found (reason borrowed)
+  connection_lost(f, c, reason)     an established connection ended; called
+                            after the protocol's connection_lost
+  destroy(f)                free the factory when its owner (a listener made
+                            with ownership, a reconnecting connector) is freed
+*/
+typedef struct coil_factory coil_factory;
+typedef struct coil_connector coil_connector;
+
+typedef struct coil_factory_ops {
+    coil_protocol *(*build_protocol)(coil_factory *f, const coil_address *peer);
+    void (*start)(coil_factory *f);
+    void (*stop)(coil_factory *f);
+    void (*started_connecting)(coil_factory *f, coil_connector *c);
+    void (*connection_failed)(coil_factory *f, coil_connector *c,
+                              const coil_failure *reason);
+    void (*connection_lost)(coil_factory *f, coil_connector *c,
+                            const coil_failure *reason);
+} coil_factory_ops;
+
+struct coil_factory {
+    const coil_factory_ops *ops;
+    int users; /* listeners and connectors using it (start/stop counting) */
+    void *user;
+};
+
+/* Counted start/stop, called by listeners and connectors. */
+void coil_factory_do_start(coil_factory *f);
+void coil_factory_do_stop(coil_factory *f);
+
 #ifdef __cplusplus
 }
 #endif

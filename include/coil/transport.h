@@ -54,11 +54,11 @@ struct coil_producer {
 /* ---- information ------------------------------------------------------- */
 
 typedef struct coil_transport_info {
-    const char *kind;     /* "tcp", "unix", "memory", ... (static string) */
-    size_t write_queued;  /* bytes accepted by write but not yet sent */
-    size_t high_water;    /* the write queue's marks */
+    const char *kind;    /* "tcp", "unix", "memory", ... (static string) */
+    size_t write_queued; /* bytes accepted by write but not yet sent */
+    size_t high_water;   /* the write queue's marks */
     size_t low_water;
-    int reading;          /* 0 while paused */
+    int reading; /* 0 while paused */
     /* UNIX sockets: the peer's credentials (SO_PEERCRED); -1 otherwise. */
     pid_t peer_pid;
     long peer_uid;

@@ -1,0 +1,421 @@
+/* TCP (IPv4, IPv6) and UNIX sockets on loopback, with a real reactor:
+ * echo, addresses, credentials, refused connections, stale socket files. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* ---- an echo server ---- */
+
+typedef struct echo {
+    coil_protocol base;
+} echo;
+
+static void echo_data(coil_protocol *p, const void *data, size_t len)
+{
+    coil_transport_write(p->transport, data, len);
+}
+
+static void echo_destroy(coil_protocol *p)
+{
+    free(p);
+}
+
+static const coil_protocol_ops echo_ops = {
+    .data_received = echo_data,
+    .destroy = echo_destroy,
+};
+
+static int servers_built;
+static coil_protocol *echo_build(coil_factory *f, const coil_address *peer)
+{
+    echo *e = calloc(1, sizeof *e);
+    e->base.ops = &echo_ops;
+    servers_built++;
+    return &e->base;
+}
+
+static const coil_factory_ops echo_factory_ops = {.build_protocol = echo_build};
+
+/* ---- a client that sends a message and checks the echo ---- */
+
+typedef struct client {
+    coil_protocol base;
+    coil_reactor *r;
+    unsigned char *msg;
+    size_t len, got;
+    int mismatch, lost, lost_code;
+    coil_transport_info info;
+    char host[128], peer[128];
+} client;
+
+static client *the_client;
+
+static void client_made(coil_protocol *p)
+{
+    client *c = (client *)p;
+    coil_address a;
+    coil_transport_get_host(p->transport, &a);
+    coil_address_format(&a, c->host, sizeof c->host);
+    coil_transport_get_peer(p->transport, &a);
+    coil_address_format(&a, c->peer, sizeof c->peer);
+    coil_transport_info_get(p->transport, &c->info);
+    coil_transport_write(p->transport, c->msg, c->len);
+}
+
+static void client_data(coil_protocol *p, const void *data, size_t len)
+{
+    client *c = (client *)p;
+    if (c->got + len > c->len || memcmp(c->msg + c->got, data, len) != 0)
+        c->mismatch = 1;
+    c->got += len;
+    if (c->got >= c->len)
+        coil_transport_lose_connection(p->transport);
+}
+
+static void client_lost(coil_protocol *p, const coil_failure *reason)
+{
+    client *c = (client *)p;
+    c->lost++;
+    c->lost_code = coil_failure_code(reason);
+    coil_reactor_stop(c->r);
+}
+
+static void client_destroy(coil_protocol *p)
+{
+}
+
+static const coil_protocol_ops client_ops = {
+    .connection_made = client_made,
+    .data_received = client_data,
+    .connection_lost = client_lost,
+    .destroy = client_destroy,
+};
+
+typedef struct client_factory {
+    coil_factory base;
+    int started, failed, factory_lost;
+    char failure[256];
+    int failure_domain, failure_code;
+    coil_reactor *r;
+} client_factory;
+
+static coil_protocol *client_build(coil_factory *f, const coil_address *peer)
+{
+    return &the_client->base;
+}
+
+static void client_started(coil_factory *f, coil_connector *c)
+{
+    ((client_factory *)f)->started++;
+}
+
+static void client_failed(coil_factory *f, coil_connector *c, const coil_failure *reason)
+{
+    client_factory *cf = (client_factory *)f;
+    cf->failed++;
+    snprintf(cf->failure, sizeof cf->failure, "%s", coil_failure_message(reason));
+    cf->failure_domain = coil_failure_domain(reason);
+    cf->failure_code = coil_failure_code(reason);
+    coil_reactor_stop(cf->r);
+}
+
+static void client_factory_lost(coil_factory *f, coil_connector *c,
+                                const coil_failure *reason)
+{
+    ((client_factory *)f)->factory_lost++;
+}
+
+static const coil_factory_ops client_factory_ops = {
+    .build_protocol = client_build,
+    .started_connecting = client_started,
+    .connection_failed = client_failed,
+    .connection_lost = client_factory_lost,
+};
+
+static int give_up(void *arg)
+{
+    coil_reactor_stop(arg);
+    return 0;
+}
+
+static void run_echo(coil_reactor *r, size_t size, int (*connect_fn)(coil_reactor *,
+                                                                       coil_factory *,
+                                                                       coil_connector **),
+                     client *c, client_factory *cf)
+{
+    memset(c, 0, sizeof *c);
+    memset(cf, 0, sizeof *cf);
+    c->base.ops = &client_ops;
+    c->r = r;
+    c->len = size;
+    c->msg = malloc(size);
+    for (size_t i = 0; i < size; i++)
+        c->msg[i] = (unsigned char)(i * 31 + 7);
+    the_client = c;
+    cf->base.ops = &client_factory_ops;
+    cf->r = r;
+    coil_connector *k = NULL;
+    CU_ASSERT_EQUAL_FATAL(connect_fn(r, &cf->base, &k), 0);
+    coil_timer *t = coil_reactor_call_later(r, 20, give_up, r);
+    coil_reactor_run(r);
+    coil_timer_cancel(t);
+    CU_ASSERT_EQUAL(cf->started, 1);
+    CU_ASSERT_EQUAL(cf->failed, 0);
+    CU_ASSERT_EQUAL(c->got, size);
+    CU_ASSERT_EQUAL(c->mismatch, 0);
+    CU_ASSERT_EQUAL(c->lost, 1);
+    CU_ASSERT_EQUAL(c->lost_code, COIL_ECLOSED);
+    CU_ASSERT_EQUAL(cf->factory_lost, 1);
+    coil_connector_free(k);
+    free(c->msg);
+}
+
+static coil_factory server_factory = {&echo_factory_ops, 0, NULL};
+static int tcp_port;
+static const char *tcp_host;
+
+static int connect_tcp(coil_reactor *r, coil_factory *f, coil_connector **k)
+{
+    coil_tcp_connect_options o = {0};
+    o.host = tcp_host;
+    o.port = tcp_port;
+    return coil_tcp_connect(r, &o, f, k);
+}
+
+static void tcp_echo(const char *iface, const char *host, const char *prefix)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_tcp_listen_options lo = {0};
+    lo.interface = iface;
+    coil_listener *l = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &server_factory, &l, &err), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    tcp_port = coil_address_port(&a);
+    CU_ASSERT(tcp_port > 0);
+    tcp_host = host;
+    size_t sizes[] = {1, 64 * 1024, 4 * 1024 * 1024};
+    for (size_t i = 0; i < 3; i++) {
+        client c;
+        client_factory cf;
+        run_echo(r, sizes[i], connect_tcp, &c, &cf);
+        CU_ASSERT_STRING_EQUAL(c.info.kind, "tcp");
+        CU_ASSERT(strncmp(c.peer, prefix, strlen(prefix)) == 0);
+        char want[64];
+        snprintf(want, sizeof want, "%s:%d", prefix, tcp_port);
+        CU_ASSERT_STRING_EQUAL(c.peer, want);
+    }
+    coil_listener_close(l);
+    CU_ASSERT_EQUAL(server_factory.users, 0);
+    coil_reactor_iterate(r, 0.05); /* let the server sides finish */
+    coil_reactor_free(r);
+}
+
+static void test_tcp4_echo(void)
+{
+    tcp_echo("127.0.0.1", "127.0.0.1", "127.0.0.1");
+}
+
+static void test_tcp6_echo(void)
+{
+    tcp_echo("::1", "::1", "[::1]");
+}
+
+static void test_tcp_refused(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    /* Find a free port: listen, note it, close. */
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "127.0.0.1";
+    coil_listener *l;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &server_factory, &l, NULL), 0);
+    coil_address a;
+    coil_listener_get_host(l, &a);
+    int port = coil_address_port(&a);
+    coil_listener_close(l);
+
+    client_factory cf = {0};
+    cf.base.ops = &client_factory_ops;
+    cf.r = r;
+    coil_tcp_connect_options o = {0};
+    o.host = "127.0.0.1";
+    o.port = port;
+    coil_connector *k;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &o, &cf.base, &k), 0);
+    coil_timer *t = coil_reactor_call_later(r, 10, give_up, r);
+    coil_reactor_run(r);
+    coil_timer_cancel(t);
+    CU_ASSERT_EQUAL(cf.failed, 1);
+    CU_ASSERT_EQUAL(cf.failure_domain, COIL_DOMAIN_SYSTEM);
+    CU_ASSERT_EQUAL(cf.failure_code, ECONNREFUSED);
+    char want[128];
+    snprintf(want, sizeof want, "connect to 127.0.0.1:%d failed: Connection refused", port);
+    CU_ASSERT_STRING_EQUAL(cf.failure, want);
+    coil_connector_free(k);
+
+    /* A name that does not resolve fails the same way, saying so. */
+    memset(&cf, 0, sizeof cf);
+    cf.base.ops = &client_factory_ops;
+    cf.r = r;
+    o.host = "no-such-host.invalid";
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &o, &cf.base, &k), 0);
+    CU_ASSERT_EQUAL(cf.failed, 1);
+    CU_ASSERT(strstr(cf.failure, "cannot resolve host name 'no-such-host.invalid'") != NULL);
+    coil_connector_free(k);
+    coil_reactor_free(r);
+}
+
+static void test_listen_errors(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "not-an-address";
+    coil_listener *l;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL(coil_tcp_listen(r, &lo, &server_factory, &l, &err), COIL_EINVAL);
+    CU_ASSERT_STRING_EQUAL(coil_failure_message(err),
+                           "interface 'not-an-address' is not an IPv4 or IPv6 address");
+    coil_failure_free(err);
+    /* The same port twice. */
+    lo.interface = "127.0.0.1";
+    coil_listener *l1;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &server_factory, &l1, NULL), 0);
+    coil_address a;
+    coil_listener_get_host(l1, &a);
+    lo.port = coil_address_port(&a);
+    CU_ASSERT_EQUAL(coil_tcp_listen(r, &lo, &server_factory, &l, &err), COIL_ESYSTEM);
+    char want[128];
+    snprintf(want, sizeof want, "cannot listen on 127.0.0.1:%d: Address already in use",
+             lo.port);
+    CU_ASSERT_STRING_EQUAL(coil_failure_message(err), want);
+    coil_failure_free(err);
+    coil_listener_close(l1);
+    coil_reactor_free(r);
+}
+
+static char unix_path[108];
+
+static int connect_unix(coil_reactor *r, coil_factory *f, coil_connector **k)
+{
+    coil_unix_connect_options o = {0};
+    o.path = unix_path;
+    return coil_unix_connect(r, &o, f, k);
+}
+
+static void test_unix_echo_mode_and_credentials(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    snprintf(unix_path, sizeof unix_path, "/tmp/coil-test-%d.sock", (int)getpid());
+    unlink(unix_path);
+    coil_unix_listen_options lo = {0};
+    lo.path = unix_path;
+    lo.mode = 0600;
+    coil_listener *l;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_unix_listen(r, &lo, &server_factory, &l, &err), 0);
+    struct stat st;
+    CU_ASSERT_EQUAL(stat(unix_path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT(S_ISSOCK(st.st_mode));
+    client c;
+    client_factory cf;
+    run_echo(r, 1 << 20, connect_unix, &c, &cf);
+    CU_ASSERT_STRING_EQUAL(c.info.kind, "unix");
+    CU_ASSERT_EQUAL(c.info.peer_pid, getpid());
+    CU_ASSERT_EQUAL(c.info.peer_uid, (long)getuid());
+    char want[160];
+    snprintf(want, sizeof want, "unix:%s", unix_path);
+    CU_ASSERT_STRING_EQUAL(c.peer, want);
+
+    /* A live socket is never replaced. */
+    coil_listener *l2;
+    CU_ASSERT_EQUAL(coil_unix_listen(r, &lo, &server_factory, &l2, &err), COIL_ESYSTEM);
+    CU_ASSERT(strstr(coil_failure_message(err), "a live server is using it") != NULL);
+    coil_failure_free(err);
+    coil_listener_close(l);
+    CU_ASSERT_NOT_EQUAL(access(unix_path, F_OK), 0); /* removed on close */
+    coil_reactor_iterate(r, 0.05);
+    coil_reactor_free(r);
+}
+
+static void test_unix_stale_socket_replaced(void)
+{
+    snprintf(unix_path, sizeof unix_path, "/tmp/coil-stale-%d.sock", (int)getpid());
+    unlink(unix_path);
+    /* A socket file whose server is gone. */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un un = {0};
+    un.sun_family = AF_UNIX;
+    strcpy(un.sun_path, unix_path);
+    CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&un, sizeof un), 0);
+    close(fd);
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_unix_listen_options lo = {0};
+    lo.path = unix_path;
+    coil_listener *l;
+    CU_ASSERT_EQUAL_FATAL(coil_unix_listen(r, &lo, &server_factory, &l, NULL), 0);
+    client c;
+    client_factory cf;
+    run_echo(r, 100, connect_unix, &c, &cf);
+    coil_listener_close(l);
+    coil_reactor_iterate(r, 0.05);
+    coil_reactor_free(r);
+
+    /* A regular file is not a stale socket: left alone, error. */
+    FILE *f = fopen(unix_path, "w");
+    fclose(f);
+    r = coil_test_reactor(NULL);
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL(coil_unix_listen(r, &lo, &server_factory, &l, &err), COIL_ESYSTEM);
+    CU_ASSERT(err && strstr(coil_failure_message(err), "Address already in use"));
+    coil_failure_free(err);
+    CU_ASSERT_EQUAL(access(unix_path, F_OK), 0);
+    unlink(unix_path);
+    coil_reactor_free(r);
+}
+
+static void test_unix_abstract(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    snprintf(unix_path, sizeof unix_path, "@coil-abstract-%d", (int)getpid());
+    coil_unix_listen_options lo = {0};
+    lo.path = unix_path;
+    coil_listener *l;
+    CU_ASSERT_EQUAL_FATAL(coil_unix_listen(r, &lo, &server_factory, &l, NULL), 0);
+    client c;
+    client_factory cf;
+    run_echo(r, 1000, connect_unix, &c, &cf);
+    char want[160];
+    snprintf(want, sizeof want, "unix:%s", unix_path);
+    CU_ASSERT_STRING_EQUAL(c.peer, want);
+    coil_listener_close(l);
+    coil_reactor_iterate(r, 0.05);
+    coil_reactor_free(r);
+}
+
+static int add_suites(void)
+{
+    static const coil_test_case cases[] = {
+        COIL_TEST(test_tcp4_echo),
+        COIL_TEST(test_tcp6_echo),
+        COIL_TEST(test_tcp_refused),
+        COIL_TEST(test_listen_errors),
+        COIL_TEST(test_unix_echo_mode_and_credentials),
+        COIL_TEST(test_unix_stale_socket_replaced),
+        COIL_TEST(test_unix_abstract),
+        {NULL, NULL},
+    };
+    return coil_test_add_suite("sockets", cases);
+}
+
+int main(void)
+{
+    return coil_test_main(add_suites);
+}

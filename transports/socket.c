@@ -1,0 +1,577 @@
+/* Sockets: connections, listeners and connectors shared by TCP and UNIX. */
+#include "socket.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <coil/log.h>
+
+#define LOG_MODULE "socket"
+#define READ_SIZE (64 * 1024)
+#define ACCEPTS_PER_EVENT 64
+
+/* ---- factories ---------------------------------------------------------------- */
+
+void coil_factory_do_start(coil_factory *f)
+{
+    if (f->users++ == 0 && f->ops->start)
+        f->ops->start(f);
+}
+
+void coil_factory_do_stop(coil_factory *f)
+{
+    if (f->users > 0 && --f->users == 0 && f->ops->stop)
+        f->ops->stop(f);
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+typedef struct sock_conn {
+    coil__stream s; /* first */
+    int fd;
+    coil_watch *w;
+    unsigned events;
+    coil_connector *connector;
+} sock_conn;
+
+struct coil_connector {
+    coil_reactor *r;
+    const coil_transport_ops *ops;
+    coil_factory *f;
+    struct sockaddr_storage addr, bind_addr;
+    socklen_t addrlen, bind_len;
+    char desc[160];
+    double timeout;
+    coil__sock_options opts;
+    int fd;
+    coil_watch *w;
+    coil_timer *timer;
+    sock_conn *conn;
+    int started;          /* factory do_start done */
+    coil_failure *error;  /* every attempt fails with it (unresolvable) */
+};
+
+static void update_events(sock_conn *c)
+{
+    if (c->w && coil_watch_set_events(c->w, c->events) != 0)
+        coil_log(COIL_LOG_ERROR, LOG_MODULE, "cannot change the events of fd %d", c->fd);
+}
+
+static ssize_t sock_send(coil__stream *s, const struct iovec *iov, int iovcnt)
+{
+    sock_conn *c = (sock_conn *)s;
+    struct msghdr msg = {0};
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = (size_t)iovcnt;
+    for (;;) {
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return -errno;
+    }
+}
+
+static void sock_want_write(coil__stream *s, int on)
+{
+    sock_conn *c = (sock_conn *)s;
+    unsigned ev = on ? c->events | COIL_IO_WRITE : c->events & ~COIL_IO_WRITE;
+    if (ev != c->events) {
+        c->events = ev;
+        update_events(c);
+    }
+}
+
+static void sock_set_reading(coil__stream *s, int on)
+{
+    sock_conn *c = (sock_conn *)s;
+    unsigned ev = on ? c->events | COIL_IO_READ : c->events & ~COIL_IO_READ;
+    if (ev != c->events) {
+        c->events = ev;
+        update_events(c);
+    }
+}
+
+static int sock_shutdown_write(coil__stream *s)
+{
+    sock_conn *c = (sock_conn *)s;
+    return shutdown(c->fd, SHUT_WR) == 0 || errno == ENOTCONN ? 0 : -errno;
+}
+
+static void sock_close(coil__stream *s, int abort)
+{
+    sock_conn *c = (sock_conn *)s;
+    if (c->fd < 0)
+        return;
+    if (abort) {
+        /* Reset, so the peer learns at once and nothing queued lingers. */
+        struct linger l = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    coil_watch_free(c->w);
+    c->w = NULL;
+    close(c->fd);
+    c->fd = -1;
+}
+
+static void sock_lost(coil__stream *s, const coil_failure *reason)
+{
+    sock_conn *c = (sock_conn *)s;
+    coil_connector *k = c->connector;
+    if (!k)
+        return;
+    k->conn = NULL;
+    c->connector = NULL;
+    if (k->f->ops->connection_lost)
+        k->f->ops->connection_lost(k->f, k, reason);
+}
+
+static void sock_free(coil__stream *s)
+{
+    free(s);
+}
+
+static int sock_name(const coil__stream *s, coil_address *out, int peer)
+{
+    const sock_conn *c = (const sock_conn *)s;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(out, 0, sizeof *out);
+    if (c->fd < 0)
+        return COIL_ECLOSED;
+    int rc = peer ? getpeername(c->fd, (struct sockaddr *)&ss, &len)
+                  : getsockname(c->fd, (struct sockaddr *)&ss, &len);
+    if (rc != 0)
+        return COIL_ESYSTEM;
+    return coil_address_from_sockaddr(out, (struct sockaddr *)&ss, len);
+}
+
+static int sock_get_peer(const coil__stream *s, coil_address *out)
+{
+    return sock_name(s, out, 1);
+}
+
+static int sock_get_host(const coil__stream *s, coil_address *out)
+{
+    return sock_name(s, out, 0);
+}
+
+static void sock_info(const coil__stream *s, coil_transport_info *out)
+{
+    const sock_conn *c = (const sock_conn *)s;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (c->fd >= 0 && strcmp(out->kind, "unix") == 0 &&
+        getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        out->peer_pid = cred.pid;
+        out->peer_uid = (long)cred.uid;
+        out->peer_gid = (long)cred.gid;
+    }
+}
+
+static const coil__stream_lower sock_lower = {
+    .send = sock_send,
+    .want_write = sock_want_write,
+    .set_reading = sock_set_reading,
+    .shutdown_write = sock_shutdown_write,
+    .close = sock_close,
+    .lost = sock_lost,
+    .free = sock_free,
+    .get_peer = sock_get_peer,
+    .get_host = sock_get_host,
+    .info = sock_info,
+};
+
+static coil_failure *lost_failure(int err)
+{
+    return coil_failure_wrap(coil_failure_from_errno(err, "socket error"), COIL_DOMAIN_COIL,
+                             COIL_ECONNLOST, "connection lost");
+}
+
+static void sock_io(void *arg, int fd, unsigned events)
+{
+    sock_conn *c = arg;
+    coil__stream *s = &c->s;
+    coil__stream_hold(s);
+    if (events & COIL_IO_READ) {
+        /* One read per event: no buffer is kept between reads, and other
+         * connections get their turn (the watch is level-triggered). */
+        unsigned char buf[READ_SIZE];
+        ssize_t n;
+        do
+            n = read(fd, buf, sizeof buf);
+        while (n < 0 && errno == EINTR);
+        if (n > 0)
+            coil__stream_data(s, buf, (size_t)n);
+        else if (n == 0)
+            coil__stream_eof(s);
+        else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            coil__stream_lost(s, lost_failure(errno));
+    }
+    if ((events & COIL_IO_WRITE) && c->fd >= 0)
+        coil__stream_writable(s);
+    if ((events & COIL_IO_ERROR) && !(events & COIL_IO_READ) && c->fd >= 0) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err)
+            coil__stream_lost(s, lost_failure(err));
+    }
+    coil__stream_release(s);
+}
+
+static void apply_options(int fd, const coil_transport_ops *ops, const coil__sock_options *o)
+{
+    int one = 1;
+    if (strcmp(ops->kind, "tcp") == 0 && (!o || o->no_delay >= 0))
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (o && o->keepalive)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *ops,
+                                    int fd, coil_protocol *p, coil_connector *connector,
+                                    const coil__sock_options *o)
+{
+    sock_conn *c = calloc(1, sizeof *c);
+    if (!c || coil_reactor_watch_fd(r, fd, 0, sock_io, c, &c->w) != 0) {
+        free(c);
+        close(fd);
+        if (p && p->ops->destroy)
+            p->ops->destroy(p);
+        return NULL;
+    }
+    apply_options(fd, ops, o);
+    c->fd = fd;
+    c->connector = connector;
+    coil__stream_init(&c->s, ops, &sock_lower, r, p);
+    coil__stream *s = &c->s;
+    coil__stream_hold(s);
+    coil__stream_connected(s); /* turns reading on */
+    coil__stream_release(s);
+    return &c->s.base;
+}
+
+/* ---- listeners -------------------------------------------------------------- */
+
+struct coil_listener {
+    coil_reactor *r;
+    const coil_transport_ops *ops;
+    coil_factory *f;
+    coil__sock_options opts;
+    int fd;
+    int spare_fd; /* closed to accept-and-drop when out of descriptors */
+    coil_watch *w;
+    char *unlink_path;
+    coil_timer *retry;
+};
+
+static int resume_accepting(void *arg)
+{
+    coil_listener *l = arg;
+    l->retry = NULL;
+    if (coil_watch_set_events(l->w, COIL_IO_READ) != 0)
+        coil_log(COIL_LOG_ERROR, LOG_MODULE, "cannot resume accepting on fd %d", l->fd);
+    return 0;
+}
+
+static void out_of_fds(coil_listener *l)
+{
+    /* Out of descriptors: accept the waiting connection on the spare fd and
+     * close it at once, so the client hears a close instead of waiting, and
+     * pause accepting for a moment rather than spin on a readable socket. */
+    if (l->spare_fd >= 0) {
+        close(l->spare_fd);
+        int fd = accept(l->fd, NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    coil_log(COIL_LOG_WARN, LOG_MODULE,
+             "out of file descriptors accepting connections; pausing accept for 0.1 s");
+    if (coil_watch_set_events(l->w, 0) == 0 && !l->retry)
+        l->retry = coil_reactor_call_later(l->r, 0.1, resume_accepting, l);
+}
+
+static void listener_io(void *arg, int fd, unsigned events)
+{
+    coil_listener *l = arg;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                out_of_fds(l);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                coil_log(COIL_LOG_ERROR, LOG_MODULE, "accept failed: %s", strerror(errno));
+            return;
+        }
+        coil_address peer;
+        if (coil_address_from_sockaddr(&peer, (struct sockaddr *)&ss, len) != 0)
+            memset(&peer, 0, sizeof peer);
+        coil_protocol *p = l->f->ops->build_protocol(l->f, &peer);
+        if (!p) {
+            close(cfd);
+            continue;
+        }
+        coil__sock_conn_new(l->r, l->ops, cfd, p, NULL, &l->opts);
+    }
+}
+
+int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
+                       coil_factory *f, const coil__sock_options *o, const char *unlink_path,
+                       coil_listener **out, coil_failure **err)
+{
+    coil_listener *l = calloc(1, sizeof *l);
+    if (!l)
+        goto oom;
+    l->r = r;
+    l->ops = ops;
+    l->f = f;
+    l->fd = fd;
+    if (o)
+        l->opts = *o;
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (unlink_path && !(l->unlink_path = strdup(unlink_path)))
+        goto oom;
+    if (coil_reactor_watch_fd(r, fd, COIL_IO_READ, listener_io, l, &l->w) != 0)
+        goto oom;
+    coil_factory_do_start(f);
+    *out = l;
+    return 0;
+oom:
+    if (l) {
+        if (l->spare_fd >= 0)
+            close(l->spare_fd);
+        free(l->unlink_path);
+        free(l);
+    }
+    close(fd);
+    if (err)
+        *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM, "out of memory listening");
+    return COIL_ENOMEM;
+}
+
+int coil_listener_get_host(const coil_listener *l, coil_address *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) != 0)
+        return COIL_ESYSTEM;
+    return coil_address_from_sockaddr(out, (struct sockaddr *)&ss, len);
+}
+
+void coil_listener_close(coil_listener *l)
+{
+    if (!l)
+        return;
+    if (l->retry)
+        coil_timer_cancel(l->retry);
+    coil_watch_free(l->w);
+    close(l->fd);
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
+    if (l->unlink_path)
+        unlink(l->unlink_path);
+    free(l->unlink_path);
+    coil_factory_do_stop(l->f);
+    free(l);
+}
+
+/* ---- connectors -------------------------------------------------------------- */
+
+static void connector_reset(coil_connector *k)
+{
+    if (k->timer) {
+        coil_timer_cancel(k->timer);
+        k->timer = NULL;
+    }
+    if (k->w) {
+        coil_watch_free(k->w);
+        k->w = NULL;
+    }
+    if (k->fd >= 0) {
+        close(k->fd);
+        k->fd = -1;
+    }
+}
+
+static void connect_failed(coil_connector *k, coil_failure *reason)
+{
+    connector_reset(k);
+    if (k->f->ops->connection_failed)
+        k->f->ops->connection_failed(k->f, k, reason);
+    coil_failure_free(reason);
+}
+
+static int connect_timeout(void *arg)
+{
+    coil_connector *k = arg;
+    k->timer = NULL;
+    connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
+                                       "connect to %s timed out after %g s", k->desc,
+                                       k->timeout));
+    return 0;
+}
+
+static void connected(coil_connector *k)
+{
+    int fd = k->fd;
+    k->fd = -1;
+    coil_watch_free(k->w);
+    k->w = NULL;
+    if (k->timer) {
+        coil_timer_cancel(k->timer);
+        k->timer = NULL;
+    }
+    coil_address peer;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+        coil_address_from_sockaddr(&peer, (struct sockaddr *)&ss, len) != 0)
+        memset(&peer, 0, sizeof peer);
+    coil_protocol *p = k->f->ops->build_protocol(k->f, &peer);
+    if (!p) {
+        close(fd);
+        if (k->f->ops->connection_failed) {
+            coil_failure *f = coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                               "connection to %s refused by the factory",
+                                               k->desc);
+            k->f->ops->connection_failed(k->f, k, f);
+            coil_failure_free(f);
+        }
+        return;
+    }
+    coil_transport *t = coil__sock_conn_new(k->r, k->ops, fd, p, k, &k->opts);
+    if (t && ((sock_conn *)t)->connector == k)
+        k->conn = (sock_conn *)t;
+}
+
+static void connector_io(void *arg, int fd, unsigned events)
+{
+    coil_connector *k = arg;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == 0) {
+        connected(k);
+        return;
+    }
+    connect_failed(k, coil_failure_from_errno(err, "connect to %s failed", k->desc));
+}
+
+int coil_connector_connect(coil_connector *k)
+{
+    if (k->fd >= 0 || k->conn)
+        return COIL_ESTATE;
+    if (k->f->ops->started_connecting)
+        k->f->ops->started_connecting(k->f, k);
+    if (k->error) {
+        connect_failed(k, coil_failure_copy(k->error));
+        return 0;
+    }
+    int fd = socket(k->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        connect_failed(k, coil_failure_from_errno(errno, "socket for %s failed", k->desc));
+        return 0;
+    }
+    k->fd = fd;
+    if (k->bind_len &&
+        bind(fd, (struct sockaddr *)&k->bind_addr, k->bind_len) != 0) {
+        connect_failed(k, coil_failure_from_errno(errno, "binding before connecting to %s failed",
+                                                  k->desc));
+        return 0;
+    }
+    int rc;
+    do
+        rc = connect(fd, (struct sockaddr *)&k->addr, k->addrlen);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0 && errno != EINPROGRESS && errno != EAGAIN) {
+        connect_failed(k, coil_failure_from_errno(errno, "connect to %s failed", k->desc));
+        return 0;
+    }
+    if (coil_reactor_watch_fd(k->r, fd, COIL_IO_WRITE, connector_io, k, &k->w) != 0) {
+        connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
+                                           "out of memory connecting to %s", k->desc));
+        return 0;
+    }
+    k->timer = coil_reactor_call_later(k->r, k->timeout, connect_timeout, k);
+    return 0;
+}
+
+int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
+                        const struct sockaddr *addr, socklen_t addrlen,
+                        const struct sockaddr *bind_addr, socklen_t bind_len,
+                        const char *desc, double timeout, const coil__sock_options *o,
+                        coil_factory *f, coil_failure *error, coil_connector **out)
+{
+    if (addrlen > sizeof(struct sockaddr_storage) ||
+        bind_len > sizeof(struct sockaddr_storage) || !(timeout >= 0)) {
+        coil_failure_free(error);
+        return COIL_EINVAL;
+    }
+    coil_connector *k = calloc(1, sizeof *k);
+    if (!k) {
+        coil_failure_free(error);
+        return COIL_ENOMEM;
+    }
+    k->error = error;
+    k->r = r;
+    k->ops = ops;
+    k->f = f;
+    memcpy(&k->addr, addr, addrlen);
+    k->addrlen = addrlen;
+    if (bind_addr) {
+        memcpy(&k->bind_addr, bind_addr, bind_len);
+        k->bind_len = bind_len;
+    }
+    snprintf(k->desc, sizeof k->desc, "%s", desc);
+    k->timeout = timeout > 0 ? timeout : 30;
+    if (o)
+        k->opts = *o;
+    k->fd = -1;
+    coil_factory_do_start(f);
+    k->started = 1;
+    *out = k;
+    return coil_connector_connect(k);
+}
+
+void coil_connector_stop_connecting(coil_connector *k)
+{
+    if (k->fd < 0)
+        return;
+    connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                       "connecting to %s was stopped", k->desc));
+}
+
+coil_transport *coil_connector_transport(const coil_connector *k)
+{
+    return k->conn ? &k->conn->s.base : NULL;
+}
+
+void coil_connector_free(coil_connector *k)
+{
+    if (!k)
+        return;
+    connector_reset(k);
+    if (k->conn)
+        k->conn->connector = NULL; /* the connection goes on alone */
+    if (k->started)
+        coil_factory_do_stop(k->f);
+    coil_failure_free(k->error);
+    free(k);
+}

@@ -1,0 +1,42 @@
+/* What TCP and UNIX sockets share: the connection (a coil__stream over a
+ * non-blocking fd), the listener (accept loop, EMFILE handling) and the
+ * connector (non-blocking connect with a timeout). tcp.c and unix.c add
+ * their addresses, options and ops tables. */
+#ifndef COIL_TRANSPORTS_SOCKET_H
+#define COIL_TRANSPORTS_SOCKET_H
+
+#include <sys/socket.h>
+
+#include <coil/tcp.h>
+#include <coil/unix.h>
+
+#include "stream.h"
+
+typedef struct coil__sock_options {
+    int no_delay;  /* TCP only: 1 on, -1 off */
+    int keepalive;
+} coil__sock_options;
+
+/* Wrap a connected fd (owned from now on) as a transport for `p`, and
+ * deliver connection_made. `ops` is the kind's table. `connector` (may be
+ * NULL) hears about the end. Returns the transport or NULL (fd closed,
+ * protocol destroyed). */
+coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *ops,
+                                    int fd, coil_protocol *p, coil_connector *connector,
+                                    const coil__sock_options *o);
+
+/* Listen on a bound, listening fd (owned). */
+int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
+                       coil_factory *f, const coil__sock_options *o, const char *unlink_path,
+                       coil_listener **out, coil_failure **err);
+
+/* A connector for an address already resolved. `desc` names the target in
+ * messages ("127.0.0.1:9", "unix:/run/x.sock"). When `error` is not NULL
+ * (owned: the address could not be resolved), every attempt fails with it. */
+int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
+                        const struct sockaddr *addr, socklen_t addrlen,
+                        const struct sockaddr *bind_addr, socklen_t bind_len,
+                        const char *desc, double timeout, const coil__sock_options *o,
+                        coil_factory *f, coil_failure *error, coil_connector **out);
+
+#endif
