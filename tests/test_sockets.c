@@ -144,9 +144,8 @@ static int give_up(void *arg)
     return 0;
 }
 
-static void run_echo(coil_reactor *r, size_t size, int (*connect_fn)(coil_reactor *,
-                                                                       coil_factory *,
-                                                                       coil_connector **),
+static void run_echo(coil_reactor *r, size_t size,
+                     int (*connect_fn)(coil_reactor *, coil_factory *, coil_connector **),
                      client *c, client_factory *cf)
 {
     memset(c, 0, sizeof *c);
@@ -256,7 +255,8 @@ static void test_tcp_refused(void)
     CU_ASSERT_EQUAL(cf.failure_domain, COIL_DOMAIN_SYSTEM);
     CU_ASSERT_EQUAL(cf.failure_code, ECONNREFUSED);
     char want[128];
-    snprintf(want, sizeof want, "connect to 127.0.0.1:%d failed: Connection refused", port);
+    snprintf(want, sizeof want, "connect to 127.0.0.1:%d failed: Connection refused",
+             port);
     CU_ASSERT_STRING_EQUAL(cf.failure, want);
     coil_connector_free(k);
 
@@ -267,7 +267,8 @@ static void test_tcp_refused(void)
     o.host = "no-such-host.invalid";
     CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &o, &cf.base, &k), 0);
     CU_ASSERT_EQUAL(cf.failed, 1);
-    CU_ASSERT(strstr(cf.failure, "cannot resolve host name 'no-such-host.invalid'") != NULL);
+    CU_ASSERT(strstr(cf.failure, "cannot resolve host name 'no-such-host.invalid'") !=
+              NULL);
     coil_connector_free(k);
     coil_reactor_free(r);
 }

@@ -13,8 +13,8 @@
 
 #include <coil/log.h>
 
-#define LOG_MODULE "socket"
-#define READ_SIZE (64 * 1024)
+#define LOG_MODULE        "socket"
+#define READ_SIZE         (64 * 1024)
 #define ACCEPTS_PER_EVENT 64
 
 /* ---- factories ---------------------------------------------------------------- */
@@ -54,8 +54,8 @@ struct coil_connector {
     coil_watch *w;
     coil_timer *timer;
     sock_conn *conn;
-    int started;          /* factory do_start done */
-    coil_failure *error;  /* every attempt fails with it (unresolvable) */
+    int started;         /* factory do_start done */
+    coil_failure *error; /* every attempt fails with it (unresolvable) */
 };
 
 static void update_events(sock_conn *c)
@@ -194,8 +194,8 @@ static const coil__stream_lower sock_lower = {
 
 static coil_failure *lost_failure(int err)
 {
-    return coil_failure_wrap(coil_failure_from_errno(err, "socket error"), COIL_DOMAIN_COIL,
-                             COIL_ECONNLOST, "connection lost");
+    return coil_failure_wrap(coil_failure_from_errno(err, "socket error"),
+                             COIL_DOMAIN_COIL, COIL_ECONNLOST, "connection lost");
 }
 
 static void sock_io(void *arg, int fd, unsigned events)
@@ -230,7 +230,8 @@ static void sock_io(void *arg, int fd, unsigned events)
     coil__stream_release(s);
 }
 
-static void apply_options(int fd, const coil_transport_ops *ops, const coil__sock_options *o)
+static void apply_options(int fd, const coil_transport_ops *ops,
+                          const coil__sock_options *o)
 {
     int one = 1;
     if (strcmp(ops->kind, "tcp") == 0 && (!o || o->no_delay >= 0))
@@ -316,7 +317,8 @@ static void listener_io(void *arg, int fd, unsigned events)
             if (errno == EMFILE || errno == ENFILE)
                 out_of_fds(l);
             else if (errno != EAGAIN && errno != EWOULDBLOCK)
-                coil_log(COIL_LOG_ERROR, LOG_MODULE, "accept failed: %s", strerror(errno));
+                coil_log(COIL_LOG_ERROR, LOG_MODULE, "accept failed: %s",
+                         strerror(errno));
             return;
         }
         coil_address peer;
@@ -332,8 +334,8 @@ static void listener_io(void *arg, int fd, unsigned events)
 }
 
 int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
-                       coil_factory *f, const coil__sock_options *o, const char *unlink_path,
-                       coil_listener **out, coil_failure **err)
+                       coil_factory *f, const coil__sock_options *o,
+                       const char *unlink_path, coil_listener **out, coil_failure **err)
 {
     coil_listener *l = calloc(1, sizeof *l);
     if (!l)
@@ -447,9 +449,9 @@ static void connected(coil_connector *k)
     if (!p) {
         close(fd);
         if (k->f->ops->connection_failed) {
-            coil_failure *f = coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
-                                               "connection to %s refused by the factory",
-                                               k->desc);
+            coil_failure *f =
+                coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                 "connection to %s refused by the factory", k->desc);
             k->f->ops->connection_failed(k->f, k, f);
             coil_failure_free(f);
         }
@@ -486,14 +488,14 @@ int coil_connector_connect(coil_connector *k)
     }
     int fd = socket(k->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        connect_failed(k, coil_failure_from_errno(errno, "socket for %s failed", k->desc));
+        connect_failed(k,
+                       coil_failure_from_errno(errno, "socket for %s failed", k->desc));
         return 0;
     }
     k->fd = fd;
-    if (k->bind_len &&
-        bind(fd, (struct sockaddr *)&k->bind_addr, k->bind_len) != 0) {
-        connect_failed(k, coil_failure_from_errno(errno, "binding before connecting to %s failed",
-                                                  k->desc));
+    if (k->bind_len && bind(fd, (struct sockaddr *)&k->bind_addr, k->bind_len) != 0) {
+        connect_failed(k, coil_failure_from_errno(
+                              errno, "binding before connecting to %s failed", k->desc));
         return 0;
     }
     int rc;
@@ -501,7 +503,8 @@ int coil_connector_connect(coil_connector *k)
         rc = connect(fd, (struct sockaddr *)&k->addr, k->addrlen);
     while (rc != 0 && errno == EINTR);
     if (rc != 0 && errno != EINPROGRESS && errno != EAGAIN) {
-        connect_failed(k, coil_failure_from_errno(errno, "connect to %s failed", k->desc));
+        connect_failed(k,
+                       coil_failure_from_errno(errno, "connect to %s failed", k->desc));
         return 0;
     }
     if (coil_reactor_watch_fd(k->r, fd, COIL_IO_WRITE, connector_io, k, &k->w) != 0) {

@@ -13,7 +13,7 @@
 #include "stream.h"
 
 typedef struct coil__sock_options {
-    int no_delay;  /* TCP only: 1 on, -1 off */
+    int no_delay; /* TCP only: 1 on, -1 off */
     int keepalive;
 } coil__sock_options;
 
@@ -27,8 +27,8 @@ coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *o
 
 /* Listen on a bound, listening fd (owned). */
 int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
-                       coil_factory *f, const coil__sock_options *o, const char *unlink_path,
-                       coil_listener **out, coil_failure **err);
+                       coil_factory *f, const coil__sock_options *o,
+                       const char *unlink_path, coil_listener **out, coil_failure **err);
 
 /* A connector for an address already resolved. `desc` names the target in
  * messages ("127.0.0.1:9", "unix:/run/x.sock"). When `error` is not NULL

@@ -95,6 +95,22 @@ void coil__stream_writable(coil__stream *s);
 /* The connection broke below: `reason` (owned) goes to connection_lost. */
 void coil__stream_lost(coil__stream *s, coil_failure *reason);
 
+/* The named initializers of a stream kind's ops table: each kind still
+ * defines its own static const table (one per file), with its own name:
+ *   static const coil_transport_ops tcp_ops = {COIL__STREAM_OPS("tcp")};  */
+#define COIL__STREAM_OPS(kind_name)                                                  \
+    .kind = (kind_name), .write = coil__stream_write, .writev = coil__stream_writev, \
+    .lose_connection = coil__stream_lose_connection,                                 \
+    .abort_connection = coil__stream_abort_connection,                               \
+    .lose_write_connection = coil__stream_lose_write_connection,                     \
+    .get_peer = coil__stream_get_peer, .get_host = coil__stream_get_host,            \
+    .pause_reading = coil__stream_pause_reading,                                     \
+    .resume_reading = coil__stream_resume_reading,                                   \
+    .register_producer = coil__stream_register_producer,                             \
+    .unregister_producer = coil__stream_unregister_producer,                         \
+    .start_tls = coil_transport_no_start_tls, .info = coil__stream_info,             \
+    .pending = coil_transport_no_pending
+
 /* The operations, for kinds that wrap one (all take the coil_transport). */
 int coil__stream_write(coil_transport *t, const void *data, size_t len);
 int coil__stream_writev(coil_transport *t, const struct iovec *iov, int iovcnt);

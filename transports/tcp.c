@@ -9,26 +9,11 @@
 
 #include "socket.h"
 
-static const coil_transport_ops tcp_ops = {
-    .kind = "tcp",
-    .write = coil__stream_write,
-    .writev = coil__stream_writev,
-    .lose_connection = coil__stream_lose_connection,
-    .abort_connection = coil__stream_abort_connection,
-    .lose_write_connection = coil__stream_lose_write_connection,
-    .get_peer = coil__stream_get_peer,
-    .get_host = coil__stream_get_host,
-    .pause_reading = coil__stream_pause_reading,
-    .resume_reading = coil__stream_resume_reading,
-    .register_producer = coil__stream_register_producer,
-    .unregister_producer = coil__stream_unregister_producer,
-    .start_tls = coil_transport_no_start_tls,
-    .info = coil__stream_info,
-    .pending = coil_transport_no_pending,
-};
+static const coil_transport_ops tcp_ops = {COIL__STREAM_OPS("tcp")};
 
 /* A literal IPv4 or IPv6 address and a port; 0 or COIL_EINVAL. */
-static int literal(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+static int literal(const char *host, int port, struct sockaddr_storage *ss,
+                   socklen_t *len)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
@@ -50,8 +35,8 @@ static int literal(const char *host, int port, struct sockaddr_storage *ss, sock
 
 /* Resolve a host name. This uses getaddrinfo on the reactor's thread: fast
  * for literals and /etc/hosts names, blocking for DNS. */
-static int resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
-                   coil_failure **err)
+static int resolve(const char *host, int port, struct sockaddr_storage *ss,
+                   socklen_t *len, coil_failure **err)
 {
     if (literal(host, port, ss, len) == 0)
         return 0;
@@ -102,8 +87,9 @@ int coil_tcp_listen(coil_reactor *r, const coil_tcp_listen_options *o, coil_fact
     socklen_t len;
     if (literal(iface, o->port, &ss, &len) != 0) {
         if (err)
-            *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
-                                    "interface '%s' is not an IPv4 or IPv6 address", iface);
+            *err =
+                coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
+                                 "interface '%s' is not an IPv4 or IPv6 address", iface);
         return COIL_EINVAL;
     }
     char desc[80];
@@ -143,8 +129,8 @@ int coil_tcp_connect(coil_reactor *r, const coil_tcp_connect_options *o, coil_fa
         /* Reported through connection_failed like any failed attempt, so
          * callers have one path. */
         memset(&ss, 0, sizeof ss);
-        return coil__connector_new(r, &tcp_ops, (struct sockaddr *)&ss, sizeof ss, NULL, 0,
-                                   o->host, o->timeout, NULL, f, err, out);
+        return coil__connector_new(r, &tcp_ops, (struct sockaddr *)&ss, sizeof ss, NULL,
+                                   0, o->host, o->timeout, NULL, f, err, out);
     }
     if (o->bind_address && literal(o->bind_address, 0, &bs, &blen) != 0)
         return COIL_EINVAL;

@@ -11,23 +11,7 @@
 
 #include "socket.h"
 
-static const coil_transport_ops unix_ops = {
-    .kind = "unix",
-    .write = coil__stream_write,
-    .writev = coil__stream_writev,
-    .lose_connection = coil__stream_lose_connection,
-    .abort_connection = coil__stream_abort_connection,
-    .lose_write_connection = coil__stream_lose_write_connection,
-    .get_peer = coil__stream_get_peer,
-    .get_host = coil__stream_get_host,
-    .pause_reading = coil__stream_pause_reading,
-    .resume_reading = coil__stream_resume_reading,
-    .register_producer = coil__stream_register_producer,
-    .unregister_producer = coil__stream_unregister_producer,
-    .start_tls = coil_transport_no_start_tls,
-    .info = coil__stream_info,
-    .pending = coil_transport_no_pending,
-};
+static const coil_transport_ops unix_ops = {COIL__STREAM_OPS("unix")};
 
 /* "@name" is the abstract namespace (a leading NUL byte). */
 static int unix_addr(const char *path, struct sockaddr_un *un, socklen_t *len,

@@ -43,7 +43,7 @@ int coil_listener_get_host(const coil_listener *l, coil_address *out);
 void coil_listener_close(coil_listener *l);
 
 typedef struct coil_tcp_connect_options {
-    const char *host;         /* literal address or name */
+    const char *host; /* literal address or name */
     int port;
     double timeout;           /* seconds; 0: 30 */
     const char *bind_address; /* local address to bind first, or NULL */
