@@ -1,0 +1,38 @@
+/* The transport conformance suite: one set of cases run against every
+ * transport kind through a table of "make a connected pair" functions.
+ *
+ * To run it against a transport of your own, write a make_pair that joins
+ * two protocols over your transport on a given reactor, then either add a
+ * row to the table in test_conformance.c, or link conformance.c into your
+ * own CUnit program and call coil_conformance_add_suites() with your table
+ * (see README.md in this folder). */
+#ifndef COIL_CONFORMANCE_H
+#define COIL_CONFORMANCE_H
+
+#include <coil/coil.h>
+
+typedef struct coil_conformance_kind {
+    const char *name;
+    /* Join `client` and `server` over this transport on `r`: each protocol
+     * becomes owned by its transport and hears connection_made (now or on
+     * a later pass). Returns 0, or a negative code when the pair cannot be
+     * made. `ctx` is the row's own. */
+    int (*make_pair)(coil_reactor *r, coil_protocol *client, coil_protocol *server,
+                     void *ctx);
+    void *ctx;
+    /* Called when the kind's suite ends (may be NULL): free what make_pair
+     * kept (listeners, connectors). */
+    void (*cleanup)(coil_reactor *r, void *ctx);
+    /* How many bytes a writer may have queued above the high-water mark in
+     * the backpressure case (one write's worth is always allowed). */
+    size_t slack;
+    /* 1 when an abort reaches the far end as EOF, not as a reset (UNIX
+     * sockets have no reset). */
+    int abort_is_eof;
+} coil_conformance_kind;
+
+/* Register one CUnit suite per kind, each with every case. The table must
+ * outlive the run. Returns 0 or -1. */
+int coil_conformance_add_suites(const coil_conformance_kind *kinds, size_t n);
+
+#endif
