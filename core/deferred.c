@@ -3,7 +3,9 @@
  * The chain runs in one loop, never by recursion: when a deferred that
  * another waits on finishes its chain, the loop hands the result over and
  * goes on with the waiting one (Twisted's _runCallbacks does the same with
- * its chain stack), so neither long chains nor deep nests grow the C stack. */
+ * its chain stack), so neither long chains nor deep nests grow the C stack.
+ * Freeing and cancelling walk the same links with loops, for the same
+ * reason. */
 #include "deferred_internal.h"
 
 #include <stdlib.h>
@@ -99,14 +101,21 @@ coil_deferred *coil_deferred_new(void)
     return d;
 }
 
-coil_deferred *coil_deferred_new_cancellable(coil_canceller_fn canceller, void *arg)
+coil_deferred *coil__deferred_new_cancellable_full(coil_canceller_fn canceller, void *arg,
+                                                   coil_destroy_fn destroy_arg)
 {
     coil_deferred *d = coil_deferred_new();
     if (d) {
         d->canceller = canceller;
         d->canceller_arg = arg;
+        d->canceller_destroy = destroy_arg;
     }
     return d;
+}
+
+coil_deferred *coil_deferred_new_cancellable(coil_canceller_fn canceller, void *arg)
+{
+    return coil__deferred_new_cancellable_full(canceller, arg, NULL);
 }
 
 coil_deferred *coil_deferred_succeed(void *value, coil_destroy_fn destroy)
@@ -139,13 +148,21 @@ coil_deferred *coil_deferred_ref(coil_deferred *d)
     return d;
 }
 
-static void deferred_free(coil_deferred *d)
+/* Free `d`. Returns the deferred that waited on it, whose reference `d` held
+ * and the caller must now drop: unref loops over it instead of recursing, so
+ * abandoning a deep nest of unfired deferreds does not grow the stack. */
+static coil_deferred *deferred_free(coil_deferred *d)
 {
+    coil_deferred *outer = d->chained_to;
+    if (outer)
+        outer->waiting_on = NULL; /* it stays paused: nobody can fire `d` now */
     /* Pending steps never run; their arguments are still released. */
     for (size_t i = d->head; i < d->len; i++)
         if (d->steps[i].destroy_arg)
             d->steps[i].destroy_arg(d->steps[i].arg);
     free(d->steps);
+    if (d->canceller_destroy)
+        d->canceller_destroy(d->canceller_arg);
     if (d->failure) {
         char *text = coil_failure_to_string(d->failure);
         coil_log(COIL_LOG_ERROR, LOG_MODULE, "Unhandled error in deferred: %s",
@@ -154,12 +171,13 @@ static void deferred_free(coil_deferred *d)
     }
     clear_result(d);
     free(d);
+    return outer;
 }
 
 void coil_deferred_unref(coil_deferred *d)
 {
-    if (d && --d->refs == 0)
-        deferred_free(d);
+    while (d && --d->refs == 0)
+        d = deferred_free(d);
 }
 
 int coil_deferred_called(const coil_deferred *d)
@@ -176,6 +194,8 @@ int coil_deferred_paused(const coil_deferred *d)
 
 static void run_callbacks(coil_deferred *d)
 {
+    /* The loop holds a reference to the deferred it runs, so a step may drop
+     * the last outside reference. */
     coil_deferred *cur = coil_deferred_ref(d);
     while (cur) {
         /* Running further up the stack, or waiting: that loop, or the
@@ -186,6 +206,7 @@ static void run_callbacks(coil_deferred *d)
         }
         cur->running = 1;
         while (cur->head < cur->len && !cur->paused) {
+            /* A copy: a step may add steps, which may move the array. */
             coil__step s = cur->steps[cur->head++];
             coil_deferred_fn fn = cur->failure ? s.errback : s.callback;
             if (fn)
@@ -210,8 +231,7 @@ static void run_callbacks(coil_deferred *d)
         outer->waiting_on = NULL;
         outer->paused = 0;
         move_result(cur, outer);
-        coil_deferred_unref(cur); /* the link's reference to cur */
-        coil_deferred_unref(cur); /* the loop's */
+        coil_deferred_unref(cur);
         cur = outer;
     }
 }
@@ -305,12 +325,22 @@ int coil_deferred_add_both(coil_deferred *d, coil_deferred_fn fn, void *arg)
 void coil_deferred_chain(coil_deferred *d, coil_deferred *other)
 {
     if (!other) {
+        /* Most likely a constructor that ran out of memory. */
         coil_deferred_set_failure(
             d, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
                                 "deferred chained to NULL (out of memory?)"));
         return;
     }
-    if (other == d || other->chained_to || d->paused) {
+    if (!d->called || d->paused) {
+        /* Not inside a step, or a second chain in the same step: there is no
+         * result to fail, and the chain already waits on something. */
+        coil_log(COIL_LOG_ERROR, LOG_MODULE,
+                 "coil_deferred_chain on a deferred that is %s; ignored",
+                 d->paused ? "already paused" : "not fired");
+        coil_deferred_unref(other);
+        return;
+    }
+    if (other == d || other->chained_to) {
         coil_deferred_unref(other);
         coil_deferred_set_failure(
             d, coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
@@ -319,33 +349,46 @@ void coil_deferred_chain(coil_deferred *d, coil_deferred *other)
         return;
     }
     if (other->called && !other->running && !other->paused) {
-        /* Already has its final result: take it now, no pause. */
+        /* It has its final result: take it now, without pausing. */
         move_result(other, d);
         coil_deferred_unref(other);
         return;
     }
+    /* The step's result is used up: what `d` goes on with is `other`'s. Free
+     * it now, so a paused deferred holds no failure to report if it is
+     * abandoned. */
+    clear_result(d);
     d->paused = 1;
-    d->waiting_on = other; /* the caller's reference */
+    d->waiting_on = other;
     other->chained_to = coil_deferred_ref(d);
+    /* `other` lives as long as whoever will fire it holds it. If nobody does,
+     * this frees it, and `d` simply stays paused. */
+    coil_deferred_unref(other);
 }
 
 /* ---- cancellation and timeouts ---------------------------------------------- */
 
 void coil_deferred_cancel(coil_deferred *d)
 {
-    if (!d->called) {
-        coil_deferred_ref(d);
-        if (d->canceller)
-            d->canceller(d, d->canceller_arg);
-        else
-            d->suppress = 1;
-        if (!d->called)
-            coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
-                                                      "deferred was cancelled"));
-        coil_deferred_unref(d);
-    } else if (d->paused && d->waiting_on) {
-        coil_deferred_cancel(d->waiting_on);
-    }
+    /* A deferred paused on another cancels that one, down to the innermost
+     * (a loop, not recursion: nests may be deep). */
+    while (d->called && d->paused && d->waiting_on)
+        d = d->waiting_on;
+    if (d->called)
+        return;
+    coil_deferred_ref(d);
+    if (d->canceller)
+        d->canceller(d, d->canceller_arg);
+    else
+        /* Nobody stops the operation, so its producer will still fire d:
+         * swallow that one call (Twisted's _suppressAlreadyCalled). With a
+         * canceller, a later fire is the producer's bug and gets
+         * COIL_EALREADY, as Twisted raises AlreadyCalledError. */
+        d->suppress = 1;
+    if (!d->called)
+        coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                                  "deferred was cancelled"));
+    coil_deferred_unref(d);
 }
 
 typedef struct timeout_ctx {
@@ -355,25 +398,34 @@ typedef struct timeout_ctx {
     int timed_out;
 } timeout_ctx;
 
+/* The timer: time is up. It holds a reference to `d` until it has run. */
 static int timeout_fire(void *arg)
 {
     timeout_ctx *t = arg;
     coil_deferred *d = t->d;
+    /* The step that runs inside cancel must not cancel this timer, nor drop
+     * the timer's reference: that is done here, after. */
     t->timer = NULL;
     t->timed_out = 1;
-    /* `t` may be freed by the step that runs inside cancel. */
+    /* `t` may be freed by the step that runs inside cancel: not used after. */
     coil_deferred_cancel(d);
     coil_deferred_unref(d); /* the timer's reference */
     return 0;
 }
 
+/* The step, at the end of the chain as it was when the timeout was added:
+ * runs once, when `d` has its result there (or never, when `d` is freed
+ * first; then only its argument is freed). */
 static void timeout_step(coil_deferred *d, void *arg)
 {
     timeout_ctx *t = arg;
     if (t->timer) {
-        coil_timer_cancel(t->timer);
+        /* `d` fired in time. The reactor has no destroy function for a
+         * timer's argument, so the timer's reference is dropped here. The
+         * chain's own reference keeps `d` alive through the step. */
+        (void)coil_timer_cancel(t->timer);
         t->timer = NULL;
-        coil_deferred_unref(t->d); /* the cancelled timer's reference */
+        coil_deferred_unref(t->d);
     }
     if (t->timed_out && d->failure &&
         coil_failure_check(d->failure, COIL_DOMAIN_COIL, COIL_ECANCELLED)) {
@@ -388,16 +440,18 @@ int coil_deferred_add_timeout(coil_deferred *d, coil_reactor *r, double seconds)
 {
     if (!d || !r || !(seconds >= 0))
         return COIL_EINVAL;
-    if (d->called)
+    /* Fired and done: the step would run at once and cancel the timer.
+     * (A paused or running deferred still gets one: it may be waiting.) */
+    if (d->called && !d->paused && !d->running)
         return 0;
     timeout_ctx *t = calloc(1, sizeof *t);
     if (!t)
         return COIL_ENOMEM;
     t->d = d;
     t->seconds = seconds;
-    /* If the reactor is freed with the timer pending, the timer's
-     * reference to `d` is never dropped: free reactors after their
-     * deferreds have fired. */
+    /* If the reactor is freed with the timer pending, the timer's reference
+     * to `d` is never dropped and `d` leaks: free reactors after their
+     * deferreds have fired (or cancel them first). */
     t->timer = coil_reactor_call_later(r, seconds, timeout_fire, t);
     if (!t->timer) {
         free(t);
@@ -408,7 +462,7 @@ int coil_deferred_add_timeout(coil_deferred *d, coil_reactor *r, double seconds)
     int rc = coil_deferred_add_callbacks_full(d, timeout_step, timeout_step, t, free);
     if (rc != 0) {
         /* `t` is already freed; the timer must not fire with it. */
-        coil_timer_cancel(timer);
+        (void)coil_timer_cancel(timer);
         coil_deferred_unref(d);
     }
     return rc;

@@ -253,8 +253,50 @@ static void test_book_exercise_third_callback_raises_errback_recovers(void)
     coil_test_log_capture_stop();
 }
 
-/* Third and fourth chains: an errback that passes the failure on. */
+/* Third chain: d.addErrback(errback1); d.errback("test"). errback1 returns
+ * the failure, so it is still there at the end: nobody handled it. */
 static void test_book_exercise_errback_passes_failure_on(void)
+{
+    reset();
+    coil_test_log_capture_start();
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_errback(d, errback1, NULL);
+    coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_USER, 9, "test"));
+    CU_ASSERT_STRING_EQUAL(trace, "err 1 test;");
+    CU_ASSERT(coil_deferred_is_failure(d));
+    CU_ASSERT_EQUAL(coil_failure_code(coil_deferred_failure(d)), 9);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_ERROR), 0); /* not before the free */
+    coil_deferred_unref(d);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_ERROR), 1);
+    CU_ASSERT(coil_test_log_contains("Unhandled error in deferred: test [user 9]"));
+    coil_test_log_capture_stop();
+}
+
+/* Fourth chain: the same, fired with myerr("test"), whose constructor prints
+ * its message before errback1 sees it. */
+static coil_failure *myerr(const char *msg)
+{
+    rec("myerr %s;", msg);
+    return coil_failure_new(COIL_DOMAIN_USER, 42, "%s", msg);
+}
+
+static void test_book_exercise_errback_custom_error(void)
+{
+    reset();
+    coil_test_log_capture_start();
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_errback(d, errback1, NULL);
+    coil_deferred_errback(d, myerr("test"));
+    CU_ASSERT_STRING_EQUAL(trace, "myerr test;err 1 test;");
+    CU_ASSERT(coil_failure_check(coil_deferred_failure(d), COIL_DOMAIN_USER, 42));
+    coil_deferred_unref(d);
+    CU_ASSERT(coil_test_log_contains("Unhandled error in deferred: test [user 42]"));
+    coil_test_log_capture_stop();
+}
+
+/* The book's errback2 (raise Exception('err 2')): an errback that raises
+ * replaces the failure, and the callbacks between errbacks are passed over. */
+static void test_book_errback_raises_anew(void)
 {
     reset();
     coil_test_log_capture_start();
@@ -268,7 +310,30 @@ static void test_book_exercise_errback_passes_failure_on(void)
     CU_ASSERT_EQUAL(coil_failure_code(coil_deferred_failure(d)), 2);
     coil_deferred_unref(d);
     CU_ASSERT(coil_test_log_contains("Unhandled error in deferred: err 2"));
+    CU_ASSERT(!coil_test_log_contains("test [user 9]")); /* freed, not reported */
     coil_test_log_capture_stop();
+}
+
+/* d.addCallbacks(mycallback, myerrback); d.callback("come on") */
+static void mycallback(coil_deferred *d, void *arg)
+{
+    rec("mycallback %s;", value_of(d));
+}
+
+static void myerrback(coil_deferred *d, void *arg)
+{
+    rec("myerrback %s;", coil_failure_message(coil_deferred_failure(d)));
+}
+
+static void test_book_add_callbacks_pair(void)
+{
+    reset();
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_callbacks(d, mycallback, myerrback, NULL);
+    coil_deferred_callback(d, str("come on"), free);
+    CU_ASSERT_STRING_EQUAL(trace, "mycallback come on;");
+    CU_ASSERT_STRING_EQUAL(value_of(d), "come on");
+    coil_deferred_unref(d);
 }
 
 /* "addCallbacks inside": an error raised by the callback of step N is not
@@ -869,6 +934,634 @@ static void test_gather(void)
     coil_deferred_unref(g);
 }
 
+/* ---- more of the chain ---- */
+
+static void errback_null(coil_deferred *d, void *arg)
+{
+    rec("%s;", coil_err_name(coil_failure_code(coil_deferred_failure(d))));
+    coil_deferred_set_result(d, NULL, NULL);
+}
+
+static void test_errback_without_failure(void)
+{
+    reset();
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_errback(d, errback_null, NULL);
+    CU_ASSERT_EQUAL(coil_deferred_errback(d, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(trace, "COIL_EINVAL;");
+    coil_deferred_unref(d);
+}
+
+static void test_succeed_and_fail(void)
+{
+    destroyed = 0;
+    coil_deferred *d = coil_deferred_succeed(str("s"), counted_free);
+    CU_ASSERT(coil_deferred_called(d));
+    CU_ASSERT(!coil_deferred_paused(d));
+    CU_ASSERT(!coil_deferred_is_failure(d));
+    CU_ASSERT_PTR_NULL(coil_deferred_failure(d));
+    CU_ASSERT_STRING_EQUAL(value_of(d), "s");
+    coil_deferred_unref(d);
+    CU_ASSERT_EQUAL(destroyed, 1);
+
+    coil_test_log_capture_start();
+    d = coil_deferred_fail(coil_failure_new(COIL_DOMAIN_USER, 3, "f"));
+    CU_ASSERT(coil_deferred_called(d));
+    CU_ASSERT(coil_deferred_is_failure(d));
+    CU_ASSERT_PTR_NULL(coil_deferred_result(d));
+    CU_ASSERT_EQUAL(coil_failure_code(coil_deferred_failure(d)), 3);
+    coil_deferred_unref(d);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_ERROR), 1);
+    CU_ASSERT(coil_test_log_contains("error deferred: Unhandled error in deferred: f"));
+    coil_test_log_capture_stop();
+
+    /* NULL is allowed. */
+    coil_deferred_unref(NULL);
+}
+
+/* A step that adds a step to its own running deferred: the new step runs in
+ * the same loop, after the ones already there. */
+static void add_more(coil_deferred *d, void *arg)
+{
+    rec("add_more;%s", "");
+    coil_deferred_add_callback(d, callback2, NULL);
+}
+
+static void test_add_step_inside_running_chain(void)
+{
+    reset();
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_callback(d, add_more, NULL);
+    coil_deferred_add_callback(d, callback1, NULL);
+    coil_deferred_callback(d, str("v"), free);
+    CU_ASSERT_STRING_EQUAL(trace, "add_more;call 1 v;call 2 v;");
+    coil_deferred_unref(d);
+}
+
+/* The step chains `inner_d` and fires it itself before returning: the
+ * handover happens while the outer loop is still on the stack. */
+static void chain_then_fire_inner(coil_deferred *d, void *arg)
+{
+    coil_deferred_chain(d, coil_deferred_ref(inner_d));
+    rec("paused=%s;", coil_deferred_paused(d) ? "yes" : "no");
+    coil_deferred_callback(inner_d, str("from inside"), free);
+    rec("paused=%s;", coil_deferred_paused(d) ? "yes" : "no");
+}
+
+static void test_chain_fired_from_inside_the_step(void)
+{
+    reset();
+    inner_d = coil_deferred_new();
+    coil_deferred_add_callback(inner_d, callback1, NULL);
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_callback(d, chain_then_fire_inner, NULL);
+    coil_deferred_add_callback(d, callback2, NULL);
+    coil_deferred_callback(d, str("outer"), free);
+    CU_ASSERT_STRING_EQUAL(trace,
+                           "paused=yes;call 1 from inside;paused=no;call 2 from inside;");
+    coil_deferred_unref(d);
+    coil_deferred_unref(inner_d);
+}
+
+/* A failure chained in is handled by the next errback; the errback that
+ * chained had handled the original failure, so that one is not reported. */
+static void retry(coil_deferred *d, void *arg)
+{
+    rec("retry after %s;", coil_failure_message(coil_deferred_failure(d)));
+    coil_deferred_chain(d, coil_deferred_ref(inner_d));
+}
+
+static void test_chain_from_errback(void)
+{
+    reset();
+    coil_test_log_capture_start();
+    inner_d = coil_deferred_new();
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_errback(d, retry, NULL);
+    coil_deferred_add_callback(d, callback1, NULL);
+    coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_USER, 1, "first try"));
+    CU_ASSERT(coil_deferred_paused(d));
+    CU_ASSERT(!coil_deferred_is_failure(d)); /* the handled failure is gone */
+    coil_deferred_callback(inner_d, str("second try"), free);
+    CU_ASSERT_STRING_EQUAL(trace, "retry after first try;call 1 second try;");
+    coil_deferred_unref(d);
+    coil_deferred_unref(inner_d);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_WARN), 0);
+    coil_test_log_capture_stop();
+}
+
+/* Chaining a deferred that another one already waits on fails the step. */
+static coil_deferred *second_d;
+static void chain_second(coil_deferred *d, void *arg)
+{
+    coil_deferred_chain(d, coil_deferred_ref(inner_d));
+}
+
+static void test_chain_already_chained_fails(void)
+{
+    inner_d = coil_deferred_new();
+    coil_deferred *a = coil_deferred_new();
+    second_d = coil_deferred_new();
+    coil_deferred_add_callback(a, chain_second, NULL);
+    coil_deferred_add_callback(second_d, chain_second, NULL);
+    coil_deferred_callback(a, NULL, NULL);
+    CU_ASSERT(coil_deferred_paused(a));
+    coil_deferred_callback(second_d, NULL, NULL);
+    CU_ASSERT(!coil_deferred_paused(second_d));
+    CU_ASSERT(coil_failure_check(coil_deferred_failure(second_d), COIL_DOMAIN_COIL,
+                                 COIL_EINVAL));
+    coil_deferred_set_result(second_d, NULL, NULL);
+    coil_deferred_callback(inner_d, str("for a"), free);
+    CU_ASSERT_STRING_EQUAL(value_of(a), "for a");
+    coil_deferred_unref(a);
+    coil_deferred_unref(second_d);
+    coil_deferred_unref(inner_d);
+}
+
+/* Outside a step, on an unfired deferred, chain has nothing to pause: it
+ * logs, drops `other` and leaves `d` as it was. */
+static void test_chain_outside_a_step(void)
+{
+    coil_test_log_capture_start();
+    destroyed = 0;
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_chain(d, coil_deferred_succeed(str("x"), counted_free));
+    CU_ASSERT_EQUAL(destroyed, 1);
+    CU_ASSERT(!coil_deferred_called(d));
+    CU_ASSERT(!coil_deferred_paused(d));
+    CU_ASSERT(coil_test_log_contains("not fired"));
+    coil_test_log_capture_stop();
+    coil_deferred_unref(d);
+}
+
+/* The inner deferred's producer goes away without firing it: the outer one
+ * stays paused, and both are freed when their holders drop them, with the
+ * pending steps' arguments released and nothing reported. */
+static void chain_abandoned(coil_deferred *d, void *arg)
+{
+    coil_deferred_chain(d, coil_deferred_new()); /* nobody else holds it */
+}
+
+static void test_chain_inner_abandoned(void)
+{
+    coil_test_log_capture_start();
+    arg_freed = 0;
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_callbacks_full(d, chain_abandoned, NULL, str("a"), free_arg);
+    coil_deferred_add_callbacks_full(d, callback1, NULL, str("b"), free_arg);
+    coil_deferred_callback(d, str("v"), free);
+    CU_ASSERT(coil_deferred_paused(d));
+    CU_ASSERT_EQUAL(arg_freed, 1);
+    coil_deferred_cancel(d); /* nothing left to cancel */
+    CU_ASSERT(coil_deferred_paused(d));
+    coil_deferred_unref(d);
+    CU_ASSERT_EQUAL(arg_freed, 2);
+
+    /* The inner one held by the test and dropped last, unfired. */
+    inner_d = coil_deferred_new();
+    coil_deferred_add_callbacks_full(inner_d, callback1, NULL, str("c"), free_arg);
+    d = coil_deferred_new();
+    coil_deferred_add_callback(d, chain_to_inner, NULL);
+    coil_deferred_add_callbacks_full(d, callback1, NULL, str("d"), free_arg);
+    reset();
+    coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_USER, 1, "x"));
+    /* chain_to_inner is a callback: the failure passes it, nothing waits. */
+    CU_ASSERT(!coil_deferred_paused(d));
+    coil_deferred_set_result(d, NULL, NULL);
+    coil_deferred_unref(d);
+    coil_deferred_unref(inner_d);
+
+    inner_d = coil_deferred_new();
+    coil_deferred_add_callbacks_full(inner_d, callback1, NULL, str("e"), free_arg);
+    d = coil_deferred_new();
+    coil_deferred_add_callback(d, chain_to_inner, NULL);
+    coil_deferred_add_callbacks_full(d, callback1, NULL, str("f"), free_arg);
+    coil_deferred_callback(d, str("v"), free);
+    CU_ASSERT(coil_deferred_paused(d));
+    coil_deferred_unref(d); /* kept alive by inner_d, which would carry it on */
+    coil_deferred_unref(inner_d);
+    CU_ASSERT_EQUAL(arg_freed, 6);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_WARN), 0);
+    coil_test_log_capture_stop();
+}
+
+/* A deep nest whose innermost deferred is never fired: dropping it frees the
+ * whole nest without recursion. */
+static int nest_args;
+static void nest_arg_free(void *p)
+{
+    (void)p;
+    nest_args++;
+}
+
+static void test_deep_nest_abandoned(void)
+{
+    enum { N = 100000 };
+    nest = calloc(N, sizeof *nest);
+    for (size_t i = 0; i < N; i++)
+        nest[i] = coil_deferred_new();
+    nest_args = 0;
+    for (size_t i = 0; i + 1 < N; i++) {
+        coil_deferred_add_callback(nest[i], chain_next, (void *)(uintptr_t)i);
+        coil_deferred_add_callbacks_full(nest[i], callback1, NULL, NULL, nest_arg_free);
+        coil_deferred_callback(nest[i], NULL, NULL);
+    }
+    for (size_t i = 0; i < N; i++)
+        coil_deferred_unref(nest[i]); /* the last one frees them all */
+    CU_ASSERT_EQUAL(nest_args, N - 1);
+    free(nest);
+}
+
+/* Cancelling the outermost of a deep nest cancels the innermost, and the
+ * failure travels back out, without recursion either way. */
+static void test_cancel_deep_nest(void)
+{
+    enum { N = 100000 };
+    nest = calloc(N, sizeof *nest);
+    for (size_t i = 0; i < N; i++)
+        nest[i] = coil_deferred_new();
+    for (size_t i = 0; i + 1 < N; i++) {
+        coil_deferred_add_callback(nest[i], chain_next, (void *)(uintptr_t)i);
+        coil_deferred_callback(nest[i], NULL, NULL);
+    }
+    reset();
+    coil_deferred_add_errback(nest[0], expect_cancelled, NULL);
+    coil_deferred_cancel(nest[0]);
+    CU_ASSERT_STRING_EQUAL(trace, "COIL_ECANCELLED;");
+    CU_ASSERT(!coil_deferred_paused(nest[0]));
+    CU_ASSERT(!coil_deferred_is_failure(nest[0]));
+    for (size_t i = 0; i < N; i++)
+        coil_deferred_unref(nest[i]);
+    free(nest);
+}
+
+/* The canceller's own value, an errback fired later, and a deferred whose
+ * holder drops it inside a step of the chain. */
+static void test_cancel_then_errback_suppressed(void)
+{
+    coil_test_log_capture_start();
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_errback(d, expect_cancelled, NULL);
+    coil_deferred_cancel(d);
+    /* One late fire is swallowed, its failure freed, not reported... */
+    CU_ASSERT_EQUAL(
+        coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_USER, 1, "late")), 0);
+    /* ...but only one. */
+    CU_ASSERT_EQUAL(coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_USER, 1, "x")),
+                    COIL_EALREADY);
+    coil_deferred_cancel(d); /* fired: nothing */
+    coil_deferred_unref(d);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_WARN), 0);
+    coil_test_log_capture_stop();
+}
+
+/* ---- more timeouts ---- */
+
+static coil_deferred *slow_inner;
+static void chain_slow(coil_deferred *d, void *arg)
+{
+    coil_deferred_chain(d, coil_deferred_ref(slow_inner));
+}
+
+/* A deferred paused on another times out: the other is cancelled, and its
+ * COIL_ECANCELLED becomes the outer one's COIL_ETIMEDOUT. */
+static void test_timeout_while_paused(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    reset();
+    canceller_calls = 0;
+    slow_inner = coil_deferred_new_cancellable(canceller, NULL);
+    coil_deferred *d = coil_deferred_new();
+    coil_deferred_add_callback(d, chain_slow, NULL);
+    coil_deferred_callback(d, NULL, NULL);
+    CU_ASSERT(coil_deferred_paused(d));
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d, r, 3), 0);
+    coil_deferred_add_both(d, expect_code, NULL);
+    coil_reactor_advance(r, 3);
+    CU_ASSERT_EQUAL(canceller_calls, 1);
+    CU_ASSERT_STRING_EQUAL(trace, "COIL_ETIMEDOUT;deferred timed out after 3 s;");
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    /* The inner one has a canceller: its producer's late answer is an error. */
+    CU_ASSERT_EQUAL(coil_deferred_callback(slow_inner, NULL, NULL), COIL_EALREADY);
+    coil_deferred_unref(slow_inner);
+    coil_deferred_unref(d);
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
+/* The timer holds `d`: dropped by everyone else, it still times out, and its
+ * unhandled COIL_ETIMEDOUT is reported when the timer lets it go. The
+ * timeout's failure wraps the cancellation as its cause. */
+static void test_timeout_holds_the_deferred(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    coil_test_log_capture_start();
+    coil_deferred *d = coil_deferred_new();
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d, r, 1.5), 0);
+    coil_deferred_unref(d);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_WARN), 0);
+    coil_reactor_advance(r, 2);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_ERROR), 1);
+    CU_ASSERT(coil_test_log_contains("Unhandled error in deferred: deferred timed out "
+                                     "after 1.5 s [coil COIL_ETIMEDOUT]"));
+    CU_ASSERT(coil_test_log_contains("deferred was cancelled"));
+    coil_test_log_capture_stop();
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
+/* A canceller that answers with a value: the timeout step leaves the value
+ * alone. And a deferred that has fired gets no timer at all. */
+static void test_timeout_canceller_answers(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    reset();
+    canceller_calls = 0;
+    coil_deferred *d = coil_deferred_new_cancellable(canceller_fires, NULL);
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d, r, 1), 0);
+    coil_deferred_add_both(d, expect_code, NULL);
+    coil_reactor_advance(r, 1);
+    CU_ASSERT_EQUAL(canceller_calls, 1);
+    CU_ASSERT_STRING_EQUAL(trace, "value cancelled but answered;");
+    coil_deferred_unref(d);
+
+    d = coil_deferred_succeed(NULL, NULL);
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d, r, 1), 0);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d, NULL, 1), COIL_EINVAL);
+    coil_deferred_unref(d);
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
+/* Two timeouts: the shorter wins, the longer one's timer is cancelled by its
+ * step, and each step's state is freed once (ASan checks). */
+static void test_two_timeouts(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    reset();
+    coil_deferred *d = coil_deferred_new();
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d, r, 5), 0);
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(d, r, 2), 0);
+    coil_deferred_add_both(d, expect_code, NULL);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 2);
+    coil_reactor_advance(r, 2);
+    /* The first step (5 s) had not timed out: it left the cancellation; the
+     * second (2 s) turned it into its timeout. */
+    CU_ASSERT_STRING_EQUAL(trace, "COIL_ETIMEDOUT;deferred timed out after 2 s;");
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    coil_deferred_unref(d);
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
+/* ---- more lists ---- */
+
+static void record_value(coil_deferred *d, void *arg)
+{
+    rec("child %s;", (const char *)arg);
+}
+
+static void test_list_of_fired_children(void)
+{
+    reset();
+    coil_test_log_capture_start();
+    coil_deferred *ch[2] = {
+        coil_deferred_succeed(str("a"), free),
+        coil_deferred_fail(coil_failure_new(COIL_DOMAIN_USER, 1, "b"))};
+    coil_deferred *l = coil_deferred_list(ch, 2, COIL_DL_CONSUME_ERRORS);
+    CU_ASSERT(coil_deferred_called(l));
+    coil_deferred_add_callback(l, grab_list, NULL);
+    CU_ASSERT_STRING_EQUAL(trace, "list fired;");
+    CU_ASSERT_EQUAL(list_result->items[0].ok, 1);
+    CU_ASSERT_STRING_EQUAL(list_result->items[0].value, "a");
+    CU_ASSERT_EQUAL(list_result->items[1].ok, 0);
+    CU_ASSERT_PTR_NULL(list_result->items[1].value);
+    CU_ASSERT_EQUAL(coil_failure_code(list_result->items[1].failure), 1);
+    /* The steps after the list's in each child see what the list left. */
+    coil_deferred_add_callback(ch[0], record_value, "0");
+    coil_deferred_add_callback(ch[1], record_value, "1");
+    CU_ASSERT_STRING_EQUAL(trace, "list fired;child 0;child 1;");
+    CU_ASSERT_PTR_NULL(value_of(ch[0]));
+    coil_deferred_unref(ch[0]);
+    coil_deferred_unref(ch[1]);
+    coil_deferred_unref(l);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_WARN), 0);
+    coil_test_log_capture_stop();
+}
+
+/* The list is its children's business: a list dropped by its caller still
+ * fires its steps when the children fire, and children freed unfired leave
+ * the list unfired; nothing leaks either way. */
+static void test_list_lifetimes(void)
+{
+    reset();
+    destroyed = 0;
+    coil_deferred *ch[2] = {coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *l = coil_deferred_list(ch, 2, 0);
+    coil_deferred_add_callback(l, grab_list, NULL);
+    coil_deferred_unref(l);
+    coil_deferred_callback(ch[0], str("0"), counted_free);
+    coil_deferred_callback(ch[1], str("1"), counted_free);
+    CU_ASSERT_STRING_EQUAL(trace, "list fired;"); /* then freed */
+    CU_ASSERT_EQUAL(destroyed, 2);
+    coil_deferred_unref(ch[0]);
+    coil_deferred_unref(ch[1]);
+
+    /* One child fires, the other is dropped unfired. */
+    reset();
+    destroyed = 0;
+    ch[0] = coil_deferred_new();
+    ch[1] = coil_deferred_new();
+    l = coil_deferred_list(ch, 2, 0);
+    coil_deferred_add_callback(l, grab_list, NULL);
+    coil_deferred_callback(ch[0], str("0"), counted_free);
+    coil_deferred_unref(ch[1]);
+    CU_ASSERT_STRING_EQUAL(trace, "");
+    CU_ASSERT(!coil_deferred_called(l));
+    coil_deferred_unref(ch[0]);
+    coil_deferred_unref(l);
+    CU_ASSERT_EQUAL(destroyed, 1); /* the recorded value, never delivered */
+
+    /* Children dropped first, list last; and list first, children last. */
+    ch[0] = coil_deferred_new();
+    ch[1] = coil_deferred_new();
+    l = coil_deferred_list(ch, 2, COIL_DL_FIRE_ON_ONE_CALLBACK);
+    coil_deferred_unref(ch[0]);
+    coil_deferred_unref(ch[1]);
+    coil_deferred_unref(l);
+    ch[0] = coil_deferred_new();
+    ch[1] = coil_deferred_new();
+    l = coil_deferred_gather(ch, 2);
+    coil_deferred_unref(l);
+    coil_deferred_unref(ch[0]);
+    coil_deferred_unref(ch[1]);
+}
+
+/* Every value recorded in a list result is destroyed exactly once, with the
+ * result; values recorded before an early failure are destroyed then. */
+static void test_list_values_destroyed_once(void)
+{
+    destroyed = 0;
+    coil_deferred *ch[3] = {coil_deferred_new(), coil_deferred_new(),
+                            coil_deferred_new()};
+    coil_deferred *l = coil_deferred_list(ch, 3, COIL_DL_FIRE_ON_ONE_ERRBACK);
+    coil_deferred_add_errback(l, errback_null, NULL);
+    coil_deferred_callback(ch[0], str("kept by the list"), counted_free);
+    CU_ASSERT_PTR_NULL(value_of(ch[0]));
+    coil_test_log_capture_start();
+    coil_deferred_errback(ch[1], coil_failure_new(COIL_DOMAIN_USER, 1, "e"));
+    CU_ASSERT_EQUAL(destroyed, 1); /* the list failed: the value is dropped */
+    /* After the list fired, outcomes stay in the children. */
+    coil_deferred_callback(ch[2], str("late"), counted_free);
+    CU_ASSERT_STRING_EQUAL(value_of(ch[2]), "late");
+    coil_deferred_unref(l);
+    for (int i = 0; i < 3; i++)
+        coil_deferred_unref(ch[i]);
+    CU_ASSERT_EQUAL(destroyed, 2);
+    /* Not consumed: ch[1] still had its failure. */
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_ERROR), 1);
+    CU_ASSERT(coil_test_log_contains("Unhandled error in deferred: e [user 1]"));
+    coil_test_log_capture_stop();
+}
+
+/* FIRE_ON_ONE_CALLBACK when no child succeeds: the list fails (a list
+ * result would not have the type its callback expects). */
+static void test_list_fire_on_one_callback_none_succeed(void)
+{
+    reset();
+    coil_test_log_capture_start();
+    coil_deferred *ch[2] = {coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *l =
+        coil_deferred_list(ch, 2, COIL_DL_FIRE_ON_ONE_CALLBACK | COIL_DL_CONSUME_ERRORS);
+    coil_deferred_add_both(l, grab_list, NULL);
+    coil_deferred_errback(ch[1], coil_failure_new(COIL_DOMAIN_USER, 1, "e1"));
+    coil_deferred_errback(ch[0], coil_failure_new(COIL_DOMAIN_USER, 2, "e0"));
+    CU_ASSERT_STRING_EQUAL(trace, "list failed: none of the 2 deferreds succeeded;"
+                                  "cause: e0;");
+    coil_deferred_unref(l);
+    coil_deferred_unref(ch[0]);
+    coil_deferred_unref(ch[1]);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_WARN), 0);
+
+    reset();
+    l = coil_deferred_list(NULL, 0, COIL_DL_FIRE_ON_ONE_CALLBACK);
+    coil_deferred_add_both(l, grab_list, NULL);
+    CU_ASSERT_STRING_EQUAL(trace, "list failed: none of the 0 deferreds succeeded;"
+                                  "cause: none;");
+    coil_deferred_unref(l);
+    CU_ASSERT_EQUAL(coil_test_log_count(COIL_LOG_WARN), 0);
+    coil_test_log_capture_stop();
+
+    reset();
+    l = coil_deferred_list(NULL, 0, 0);
+    coil_deferred_add_both(l, grab_list, NULL);
+    CU_ASSERT_STRING_EQUAL(trace, "list fired;");
+    CU_ASSERT_EQUAL(list_result->count, 0);
+    coil_deferred_unref(l);
+}
+
+/* Cancelling a list cancels its pending children (Twisted's
+ * DeferredList.cancel); the list then fires as its flags say. */
+static void test_list_cancel(void)
+{
+    reset();
+    canceller_calls = 0;
+    coil_deferred *ch[3] = {coil_deferred_new_cancellable(canceller, NULL),
+                            coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *l = coil_deferred_list(ch, 3, COIL_DL_CONSUME_ERRORS);
+    coil_deferred_add_both(l, grab_list, NULL);
+    coil_deferred_callback(ch[1], str("done"), free);
+    coil_deferred_cancel(l);
+    CU_ASSERT_EQUAL(canceller_calls, 1);
+    CU_ASSERT_STRING_EQUAL(trace, "list fired;");
+    CU_ASSERT(coil_failure_check(list_result->items[0].failure, COIL_DOMAIN_COIL,
+                                 COIL_ECANCELLED));
+    CU_ASSERT_STRING_EQUAL(list_result->items[1].value, "done");
+    CU_ASSERT(coil_failure_check(list_result->items[2].failure, COIL_DOMAIN_COIL,
+                                 COIL_ECANCELLED));
+    coil_deferred_unref(l);
+    for (int i = 0; i < 3; i++)
+        coil_deferred_unref(ch[i]);
+
+    /* gather: the first cancellation fails it. */
+    reset();
+    coil_deferred *g2[2] = {coil_deferred_new(), coil_deferred_new()};
+    l = coil_deferred_gather(g2, 2);
+    coil_deferred_add_both(l, grab_list, NULL);
+    coil_deferred_unref(g2[1]); /* gone: not cancelled, no harm */
+    coil_deferred_cancel(l);
+    CU_ASSERT_STRING_EQUAL(trace, "list failed: deferred 1 of 2 failed;"
+                                  "cause: deferred was cancelled;");
+    coil_deferred_unref(l);
+    coil_deferred_unref(g2[0]);
+}
+
+/* A child that answers its cancellation by waiting on something else keeps
+ * the list from firing: the list then fails with COIL_ECANCELLED itself, and
+ * what the child delivers later is left in the child. */
+static coil_deferred *slow_second;
+static void wait_again(coil_deferred *d, void *arg)
+{
+    rec("child retries after %s;", coil_failure_message(coil_deferred_failure(d)));
+    coil_deferred_chain(d, coil_deferred_ref(slow_second));
+}
+
+static void test_list_cancel_child_does_not_fire(void)
+{
+    reset();
+    destroyed = 0;
+    slow_inner = coil_deferred_new();
+    slow_second = coil_deferred_new();
+    coil_deferred *child = coil_deferred_new();
+    coil_deferred_add_callback(child, chain_slow, NULL);
+    coil_deferred_add_errback(child, wait_again, NULL);
+    coil_deferred *l = coil_deferred_list(&child, 1, 0);
+    coil_deferred_add_both(l, grab_list, NULL);
+    coil_deferred_callback(child, NULL, NULL);
+    CU_ASSERT(coil_deferred_paused(child));
+    coil_deferred_cancel(l);
+    CU_ASSERT_STRING_EQUAL(trace, "child retries after deferred was cancelled;"
+                                  "list failed: deferred was cancelled;cause: none;");
+    CU_ASSERT(coil_deferred_paused(child));
+    coil_deferred_callback(slow_second, str("later"), counted_free);
+    CU_ASSERT(!coil_deferred_paused(child));
+    CU_ASSERT_STRING_EQUAL(value_of(child), "later");
+    CU_ASSERT_EQUAL(destroyed, 0);
+    coil_deferred_unref(l);
+    coil_deferred_unref(child);
+    CU_ASSERT_EQUAL(destroyed, 1);
+    coil_deferred_unref(slow_inner);
+    coil_deferred_unref(slow_second);
+}
+
+/* gather under a timeout: the timer cancels the gather, which cancels the
+ * children; the first cancellation fails the gather and the timeout step
+ * reports the timeout, its cause chain keeping the rest. */
+static void test_gather_with_timeout(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    reset();
+    coil_deferred *ch[2] = {coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *g = coil_deferred_gather(ch, 2);
+    CU_ASSERT_EQUAL(coil_deferred_add_timeout(g, r, 10), 0);
+    coil_deferred_add_both(g, expect_code, NULL);
+    coil_deferred_callback(ch[1], str("fast"), free);
+    coil_reactor_advance(r, 10);
+    CU_ASSERT_STRING_EQUAL(trace, "COIL_ETIMEDOUT;deferred timed out after 10 s;");
+    CU_ASSERT(!coil_deferred_is_failure(ch[0])); /* consumed */
+    coil_deferred_unref(g);
+    coil_deferred_unref(ch[0]);
+    coil_deferred_unref(ch[1]);
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case book[] = {
@@ -879,6 +1572,9 @@ static int add_suites(void)
         COIL_TEST(test_book_exercise_third_callback_raises),
         COIL_TEST(test_book_exercise_third_callback_raises_errback_recovers),
         COIL_TEST(test_book_exercise_errback_passes_failure_on),
+        COIL_TEST(test_book_exercise_errback_custom_error),
+        COIL_TEST(test_book_errback_raises_anew),
+        COIL_TEST(test_book_add_callbacks_pair),
         COIL_TEST(test_book_add_callbacks_versus_add_callback_add_errback),
         {NULL, NULL},
     };
@@ -905,6 +1601,28 @@ static int add_suites(void)
         COIL_TEST(test_list_fire_on_one_callback),
         COIL_TEST(test_list_fire_on_one_errback),
         COIL_TEST(test_gather),
+        COIL_TEST(test_errback_without_failure),
+        COIL_TEST(test_succeed_and_fail),
+        COIL_TEST(test_add_step_inside_running_chain),
+        COIL_TEST(test_chain_fired_from_inside_the_step),
+        COIL_TEST(test_chain_from_errback),
+        COIL_TEST(test_chain_already_chained_fails),
+        COIL_TEST(test_chain_outside_a_step),
+        COIL_TEST(test_chain_inner_abandoned),
+        COIL_TEST(test_deep_nest_abandoned),
+        COIL_TEST(test_cancel_deep_nest),
+        COIL_TEST(test_cancel_then_errback_suppressed),
+        COIL_TEST(test_timeout_while_paused),
+        COIL_TEST(test_timeout_holds_the_deferred),
+        COIL_TEST(test_timeout_canceller_answers),
+        COIL_TEST(test_two_timeouts),
+        COIL_TEST(test_list_of_fired_children),
+        COIL_TEST(test_list_lifetimes),
+        COIL_TEST(test_list_values_destroyed_once),
+        COIL_TEST(test_list_fire_on_one_callback_none_succeed),
+        COIL_TEST(test_list_cancel),
+        COIL_TEST(test_list_cancel_child_does_not_fire),
+        COIL_TEST(test_gather_with_timeout),
         {NULL, NULL},
     };
     if (coil_test_add_suite("seed book chapter 3", book) != 0)

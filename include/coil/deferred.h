@@ -127,16 +127,22 @@ void *coil_deferred_take_result(coil_deferred *d, coil_destroy_fn *destroy);
  *       coil_deferred_take_failure(d), COIL_DOMAIN_USER, 1, "fetch failed")); */
 coil_failure *coil_deferred_take_failure(coil_deferred *d);
 /* From inside a step of `d`: pause `d` until `other` fires; `other`'s result
- * then moves into `d` (leaving NULL in `other`) and `d` goes on. Takes the
- * caller's reference to `other`. Chaining a deferred to itself fails `d`
- * with COIL_EINVAL. */
+ * then moves into `d` (leaving NULL in `other`) and `d` goes on. Takes (and
+ * drops) the caller's reference to `other`: `d` does not keep `other` alive,
+ * whoever will fire `other` must hold it (a producer keeps its reference
+ * until it fires). If `other` is freed unfired, `d` stays paused. Chaining a
+ * deferred to itself, or to one already chained, fails `d` with COIL_EINVAL;
+ * calling it outside a step, or twice in one step, is logged and ignored. */
 void coil_deferred_chain(coil_deferred *d, coil_deferred *other);
 
 /* ---- cancellation and timeouts ---------------------------------------- */
 
 /* Cancel: an unfired deferred runs its canceller and, unless that fired it,
- * fails with COIL_ECANCELLED; a deferred paused on another cancels that one;
- * a fired deferred is left alone. */
+ * fails with COIL_ECANCELLED; a deferred paused on another cancels that one
+ * (down to the innermost); a fired deferred is left alone. Without a
+ * canceller, one later fire by the producer is ignored; with one, a later
+ * fire returns COIL_EALREADY (Twisted's rules). Cancelling a deferred list
+ * cancels its pending children. */
 void coil_deferred_cancel(coil_deferred *d);
 
 /* Cancel `d` if it has not fired `seconds` from now on `r`'s clock; the
@@ -170,7 +176,10 @@ typedef struct coil_deferred_list_result {
     coil_deferred_list_item *items;
 } coil_deferred_list_result;
 
-/* The value a list with COIL_DL_FIRE_ON_ONE_CALLBACK fires with. */
+/* The value a list with COIL_DL_FIRE_ON_ONE_CALLBACK fires with (`index`
+ * counts from 0). When no child succeeds, such a list fails instead with
+ * COIL_EFIRSTERROR "none of the N deferreds succeeded" (cause: child 0's
+ * failure), so a callback never mistakes a list result for this type. */
 typedef struct coil_deferred_first_result {
     size_t index;
     void *value;
