@@ -13,6 +13,11 @@
 #include "memory.h"
 #include "tcp.h"
 #include "unix.h"
+#include "endpoint.h"
+#include "reconnect.h"
+#include "line.h"
+#include "netstring.h"
+#include "prefixed.h"
 
 #define COIL_VERSION_MAJOR  0
 #define COIL_VERSION_MINOR  1

@@ -1,0 +1,108 @@
+/* coil — endpoints from strings, in Twisted's description syntax.
+ *
+ * A description names a transport kind, then its arguments separated by
+ * ':'; an argument is positional or KEY=VALUE; a backslash makes the next
+ * character literal ("unix:/tmp/a\:b" is the path "/tmp/a:b").
+ *
+ *   server: tcp:PORT[:interface=ADDR][:backlog=N]
+ *           unix:PATH[:mode=0660][:backlog=N]
+ *   client: tcp:host=HOST:port=PORT[:timeout=S][:bindAddress=ADDR]
+ *           tcp:HOST:PORT[:...]
+ *           unix:path=PATH[:timeout=S]   unix:PATH
+ *
+ * A bad description fails with a message that names the bad part and
+ * shows the right form:
+ *   "bad server endpoint 'tcp:80x': port '80x' is not a number from 0 to
+ *    65535 (use tcp:PORT[:interface=ADDR][:backlog=N])"
+ *
+ *   coil_listener *l;
+ *   coil_failure *err;
+ *   if (coil_listen(r, "tcp:8000:interface=127.0.0.1", &factory, &l, &err) != 0) {
+ *       coil_failure_print(err, stderr); ...
+ *   }
+ *
+ * Later issues add ssl:/tls: and ssh: kinds.
+ */
+#ifndef COIL_ENDPOINT_H
+#define COIL_ENDPOINT_H
+
+#include "deferred.h"
+#include "failure.h"
+#include "protocol.h"
+#include "reactor.h"
+#include "tcp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- parsing ------------------------------------------------------------- */
+
+/* A parsed description: its kind and its arguments, unescaped. */
+#define COIL_ENDPOINT_MAX_ARGS 32
+#define COIL_ENDPOINT_MAX_LEN  4096
+
+typedef struct coil_endpoint_arg {
+    char *key;   /* NULL for a positional argument */
+    char *value; /* never NULL */
+} coil_endpoint_arg;
+
+typedef struct coil_endpoint_desc {
+    char *kind; /* "tcp", "unix", ... */
+    int nargs;
+    coil_endpoint_arg args[COIL_ENDPOINT_MAX_ARGS];
+} coil_endpoint_desc;
+
+/* Split a description into kind and arguments (no checking of the kind's
+ * rules). Descriptions longer than COIL_ENDPOINT_MAX_LEN or with more than
+ * COIL_ENDPOINT_MAX_ARGS arguments are refused. Returns 0, or COIL_EINVAL
+ * / COIL_ENOMEM with *err (if not NULL) saying what was wrong. Free with
+ * coil_endpoint_desc_free. */
+int coil_endpoint_desc_parse(const char *text, coil_endpoint_desc **out,
+                             coil_failure **err) COIL_MUST_CHECK;
+void coil_endpoint_desc_free(coil_endpoint_desc *d);
+/* The value of KEY=VALUE, or NULL. */
+const char *coil_endpoint_desc_get(const coil_endpoint_desc *d, const char *key);
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+/* A checked endpoint, ready to listen or connect as often as wanted. */
+typedef struct coil_endpoint coil_endpoint;
+
+int coil_endpoint_server(const char *text, coil_endpoint **out,
+                         coil_failure **err) COIL_MUST_CHECK;
+int coil_endpoint_client(const char *text, coil_endpoint **out,
+                         coil_failure **err) COIL_MUST_CHECK;
+void coil_endpoint_free(coil_endpoint *e);
+/* "tcp", "unix", ... */
+const char *coil_endpoint_kind(const coil_endpoint *e);
+/* The description it came from (for messages). */
+const char *coil_endpoint_text(const coil_endpoint *e);
+
+/* Listen on a server endpoint / connect a client endpoint; as
+ * coil_tcp_listen and coil_tcp_connect. */
+int coil_endpoint_listen(coil_reactor *r, const coil_endpoint *e, coil_factory *f,
+                         coil_listener **out, coil_failure **err) COIL_MUST_CHECK;
+int coil_endpoint_connect(coil_reactor *r, const coil_endpoint *e, coil_factory *f,
+                          coil_connector **out, coil_failure **err) COIL_MUST_CHECK;
+
+/* Parse and listen / connect in one call. */
+int coil_listen(coil_reactor *r, const char *text, coil_factory *f, coil_listener **out,
+                coil_failure **err) COIL_MUST_CHECK;
+int coil_connect(coil_reactor *r, const char *text, coil_factory *f, coil_connector **out,
+                 coil_failure **err) COIL_MUST_CHECK;
+
+/* ---- one protocol, one connection (Twisted's connectProtocol) ------------ */
+
+/* Connect `p` (owned from now on: destroyed if the connection never comes
+ * up) to a client endpoint. The deferred fires with `p` (borrowed: the
+ * transport owns it) after its connection_made, or fails with why the
+ * connection could not be made. Cancelling the deferred stops the attempt.
+ * Returns NULL only when memory runs out (p destroyed). */
+coil_deferred *coil_connect_protocol(coil_reactor *r, const coil_endpoint *e,
+                                     coil_protocol *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

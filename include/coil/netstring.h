@@ -1,0 +1,63 @@
+/* coil — the netstring receiver (Twisted's NetstringReceiver).
+ *
+ * Netstrings (http://cr.yp.to/proto/netstrings.txt) frame each string as
+ * "LEN:DATA," with LEN in decimal. Embed coil_netstring_receiver FIRST in
+ * your struct, fill in a static const coil_netstring_ops and call
+ * coil_netstring_receiver_init() from build_protocol.
+ *
+ * Bad input (a non-digit length, a leading zero, a length over max_length,
+ * a missing ',') calls bad_input with a message that says what was wrong;
+ * the default closes the connection. Nothing past the bad byte is
+ * delivered. A string is buffered until complete; the buffer is freed as
+ * soon as it is empty.
+ */
+#ifndef COIL_NETSTRING_H
+#define COIL_NETSTRING_H
+
+#include <stddef.h>
+
+#include "protocol.h"
+#include "transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define COIL_NETSTRING_DEFAULT_MAX 99999
+
+typedef struct coil_netstring_receiver coil_netstring_receiver;
+
+typedef struct coil_netstring_ops {
+    void (*connection_made)(coil_netstring_receiver *ns);
+    /* `data` is borrowed until the call returns and NUL-terminated. */
+    void (*string_received)(coil_netstring_receiver *ns, const char *data, size_t len);
+    /* What was wrong, e.g. "netstring length 123456 exceeds the limit of
+     * 99999". NULL: lose the connection. */
+    void (*bad_input)(coil_netstring_receiver *ns, const char *message);
+    void (*connection_lost)(coil_netstring_receiver *ns, const coil_failure *reason);
+    void (*destroy)(coil_netstring_receiver *ns);
+} coil_netstring_ops;
+
+struct coil_netstring_receiver {
+    coil_protocol protocol; /* first */
+    const coil_netstring_ops *ops;
+    size_t max_length; /* default COIL_NETSTRING_DEFAULT_MAX */
+    /* Private. */
+    char *buf;
+    size_t len, cap;
+    size_t want; /* length of the string being read */
+    int state;
+    int broken;
+    int delivering;
+    int destroyed;
+};
+
+void coil_netstring_receiver_init(coil_netstring_receiver *ns,
+                                  const coil_netstring_ops *ops);
+/* Send one netstring (one writev). */
+int coil_netstring_send(coil_netstring_receiver *ns, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

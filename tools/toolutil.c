@@ -1,0 +1,1 @@
+/* placeholder: shared helpers of the tools */
