@@ -458,8 +458,11 @@ static void connected(coil_connector *k)
         return;
     }
     coil_transport *t = coil__sock_conn_new(k->r, k->ops, fd, p, k, &k->opts);
-    if (t && ((sock_conn *)t)->connector == k)
+    if (t && ((sock_conn *)t)->connector == k) {
         k->conn = (sock_conn *)t;
+        if (k->f->ops->connected)
+            k->f->ops->connected(k->f, k, t);
+    }
 }
 
 static void connector_io(void *arg, int fd, unsigned events)

@@ -66,6 +66,8 @@ optional (NULL).
                             factory / the last stops (Twisted's doStart and
                             doStop); counted, so several listeners may share
   started_connecting(f, c)  a connection attempt begins
+  connected(f, c, t)        the attempt succeeded: `t` is the new transport,
+                            whose protocol's connection_made has run
   connection_failed(f, c, reason)   the attempt failed: refused, timed out,
                             unreachable, name not found (reason borrowed)
   connection_lost(f, c, reason)     an established connection ended; called
@@ -81,6 +83,7 @@ typedef struct coil_factory_ops {
     void (*start)(coil_factory *f);
     void (*stop)(coil_factory *f);
     void (*started_connecting)(coil_factory *f, coil_connector *c);
+    void (*connected)(coil_factory *f, coil_connector *c, coil_transport *t);
     void (*connection_failed)(coil_factory *f, coil_connector *c,
                               const coil_failure *reason);
     void (*connection_lost)(coil_factory *f, coil_connector *c,
