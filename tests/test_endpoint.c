@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -382,6 +385,67 @@ static void test_connect_protocol_cancel(void)
     coil_reactor_free(r);
 }
 
+/* A listener that never accepts, with its accept queue full: the kernel
+ * drops further SYNs, so a connect hangs until coil's timeout. */
+typedef struct fail_rec {
+    coil_factory f;
+    coil_reactor *r;
+    int failed, code;
+    char msg[256];
+} fail_rec;
+
+static void rec_failed(coil_factory *f, coil_connector *c, const coil_failure *why)
+{
+    fail_rec *fr = (fail_rec *)f;
+    fr->failed++;
+    fr->code = coil_failure_code(why);
+    snprintf(fr->msg, sizeof fr->msg, "%s", coil_failure_message(why));
+    coil_reactor_stop(fr->r);
+}
+
+static const coil_factory_ops rec_ops = {.build_protocol = echo_build,
+                                         .connection_failed = rec_failed};
+
+static void test_connect_timeout(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    CU_ASSERT_EQUAL_FATAL(bind(lfd, (struct sockaddr *)&sa, sl), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(lfd, 0), 0);
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    /* Fill the accept queue (backlog 0 holds one) with blocking connects. */
+    int fillers[4], nf = 0;
+    for (; nf < 2; nf++) {
+        fillers[nf] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fillers[nf], (struct sockaddr *)&sa, sl);
+    }
+    usleep(100000);
+    char text[64];
+    snprintf(text, sizeof text, "tcp:127.0.0.1:%d:timeout=0.5", ntohs(sa.sin_port));
+    fail_rec fr = {.f.ops = &rec_ops, .r = r};
+    coil_connector *k;
+    coil_failure *err = NULL;
+    double t0 = coil_reactor_seconds(r);
+    CU_ASSERT_EQUAL_FATAL(coil_connect(r, text, &fr.f, &k, &err), 0);
+    coil_timer *t = coil_reactor_call_later(r, 10, give_up, r);
+    coil_reactor_run(r);
+    coil_timer_cancel(t);
+    double took = coil_reactor_seconds(r) - t0;
+    CU_ASSERT_EQUAL(fr.failed, 1);
+    CU_ASSERT_EQUAL(fr.code, COIL_ETIMEDOUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fr.msg, "timed out after 0.5 s"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fr.msg, "127.0.0.1"));
+    CU_ASSERT(took >= 0.45 && took < 5);
+    coil_connector_free(k);
+    for (int i = 0; i < nf; i++)
+        close(fillers[i]);
+    close(lfd);
+    coil_reactor_free(r);
+}
+
 static void test_wrong_side_and_listen_error(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
@@ -427,6 +491,7 @@ static int add_suites(void)
         COIL_TEST(test_connect_protocol_tcp_and_unix),
         COIL_TEST(test_connect_protocol_refused),
         COIL_TEST(test_connect_protocol_cancel),
+        COIL_TEST(test_connect_timeout),
         COIL_TEST(test_wrong_side_and_listen_error),
         {NULL, NULL},
     };

@@ -1,13 +1,16 @@
 /* coil — a client that reconnects (Twisted's ReconnectingClientFactory).
  *
- * coil_reconnector keeps one connection to a client endpoint up: when an
- * attempt fails or an established connection ends, it connects again
- * after a delay that starts at initial_delay, grows by `factor` after each
- * failure up to max_delay, and is spread by `jitter` (a normal variate
- * with standard deviation delay * jitter, as Twisted does) so that many
- * clients do not reconnect in step. A connection that comes up resets the
- * delay and the retry count. After max_retries failed attempts in a row
- * it gives up and the `gave_up` callback runs.
+ * coil_reconnector keeps one connection to a client endpoint up: the
+ * first attempt runs at once; when an attempt fails or an established
+ * connection ends, it connects again after a delay. The first retry waits
+ * initial_delay, each further failure in a row multiplies the delay by
+ * `factor`, up to max_delay, and every wait is spread by `jitter` (a
+ * normal variate with standard deviation delay * jitter, as Twisted does)
+ * so that many clients do not reconnect in step. (Twisted multiplies
+ * before the first retry too, so its first wait is initial_delay * factor;
+ * coil waits what you asked for.) A connection that comes up resets the
+ * delay and the retry count. After max_retries retries in a row have
+ * failed it gives up and the `gave_up` callback runs.
  *
  * The protocols come from your factory (`inner`), which also hears
  * started_connecting, connection_failed and connection_lost as usual.
