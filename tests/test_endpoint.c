@@ -44,7 +44,7 @@ static void test_desc_split_and_escapes(void)
 /* Parse `text` expecting failure; the message must contain `needle`. */
 static void desc_fails(const char *text, const char *needle)
 {
-    coil_endpoint_desc *d = (coil_endpoint_desc *)1;
+    coil_endpoint_desc *d = COIL_TEST_POISON;
     coil_failure *err = NULL;
     CU_ASSERT_EQUAL(coil_endpoint_desc_parse(text, &d, &err), COIL_EINVAL);
     CU_ASSERT_PTR_NULL(d);
@@ -82,7 +82,7 @@ static void test_desc_errors(void)
 
 static void endpoint_fails(int server, const char *text, const char *needle)
 {
-    coil_endpoint *e = (coil_endpoint *)1;
+    coil_endpoint *e = COIL_TEST_POISON;
     coil_failure *err = NULL;
     int rc = server ? coil_endpoint_server(text, &e, &err)
                     : coil_endpoint_client(text, &e, &err);

@@ -59,7 +59,7 @@ static void test_backend_bad_env(void)
     char *saved = getenv("COIL_REACTOR") ? strdup(getenv("COIL_REACTOR")) : NULL;
     setenv("COIL_REACTOR", "kqueue", 1);
     coil_test_log_capture_start();
-    coil_reactor *r = (coil_reactor *)1;
+    coil_reactor *r = COIL_TEST_POISON;
     CU_ASSERT_EQUAL(coil_reactor_new(&r, NULL), COIL_EINVAL);
     CU_ASSERT_PTR_NULL(r);
     CU_ASSERT(coil_test_log_contains("COIL_REACTOR=kqueue is not a reactor backend"));

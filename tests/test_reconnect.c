@@ -337,7 +337,7 @@ static void test_free_inside_callback_and_bad_options(void)
     CU_ASSERT_EQUAL(c.f.users, 0);
 
     coil_failure *err = NULL;
-    coil_reconnector *rc = (coil_reconnector *)1;
+    coil_reconnector *rc = COIL_TEST_POISON;
     o.factor = 0.5;
     CU_ASSERT_EQUAL(coil_reconnector_new(r, e, &c.f, &o, &rc, &err), COIL_EINVAL);
     CU_ASSERT_PTR_NULL(rc);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+char coil_test_poison_byte;
+
 static char *log_buf;
 static size_t log_len, log_cap;
 static size_t log_counts[COIL_LOG_NONE + 1];

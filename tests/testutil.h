@@ -25,6 +25,11 @@ int coil_test_log_contains(const char *needle);
 /* A reactor for a test, on the backend $COIL_REACTOR selects; asserts. */
 coil_reactor *coil_test_reactor(coil_clock *clock);
 
+/* A non-NULL pointer that points at nothing of the type: put it in an
+ * out-parameter before a call that must set the out-parameter to NULL. */
+extern char coil_test_poison_byte;
+#define COIL_TEST_POISON ((void *)&coil_test_poison_byte)
+
 /* Add a suite with NULL-terminated pairs of (name, fn). */
 #define COIL_TEST(fn) \
     {                 \

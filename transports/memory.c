@@ -19,6 +19,8 @@ typedef struct buf {
 
 static int buf_append(buf *b, const void *data, size_t len)
 {
+    if (len == 0)
+        return 0;
     if (b->len + len > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + len)
@@ -291,6 +293,8 @@ static ssize_t test_send(coil__stream *s, const struct iovec *iov, int iovcnt)
     mem_end *e = (mem_end *)s;
     size_t taken = 0;
     for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
         size_t n = iov[i].iov_len < e->test_window ? iov[i].iov_len : e->test_window;
         if (n == 0 || buf_append(&e->out, iov[i].iov_base, n) != 0)
             break;

@@ -17,7 +17,7 @@ static void teardown(coil__stream *s)
     coil_protocol *p = s->base.protocol;
     coil_producer *prod = s->producer;
     s->producer = NULL;
-    if (prod)
+    if (prod && prod->ops->stop_producing)
         prod->ops->stop_producing(prod);
     while (s->head) {
         coil__chunk *c = s->head;
@@ -448,7 +448,7 @@ int coil__stream_info(const coil_transport *t, coil_transport_info *out)
     out->write_queued = s->queued;
     out->high_water = s->high_water;
     out->low_water = s->low_water;
-    out->reading = s->reading && !s->read_shut;
+    out->reading = s->reading && !s->read_shut && s->state == COIL__STREAM_OPEN;
     out->peer_pid = -1;
     out->peer_uid = -1;
     out->peer_gid = -1;

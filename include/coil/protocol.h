@@ -72,8 +72,9 @@ optional (NULL).
                             unreachable, name not found (reason borrowed)
   connection_lost(f, c, reason)     an established connection ended; called
                             after the protocol's connection_lost
-  destroy(f)                free the factory when its owner (a listener made
-                            with ownership, a reconnecting connector) is freed
+
+The factory belongs to the caller, who frees it after every listener and
+connector using it is gone (users == 0).
 */
 typedef struct coil_factory coil_factory;
 typedef struct coil_connector coil_connector;
