@@ -25,7 +25,9 @@
  * Every callback may call any coil_line_* or transport function, including
  * switching modes, pausing, or closing the connection: lines that arrived
  * in the same read are delivered only while the receiver is in line mode,
- * not paused, and the connection is not closing.
+ * not paused, and the connection is not closing (lose_connection or
+ * abort_connection was called, by the receiver or by you; a half-close,
+ * lose_write_connection, does not stop delivery).
  */
 #ifndef COIL_LINE_H
 #define COIL_LINE_H
@@ -52,9 +54,11 @@ typedef struct coil_line_ops {
     void (*line_received)(coil_line_receiver *lr, const char *line, size_t len);
     /* Raw mode: bytes as they come. */
     void (*raw_data_received)(coil_line_receiver *lr, const void *data, size_t len);
-    /* A line passed max_length; `partial` is what was buffered (at most
-     * max_length + delimiter bytes). NULL: lose the connection. After it
-     * returns, the buffered bytes are dropped. */
+    /* A line passed max_length; `partial` is its start (max_length plus
+     * the delimiter's length, or 2 under accept_lf if more). NULL: lose
+     * the connection. Otherwise the over-long line is dropped, up to and
+     * including its delimiter when that comes, and the lines after it are
+     * delivered as usual. */
     void (*line_length_exceeded)(coil_line_receiver *lr, const char *partial, size_t len);
     void (*read_connection_lost)(coil_line_receiver *lr);
     void (*connection_lost)(coil_line_receiver *lr, const coil_failure *reason);
@@ -70,11 +74,17 @@ struct coil_line_receiver {
     int accept_lf;     /* also end a line at a bare "\n" (default 1) */
     size_t max_length; /* default COIL_LINE_DEFAULT_MAX */
     /* Private. */
-    char *buf;
-    size_t len, cap;
+    char *buf; /* input not yet delivered: buf[off..len) */
+    size_t off, len, cap;
+    size_t scan;   /* the delimiter search resumes here */
+    char *retired; /* a buffer a running callback may still be reading */
+    char scan_delim[COIL_LINE_MAX_DELIMITER]; /* the settings `scan` is for */
+    size_t scan_delim_len;
+    int scan_lf;
     int raw;
     int paused;
     int closing;
+    int discarding; /* skipping the rest of an over-long line */
     int delivering;
     int destroyed; /* set by destroy during delivery */
 };
@@ -88,18 +98,23 @@ void coil_line_receiver_init(coil_line_receiver *lr, const coil_line_ops *ops);
 int coil_line_set_delimiter(coil_line_receiver *lr, const char *delim, size_t len);
 
 /* Write `line` followed by the delimiter (one writev). COIL_EINVAL when the
- * line holds the delimiter; otherwise as coil_transport_write. */
+ * line holds the delimiter (or a "\n" under accept_lf): the peer would see
+ * two lines. COIL_ECLOSED without a transport; otherwise as
+ * coil_transport_write. */
 int coil_line_send(coil_line_receiver *lr, const char *line, size_t len);
-/* printf-style coil_line_send. */
+/* printf-style coil_line_send (formats on the stack, on the heap when
+ * long). */
 int coil_line_sendf(coil_line_receiver *lr, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int coil_line_vsendf(coil_line_receiver *lr, const char *fmt, va_list ap);
 
 /* Switch to raw mode: buffered bytes not yet delivered as lines, and what
- * follows, go to raw_data_received. */
+ * follows, go to raw_data_received (what is buffered at once, unless called
+ * from a callback or paused: then when the running delivery gets to it). */
 void coil_line_set_raw_mode(coil_line_receiver *lr);
-/* Back to line mode; `extra` (may be NULL) is data to parse first, as
- * Twisted's setLineMode(extra). */
+/* Back to line mode; `extra` (may be NULL; copied) is data to parse first,
+ * before anything still buffered, as Twisted's setLineMode(extra): from a
+ * raw_data_received callback, pass the bytes after your body. */
 void coil_line_set_line_mode(coil_line_receiver *lr, const void *extra, size_t len);
 
 /* Stop delivering lines (buffered ones stay; reading from the transport is
@@ -107,8 +122,9 @@ void coil_line_set_line_mode(coil_line_receiver *lr, const void *extra, size_t l
 void coil_line_pause(coil_line_receiver *lr);
 void coil_line_resume(coil_line_receiver *lr);
 
-/* Drop and return what is buffered (caller frees with free()); NULL when
- * nothing is (*len set to 0). */
+/* Drop and return what is buffered, NUL-terminated (caller frees with
+ * free()); NULL when nothing is (*len set to 0). From a callback, that is
+ * what followed the current line. */
 char *coil_line_clear_buffer(coil_line_receiver *lr, size_t *len);
 
 #ifdef __cplusplus

@@ -5,11 +5,15 @@
  * your struct, fill in a static const coil_netstring_ops and call
  * coil_netstring_receiver_init() from build_protocol.
  *
- * Bad input (a non-digit length, a leading zero, a length over max_length,
- * a missing ',') calls bad_input with a message that says what was wrong;
- * the default closes the connection. Nothing past the bad byte is
- * delivered. A string is buffered until complete; the buffer is freed as
- * soon as it is empty.
+ * Bad input (a non-digit length, a leading zero, an empty length, a length
+ * over max_length, a missing ',') calls bad_input with a message that says
+ * what was wrong; the default closes the connection. Nothing past the bad
+ * byte is delivered, whatever bad_input does. A length over max_length is
+ * caught at the digit that takes it over, before the ':' arrives. "0:," is
+ * the empty string. A string is buffered until complete; the buffer is
+ * freed as soon as it is empty. Once the connection is closing
+ * (lose_connection or abort_connection, from a callback or the default
+ * bad_input), nothing more is delivered.
  */
 #ifndef COIL_NETSTRING_H
 #define COIL_NETSTRING_H
@@ -43,18 +47,22 @@ struct coil_netstring_receiver {
     const coil_netstring_ops *ops;
     size_t max_length; /* default COIL_NETSTRING_DEFAULT_MAX */
     /* Private. */
-    char *buf;
-    size_t len, cap;
-    size_t want; /* length of the string being read */
+    char *buf; /* input not yet delivered: buf[off..len) */
+    size_t off, len, cap;
+    char *retired; /* a buffer a running callback may still be reading */
+    size_t want;   /* length of the string being read */
+    size_t digits; /* digits of it seen so far */
     int state;
     int broken;
+    int closing;
     int delivering;
     int destroyed;
 };
 
 void coil_netstring_receiver_init(coil_netstring_receiver *ns,
                                   const coil_netstring_ops *ops);
-/* Send one netstring (one writev). */
+/* Send one netstring (one writev). COIL_ECLOSED without a transport;
+ * otherwise as coil_transport_write. */
 int coil_netstring_send(coil_netstring_receiver *ns, const void *data, size_t len);
 
 #ifdef __cplusplus

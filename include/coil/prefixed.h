@@ -6,9 +6,12 @@
  * fill in a static const coil_prefixed_ops and call
  * coil_prefixed_receiver_init() with the prefix size from build_protocol.
  *
- * A length over max_length calls length_limit_exceeded; the default closes
- * the connection and nothing more is delivered. The buffer is freed as soon
- * as it is empty.
+ * A length over max_length calls length_limit_exceeded as soon as its
+ * prefix arrives; the default closes the connection, and nothing more is
+ * delivered whatever the hook does. The buffer is freed as soon as it is
+ * empty. Once the connection is closing (lose_connection or
+ * abort_connection, from a callback or the default hook), nothing more is
+ * delivered.
  */
 #ifndef COIL_PREFIXED_H
 #define COIL_PREFIXED_H
@@ -43,19 +46,24 @@ struct coil_prefixed_receiver {
     const coil_prefixed_ops *ops;
     size_t max_length; /* default COIL_PREFIXED_DEFAULT_MAX */
     /* Private. */
-    int prefix; /* 2 or 4 */
-    unsigned char *buf;
-    size_t len, cap;
+    int prefix;         /* 2 or 4 */
+    unsigned char *buf; /* input not yet delivered: buf[off..len) */
+    size_t off, len, cap;
+    unsigned char *retired; /* a buffer a running callback may still read */
     int broken;
+    int closing;
     int delivering;
     int destroyed;
 };
 
-/* `prefix_bytes` is 2 or 4 (COIL_EINVAL otherwise). */
+/* `prefix_bytes` is 2 or 4. COIL_EINVAL otherwise: `pr` is then still set
+ * up (its destroy forwards) but delivers nothing. */
 int coil_prefixed_receiver_init(coil_prefixed_receiver *pr, int prefix_bytes,
                                 const coil_prefixed_ops *ops);
 /* Send one string (one writev); COIL_EINVAL when it does not fit the
- * prefix (over 65535 bytes for 2). */
+ * prefix (over 65535 bytes for 2, over 4294967295 for 4) and nothing is
+ * sent; COIL_ECLOSED without a transport; otherwise as
+ * coil_transport_write. */
 int coil_prefixed_send(coil_prefixed_receiver *pr, const void *data, size_t len);
 
 #ifdef __cplusplus
