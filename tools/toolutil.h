@@ -1,0 +1,124 @@
+/* Shared helpers of the command-line tools (coil-echo, coil-chat): argument
+ * parsing, usage and error messages, the reactor with signal-driven clean
+ * shutdown, and an input reader for stdin that works on pipes, terminals,
+ * sockets and regular files alike.
+ *
+ * Exit statuses: TOOL_EXIT_OK (0) on success, TOOL_EXIT_FAILURE (1) when
+ * the work failed (could not connect, connection lost, cannot listen),
+ * TOOL_EXIT_USAGE (2) for bad arguments.
+ */
+#ifndef COIL_TOOLUTIL_H
+#define COIL_TOOLUTIL_H
+
+#include <stddef.h>
+
+#include <coil/coil.h>
+
+#define TOOL_EXIT_OK      0
+#define TOOL_EXIT_FAILURE 1
+#define TOOL_EXIT_USAGE   2
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* Call first in main: `name` prefixes every message; `usage` is the --help
+ * text (both static strings). Ignores SIGPIPE (a closed stdout is an error
+ * we report, not a silent death) and routes coil's log through tool_error's
+ * format ("NAME: module: message"). */
+void tool_init(const char *name, const char *usage);
+const char *tool_name(void);
+
+/* "NAME: message\n" on stderr. */
+void tool_error(const char *fmt, ...) COIL_PRINTF(1, 2);
+
+/* "NAME: context: what failed\n" on stderr, where the failure's messages
+ * and its causes' are joined by ": ". */
+void tool_error_failure(const coil_failure *f, const char *fmt, ...) COIL_PRINTF(2, 3);
+
+/* The failure's message followed by its causes' messages, joined by ": "
+ * (no domains or code names: text for a person). Caller frees; NULL only
+ * when memory runs out. */
+char *tool_failure_text(const coil_failure *f);
+
+/* Print "NAME: message" and a hint to try --help on stderr; returns
+ * TOOL_EXIT_USAGE. */
+int tool_usage_error(const char *fmt, ...) COIL_PRINTF(1, 2);
+
+/* A description that does not parse: print the failure as a usage error,
+ * free it, and return TOOL_EXIT_USAGE. */
+int tool_bad_endpoint(coil_failure *err);
+
+/* Print the usage text on stdout; returns TOOL_EXIT_OK. */
+int tool_help(void);
+
+/* ---- arguments ----------------------------------------------------------- */
+
+/* One option: --long, and -s when `short_name` is not 0. With `value` set,
+ * the option takes a value ("--name NAME", "--name=NAME", "-n NAME"), stored
+ * (borrowed from argv) in *value; otherwise *flag is set to 1. The table
+ * ends with an entry whose long_name is NULL. */
+typedef struct tool_option {
+    const char *long_name;
+    char short_name;
+    const char **value;
+    int *flag;
+} tool_option;
+
+#define TOOL_ARGS_HELP (-1)
+
+/* Parse argv[1..argc-1]: options from `opts` anywhere ("--" ends them),
+ * -h / --help. Positional arguments are moved, in order, to argv[0..n-1]
+ * (argv[0] is overwritten) and n is returned. Returns TOOL_ARGS_HELP when
+ * help was asked for, or -TOOL_EXIT_USAGE after printing what was wrong
+ * (unknown option, missing value). `opts` may be NULL. */
+int tool_parse_args(int argc, char **argv, const tool_option *opts);
+
+/* ---- the reactor ----------------------------------------------------------- */
+
+/* A reactor that stops cleanly on SIGINT and SIGTERM while it runs. Prints
+ * what went wrong and returns non-zero on failure. */
+int tool_reactor_new(coil_reactor **out);
+
+/* Stop the reactor: now when it runs, else as soon as it starts (callbacks
+ * such as connection_failed may run before coil_reactor_run). */
+void tool_quit(coil_reactor *r);
+
+/* After run() returned: turn the loop until done(arg) is true, so that
+ * connections closed or aborted at shutdown finish and are freed; gives up
+ * after `seconds`. Returns 1 when done. */
+int tool_settle(coil_reactor *r, double seconds, int (*done)(void *arg), void *arg);
+
+/* ---- listeners and output -------------------------------------------------- */
+
+/* A description of where `l` (listening on server endpoint text `text`)
+ * listens, for "serving on ..." messages: "tcp:PORT (ADDR:PORT)" with the
+ * real port, or "unix:PATH". */
+void tool_listener_describe(const coil_listener *l, const char *text, char *buf,
+                            size_t size);
+
+/* Write all of buf to fd (blocking; waits out EAGAIN on a non-blocking fd).
+ * Returns 0 or a positive errno value. */
+int tool_write_all(int fd, const void *buf, size_t len);
+
+/* ---- input ----------------------------------------------------------------- */
+
+/* Reads an fd (stdin) in chunks and hands them to on_data. Pipes, terminals
+ * and sockets are watched with the reactor; regular files and other fds
+ * epoll cannot watch are read one chunk per loop pass from a zero-delay
+ * timer. Callbacks may call tool_input_pause/resume/free. */
+typedef struct tool_input tool_input;
+
+typedef struct tool_input_ops {
+    void (*on_data)(void *arg, const char *data, size_t len);
+    void (*on_eof)(void *arg);
+    void (*on_error)(void *arg, int err); /* errno value of the failed read */
+} tool_input_ops;
+
+/* Start reading `fd` (not closed by tool_input_free). Returns NULL with a
+ * message printed on failure. */
+tool_input *tool_input_new(coil_reactor *r, int fd, const tool_input_ops *ops, void *arg);
+void tool_input_pause(tool_input *in);
+void tool_input_resume(tool_input *in);
+/* Stop reading and free. NULL is allowed. */
+void tool_input_free(tool_input *in);
+
+#endif
