@@ -21,30 +21,16 @@
 #include <coil/line.h>
 #include <coil/log.h>
 
+#include "rxbuf.h"
+
 #define LOG_MODULE  "line"
-#define MIN_CAP     256
 #define SENDF_STACK 512
 
 /* ---- the transport ------------------------------------------------------ */
 
-/* The transport interface has no "is it closing?" query. A write fails with
- * COIL_ECLOSED once lose_connection or abort_connection has been called, but
- * also after a half-close (lose_write_connection), which must not stop us
- * reading. Asking an already half-closed transport to half-close is a no-op
- * that succeeds, while a closing one refuses with COIL_ECLOSED: so the second
- * call tells the two apart without changing anything. */
-static int transport_closing(coil_transport *t)
-{
-    if (!t)
-        return 0; /* not connected yet, or connection_lost has run (closing) */
-    if (coil_transport_write(t, "", 0) != COIL_ECLOSED)
-        return 0;
-    return coil_transport_lose_write_connection(t) == COIL_ECLOSED;
-}
-
 static void lose_connection(coil_line_receiver *lr)
 {
-    lr->closing = 1;
+    lr->rx.closing = 1;
     if (lr->protocol.transport)
         coil_transport_lose_connection(lr->protocol.transport);
 }
@@ -55,115 +41,54 @@ static void out_of_memory(coil_line_receiver *lr, size_t n)
 {
     coil_log(COIL_LOG_ERROR, LOG_MODULE, "out of memory buffering %zu bytes; aborting",
              n);
-    lr->closing = 1;
+    lr->rx.closing = 1;
     if (lr->protocol.transport)
         coil_transport_abort_connection(lr->protocol.transport);
 }
 
 /* ---- the buffer ----------------------------------------------------------- */
 
-static void drop_storage(coil_line_receiver *lr, char *old)
+/* The live bytes moved from rx.off to the front: the scan position moves
+ * with them. */
+static void moved(coil_line_receiver *lr, size_t old_off)
 {
-    if (!old)
-        return;
-    if (lr->delivering && !lr->retired)
-        lr->retired = old; /* the running callback may be reading it */
-    else
-        free(old); /* an intermediate buffer no callback has seen */
-}
-
-/* Move the live bytes, with `front` bytes before them, into a new buffer of
- * at least `need` bytes. */
-static int relocate(coil_line_receiver *lr, const void *front, size_t nfront, size_t need)
-{
-    size_t live = lr->len - lr->off;
-    size_t cap = lr->cap > MIN_CAP ? lr->cap : MIN_CAP;
-    while (cap < need) {
-        if (cap > SIZE_MAX / 2)
-            return COIL_ENOMEM;
-        cap *= 2;
-    }
-    char *nb = malloc(cap);
-    if (!nb)
-        return COIL_ENOMEM;
-    if (nfront)
-        memcpy(nb, front, nfront); /* `front` may lie in the old buffer */
-    if (live)
-        memcpy(nb + nfront, lr->buf + lr->off, live);
-    size_t scan = lr->scan > lr->off ? lr->scan - lr->off : 0;
-    drop_storage(lr, lr->buf);
-    lr->buf = nb;
-    lr->cap = cap;
-    lr->off = 0;
-    lr->len = nfront + live;
-    lr->scan = nfront ? 0 : scan;
-    return 0;
+    lr->scan -= lr->scan > old_off ? old_off : lr->scan;
 }
 
 static int append(coil_line_receiver *lr, const void *data, size_t n)
 {
-    if (n > lr->cap - lr->len) {
-        size_t live = lr->len - lr->off;
-        if (n > SIZE_MAX - live)
-            return COIL_ENOMEM;
-        if (!lr->delivering && lr->off >= live && live + n <= lr->cap) {
-            /* At least half the buffer is consumed: compacting is paid for
-             * by the bytes consumed since the last move. */
-            memmove(lr->buf, lr->buf + lr->off, live);
-            lr->scan -= lr->scan > lr->off ? lr->off : lr->scan;
-            lr->len = live;
-            lr->off = 0;
-        } else if (relocate(lr, NULL, 0, live + n) != 0) {
-            return COIL_ENOMEM;
-        }
+    size_t old_off = lr->rx.off;
+    int rc = coil__rxbuf_append(&lr->rx, data, n);
+    if (lr->rx.off != old_off)
+        moved(lr, old_off);
+    return rc;
+}
+
+/* Put `data` before what is pending (set_line_mode's extra); the search
+ * starts again at the front. */
+static int prepend(coil_line_receiver *lr, const void *data, size_t n)
+{
+    if (!lr->rx.delivering && lr->rx.off >= n) {
+        lr->rx.off -= n;
+        memmove(lr->rx.buf + lr->rx.off, data, n);
+        lr->scan = lr->rx.off;
+        return 0;
     }
-    memcpy(lr->buf + lr->len, data, n);
-    lr->len += n;
+    size_t live = lr->rx.len - lr->rx.off;
+    if (n > SIZE_MAX - live || coil__rxbuf_relocate(&lr->rx, data, n, live + n) != 0)
+        return COIL_ENOMEM;
+    lr->scan = 0;
     return 0;
 }
 
-/* Put `data` before what is pending (set_line_mode's extra). */
-static int prepend(coil_line_receiver *lr, const void *data, size_t n)
-{
-    if (!lr->delivering && lr->off >= n) {
-        lr->off -= n;
-        memmove(lr->buf + lr->off, data, n);
-        lr->scan = lr->off;
-        return 0;
-    }
-    size_t live = lr->len - lr->off;
-    if (n > SIZE_MAX - live)
-        return COIL_ENOMEM;
-    return relocate(lr, data, n, live + n);
-}
-
-/* Between reads: free an empty buffer (an idle connection holds none), move
- * a partial line to the front, give back most of an oversized buffer. */
 static void tidy(coil_line_receiver *lr)
 {
-    size_t live = lr->len - lr->off;
-    if (live == 0) {
-        free(lr->buf);
-        lr->buf = NULL;
-        lr->off = lr->len = lr->cap = lr->scan = 0;
-        return;
-    }
-    if (lr->off > 0) {
-        memmove(lr->buf, lr->buf + lr->off, live);
-        lr->scan -= lr->scan > lr->off ? lr->off : lr->scan;
-        lr->len = live;
-        lr->off = 0;
-    }
-    if (lr->cap > 4 * MIN_CAP && live <= lr->cap / 4) {
-        size_t cap = lr->cap;
-        while (cap / 2 >= 2 * live && cap / 2 >= MIN_CAP)
-            cap /= 2;
-        char *nb = realloc(lr->buf, cap);
-        if (nb) {
-            lr->buf = nb;
-            lr->cap = cap;
-        }
-    }
+    size_t old_off = lr->rx.off;
+    coil__rxbuf_tidy(&lr->rx);
+    if (!lr->rx.buf)
+        lr->scan = 0;
+    else if (lr->rx.off != old_off)
+        moved(lr, old_off);
 }
 
 /* ---- finding lines -------------------------------------------------------- */
@@ -210,15 +135,15 @@ static int find_line(coil_line_receiver *lr, size_t *line_len, size_t *consume)
         memcpy(lr->scan_delim, d, dl);
         lr->scan_delim_len = dl;
         lr->scan_lf = lr->accept_lf;
-        lr->scan = lr->off;
+        lr->scan = lr->rx.off;
     }
-    size_t from = lr->scan > lr->off ? lr->scan : lr->off;
-    const char *p = lr->buf + from;
-    size_t n = lr->len - from;
+    size_t from = lr->scan > lr->rx.off ? lr->scan : lr->rx.off;
+    const char *p = lr->rx.buf + from;
+    size_t n = lr->rx.len - from;
     const char *hit = dl == 1 ? memchr(p, d[0], n) : memmem(p, n, d, dl);
     size_t end = 0, cons = 0; /* relative to off */
     if (hit) {
-        end = (size_t)(hit - lr->buf) - lr->off;
+        end = (size_t)(hit - lr->rx.buf) - lr->rx.off;
         cons = end + dl;
     }
     if (lr->accept_lf) {
@@ -226,14 +151,14 @@ static int find_line(coil_line_receiver *lr, size_t *line_len, size_t *consume)
         size_t limit = hit ? (size_t)(hit - p) + dl - 1 : n;
         const char *nl = memchr(p, '\n', limit);
         if (nl) {
-            size_t ni = (size_t)(nl - lr->buf) - lr->off;
+            size_t ni = (size_t)(nl - lr->rx.buf) - lr->rx.off;
             cons = ni + 1;
-            end = ni > 0 && lr->buf[lr->off + ni - 1] == '\r' ? ni - 1 : ni;
+            end = ni > 0 && lr->rx.buf[lr->rx.off + ni - 1] == '\r' ? ni - 1 : ni;
             hit = nl;
         }
     }
     if (!hit) {
-        lr->scan = lr->len - lr->off >= dl ? lr->len - (dl - 1) : lr->off;
+        lr->scan = lr->rx.len - lr->rx.off >= dl ? lr->rx.len - (dl - 1) : lr->rx.off;
         return 0;
     }
     *line_len = end;
@@ -245,26 +170,20 @@ static int find_line(coil_line_receiver *lr, size_t *line_len, size_t *consume)
 
 static void free_and_destroy(coil_line_receiver *lr)
 {
-    free(lr->buf);
-    free(lr->retired);
-    lr->buf = lr->retired = NULL;
-    lr->off = lr->len = lr->cap = lr->scan = 0;
+    coil__rxbuf_free(&lr->rx);
+    lr->scan = 0;
     if (lr->ops->destroy)
         lr->ops->destroy(lr);
 }
 
-/* After each callback: the buffer it could read may go; stop if it destroyed
- * us (returns 1: `lr` is gone) or began closing the connection. */
+/* After each callback: stop if it destroyed us (returns 1: `lr` is gone) or
+ * began closing the connection. */
 static int after_callback(coil_line_receiver *lr)
 {
-    free(lr->retired);
-    lr->retired = NULL;
-    if (lr->destroyed) {
+    if (coil__rx_after_callback(&lr->rx, lr->protocol.transport)) {
         free_and_destroy(lr);
         return 1;
     }
-    if (!lr->closing && transport_closing(lr->protocol.transport))
-        lr->closing = 1;
     return 0;
 }
 
@@ -282,13 +201,13 @@ static void too_long(coil_line_receiver *lr, const char *partial, size_t n)
 /* The loop; `delivering` is set. Returns 1 when `lr` was destroyed. */
 static int run(coil_line_receiver *lr)
 {
-    if (!lr->closing && transport_closing(lr->protocol.transport))
-        lr->closing = 1;
-    while (!lr->paused && !lr->closing && lr->off < lr->len) {
+    if (coil__receiver_transport_gone(lr->protocol.transport))
+        lr->rx.closing = 1;
+    while (!lr->paused && !lr->rx.closing && lr->rx.off < lr->rx.len) {
         if (lr->raw) {
-            const char *data = lr->buf + lr->off;
-            size_t n = lr->len - lr->off;
-            lr->off = lr->scan = lr->len;
+            const char *data = lr->rx.buf + lr->rx.off;
+            size_t n = lr->rx.len - lr->rx.off;
+            lr->rx.off = lr->scan = lr->rx.len;
             if (lr->ops->raw_data_received)
                 lr->ops->raw_data_received(lr, data, n);
             if (after_callback(lr))
@@ -299,19 +218,19 @@ static int run(coil_line_receiver *lr)
         size_t longest = longest_delimiter(lr);
         size_t cap_partial = sat_add(lr->max_length, longest);
         if (!find_line(lr, &line_len, &consume)) {
-            size_t live = lr->len - lr->off;
+            size_t live = lr->rx.len - lr->rx.off;
             if (!lr->discarding && live <= cap_partial - 1)
                 break; /* a partial line, within the limit so far */
             /* Over the limit with no end in sight: drop it, but keep what
              * could be the start of its delimiter, and skip the rest of
              * the line as it comes. */
-            char *partial = lr->buf + lr->off;
+            char *partial = lr->rx.buf + lr->rx.off;
             size_t plen = live < cap_partial ? live : cap_partial;
             int report = !lr->discarding;
             lr->discarding = 1;
-            lr->off = lr->len - (live < longest - 1 ? live : longest - 1);
-            if (lr->scan < lr->off)
-                lr->scan = lr->off;
+            lr->rx.off = lr->rx.len - (live < longest - 1 ? live : longest - 1);
+            if (lr->scan < lr->rx.off)
+                lr->scan = lr->rx.off;
             if (!report)
                 break;
             too_long(lr, partial, plen);
@@ -319,9 +238,9 @@ static int run(coil_line_receiver *lr)
                 return 1;
             continue;
         }
-        char *line = lr->buf + lr->off;
-        lr->off += consume;
-        lr->scan = lr->off;
+        char *line = lr->rx.buf + lr->rx.off;
+        lr->rx.off += consume;
+        lr->scan = lr->rx.off;
         if (lr->discarding) {
             lr->discarding = 0; /* the end of the over-long line */
             continue;
@@ -343,12 +262,12 @@ static int run(coil_line_receiver *lr)
  * the stack (it will get there). Returns 1 when `lr` was destroyed. */
 static int deliver(coil_line_receiver *lr)
 {
-    if (lr->delivering)
+    if (lr->rx.delivering)
         return 0;
-    lr->delivering = 1;
+    lr->rx.delivering = 1;
     if (run(lr))
         return 1;
-    lr->delivering = 0;
+    lr->rx.delivering = 0;
     tidy(lr);
     return 0;
 }
@@ -365,23 +284,16 @@ static void p_connection_made(coil_protocol *p)
 static void p_data_received(coil_protocol *p, const void *data, size_t n)
 {
     coil_line_receiver *lr = (coil_line_receiver *)p;
-    if (lr->closing || n == 0)
+    if (lr->rx.closing || n == 0)
         return; /* nothing will be delivered again */
-    if (lr->delivering) {
-        /* Re-entered from a callback (a transport resumed inside one may
-         * deliver at once): the running loop gets to it. */
-        if (append(lr, data, n) != 0)
-            out_of_memory(lr, n);
-        return;
-    }
-    if (lr->raw && !lr->paused && lr->off == lr->len) {
+    if (lr->raw && !lr->paused && !lr->rx.delivering && lr->rx.off == lr->rx.len) {
         /* Raw bytes with nothing before them: hand them over uncopied. */
-        lr->delivering = 1;
+        lr->rx.delivering = 1;
         if (lr->ops->raw_data_received)
             lr->ops->raw_data_received(lr, data, n);
         if (after_callback(lr) || run(lr))
             return;
-        lr->delivering = 0;
+        lr->rx.delivering = 0;
         tidy(lr);
         return;
     }
@@ -389,7 +301,7 @@ static void p_data_received(coil_protocol *p, const void *data, size_t n)
         out_of_memory(lr, n);
         return;
     }
-    deliver(lr);
+    deliver(lr); /* re-entered from a callback: the running loop gets to it */
 }
 
 static void p_read_connection_lost(coil_protocol *p)
@@ -401,7 +313,7 @@ static void p_read_connection_lost(coil_protocol *p)
 static void p_connection_lost(coil_protocol *p, const coil_failure *reason)
 {
     coil_line_receiver *lr = (coil_line_receiver *)p;
-    lr->closing = 1;
+    lr->rx.closing = 1;
     if (lr->ops->connection_lost)
         lr->ops->connection_lost(lr, reason);
 }
@@ -409,14 +321,8 @@ static void p_connection_lost(coil_protocol *p, const coil_failure *reason)
 static void p_destroy(coil_protocol *p)
 {
     coil_line_receiver *lr = (coil_line_receiver *)p;
-    if (lr->delivering) {
-        /* A transport tearing down under our loop: finish after the
-         * callback on the stack returns. */
-        lr->destroyed = 1;
-        lr->closing = 1;
-        return;
-    }
-    free_and_destroy(lr);
+    if (coil__rx_destroy_now(&lr->rx))
+        free_and_destroy(lr);
 }
 
 /* Two tables: a user without read_connection_lost gets the transport's
@@ -527,7 +433,7 @@ void coil_line_set_raw_mode(coil_line_receiver *lr)
 void coil_line_set_line_mode(coil_line_receiver *lr, const void *extra, size_t len)
 {
     lr->raw = 0;
-    if (extra && len > 0 && !lr->closing && prepend(lr, extra, len) != 0) {
+    if (extra && len > 0 && !lr->rx.closing && prepend(lr, extra, len) != 0) {
         out_of_memory(lr, len);
         return;
     }
@@ -548,23 +454,23 @@ void coil_line_resume(coil_line_receiver *lr)
         return;
     /* Inside a callback the running loop delivers what is buffered; bytes
      * the transport then hands over are appended after them. */
-    if (!lr->paused && !lr->closing && lr->protocol.transport)
+    if (!lr->paused && !lr->rx.closing && lr->protocol.transport)
         coil_transport_resume_reading(lr->protocol.transport);
 }
 
 char *coil_line_clear_buffer(coil_line_receiver *lr, size_t *len)
 {
-    size_t n = lr->len - lr->off;
+    size_t n = lr->rx.len - lr->rx.off;
     char *copy = NULL;
     if (n > 0) {
         copy = malloc(n + 1);
         if (copy) {
-            memcpy(copy, lr->buf + lr->off, n);
+            memcpy(copy, lr->rx.buf + lr->rx.off, n);
             copy[n] = '\0';
         }
     }
-    lr->off = lr->scan = lr->len;
-    if (!lr->delivering)
+    lr->rx.off = lr->scan = lr->rx.len;
+    if (!lr->rx.delivering)
         tidy(lr);
     if (len)
         *len = copy ? n : 0;

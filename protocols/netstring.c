@@ -14,84 +14,17 @@
 #include <coil/log.h>
 #include <coil/netstring.h>
 
+#include "rxbuf.h"
+
 #define LOG_MODULE "netstring"
-#define MIN_CAP    256
 
 enum { NS_LENGTH, NS_DATA };
-
-/* See line.c: no "is it closing?" query exists; a write fails once the
- * connection is closing or half-closed, and half-closing again fails only
- * when it is closing. */
-static int transport_closing(coil_transport *t)
-{
-    if (!t)
-        return 0;
-    if (coil_transport_write(t, "", 0) != COIL_ECLOSED)
-        return 0;
-    return coil_transport_lose_write_connection(t) == COIL_ECLOSED;
-}
-
-/* ---- the buffer ----------------------------------------------------------- */
-
-static int append(coil_netstring_receiver *ns, const void *data, size_t n)
-{
-    if (n > ns->cap - ns->len) {
-        size_t live = ns->len - ns->off;
-        if (n > SIZE_MAX - live)
-            return COIL_ENOMEM;
-        if (!ns->delivering && ns->off >= live && live + n <= ns->cap) {
-            memmove(ns->buf, ns->buf + ns->off, live); /* paid by what was consumed */
-        } else {
-            size_t cap = ns->cap > MIN_CAP ? ns->cap : MIN_CAP;
-            while (cap < live + n) {
-                if (cap > SIZE_MAX / 2)
-                    return COIL_ENOMEM;
-                cap *= 2;
-            }
-            char *nb = malloc(cap);
-            if (!nb)
-                return COIL_ENOMEM;
-            if (live)
-                memcpy(nb, ns->buf + ns->off, live);
-            if (ns->delivering && !ns->retired)
-                ns->retired = ns->buf; /* the running callback may read it */
-            else
-                free(ns->buf);
-            ns->buf = nb;
-            ns->cap = cap;
-        }
-        ns->len = live;
-        ns->off = 0;
-    }
-    memcpy(ns->buf + ns->len, data, n);
-    ns->len += n;
-    return 0;
-}
-
-static void tidy(coil_netstring_receiver *ns)
-{
-    size_t live = ns->len - ns->off;
-    if (live == 0 || ns->broken) {
-        free(ns->buf);
-        ns->buf = NULL;
-        ns->off = ns->len = ns->cap = 0;
-        return;
-    }
-    if (ns->off > 0) {
-        memmove(ns->buf, ns->buf + ns->off, live);
-        ns->len = live;
-        ns->off = 0;
-    }
-}
 
 /* ---- delivery ------------------------------------------------------------- */
 
 static void free_and_destroy(coil_netstring_receiver *ns)
 {
-    free(ns->buf);
-    free(ns->retired);
-    ns->buf = ns->retired = NULL;
-    ns->off = ns->len = ns->cap = 0;
+    coil__rxbuf_free(&ns->rx);
     if (ns->ops->destroy)
         ns->ops->destroy(ns);
 }
@@ -99,14 +32,10 @@ static void free_and_destroy(coil_netstring_receiver *ns)
 /* Returns 1 when the callback destroyed `ns`. */
 static int after_callback(coil_netstring_receiver *ns)
 {
-    free(ns->retired);
-    ns->retired = NULL;
-    if (ns->destroyed) {
+    if (coil__rx_after_callback(&ns->rx, ns->protocol.transport)) {
         free_and_destroy(ns);
         return 1;
     }
-    if (!ns->closing && transport_closing(ns->protocol.transport))
-        ns->closing = 1;
     return 0;
 }
 
@@ -124,13 +53,13 @@ static const char *show_byte(char out[16], unsigned char c)
 static int bad(coil_netstring_receiver *ns, const char *message)
 {
     ns->broken = 1;
-    ns->off = ns->len;
+    ns->rx.off = ns->rx.len;
     if (ns->ops->bad_input) {
         ns->ops->bad_input(ns, message);
         return after_callback(ns);
     }
     coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s; closing", message);
-    ns->closing = 1;
+    ns->rx.closing = 1;
     if (ns->protocol.transport)
         coil_transport_lose_connection(ns->protocol.transport);
     return 0;
@@ -173,17 +102,18 @@ static int length_byte(coil_netstring_receiver *ns, unsigned char c)
 /* The loop; `delivering` is set. Returns 1 when `ns` was destroyed. */
 static int run(coil_netstring_receiver *ns)
 {
-    if (!ns->closing && transport_closing(ns->protocol.transport))
-        ns->closing = 1;
-    while (!ns->broken && !ns->closing && ns->off < ns->len) {
+    coil_rxbuf *rx = &ns->rx;
+    if (coil__receiver_transport_gone(ns->protocol.transport))
+        rx->closing = 1;
+    while (!ns->broken && !rx->closing && rx->off < rx->len) {
         if (ns->state == NS_LENGTH) {
-            if (length_byte(ns, (unsigned char)ns->buf[ns->off++]))
+            if (length_byte(ns, (unsigned char)rx->buf[rx->off++]))
                 return 1;
             continue;
         }
-        if (ns->len - ns->off <= ns->want)
+        if (rx->len - rx->off <= ns->want)
             break; /* the data and its ',' are not all here yet */
-        char *s = ns->buf + ns->off;
+        char *s = rx->buf + rx->off;
         size_t n = ns->want;
         if (s[n] != ',') {
             char msg[160], b[16];
@@ -195,7 +125,7 @@ static int run(coil_netstring_receiver *ns)
             continue;
         }
         s[n] = '\0';
-        ns->off += n + 1;
+        rx->off += n + 1;
         ns->state = NS_LENGTH;
         ns->want = ns->digits = 0;
         if (ns->ops->string_received)
@@ -218,29 +148,19 @@ static void p_connection_made(coil_protocol *p)
 static void p_data_received(coil_protocol *p, const void *data, size_t n)
 {
     coil_netstring_receiver *ns = (coil_netstring_receiver *)p;
-    if (ns->broken || ns->closing || n == 0)
+    if (ns->broken || !coil__rx_feed(&ns->rx, p->transport, data, n, LOG_MODULE))
         return;
-    if (append(ns, data, n) != 0) {
-        coil_log(COIL_LOG_ERROR, LOG_MODULE,
-                 "out of memory buffering %zu bytes; aborting", n);
-        ns->closing = 1;
-        if (ns->protocol.transport)
-            coil_transport_abort_connection(ns->protocol.transport);
-        return;
-    }
-    if (ns->delivering)
-        return; /* re-entered from a callback: the running loop gets to it */
-    ns->delivering = 1;
+    ns->rx.delivering = 1;
     if (run(ns))
         return;
-    ns->delivering = 0;
-    tidy(ns);
+    ns->rx.delivering = 0;
+    coil__rxbuf_tidy(&ns->rx);
 }
 
 static void p_connection_lost(coil_protocol *p, const coil_failure *reason)
 {
     coil_netstring_receiver *ns = (coil_netstring_receiver *)p;
-    ns->closing = 1;
+    ns->rx.closing = 1;
     if (ns->ops->connection_lost)
         ns->ops->connection_lost(ns, reason);
 }
@@ -248,12 +168,8 @@ static void p_connection_lost(coil_protocol *p, const coil_failure *reason)
 static void p_destroy(coil_protocol *p)
 {
     coil_netstring_receiver *ns = (coil_netstring_receiver *)p;
-    if (ns->delivering) {
-        ns->destroyed = 1; /* freed once the running callback returns */
-        ns->closing = 1;
-        return;
-    }
-    free_and_destroy(ns);
+    if (coil__rx_destroy_now(&ns->rx))
+        free_and_destroy(ns);
 }
 
 static const coil_protocol_ops netstring_protocol_ops = {

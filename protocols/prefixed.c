@@ -12,82 +12,15 @@
 #include <coil/log.h>
 #include <coil/prefixed.h>
 
+#include "rxbuf.h"
+
 #define LOG_MODULE "prefixed"
-#define MIN_CAP    256
-
-/* See line.c: no "is it closing?" query exists; a write fails once the
- * connection is closing or half-closed, and half-closing again fails only
- * when it is closing. */
-static int transport_closing(coil_transport *t)
-{
-    if (!t)
-        return 0;
-    if (coil_transport_write(t, "", 0) != COIL_ECLOSED)
-        return 0;
-    return coil_transport_lose_write_connection(t) == COIL_ECLOSED;
-}
-
-/* ---- the buffer ----------------------------------------------------------- */
-
-static int append(coil_prefixed_receiver *pr, const void *data, size_t n)
-{
-    if (n > pr->cap - pr->len) {
-        size_t live = pr->len - pr->off;
-        if (n > SIZE_MAX - live)
-            return COIL_ENOMEM;
-        if (!pr->delivering && pr->off >= live && live + n <= pr->cap) {
-            memmove(pr->buf, pr->buf + pr->off, live); /* paid by what was consumed */
-        } else {
-            size_t cap = pr->cap > MIN_CAP ? pr->cap : MIN_CAP;
-            while (cap < live + n) {
-                if (cap > SIZE_MAX / 2)
-                    return COIL_ENOMEM;
-                cap *= 2;
-            }
-            unsigned char *nb = malloc(cap);
-            if (!nb)
-                return COIL_ENOMEM;
-            if (live)
-                memcpy(nb, pr->buf + pr->off, live);
-            if (pr->delivering && !pr->retired)
-                pr->retired = pr->buf; /* the running callback may read it */
-            else
-                free(pr->buf);
-            pr->buf = nb;
-            pr->cap = cap;
-        }
-        pr->len = live;
-        pr->off = 0;
-    }
-    memcpy(pr->buf + pr->len, data, n);
-    pr->len += n;
-    return 0;
-}
-
-static void tidy(coil_prefixed_receiver *pr)
-{
-    size_t live = pr->len - pr->off;
-    if (live == 0 || pr->broken) {
-        free(pr->buf);
-        pr->buf = NULL;
-        pr->off = pr->len = pr->cap = 0;
-        return;
-    }
-    if (pr->off > 0) {
-        memmove(pr->buf, pr->buf + pr->off, live);
-        pr->len = live;
-        pr->off = 0;
-    }
-}
 
 /* ---- delivery ------------------------------------------------------------- */
 
 static void free_and_destroy(coil_prefixed_receiver *pr)
 {
-    free(pr->buf);
-    free(pr->retired);
-    pr->buf = pr->retired = NULL;
-    pr->off = pr->len = pr->cap = 0;
+    coil__rxbuf_free(&pr->rx);
     if (pr->ops->destroy)
         pr->ops->destroy(pr);
 }
@@ -95,14 +28,10 @@ static void free_and_destroy(coil_prefixed_receiver *pr)
 /* Returns 1 when the callback destroyed `pr`. */
 static int after_callback(coil_prefixed_receiver *pr)
 {
-    free(pr->retired);
-    pr->retired = NULL;
-    if (pr->destroyed) {
+    if (coil__rx_after_callback(&pr->rx, pr->protocol.transport)) {
         free_and_destroy(pr);
         return 1;
     }
-    if (!pr->closing && transport_closing(pr->protocol.transport))
-        pr->closing = 1;
     return 0;
 }
 
@@ -110,16 +39,17 @@ static int after_callback(coil_prefixed_receiver *pr)
 static int run(coil_prefixed_receiver *pr)
 {
     size_t prefix = (size_t)pr->prefix;
-    if (!pr->closing && transport_closing(pr->protocol.transport))
-        pr->closing = 1;
-    while (!pr->broken && !pr->closing && pr->len - pr->off >= prefix) {
-        const unsigned char *h = pr->buf + pr->off;
+    coil_rxbuf *rx = &pr->rx;
+    if (coil__receiver_transport_gone(pr->protocol.transport))
+        rx->closing = 1;
+    while (!pr->broken && !rx->closing && rx->len - rx->off >= prefix) {
+        const unsigned char *h = (const unsigned char *)rx->buf + rx->off;
         uint64_t n = prefix == 2 ? (uint64_t)h[0] << 8 | h[1]
                                  : (uint64_t)h[0] << 24 | (uint64_t)h[1] << 16 |
                                        (uint64_t)h[2] << 8 | h[3];
         if (n > pr->max_length) {
             pr->broken = 1; /* nothing after it can be framed */
-            pr->off = pr->len;
+            rx->off = rx->len;
             if (pr->ops->length_limit_exceeded) {
                 pr->ops->length_limit_exceeded(pr, n);
                 return after_callback(pr);
@@ -127,15 +57,15 @@ static int run(coil_prefixed_receiver *pr)
             coil_log(COIL_LOG_DEBUG, LOG_MODULE,
                      "string of %llu bytes announced, over the limit of %zu; closing",
                      (unsigned long long)n, pr->max_length);
-            pr->closing = 1;
+            rx->closing = 1;
             if (pr->protocol.transport)
                 coil_transport_lose_connection(pr->protocol.transport);
             return 0;
         }
-        if (pr->len - pr->off - prefix < n)
+        if (rx->len - rx->off - prefix < n)
             break; /* not all here yet */
         const unsigned char *data = h + prefix;
-        pr->off += prefix + (size_t)n;
+        rx->off += prefix + (size_t)n;
         if (pr->ops->string_received)
             pr->ops->string_received(pr, data, (size_t)n);
         if (after_callback(pr))
@@ -156,29 +86,19 @@ static void p_connection_made(coil_protocol *p)
 static void p_data_received(coil_protocol *p, const void *data, size_t n)
 {
     coil_prefixed_receiver *pr = (coil_prefixed_receiver *)p;
-    if (pr->broken || pr->closing || n == 0)
+    if (pr->broken || !coil__rx_feed(&pr->rx, p->transport, data, n, LOG_MODULE))
         return;
-    if (append(pr, data, n) != 0) {
-        coil_log(COIL_LOG_ERROR, LOG_MODULE,
-                 "out of memory buffering %zu bytes; aborting", n);
-        pr->closing = 1;
-        if (pr->protocol.transport)
-            coil_transport_abort_connection(pr->protocol.transport);
-        return;
-    }
-    if (pr->delivering)
-        return; /* re-entered from a callback: the running loop gets to it */
-    pr->delivering = 1;
+    pr->rx.delivering = 1;
     if (run(pr))
         return;
-    pr->delivering = 0;
-    tidy(pr);
+    pr->rx.delivering = 0;
+    coil__rxbuf_tidy(&pr->rx);
 }
 
 static void p_connection_lost(coil_protocol *p, const coil_failure *reason)
 {
     coil_prefixed_receiver *pr = (coil_prefixed_receiver *)p;
-    pr->closing = 1;
+    pr->rx.closing = 1;
     if (pr->ops->connection_lost)
         pr->ops->connection_lost(pr, reason);
 }
@@ -186,12 +106,8 @@ static void p_connection_lost(coil_protocol *p, const coil_failure *reason)
 static void p_destroy(coil_protocol *p)
 {
     coil_prefixed_receiver *pr = (coil_prefixed_receiver *)p;
-    if (pr->delivering) {
-        pr->destroyed = 1; /* freed once the running callback returns */
-        pr->closing = 1;
-        return;
-    }
-    free_and_destroy(pr);
+    if (coil__rx_destroy_now(&pr->rx))
+        free_and_destroy(pr);
 }
 
 static const coil_protocol_ops prefixed_protocol_ops = {

@@ -372,7 +372,7 @@ static void test_max_length_default_closes(void)
     feeds(t, "\n");
     feeds(t, "abcdef");
     CU_ASSERT_EQUAL(coil_memory_transport_flags(t), 0);
-    CU_ASSERT_PTR_NOT_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NOT_NULL(r.lr.rx.buf);
     feeds(t, "g");
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log), "L:abcde|");
     CU_ASSERT_EQUAL(coil_memory_transport_flags(t),
@@ -414,7 +414,7 @@ static void test_max_length_custom_hook(void)
     feeds(t, "\nafter\r\n");
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log), "L:ok|X:toolong|L:next|X:0123456|L:after|");
     CU_ASSERT_EQUAL(coil_memory_transport_flags(t), 0);
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     rec_close(&r, t);
 
     /* The same report wherever the reads split. */
@@ -441,7 +441,7 @@ static void test_raw_mode_and_back(void)
     feeds(t, "cd\r\n");
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log),
                            "L:hdr|L:raw:5|R:12345|L:tail|L:more|L:raw:3|R:ab|R:c|L:d|");
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     rec_close(&r, t);
 
     check_every_split(&rec_ops, NULL, 0,
@@ -458,7 +458,7 @@ static void test_raw_mode_from_outside(void)
     feeds(t, "a\r\npart");
     coil_line_set_raw_mode(&r.lr); /* the partial line is raw data now */
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log), "L:a|R:part|");
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     feeds(t, "xyz\r\n");
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log), "L:a|R:part|R:xyz\r\n|");
     coil_line_set_line_mode(&r.lr, "b\r\nc", 4);
@@ -505,7 +505,7 @@ static void test_pause_resume(void)
     coil_line_resume(&r.lr);
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log),
                            "L:a|L:pause|L:b|L:c|L:d|L:pause|L:e|L:pause|L:f|");
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
 
     /* Paused from outside. */
     coil_line_pause(&r.lr);
@@ -581,7 +581,7 @@ static void test_destroy_during_delivery(void)
     CU_ASSERT_EQUAL(r.destroyed_in_callback, 0);
     CU_ASSERT_EQUAL(r.destroyed, 1);
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log), "L:a|L:destroy|");
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     free(r.log.p);
     free(r.lines.p);
 }
@@ -642,7 +642,7 @@ static void test_many_lines_one_feed(void)
     feed(t, in.p, in.len);
     CU_ASSERT_EQUAL(r.count, 100000);
     CU_ASSERT_EQUAL(r.seq_ok, 100000);
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     free(in.p);
     rec_close(&r, t);
     env_end();
@@ -658,12 +658,12 @@ static void test_line_one_byte_at_a_time(void)
     for (int i = 0; i < 100000; i++)
         feed(t, "x", 1);
     CU_ASSERT_EQUAL(r.count, 0);
-    CU_ASSERT(r.lr.cap >= 100000 && r.lr.cap <= 4 * 100000);
+    CU_ASSERT(r.lr.rx.cap >= 100000 && r.lr.rx.cap <= 4 * 100000);
     feed(t, "\r", 1);
     CU_ASSERT_EQUAL(r.count, 0);
     feed(t, "\n", 1);
     CU_ASSERT_EQUAL(r.count, 1);
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     rec_close(&r, t);
     env_end();
 }
@@ -673,21 +673,21 @@ static void test_buffer_freed_when_empty(void)
     env_start();
     lrec r;
     coil_transport *t = rec_open(&r, &rec_ops);
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     feeds(t, "abc\r\n");
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     feeds(t, "ab");
-    CU_ASSERT_PTR_NOT_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NOT_NULL(r.lr.rx.buf);
     feeds(t, "\r\n");
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     /* A big read leaves a small partial line in a small buffer. */
     sbuf in = {0};
     for (int i = 0; i < 20000; i++)
         sb_str(&in, "q\r\n");
     sb_str(&in, "tail");
     feed(t, in.p, in.len);
-    CU_ASSERT_PTR_NOT_NULL(r.lr.buf);
-    CU_ASSERT(r.lr.cap <= 1024);
+    CU_ASSERT_PTR_NOT_NULL(r.lr.rx.buf);
+    CU_ASSERT(r.lr.rx.cap <= 1024);
     free(in.p);
     rec_close(&r, t);
     env_end();
@@ -706,13 +706,13 @@ static void test_clear_buffer(void)
     CU_ASSERT_EQUAL(n, 7);
     CU_ASSERT_STRING_EQUAL(got, "partial");
     free(got);
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     feeds(t, "x\r\n");
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log), "L:x|");
     /* From a callback: what followed in the same read. */
     feeds(t, "clear\r\nrest1\r\nrest2");
     CU_ASSERT_STRING_EQUAL(sb_text(&r.log), "L:x|L:clear|C:rest1\r\nrest2|");
-    CU_ASSERT_PTR_NULL(r.lr.buf);
+    CU_ASSERT_PTR_NULL(r.lr.rx.buf);
     rec_close(&r, t);
     env_end();
 }

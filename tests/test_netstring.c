@@ -126,7 +126,7 @@ static void rec_close(nrec *r, coil_transport *t)
     coil_reactor_advance(reactor, 0);
     CU_ASSERT_EQUAL(r->lost, 1);
     CU_ASSERT_EQUAL(r->destroyed, 1);
-    CU_ASSERT_PTR_NULL(r->ns.buf);
+    CU_ASSERT_PTR_NULL(r->ns.rx.buf);
     CU_ASSERT_FALSE(r->nul_bad);
 }
 
@@ -174,15 +174,15 @@ static void test_valid(void)
     CU_ASSERT_EQUAL(r.count, 4);
     CU_ASSERT_EQUAL(r.loglen, 32);
     CU_ASSERT_EQUAL(memcmp(r.log, "S:abc|S:|S:he\0lo|S:hello world!|", 33), 0);
-    CU_ASSERT_PTR_NULL(r.ns.buf);
+    CU_ASSERT_PTR_NULL(r.ns.rx.buf);
     feed(t, "4:ab", 4);
-    CU_ASSERT_PTR_NOT_NULL(r.ns.buf);
+    CU_ASSERT_PTR_NOT_NULL(r.ns.rx.buf);
     CU_ASSERT_EQUAL(r.count, 4);
     feed(t, "cd", 2);
     CU_ASSERT_EQUAL(r.count, 4); /* the ',' is still to come */
     feed(t, ",", 1);
     CU_ASSERT_EQUAL(r.count, 5);
-    CU_ASSERT_PTR_NULL(r.ns.buf);
+    CU_ASSERT_PTR_NULL(r.ns.rx.buf);
     CU_ASSERT_EQUAL(coil_memory_transport_flags(t), 0);
     rec_close(&r, t);
     env_end();
@@ -267,7 +267,7 @@ static void test_bad_input_messages(void)
         feed(t, "2:no,", 5);
         CU_ASSERT_STRING_EQUAL(r.log, want);
         CU_ASSERT_EQUAL(coil_memory_transport_flags(t), 0);
-        CU_ASSERT_PTR_NULL(r.ns.buf);
+        CU_ASSERT_PTR_NULL(r.ns.rx.buf);
         rec_close(&r, t);
 
         /* The default closes the connection. */
@@ -355,7 +355,7 @@ static void test_many_strings(void)
     CU_ASSERT_EQUAL(r.count, 100000);
     CU_ASSERT_EQUAL(r.seq_bad, 0);
     CU_ASSERT_EQUAL(coil_memory_transport_flags(t), 0);
-    CU_ASSERT_PTR_NULL(r.ns.buf);
+    CU_ASSERT_PTR_NULL(r.ns.rx.buf);
     free(in);
     rec_close(&r, t);
     env_end();

@@ -118,7 +118,7 @@ static void rec_close(prec *r, coil_transport *t)
     coil_reactor_advance(reactor, 0);
     CU_ASSERT_EQUAL(r->lost, 1);
     CU_ASSERT_EQUAL(r->destroyed, 1);
-    CU_ASSERT_PTR_NULL(r->pr.buf);
+    CU_ASSERT_PTR_NULL(r->pr.rx.buf);
 }
 
 static void feed(coil_transport *t, const void *s, size_t n)
@@ -163,7 +163,7 @@ static void test_init(void)
     CU_ASSERT_EQUAL(coil_prefixed_send(&pr, "x", 1), COIL_EINVAL);
     /* Still safe to feed and destroy: it delivers nothing. */
     pr.protocol.ops->data_received(&pr.protocol, "\0\0\0\1x", 5);
-    CU_ASSERT_PTR_NULL(pr.buf);
+    CU_ASSERT_PTR_NULL(pr.rx.buf);
     pr.protocol.ops->destroy(&pr.protocol);
     CU_ASSERT_EQUAL(coil_prefixed_receiver_init(&pr, 2, NULL), 0);
     CU_ASSERT_EQUAL(coil_prefixed_receiver_init(&pr, 4, NULL), 0);
@@ -179,9 +179,9 @@ static void test_int16_valid(void)
     CU_ASSERT_EQUAL(r.count, 4);
     CU_ASSERT_EQUAL(r.loglen, 18);
     CU_ASSERT_EQUAL(memcmp(r.log, "S:abc|S:|S:z|S:a\0|", 18), 0);
-    CU_ASSERT_PTR_NULL(r.pr.buf);
+    CU_ASSERT_PTR_NULL(r.pr.rx.buf);
     feed(t, "\1", 1);
-    CU_ASSERT_PTR_NOT_NULL(r.pr.buf);
+    CU_ASSERT_PTR_NOT_NULL(r.pr.rx.buf);
     feed(t, "\0", 1); /* 256 bytes to come */
     char body[256];
     memset(body, 'q', sizeof body);
@@ -190,7 +190,7 @@ static void test_int16_valid(void)
     feed(t, body, 1);
     CU_ASSERT_EQUAL(r.count, 5);
     CU_ASSERT_EQUAL(r.loglen, 18 + 259);
-    CU_ASSERT_PTR_NULL(r.pr.buf);
+    CU_ASSERT_PTR_NULL(r.pr.rx.buf);
     rec_close(&r, t);
     env_end();
 }
@@ -203,7 +203,7 @@ static void test_int32_valid(void)
     feed(t, "\0\0\0\3abc\0\0\0\0\0\0\0\1z", 16);
     CU_ASSERT_EQUAL(r.count, 3);
     CU_ASSERT_STRING_EQUAL(r.log, "S:abc|S:|S:z|");
-    CU_ASSERT_PTR_NULL(r.pr.buf);
+    CU_ASSERT_PTR_NULL(r.pr.rx.buf);
     rec_close(&r, t);
     env_end();
 }
@@ -249,7 +249,7 @@ static void test_over_limit(void)
     feed(t, "\0\0\0\1z", 5);
     CU_ASSERT_STRING_EQUAL(r.log, "X:4294967295|");
     CU_ASSERT_EQUAL(coil_memory_transport_flags(t), 0);
-    CU_ASSERT_PTR_NULL(r.pr.buf);
+    CU_ASSERT_PTR_NULL(r.pr.rx.buf);
     rec_close(&r, t);
 
     /* Refused as soon as the prefix arrives, before any data. */
@@ -316,7 +316,7 @@ static void test_many_strings(void)
     feed(t, "k", 1);
     CU_ASSERT_EQUAL(r.count, 100000);
     CU_ASSERT_EQUAL(r.seq_bad, 0);
-    CU_ASSERT_PTR_NULL(r.pr.buf);
+    CU_ASSERT_PTR_NULL(r.pr.rx.buf);
     free(in);
     rec_close(&r, t);
     env_end();

@@ -56,6 +56,7 @@ static void finish(coil__stream *s, coil_failure *reason, int abort)
         return;
     }
     s->state = COIL__STREAM_CLOSED;
+    s->base.disconnecting = 1;
     s->reason = reason;
     s->lower->want_write(s, 0);
     s->lower->set_reading(s, 0);
@@ -291,6 +292,7 @@ int coil__stream_lose_connection(coil_transport *t)
     if (s->state != COIL__STREAM_OPEN)
         return 0;
     s->state = COIL__STREAM_CLOSING;
+    s->base.disconnecting = 1;
     s->lower->set_reading(s, 0);
     if (s->queued == 0)
         finish(s, clean_close(), 0);
@@ -473,6 +475,7 @@ void coil__stream_init(coil__stream *s, const coil_transport_ops *ops,
     s->base.ops = ops;
     s->base.protocol = protocol;
     s->base.reactor = r;
+    s->base.disconnecting = 0;
     s->lower = lower;
     s->high_water = COIL__STREAM_HIGH_WATER;
     s->low_water = COIL__STREAM_LOW_WATER;

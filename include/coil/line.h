@@ -36,6 +36,7 @@
 #include <stddef.h>
 
 #include "protocol.h"
+#include "rxbuf.h"
 #include "transport.h"
 
 #ifdef __cplusplus
@@ -74,19 +75,14 @@ struct coil_line_receiver {
     int accept_lf;     /* also end a line at a bare "\n" (default 1) */
     size_t max_length; /* default COIL_LINE_DEFAULT_MAX */
     /* Private. */
-    char *buf; /* input not yet delivered: buf[off..len) */
-    size_t off, len, cap;
-    size_t scan;   /* the delimiter search resumes here */
-    char *retired; /* a buffer a running callback may still be reading */
+    coil_rxbuf rx; /* input not yet delivered */
+    size_t scan;   /* the delimiter search resumes here (an index in rx.buf) */
     char scan_delim[COIL_LINE_MAX_DELIMITER]; /* the settings `scan` is for */
     size_t scan_delim_len;
     int scan_lf;
     int raw;
     int paused;
-    int closing;
     int discarding; /* skipping the rest of an over-long line */
-    int delivering;
-    int destroyed; /* set by destroy during delivery */
 };
 
 /* Set up `lr` (its fields are overwritten) for line mode with the

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "protocol.h"
+#include "rxbuf.h"
 #include "transport.h"
 
 #ifdef __cplusplus
@@ -47,16 +48,11 @@ struct coil_netstring_receiver {
     const coil_netstring_ops *ops;
     size_t max_length; /* default COIL_NETSTRING_DEFAULT_MAX */
     /* Private. */
-    char *buf; /* input not yet delivered: buf[off..len) */
-    size_t off, len, cap;
-    char *retired; /* a buffer a running callback may still be reading */
+    coil_rxbuf rx; /* input not yet delivered */
     size_t want;   /* length of the string being read */
     size_t digits; /* digits of it seen so far */
     int state;
     int broken;
-    int closing;
-    int delivering;
-    int destroyed;
 };
 
 void coil_netstring_receiver_init(coil_netstring_receiver *ns,

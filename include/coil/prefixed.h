@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "protocol.h"
+#include "rxbuf.h"
 #include "transport.h"
 
 #ifdef __cplusplus
@@ -46,14 +47,9 @@ struct coil_prefixed_receiver {
     const coil_prefixed_ops *ops;
     size_t max_length; /* default COIL_PREFIXED_DEFAULT_MAX */
     /* Private. */
-    int prefix;         /* 2 or 4 */
-    unsigned char *buf; /* input not yet delivered: buf[off..len) */
-    size_t off, len, cap;
-    unsigned char *retired; /* a buffer a running callback may still read */
+    int prefix;    /* 2 or 4 */
+    coil_rxbuf rx; /* input not yet delivered */
     int broken;
-    int closing;
-    int delivering;
-    int destroyed;
 };
 
 /* `prefix_bytes` is 2 or 4. COIL_EINVAL otherwise: `pr` is then still set

@@ -92,6 +92,12 @@ struct coil_transport {
     const coil_transport_ops *ops;
     coil_protocol *protocol;
     coil_reactor *reactor;
+    /* 1 once lose_connection or abort_connection has been called or the
+     * connection has ended (Twisted's transport.disconnecting): a protocol
+     * checks it to stop delivering what it still has buffered. Kept by the
+     * transport; read-only for everyone else. A half-close
+     * (lose_write_connection) does not set it. */
+    int disconnecting;
 };
 
 /* ---- wrappers (all return 0 or a negative COIL_E* code) ---------------- */

@@ -294,7 +294,9 @@ static void test_lose_connection_delivers_queue(void)
     coil_transport_info info;
     coil_transport_info_get(c.base.transport, &info);
     CU_ASSERT(info.write_queued > 0); /* more than any buffer below holds */
+    CU_ASSERT_EQUAL(c.base.transport->disconnecting, 0);
     coil_transport_lose_connection(c.base.transport);
+    CU_ASSERT_EQUAL(c.base.transport->disconnecting, 1);
     CU_ASSERT_EQUAL(coil_transport_write(c.base.transport, "x", 1), COIL_ECLOSED);
     peer *both[2] = {&c, &s};
     CU_ASSERT(run_until(both_destroyed, both, 60));
@@ -317,6 +319,7 @@ static void test_abort_drops_queue(void)
     coil_transport_write(c.base.transport, buf, size);
     free(buf);
     coil_transport_abort_connection(c.base.transport);
+    CU_ASSERT_EQUAL(c.base.transport->disconnecting, 1);
     peer *both[2] = {&c, &s};
     CU_ASSERT(run_until(both_destroyed, both, 30));
     CU_ASSERT_EQUAL(c.lost_code, COIL_EABORTED);
