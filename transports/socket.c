@@ -54,8 +54,9 @@ struct coil_connector {
     coil_watch *w;
     coil_timer *timer;
     sock_conn *conn;
-    int started;         /* factory do_start done */
-    coil_failure *error; /* every attempt fails with it (unresolvable) */
+    int started;           /* factory do_start done */
+    coil_failure *error;   /* every attempt fails with it (unresolvable) */
+    coil_failure *pending; /* a failure found at once, reported from the loop */
 };
 
 static void update_events(sock_conn *c)
@@ -397,6 +398,8 @@ void coil_listener_close(coil_listener *l)
 
 static void connector_reset(coil_connector *k)
 {
+    coil_failure_free(k->pending);
+    k->pending = NULL;
     if (k->timer) {
         coil_timer_cancel(k->timer);
         k->timer = NULL;
@@ -417,6 +420,30 @@ static void connect_failed(coil_connector *k, coil_failure *reason)
     if (k->f->ops->connection_failed)
         k->f->ops->connection_failed(k->f, k, reason);
     coil_failure_free(reason);
+}
+
+static int deliver_pending(void *arg)
+{
+    coil_connector *k = arg;
+    k->timer = NULL;
+    coil_failure *reason = k->pending;
+    k->pending = NULL;
+    connect_failed(k, reason);
+    return 0;
+}
+
+/* A failure found inside coil_connector_connect (refused at once by a UNIX
+ * socket, bind failed, no address) reaches the factory from the loop, as
+ * every other failure does, never before the connect call has returned. */
+static void fail_soon(coil_connector *k, coil_failure *reason)
+{
+    connector_reset(k);
+    k->pending = reason;
+    k->timer = coil_reactor_call_later(k->r, 0, deliver_pending, k);
+    if (!k->timer) {
+        k->pending = NULL;
+        connect_failed(k, reason); /* out of memory: at once rather than never */
+    }
 }
 
 static int connect_timeout(void *arg)
@@ -481,24 +508,23 @@ static void connector_io(void *arg, int fd, unsigned events)
 
 int coil_connector_connect(coil_connector *k)
 {
-    if (k->fd >= 0 || k->conn)
+    if (k->fd >= 0 || k->conn || k->pending)
         return COIL_ESTATE;
     if (k->f->ops->started_connecting)
         k->f->ops->started_connecting(k->f, k);
     if (k->error) {
-        connect_failed(k, coil_failure_copy(k->error));
+        fail_soon(k, coil_failure_copy(k->error));
         return 0;
     }
     int fd = socket(k->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        connect_failed(k,
-                       coil_failure_from_errno(errno, "socket for %s failed", k->desc));
+        fail_soon(k, coil_failure_from_errno(errno, "socket for %s failed", k->desc));
         return 0;
     }
     k->fd = fd;
     if (k->bind_len && bind(fd, (struct sockaddr *)&k->bind_addr, k->bind_len) != 0) {
-        connect_failed(k, coil_failure_from_errno(
-                              errno, "binding before connecting to %s failed", k->desc));
+        fail_soon(k, coil_failure_from_errno(
+                         errno, "binding before connecting to %s failed", k->desc));
         return 0;
     }
     int rc;
@@ -506,13 +532,12 @@ int coil_connector_connect(coil_connector *k)
         rc = connect(fd, (struct sockaddr *)&k->addr, k->addrlen);
     while (rc != 0 && errno == EINTR);
     if (rc != 0 && errno != EINPROGRESS && errno != EAGAIN) {
-        connect_failed(k,
-                       coil_failure_from_errno(errno, "connect to %s failed", k->desc));
+        fail_soon(k, coil_failure_from_errno(errno, "connect to %s failed", k->desc));
         return 0;
     }
     if (coil_reactor_watch_fd(k->r, fd, COIL_IO_WRITE, connector_io, k, &k->w) != 0) {
-        connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
-                                           "out of memory connecting to %s", k->desc));
+        fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
+                                      "out of memory connecting to %s", k->desc));
         return 0;
     }
     k->timer = coil_reactor_call_later(k->r, k->timeout, connect_timeout, k);
@@ -558,7 +583,7 @@ int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
 
 void coil_connector_stop_connecting(coil_connector *k)
 {
-    if (k->fd < 0)
+    if (k->fd < 0 && !k->pending)
         return;
     connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                        "connecting to %s was stopped", k->desc));

@@ -53,7 +53,9 @@ typedef struct coil_tcp_connect_options {
 
 /* Start connecting; the factory hears started_connecting, then either
  * build_protocol (connected) or connection_failed, and later
- * connection_lost. The connector is the caller's: free it with
+ * connection_lost. connection_failed always comes from the reactor loop,
+ * never before this call has returned, even for a failure found at once
+ * (a UNIX socket refusing, a bind failing). The connector is the caller's: free it with
  * coil_connector_free() (which stops an attempt under way; an established
  * connection goes on). */
 int coil_tcp_connect(coil_reactor *r, const coil_tcp_connect_options *o, coil_factory *f,
