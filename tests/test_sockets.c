@@ -1,8 +1,11 @@
 /* TCP (IPv4, IPv6) and UNIX sockets on loopback, with a real reactor:
  * echo, addresses, credentials, refused connections, stale socket files. */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -178,12 +181,14 @@ static void run_echo(coil_reactor *r, size_t size,
 static coil_factory server_factory = {&echo_factory_ops, 0, NULL};
 static int tcp_port;
 static const char *tcp_host;
+static const char *tcp_bind;
 
 static int connect_tcp(coil_reactor *r, coil_factory *f, coil_connector **k)
 {
     coil_tcp_connect_options o = {0};
     o.host = tcp_host;
     o.port = tcp_port;
+    o.bind_address = tcp_bind;
     return coil_tcp_connect(r, &o, f, k);
 }
 
@@ -403,6 +408,137 @@ static void test_unix_abstract(void)
     coil_reactor_free(r);
 }
 
+/* A client bound to 127.0.0.2 first is seen by the server from there. */
+static void test_tcp_bind_address_and_reuse_port(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "127.0.0.1";
+    lo.reuse_port = 1;
+    coil_listener *l = NULL, *l2 = NULL, *l3 = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &server_factory, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    tcp_port = coil_address_port(&a);
+    tcp_host = "127.0.0.1";
+    tcp_bind = "127.0.0.2";
+    client c;
+    client_factory cf;
+    run_echo(r, 100, connect_tcp, &c, &cf);
+    CU_ASSERT(strncmp(c.host, "127.0.0.2:", 10) == 0);
+    tcp_bind = NULL;
+
+    /* SO_REUSEPORT: a second listener on the same port is allowed with
+     * the option on both, refused without it. */
+    lo.port = tcp_port;
+    CU_ASSERT_EQUAL(coil_tcp_listen(r, &lo, &server_factory, &l2, NULL), 0);
+    lo.reuse_port = 0;
+    coil_failure *err = NULL;
+    CU_ASSERT_NOT_EQUAL(coil_tcp_listen(r, &lo, &server_factory, &l3, &err), 0);
+    CU_ASSERT(err && strstr(coil_failure_message(err), "Address already in use") != NULL);
+    coil_failure_free(err);
+    coil_listener_close(l2);
+    coil_listener_close(l);
+    coil_reactor_iterate(r, 0.05);
+    coil_reactor_free(r);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void turn_for(coil_reactor *r, double seconds)
+{
+    for (int i = 0; i < (int)(seconds / 0.01); i++)
+        coil_reactor_iterate(r, 0.01);
+}
+
+/* Out of file descriptors, the listener neither spins nor dies: every
+ * 0.1 s it sheds one pending connection (with a spare descriptor kept for
+ * that), and it accepts again once descriptors are free. */
+static void test_accept_survives_emfile(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "127.0.0.1";
+    coil_listener *l = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &server_factory, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    struct sockaddr_in sin = {0};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)coil_address_port(&a));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+    /* Five clients wait in the accept queue (the kernel completes their
+     * handshakes); while descriptors lack, the listener sheds them. */
+    enum { CLIENTS = 5 };
+    int cl[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        cl[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CU_ASSERT_EQUAL_FATAL(connect(cl[i], (struct sockaddr *)&sin, sizeof sin), 0);
+    }
+
+    /* Use up every descriptor under a lowered limit. */
+    struct rlimit old, low;
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int hog[256], nhog = 0;
+    while (nhog < 256) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        hog[nhog++] = fd;
+    }
+    CU_ASSERT_EQUAL(errno, EMFILE);
+
+    int built = servers_built;
+    coil_test_log_capture_start();
+    double cpu0 = cpu_seconds();
+    turn_for(r, 0.5);
+    double cpu = cpu_seconds() - cpu0;
+    CU_ASSERT(coil_test_log_contains("out of file descriptors"));
+    coil_test_log_capture_stop();
+    /* No busy loop: a few retries at 0.1 s, not a spinning accept. */
+    CU_ASSERT(cpu < 0.2);
+    if (cpu >= 0.2)
+        fprintf(stderr, "\nEMFILE: %.3f s of CPU in 0.5 s\n", cpu);
+    CU_ASSERT_EQUAL(servers_built, built);
+
+    /* Descriptors come back: a new client is accepted. */
+    for (int i = 0; i < nhog; i++)
+        close(hog[i]);
+    CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &old), 0);
+    /* The clients shed meanwhile saw their connection end at once rather
+     * than wait in the queue (libuv does the same). */
+    int shed = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        char b;
+        fcntl(cl[i], F_SETFL, O_NONBLOCK);
+        ssize_t n = read(cl[i], &b, 1);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            shed++;
+    }
+    CU_ASSERT(shed >= 1);
+    int fresh = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_EQUAL(connect(fresh, (struct sockaddr *)&sin, sizeof sin), 0);
+    for (int i = 0; i < 100 && servers_built == built; i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT(servers_built > built);
+    close(fresh);
+    for (int i = 0; i < CLIENTS; i++)
+        close(cl[i]);
+    coil_listener_close(l);
+    turn_for(r, 0.1);
+    coil_reactor_free(r);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case cases[] = {
@@ -413,6 +549,8 @@ static int add_suites(void)
         COIL_TEST(test_unix_echo_mode_and_credentials),
         COIL_TEST(test_unix_stale_socket_replaced),
         COIL_TEST(test_unix_abstract),
+        COIL_TEST(test_tcp_bind_address_and_reuse_port),
+        COIL_TEST(test_accept_survives_emfile),
         {NULL, NULL},
     };
     return coil_test_add_suite("sockets", cases);
