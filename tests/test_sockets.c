@@ -265,6 +265,23 @@ static void test_tcp_refused(void)
     CU_ASSERT_STRING_EQUAL(cf.failure, want);
     coil_connector_free(k);
 
+    /* An unreachable network (TCP to a multicast address: the kernel has
+     * no route for it) fails saying so. */
+    memset(&cf, 0, sizeof cf);
+    cf.base.ops = &client_factory_ops;
+    cf.r = r;
+    o.host = "224.0.0.1";
+    o.port = 9;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &o, &cf.base, &k), 0);
+    for (int i = 0; i < 100 && !cf.failed; i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_EQUAL(cf.failed, 1);
+    CU_ASSERT_EQUAL(cf.failure_domain, COIL_DOMAIN_SYSTEM);
+    CU_ASSERT_EQUAL(cf.failure_code, ENETUNREACH);
+    CU_ASSERT_STRING_EQUAL(cf.failure,
+                           "connect to 224.0.0.1:9 failed: Network is unreachable");
+    coil_connector_free(k);
+
     /* A name that does not resolve fails the same way, saying so. */
     memset(&cf, 0, sizeof cf);
     cf.base.ops = &client_factory_ops;
