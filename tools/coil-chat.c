@@ -357,30 +357,15 @@ out:
 #define JOIN_MAX_LINE (1024 * 1024)
 
 typedef struct joiner {
-    coil_factory f;        /* first */
+    tool_client c;         /* first */
     coil_line_receiver lr; /* the one connection's protocol, embedded */
-    coil_producer producer;
-    coil_reactor *r;
-    const char *endpoint;
     const char *name;
-    coil_connector *connector;
-    tool_input *in;
     int named;     /* the name prompt was answered */
     char *pending; /* a partial stdin line */
     size_t plen, pcap;
-    int status; /* -1 until decided */
 } joiner;
 
 #define JOINER_OF(ptr, member) ((joiner *)((char *)(ptr)-offsetof(joiner, member)))
-
-static void join_finish(joiner *j, int status)
-{
-    if (j->status < 0)
-        j->status = status;
-    tool_input_free(j->in);
-    j->in = NULL;
-    tool_quit(j->r);
-}
 
 static coil_transport *join_transport(joiner *j)
 {
@@ -396,9 +381,8 @@ static void join_send(joiner *j, const char *line, size_t len)
         return;
     int rc = coil_line_send(&j->lr, line, len);
     if (rc != 0 && rc != COIL_ECLOSED) {
-        tool_error("cannot send to %s: %s", j->endpoint, coil_strerror(rc));
-        join_finish(j, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(t);
+        tool_error("cannot send to %s: %s", j->c.endpoint, coil_strerror(rc));
+        tool_client_fail(&j->c);
     }
 }
 
@@ -415,9 +399,7 @@ static void stdin_data(void *arg, const char *data, size_t len)
             char *p = realloc(j->pending, cap);
             if (!p) {
                 tool_error("out of memory reading stdin");
-                join_finish(j, TOOL_EXIT_FAILURE);
-                if (join_transport(j))
-                    coil_transport_abort_connection(join_transport(j));
+                tool_client_fail(&j->c);
                 return;
             }
             j->pending = p;
@@ -433,7 +415,7 @@ static void stdin_data(void *arg, const char *data, size_t len)
             take++;
         data += take;
         len -= take;
-        if (!j->in)
+        if (!j->c.in)
             return; /* finished meanwhile */
     }
 }
@@ -445,8 +427,8 @@ static void stdin_eof(void *arg)
         join_send(j, j->pending, j->plen);
         j->plen = 0;
     }
-    tool_input_free(j->in);
-    j->in = NULL;
+    tool_input_free(j->c.in);
+    j->c.in = NULL;
     if (join_transport(j))
         coil_transport_lose_connection(join_transport(j));
 }
@@ -455,9 +437,7 @@ static void stdin_error(void *arg, int err)
 {
     joiner *j = arg;
     tool_error("cannot read stdin: %s", strerror(err));
-    join_finish(j, TOOL_EXIT_FAILURE);
-    if (join_transport(j))
-        coil_transport_abort_connection(join_transport(j));
+    tool_client_fail(&j->c);
 }
 
 static const tool_input_ops stdin_ops = {
@@ -466,45 +446,16 @@ static const tool_input_ops stdin_ops = {
     .on_error = stdin_error,
 };
 
-static void join_pause(coil_producer *pp)
-{
-    joiner *j = JOINER_OF(pp, producer);
-    if (j->in)
-        tool_input_pause(j->in);
-}
-
-static void join_resume(coil_producer *pp)
-{
-    joiner *j = JOINER_OF(pp, producer);
-    if (j->in)
-        tool_input_resume(j->in);
-}
-
-static void join_stop(coil_producer *pp)
-{
-}
-
-static const coil_producer_ops join_producer_ops = {
-    .pause_producing = join_pause,
-    .resume_producing = join_resume,
-    .stop_producing = join_stop,
-};
-
 static void join_made(coil_line_receiver *lr)
 {
     joiner *j = JOINER_OF(lr, lr);
-    int rc = coil_transport_register_producer(lr->protocol.transport, &j->producer, 1);
-    if (rc != 0) {
-        tool_error("cannot use the connection to %s: %s", j->endpoint, coil_strerror(rc));
-        join_finish(j, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(lr->protocol.transport);
-    }
+    tool_client_attach(&j->c, NULL, NULL); /* stdin starts once named */
 }
 
 static void join_line(coil_line_receiver *lr, const char *line, size_t len)
 {
     joiner *j = JOINER_OF(lr, lr);
-    if (j->status >= 0)
+    if (j->c.status >= 0)
         return;
     char nl = '\n';
     int err = tool_write_all(STDOUT_FILENO, line, len);
@@ -512,8 +463,7 @@ static void join_line(coil_line_receiver *lr, const char *line, size_t len)
         err = tool_write_all(STDOUT_FILENO, &nl, 1);
     if (err) {
         tool_error("cannot write stdout: %s", strerror(err));
-        join_finish(j, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(lr->protocol.transport);
+        tool_client_fail(&j->c);
         return;
     }
     if (j->named)
@@ -522,21 +472,18 @@ static void join_line(coil_line_receiver *lr, const char *line, size_t len)
      * (stdin lines read before would have been taken as the name). */
     j->named = 1;
     join_send(j, j->name, strlen(j->name));
-    if (j->status < 0 && !(j->in = tool_input_new(j->r, STDIN_FILENO, &stdin_ops, j))) {
-        join_finish(j, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(lr->protocol.transport);
-    }
+    tool_client_start_input(&j->c, &stdin_ops, j);
 }
 
 static void join_lost(coil_line_receiver *lr, const coil_failure *reason)
 {
     joiner *j = JOINER_OF(lr, lr);
-    if (j->status < 0 && !coil_failure_check(reason, COIL_DOMAIN_COIL, COIL_ECLOSED)) {
-        tool_error_failure(reason, "connection to %s broke", j->endpoint);
-        join_finish(j, TOOL_EXIT_FAILURE);
+    if (j->c.status < 0 && !coil_failure_check(reason, COIL_DOMAIN_COIL, COIL_ECLOSED)) {
+        tool_error_failure(reason, "connection to %s broke", j->c.endpoint);
+        tool_client_finish(&j->c, TOOL_EXIT_FAILURE);
         return;
     }
-    join_finish(j, TOOL_EXIT_OK);
+    tool_client_finish(&j->c, TOOL_EXIT_OK);
 }
 
 static void join_destroy(coil_line_receiver *lr)
@@ -551,64 +498,32 @@ static const coil_line_ops join_ops = {
     .destroy = join_destroy,
 };
 
-static coil_protocol *join_build(coil_factory *f, const coil_address *peer)
+static coil_protocol *join_build(tool_client *c)
 {
-    joiner *j = (joiner *)f;
+    joiner *j = (joiner *)c;
     coil_line_receiver_init(&j->lr, &join_ops);
     j->lr.max_length = JOIN_MAX_LINE;
     return &j->lr.protocol;
 }
 
-static void join_failed(coil_factory *f, coil_connector *c, const coil_failure *reason)
+static int join_interrupted(tool_client *c)
 {
-    joiner *j = (joiner *)f;
-    tool_error_failure(reason, "cannot connect to %s", j->endpoint);
-    join_finish(j, TOOL_EXIT_FAILURE);
+    (void)c;
+    return TOOL_EXIT_OK; /* stopped by SIGINT/SIGTERM: the user left */
 }
 
-static const coil_factory_ops join_factory_ops = {
-    .build_protocol = join_build,
-    .connection_failed = join_failed,
+static const tool_client_ops join_client_ops = {
+    .build = join_build,
+    .interrupted = join_interrupted,
 };
-
-static int join_gone(void *arg)
-{
-    return join_transport(arg) == NULL;
-}
 
 static int join(const char *text, const char *name)
 {
-    joiner j = {.f.ops = &join_factory_ops, .status = -1, .endpoint = text, .name = name};
-    j.producer.ops = &join_producer_ops;
-    coil_endpoint *e = NULL;
-    coil_failure *err = NULL;
-    if (coil_endpoint_client(text, &e, &err) != 0) {
-        return tool_bad_endpoint(err);
-    }
-    if (tool_reactor_new(&j.r) != 0) {
-        coil_endpoint_free(e);
-        return TOOL_EXIT_FAILURE;
-    }
-    if (coil_endpoint_connect(j.r, e, &j.f, &j.connector, &err) != 0) {
-        tool_error_failure(err, "cannot connect to %s", text);
-        coil_failure_free(err);
-        j.status = TOOL_EXIT_FAILURE;
-    } else {
-        coil_reactor_run(j.r);
-    }
-    if (j.status < 0)
-        j.status = TOOL_EXIT_OK; /* stopped by SIGINT/SIGTERM: the user left */
-    tool_input_free(j.in);
-    j.in = NULL;
-    if (join_transport(&j)) {
-        coil_transport_abort_connection(join_transport(&j));
-        tool_settle(j.r, 5.0, join_gone, &j);
-    }
-    coil_connector_free(j.connector);
-    coil_reactor_free(j.r);
-    coil_endpoint_free(e);
+    joiner j = {.name = name};
+    tool_client_init(&j.c, &join_client_ops, text);
+    int status = tool_client_run(&j.c);
     free(j.pending);
-    return j.status;
+    return status;
 }
 
 int main(int argc, char **argv)

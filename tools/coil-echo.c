@@ -242,29 +242,14 @@ out:
 /* ---- the client -------------------------------------------------------------- */
 
 typedef struct sender {
-    coil_factory f;  /* first */
-    coil_protocol p; /* one connection, embedded */
-    coil_producer producer;
-    coil_reactor *r;
-    const char *endpoint;
-    coil_connector *connector;
-    tool_input *in;
+    tool_client c;   /* first */
+    coil_protocol p; /* the one connection's protocol, embedded */
     uint64_t sent, received;
     int in_eof;
     int closing;
-    int status; /* -1 until decided */
 } sender;
 
 #define SENDER_OF(ptr, member) ((sender *)((char *)(ptr)-offsetof(sender, member)))
-
-static void finish(sender *s, int status)
-{
-    if (s->status < 0)
-        s->status = status;
-    tool_input_free(s->in);
-    s->in = NULL;
-    tool_quit(s->r);
-}
 
 /* Everything was sent and has come back: close cleanly. */
 static void maybe_done(sender *s)
@@ -282,9 +267,8 @@ static void stdin_data(void *arg, const char *data, size_t len)
         return;
     int rc = coil_transport_write(s->p.transport, data, len);
     if (rc != 0) {
-        tool_error("cannot send to %s: %s", s->endpoint, coil_strerror(rc));
-        finish(s, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(s->p.transport);
+        tool_error("cannot send to %s: %s", s->c.endpoint, coil_strerror(rc));
+        tool_client_fail(&s->c);
         return;
     }
     s->sent += len;
@@ -294,8 +278,8 @@ static void stdin_eof(void *arg)
 {
     sender *s = arg;
     s->in_eof = 1;
-    tool_input_free(s->in);
-    s->in = NULL;
+    tool_input_free(s->c.in);
+    s->c.in = NULL;
     maybe_done(s);
 }
 
@@ -303,9 +287,7 @@ static void stdin_error(void *arg, int err)
 {
     sender *s = arg;
     tool_error("cannot read stdin: %s", strerror(err));
-    finish(s, TOOL_EXIT_FAILURE);
-    if (s->p.transport)
-        coil_transport_abort_connection(s->p.transport);
+    tool_client_fail(&s->c);
 }
 
 static const tool_input_ops stdin_ops = {
@@ -314,57 +296,21 @@ static const tool_input_ops stdin_ops = {
     .on_error = stdin_error,
 };
 
-static void sender_pause(coil_producer *pp)
-{
-    sender *s = SENDER_OF(pp, producer);
-    if (s->in)
-        tool_input_pause(s->in);
-}
-
-static void sender_resume(coil_producer *pp)
-{
-    sender *s = SENDER_OF(pp, producer);
-    if (s->in)
-        tool_input_resume(s->in);
-}
-
-static void sender_stop(coil_producer *pp)
-{
-}
-
-static const coil_producer_ops sender_producer_ops = {
-    .pause_producing = sender_pause,
-    .resume_producing = sender_resume,
-    .stop_producing = sender_stop,
-};
-
 static void sender_made(coil_protocol *p)
 {
     sender *s = SENDER_OF(p, p);
-    int rc = coil_transport_register_producer(p->transport, &s->producer, 1);
-    if (rc != 0) {
-        tool_error("cannot use the connection to %s: %s", s->endpoint, coil_strerror(rc));
-        finish(s, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(p->transport);
-        return;
-    }
-    s->in = tool_input_new(s->r, STDIN_FILENO, &stdin_ops, s);
-    if (!s->in) {
-        finish(s, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(p->transport);
-    }
+    tool_client_attach(&s->c, &stdin_ops, s);
 }
 
 static void sender_data(coil_protocol *p, const void *data, size_t len)
 {
     sender *s = SENDER_OF(p, p);
-    if (s->status >= 0)
+    if (s->c.status >= 0)
         return;
     int err = tool_write_all(STDOUT_FILENO, data, len);
     if (err) {
         tool_error("cannot write stdout: %s", strerror(err));
-        finish(s, TOOL_EXIT_FAILURE);
-        coil_transport_abort_connection(p->transport);
+        tool_client_fail(&s->c);
         return;
     }
     s->received += len;
@@ -374,16 +320,16 @@ static void sender_data(coil_protocol *p, const void *data, size_t len)
 static void sender_lost(coil_protocol *p, const coil_failure *reason)
 {
     sender *s = SENDER_OF(p, p);
-    if (s->status < 0 && (!s->in_eof || s->received < s->sent)) {
+    if (s->c.status < 0 && (!s->in_eof || s->received < s->sent)) {
         tool_error_failure(reason,
                            "connection to %s lost after %" PRIu64 " of %" PRIu64
                            " bytes came back%s",
-                           s->endpoint, s->received, s->sent,
+                           s->c.endpoint, s->received, s->sent,
                            s->in_eof ? "" : " (stdin not yet fully sent)");
-        finish(s, TOOL_EXIT_FAILURE);
+        tool_client_finish(&s->c, TOOL_EXIT_FAILURE);
         return;
     }
-    finish(s, TOOL_EXIT_OK);
+    tool_client_finish(&s->c, TOOL_EXIT_OK);
 }
 
 static void sender_destroy(coil_protocol *p)
@@ -398,66 +344,32 @@ static const coil_protocol_ops sender_ops = {
     .destroy = sender_destroy,
 };
 
-static coil_protocol *sender_build(coil_factory *f, const coil_address *peer)
+static coil_protocol *sender_build(tool_client *c)
 {
-    sender *s = (sender *)f;
-    return &s->p;
+    return &((sender *)c)->p;
 }
 
-static void sender_failed(coil_factory *f, coil_connector *c, const coil_failure *reason)
+static int sender_interrupted(tool_client *c)
 {
-    sender *s = (sender *)f;
-    tool_error_failure(reason, "cannot connect to %s", s->endpoint);
-    finish(s, TOOL_EXIT_FAILURE);
+    sender *s = (sender *)c;
+    tool_error("interrupted after %" PRIu64 " of %" PRIu64 " bytes came back",
+               s->received, s->sent);
+    return TOOL_EXIT_FAILURE;
 }
 
-static const coil_factory_ops sender_factory_ops = {
-    .build_protocol = sender_build,
-    .connection_failed = sender_failed,
+static const tool_client_ops sender_client_ops = {
+    .build = sender_build,
+    .interrupted = sender_interrupted,
 };
-
-static int sender_gone(void *arg)
-{
-    return ((sender *)arg)->p.transport == NULL;
-}
 
 static int send_stdin(const char *text)
 {
-    sender s = {.f.ops = &sender_factory_ops, .status = -1, .endpoint = text};
-    s.p.ops = &sender_ops;
-    s.producer.ops = &sender_producer_ops;
-    coil_endpoint *e = NULL;
-    coil_failure *err = NULL;
-    if (coil_endpoint_client(text, &e, &err) != 0) {
-        return tool_bad_endpoint(err);
-    }
-    if (tool_reactor_new(&s.r) != 0) {
-        coil_endpoint_free(e);
-        return TOOL_EXIT_FAILURE;
-    }
-    if (coil_endpoint_connect(s.r, e, &s.f, &s.connector, &err) != 0) {
-        tool_error_failure(err, "cannot connect to %s", text);
-        coil_failure_free(err);
-        s.status = TOOL_EXIT_FAILURE;
-    } else {
-        coil_reactor_run(s.r);
-    }
-    if (s.status < 0) {
-        /* Stopped by a signal. */
-        tool_error("interrupted after %" PRIu64 " of %" PRIu64 " bytes came back",
-                   s.received, s.sent);
-        s.status = TOOL_EXIT_FAILURE;
-    }
-    tool_input_free(s.in);
-    s.in = NULL;
-    if (s.p.transport) {
-        coil_transport_abort_connection(s.p.transport);
-        tool_settle(s.r, 5.0, sender_gone, &s);
-    }
-    coil_connector_free(s.connector);
-    coil_reactor_free(s.r);
-    coil_endpoint_free(e);
-    return s.status;
+    sender s;
+    tool_client_init(&s.c, &sender_client_ops, text);
+    s.p = (coil_protocol){.ops = &sender_ops};
+    s.sent = s.received = 0;
+    s.in_eof = s.closing = 0;
+    return tool_client_run(&s.c);
 }
 
 int main(int argc, char **argv)

@@ -2,6 +2,7 @@
 #include "toolutil.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -380,4 +381,134 @@ void tool_input_free(tool_input *in)
         in->dead = 1;
     else
         free(in);
+}
+
+/* ---- a client driven by stdin ---------------------------------------------- */
+
+static void client_pause(coil_producer *pp)
+{
+    tool_client *c = (tool_client *)((char *)pp - offsetof(tool_client, producer));
+    if (c->in)
+        tool_input_pause(c->in);
+}
+
+static void client_resume(coil_producer *pp)
+{
+    tool_client *c = (tool_client *)((char *)pp - offsetof(tool_client, producer));
+    if (c->in)
+        tool_input_resume(c->in);
+}
+
+static const coil_producer_ops client_producer_ops = {
+    .pause_producing = client_pause,
+    .resume_producing = client_resume,
+};
+
+static coil_protocol *client_build(coil_factory *f, const coil_address *peer)
+{
+    (void)peer;
+    tool_client *c = (tool_client *)f;
+    c->protocol = c->ops->build(c);
+    return c->protocol;
+}
+
+static void client_failed(coil_factory *f, coil_connector *k, const coil_failure *reason)
+{
+    (void)k;
+    tool_client *c = (tool_client *)f;
+    tool_error_failure(reason, "cannot connect to %s", c->endpoint);
+    tool_client_finish(c, TOOL_EXIT_FAILURE);
+}
+
+static const coil_factory_ops client_factory_ops = {
+    .build_protocol = client_build,
+    .connection_failed = client_failed,
+};
+
+void tool_client_init(tool_client *c, const tool_client_ops *ops, const char *endpoint)
+{
+    memset(c, 0, sizeof *c);
+    c->f.ops = &client_factory_ops;
+    c->producer.ops = &client_producer_ops;
+    c->ops = ops;
+    c->endpoint = endpoint;
+    c->status = -1;
+}
+
+coil_transport *tool_client_transport(const tool_client *c)
+{
+    return c->protocol ? c->protocol->transport : NULL;
+}
+
+void tool_client_finish(tool_client *c, int status)
+{
+    if (c->status < 0)
+        c->status = status;
+    tool_input_free(c->in);
+    c->in = NULL;
+    tool_quit(c->r);
+}
+
+void tool_client_fail(tool_client *c)
+{
+    tool_client_finish(c, TOOL_EXIT_FAILURE);
+    coil_transport *t = tool_client_transport(c);
+    if (t)
+        coil_transport_abort_connection(t);
+}
+
+void tool_client_start_input(tool_client *c, const tool_input_ops *ops, void *arg)
+{
+    if (c->status < 0 && !(c->in = tool_input_new(c->r, STDIN_FILENO, ops, arg)))
+        tool_client_fail(c);
+}
+
+void tool_client_attach(tool_client *c, const tool_input_ops *ops, void *arg)
+{
+    coil_transport *t = tool_client_transport(c);
+    int rc = coil_transport_register_producer(t, &c->producer, 1);
+    if (rc != 0) {
+        tool_error("cannot use the connection to %s: %s", c->endpoint, coil_strerror(rc));
+        tool_client_fail(c);
+        return;
+    }
+    if (ops)
+        tool_client_start_input(c, ops, arg);
+}
+
+static int client_gone(void *arg)
+{
+    return tool_client_transport(arg) == NULL;
+}
+
+int tool_client_run(tool_client *c)
+{
+    coil_endpoint *e = NULL;
+    coil_failure *err = NULL;
+    if (coil_endpoint_client(c->endpoint, &e, &err) != 0)
+        return tool_bad_endpoint(err);
+    if (tool_reactor_new(&c->r) != 0) {
+        coil_endpoint_free(e);
+        return TOOL_EXIT_FAILURE;
+    }
+    if (coil_endpoint_connect(c->r, e, &c->f, &c->connector, &err) != 0) {
+        tool_error_failure(err, "cannot connect to %s", c->endpoint);
+        coil_failure_free(err);
+        c->status = TOOL_EXIT_FAILURE;
+    } else {
+        coil_reactor_run(c->r);
+    }
+    if (c->status < 0)
+        c->status = c->ops->interrupted(c);
+    tool_input_free(c->in);
+    c->in = NULL;
+    if (tool_client_transport(c)) {
+        coil_transport_abort_connection(tool_client_transport(c));
+        tool_settle(c->r, 5.0, client_gone, c);
+    }
+    coil_connector_free(c->connector);
+    coil_reactor_free(c->r);
+    c->r = NULL;
+    coil_endpoint_free(e);
+    return c->status;
 }

@@ -121,4 +121,46 @@ void tool_input_resume(tool_input *in);
 /* Stop reading and free. NULL is allowed. */
 void tool_input_free(tool_input *in);
 
+/* ---- a client driven by stdin ---------------------------------------------- */
+
+/* One connection to a client endpoint with stdin (tool_input) as a push
+ * producer of it: stdin is paused while the connection's write queue is
+ * full. Embed it first in your struct; your protocol is embedded too and
+ * handed over by ops->build. */
+typedef struct tool_client tool_client;
+typedef struct tool_client_ops {
+    coil_protocol *(*build)(tool_client *c);
+    /* The exit status when SIGINT/SIGTERM stopped the run undecided. */
+    int (*interrupted)(tool_client *c);
+} tool_client_ops;
+
+struct tool_client {
+    coil_factory f; /* first */
+    coil_producer producer;
+    const tool_client_ops *ops;
+    const char *endpoint; /* the client endpoint's text */
+    coil_reactor *r;
+    coil_connector *connector;
+    coil_protocol *protocol; /* once built */
+    tool_input *in;          /* stdin, once started */
+    int status;              /* -1 until decided */
+};
+
+void tool_client_init(tool_client *c, const tool_client_ops *ops, const char *endpoint);
+/* The connection's transport, or NULL when there is none (yet or any more). */
+coil_transport *tool_client_transport(const tool_client *c);
+/* Decide the exit status (the first decision stands), stop reading stdin
+ * and stop the reactor. */
+void tool_client_finish(tool_client *c, int status);
+/* finish with failure and abort the connection. */
+void tool_client_fail(tool_client *c);
+/* From connection_made: make stdin the connection's producer and, when
+ * `ops` is not NULL, start reading it. Fails (with a message) otherwise. */
+void tool_client_attach(tool_client *c, const tool_input_ops *ops, void *arg);
+/* Start reading stdin now (after attach with NULL ops). */
+void tool_client_start_input(tool_client *c, const tool_input_ops *ops, void *arg);
+/* Connect, run until finished or interrupted, tear down. Returns the exit
+ * status. */
+int tool_client_run(tool_client *c);
+
 #endif
