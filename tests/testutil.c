@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <coil/memory.h>
+
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,4 +116,59 @@ int coil_test_main(int (*add)(void))
         return 1;
     }
     return failed ? 1 : 0;
+}
+
+/* ---- receivers on a fake clock -------------------------------------------- */
+
+static coil_clock *fake_clock;
+
+coil_reactor *coil_test_fake_start(void)
+{
+    fake_clock = coil_clock_new_fake();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fake_clock);
+    return coil_test_reactor(fake_clock);
+}
+
+void coil_test_fake_end(coil_reactor *r)
+{
+    coil_reactor_advance(r, 0);
+    coil_reactor_free(r);
+    coil_clock_free(fake_clock);
+    fake_clock = NULL;
+}
+
+void coil_test_feed(coil_transport *t, const void *data, size_t len)
+{
+    CU_ASSERT_EQUAL(coil_memory_transport_feed(t, data, len), 0);
+}
+
+void coil_test_every_split(const char *in, size_t n, coil_test_split_fn one, void *arg)
+{
+    int bad = 0;
+    for (size_t i = 0; i <= n; i++) {
+        for (size_t j = i; j <= n; j++) {
+            const char *pieces[3] = {in, in + i, in + j};
+            size_t lens[3] = {i, j - i, n - j};
+            if (!one(arg, pieces, lens, 3, bad)) {
+                if (!bad)
+                    fprintf(stderr, "(cut at %zu and %zu)\n", i, j);
+                bad = 1;
+            }
+        }
+    }
+    CU_ASSERT_FALSE(bad);
+    const char **pieces = calloc(n ? n : 1, sizeof *pieces);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pieces);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lens);
+    for (size_t i = 0; i < n; i++) {
+        pieces[i] = in + i;
+        lens[i] = 1;
+    }
+    int ok = one(arg, pieces, lens, n, 0);
+    if (!ok)
+        fprintf(stderr, "(fed one byte at a time)\n");
+    CU_ASSERT_TRUE(ok);
+    free(pieces);
+    free(lens);
 }

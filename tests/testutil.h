@@ -25,6 +25,23 @@ int coil_test_log_contains(const char *needle);
 /* A reactor for a test, on the backend $COIL_REACTOR selects; asserts. */
 coil_reactor *coil_test_reactor(coil_clock *clock);
 
+/* A reactor on a fresh fake clock (the clock is the harness's); free both
+ * with coil_test_fake_end, which first runs what is queued. */
+coil_reactor *coil_test_fake_start(void);
+void coil_test_fake_end(coil_reactor *r);
+
+/* Feed bytes into an in-memory transport (coil/memory.h); asserts. */
+void coil_test_feed(coil_transport *t, const void *data, size_t len);
+
+/* Stream-splitting check for receivers: `one` builds a fresh receiver,
+ * feeds it `count` pieces in order and returns 1 when what it delivered is
+ * right (printing what it got otherwise). coil_test_every_split calls it
+ * with `in` cut in three at every (i, j), i <= j, and one byte at a time,
+ * and asserts every call was right; only the first wrong one prints. */
+typedef int (*coil_test_split_fn)(void *arg, const char *const *pieces,
+                                  const size_t *lens, size_t count, int quiet);
+void coil_test_every_split(const char *in, size_t n, coil_test_split_fn one, void *arg);
+
 /* A non-NULL pointer that points at nothing of the type: put it in an
  * out-parameter before a call that must set the out-parameter to NULL. */
 extern char coil_test_poison_byte;
