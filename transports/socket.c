@@ -1,5 +1,6 @@
 /* Sockets: connections, listeners and connectors shared by TCP and UNIX. */
 #include "socket.h"
+#include "tls_private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,9 @@ typedef struct sock_conn {
     coil_watch *w;
     unsigned events;
     coil_connector *connector;
+    int layered;           /* a TLS layer is our protocol and tells the
+                              connector what happens (see tls_owner) */
+    coil_transport *upper; /* that layer's transport, once up */
 } sock_conn;
 
 struct coil_connector {
@@ -57,6 +61,8 @@ struct coil_connector {
     int started;           /* factory do_start done */
     coil_failure *error;   /* every attempt fails with it (unresolvable) */
     coil_failure *pending; /* a failure found at once, reported from the loop */
+    coil_tls_context *tls; /* run TLS on each connection (a reference) */
+    char *tls_name;        /* the name to verify and send as SNI */
 };
 
 static void update_events(sock_conn *c)
@@ -137,9 +143,52 @@ static void sock_lost(coil__stream *s, const coil_failure *reason)
         return;
     k->conn = NULL;
     c->connector = NULL;
+    if (c->layered) {
+        /* The TLS layer ended without a word (it always reports first). */
+        if (k->f->ops->connection_failed)
+            k->f->ops->connection_failed(k->f, k, reason);
+    } else if (k->f->ops->connection_lost) {
+        k->f->ops->connection_lost(k->f, k, reason);
+    }
+}
+
+/* ---- a TLS layer on a connector's connection --------------------------------- */
+
+static void tls_up(coil_transport *lower, coil_transport *tls)
+{
+    sock_conn *c = (sock_conn *)lower;
+    coil_connector *k = c->connector;
+    c->upper = tls;
+    if (k && k->f->ops->connected)
+        k->f->ops->connected(k->f, k, tls);
+}
+
+static void tls_failed(coil_transport *lower, const coil_failure *reason)
+{
+    sock_conn *c = (sock_conn *)lower;
+    coil_connector *k = c->connector;
+    if (!k)
+        return;
+    k->conn = NULL;
+    c->connector = NULL;
+    if (k->f->ops->connection_failed)
+        k->f->ops->connection_failed(k->f, k, reason);
+}
+
+static void tls_lost(coil_transport *lower, const coil_failure *reason)
+{
+    sock_conn *c = (sock_conn *)lower;
+    coil_connector *k = c->connector;
+    c->upper = NULL;
+    if (!k)
+        return;
+    k->conn = NULL;
+    c->connector = NULL;
     if (k->f->ops->connection_lost)
         k->f->ops->connection_lost(k->f, k, reason);
 }
+
+static const coil__tls_owner tls_owner = {tls_up, tls_failed, tls_lost};
 
 static void sock_free(coil__stream *s)
 {
@@ -260,6 +309,7 @@ coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *o
     apply_options(fd, ops, o);
     c->fd = fd;
     c->connector = connector;
+    c->layered = connector && connector->tls;
     coil__stream_init(&c->s, ops, &sock_lower, r, p);
     coil__stream *s = &c->s;
     coil__stream_hold(s);
@@ -280,6 +330,7 @@ struct coil_listener {
     coil_watch *w;
     char *unlink_path;
     coil_timer *retry;
+    coil_tls_context *tls; /* run TLS on each connection (a reference) */
 };
 
 static int resume_accepting(void *arg)
@@ -330,6 +381,8 @@ static void listener_io(void *arg, int fd, unsigned events)
         if (coil_address_from_sockaddr(&peer, (struct sockaddr *)&ss, len) != 0)
             memset(&peer, 0, sizeof peer);
         coil_protocol *p = l->f->ops->build_protocol(l->f, &peer);
+        if (p && l->tls)
+            p = coil_tls_wrap(l->tls, NULL, p); /* NULL: destroyed p */
         if (!p) {
             close(cfd);
             continue;
@@ -394,6 +447,7 @@ void coil_listener_close(coil_listener *l)
     if (l->unlink_path)
         unlink(l->unlink_path);
     free(l->unlink_path);
+    coil_tls_context_free(l->tls);
     coil_factory_do_stop(l->f);
     free(l);
 }
@@ -477,6 +531,8 @@ static void connected(coil_connector *k)
         coil_address_from_sockaddr(&peer, (struct sockaddr *)&ss, len) != 0)
         memset(&peer, 0, sizeof peer);
     coil_protocol *p = k->f->ops->build_protocol(k->f, &peer);
+    if (p && k->tls)
+        p = coil__tls_wrap_owned(k->tls, k->tls_name, k->desc, p, &tls_owner);
     if (!p) {
         close(fd);
         if (k->f->ops->connection_failed) {
@@ -491,7 +547,7 @@ static void connected(coil_connector *k)
     coil_transport *t = coil__sock_conn_new(k->r, k->ops, fd, p, k, &k->opts);
     if (t && ((sock_conn *)t)->connector == k) {
         k->conn = (sock_conn *)t;
-        if (k->f->ops->connected)
+        if (!k->tls && k->f->ops->connected)
             k->f->ops->connected(k->f, k, t);
     }
 }
@@ -595,7 +651,28 @@ void coil_connector_stop_connecting(coil_connector *k)
 
 coil_transport *coil_connector_transport(const coil_connector *k)
 {
-    return k->conn ? &k->conn->s.base : NULL;
+    if (!k->conn)
+        return NULL;
+    return k->conn->layered ? k->conn->upper : &k->conn->s.base;
+}
+
+int coil__connector_set_tls(coil_connector *k, coil_tls_context *ctx,
+                            const char *server_name)
+{
+    char *name = NULL;
+    if (server_name && !(name = strdup(server_name)))
+        return COIL_ENOMEM;
+    free(k->tls_name);
+    k->tls_name = name;
+    coil_tls_context_free(k->tls);
+    k->tls = coil_tls_context_ref(ctx);
+    return 0;
+}
+
+void coil__listener_set_tls(coil_listener *l, coil_tls_context *ctx)
+{
+    coil_tls_context_free(l->tls);
+    l->tls = coil_tls_context_ref(ctx);
 }
 
 void coil_connector_free(coil_connector *k)
@@ -607,6 +684,8 @@ void coil_connector_free(coil_connector *k)
         k->conn->connector = NULL; /* the connection goes on alone */
     if (k->started)
         coil_factory_do_stop(k->f);
+    coil_tls_context_free(k->tls);
+    free(k->tls_name);
     coil_failure_free(k->error);
     free(k);
 }

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <coil/tcp.h>
+#include <coil/tls.h>
 #include <coil/unix.h>
 
 #include "stream.h"
@@ -38,5 +39,11 @@ int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
                         const struct sockaddr *bind_addr, socklen_t bind_len,
                         const char *desc, double timeout, const coil__sock_options *o,
                         coil_factory *f, coil_failure *error, coil_connector **out);
+
+/* Run TLS with `ctx` on every connection of this listener / connector
+ * (takes a reference). A client verifies `server_name` and sends it as SNI. */
+void coil__listener_set_tls(coil_listener *l, coil_tls_context *ctx);
+int coil__connector_set_tls(coil_connector *k, coil_tls_context *ctx,
+                            const char *server_name);
 
 #endif

@@ -108,8 +108,11 @@ void coil__stream_lost(coil__stream *s, coil_failure *reason);
     .resume_reading = coil__stream_resume_reading,                                   \
     .register_producer = coil__stream_register_producer,                             \
     .unregister_producer = coil__stream_unregister_producer,                         \
-    .start_tls = coil_transport_no_start_tls, .info = coil__stream_info,             \
+    .start_tls = coil__stream_start_tls, .info = coil__stream_info,                  \
     .pending = coil_transport_no_pending
+
+/* STARTTLS on a byte stream (tls/layer.c): puts the TLS layer on `t`. */
+int coil__stream_start_tls(coil_transport *t, void *tls_context, int server);
 
 /* The operations, for kinds that wrap one (all take the coil_transport). */
 int coil__stream_write(coil_transport *t, const void *data, size_t len);

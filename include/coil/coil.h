@@ -18,6 +18,7 @@
 #include "line.h"
 #include "netstring.h"
 #include "prefixed.h"
+#include "tls.h"
 
 #define COIL_VERSION_MAJOR  0
 #define COIL_VERSION_MINOR  1

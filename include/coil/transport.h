@@ -63,6 +63,15 @@ typedef struct coil_transport_info {
     pid_t peer_pid;
     long peer_uid;
     long peer_gid;
+    /* TLS (the "tls" kind, once the handshake is done); NULL, 0 or ""
+     * otherwise. The strings are static or copied here. */
+    const char *tls_version;    /* "TLSv1.3" */
+    const char *tls_cipher;     /* "TLS_AES_128_GCM_SHA256" */
+    char tls_alpn[64];          /* the ALPN protocol agreed, "" if none */
+    char tls_server_name[256];  /* SNI: asked for (client) or received */
+    char tls_peer_subject[256]; /* the peer certificate's subject, one line */
+    int tls_peer_verified;      /* 1: the peer's certificate was verified */
+    int tls_resumed;            /* 1: the session was resumed */
 } coil_transport_info;
 
 /* ---- the table --------------------------------------------------------- */

@@ -15,10 +15,78 @@ static int memory_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, void
     return coil_memory_pair(r, c, s, 0, NULL, NULL);
 }
 
+/* ---- TLS: contexts from the certificates made by tests/tls/make-certs.sh
+ * (the ctest fixture puts them in $COIL_TEST_CERTS) ---- */
+
+static coil_tls_context *tls_server_ctx, *tls_client_ctx;
+
+static int tls_contexts(void)
+{
+    if (tls_server_ctx)
+        return 0;
+    const char *dir = getenv("COIL_TEST_CERTS");
+    if (!dir) {
+        fprintf(stderr, "conformance: COIL_TEST_CERTS is not set: run through ctest, "
+                        "or run tests/tls/make-certs.sh DIR and set it to DIR\n");
+        return COIL_EINVAL;
+    }
+    char cert[512], key[512], ca[512];
+    snprintf(cert, sizeof cert, "%s/server-chain.pem", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    coil_tls_options so = {0}, co = {0};
+    so.cert_file = cert;
+    so.key_file = key;
+    co.ca_file = ca;
+    coil_failure *err = NULL;
+    if (coil_tls_context_new(COIL_TLS_SERVER, &so, &tls_server_ctx, &err) != 0 ||
+        coil_tls_context_new(COIL_TLS_CLIENT, &co, &tls_client_ctx, &err) != 0) {
+        coil_failure_print(err, stderr);
+        coil_failure_free(err);
+        coil_tls_context_free(tls_server_ctx);
+        tls_server_ctx = NULL;
+        return COIL_EINVAL;
+    }
+    return 0;
+}
+
+static void tls_contexts_free(void)
+{
+    coil_tls_context_free(tls_server_ctx);
+    coil_tls_context_free(tls_client_ctx);
+    tls_server_ctx = tls_client_ctx = NULL;
+}
+
+/* TLS over the in-memory pair: each side wrapped in its layer. */
+static int tls_memory_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, void *ctx)
+{
+    if (tls_contexts() != 0)
+        return COIL_EINVAL;
+    coil_protocol *cw = coil_tls_wrap(tls_client_ctx, "localhost", c);
+    if (!cw) {
+        if (s->ops->destroy)
+            s->ops->destroy(s);
+        return COIL_ENOMEM;
+    }
+    coil_protocol *sw = coil_tls_wrap(tls_server_ctx, NULL, s);
+    if (!sw) {
+        if (cw->ops->destroy)
+            cw->ops->destroy(cw);
+        return COIL_ENOMEM;
+    }
+    return coil_memory_pair(r, cw, sw, 0, NULL, NULL);
+}
+
+static void tls_memory_cleanup(coil_reactor *r, void *ctx)
+{
+    tls_contexts_free();
+}
+
 /* ---- sockets: one listener per kind, one connector per pair ---- */
 
 typedef struct sock_ctx {
     const char *kind; /* "tcp4", "tcp6", "unix" */
+    int tls;          /* TLS over it */
     coil_factory server_factory;
     coil_listener *listener;
     char path[108];
@@ -79,21 +147,28 @@ static int ensure_listener(coil_reactor *r, sock_ctx *x)
 {
     if (x->listener)
         return 0;
+    if (x->tls && tls_contexts() != 0)
+        return COIL_EINVAL;
     x->server_factory.ops = &server_factory_ops;
     x->server_factory.user = x;
     coil_failure *err = NULL;
     int rc;
     if (strcmp(x->kind, "unix") == 0) {
-        snprintf(x->path, sizeof x->path, "/tmp/coil-conformance-%d.sock", (int)getpid());
+        snprintf(x->path, sizeof x->path, "/tmp/coil-conformance-%d%s.sock",
+                 (int)getpid(), x->tls ? "-tls" : "");
         coil_unix_listen_options o = {0};
         o.path = x->path;
         o.backlog = 1024;
-        rc = coil_unix_listen(r, &o, &x->server_factory, &x->listener, &err);
+        rc = x->tls ? coil_tls_listen_unix(r, &o, tls_server_ctx, &x->server_factory,
+                                           &x->listener, &err)
+                    : coil_unix_listen(r, &o, &x->server_factory, &x->listener, &err);
     } else {
         coil_tcp_listen_options o = {0};
         o.interface = strcmp(x->kind, "tcp6") == 0 ? "::1" : "127.0.0.1";
         o.backlog = 1024;
-        rc = coil_tcp_listen(r, &o, &x->server_factory, &x->listener, &err);
+        rc = x->tls ? coil_tls_listen_tcp(r, &o, tls_server_ctx, &x->server_factory,
+                                          &x->listener, &err)
+                    : coil_tcp_listen(r, &o, &x->server_factory, &x->listener, &err);
         coil_address a;
         if (rc == 0 && coil_listener_get_host(x->listener, &a) == 0)
             x->port = coil_address_port(&a);
@@ -138,12 +213,15 @@ static int socket_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, void
     if (strcmp(x->kind, "unix") == 0) {
         coil_unix_connect_options o = {0};
         o.path = x->path;
-        rc = coil_unix_connect(r, &o, &cf->base, &k);
+        rc = x->tls ? coil_tls_connect_unix(r, &o, tls_client_ctx, "localhost", &cf->base,
+                                            &k)
+                    : coil_unix_connect(r, &o, &cf->base, &k);
     } else {
         coil_tcp_connect_options o = {0};
         o.host = strcmp(x->kind, "tcp6") == 0 ? "::1" : "127.0.0.1";
         o.port = x->port;
-        rc = coil_tcp_connect(r, &o, &cf->base, &k);
+        rc = x->tls ? coil_tls_connect_tcp(r, &o, tls_client_ctx, NULL, &cf->base, &k)
+                    : coil_tcp_connect(r, &o, &cf->base, &k);
     }
     if (rc != 0 || cf->failed) {
         coil_connector_free(k);
@@ -161,12 +239,17 @@ static void socket_cleanup(coil_reactor *r, void *ctx)
     free(x->pending);
     coil_listener_close(x->listener);
     const char *kind = x->kind;
+    int tls = x->tls;
     memset(x, 0, sizeof *x);
     x->kind = kind;
+    x->tls = tls;
+    if (tls)
+        tls_contexts_free();
 }
 
 static sock_ctx tcp4 = {.kind = "tcp4"}, tcp6 = {.kind = "tcp6"},
-                unixs = {.kind = "unix"};
+                unixs = {.kind = "unix"}, tls_tcp4 = {.kind = "tcp4", .tls = 1},
+                tls_unix = {.kind = "unix", .tls = 1};
 
 /* The table: one row per transport kind. */
 static const coil_conformance_kind table[] = {
@@ -174,6 +257,10 @@ static const coil_conformance_kind table[] = {
     {"TCP over IPv4", socket_pair, &tcp4, socket_cleanup, 0, 0},
     {"TCP over IPv6", socket_pair, &tcp6, socket_cleanup, 0, 0},
     {"UNIX socket", socket_pair, &unixs, socket_cleanup, 0, 1},
+    /* TLS: the queue bound allows one 16 KiB record in the layer. */
+    {"TLS over TCP", socket_pair, &tls_tcp4, socket_cleanup, 0, 0},
+    {"TLS over UNIX", socket_pair, &tls_unix, socket_cleanup, 0, 1},
+    {"TLS over memory pair", tls_memory_pair, NULL, tls_memory_cleanup, 0, 0},
 };
 
 static int add_suites(void)
