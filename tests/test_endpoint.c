@@ -134,7 +134,9 @@ static void test_server_kinds(void)
     endpoint_fails(1, "unix:/tmp/x:mode=999", "mode '999' is not an octal file mode");
     endpoint_fails(1, "unix:mode=0600", "the socket path is missing");
     endpoint_fails(1, "quic:443", "unknown kind 'quic'");
-    endpoint_fails(1, "tcp:80\\", "lone backslash (use tcp:PORT or unix:PATH)");
+    endpoint_fails(
+        1, "tcp:80\\",
+        "lone backslash (use tcp:PORT, unix:PATH or ssl:PORT:privateKey=KEY.pem)");
     char longpath[200] = "unix:/";
     memset(longpath + 6, 'p', 120);
     endpoint_fails(1, longpath, "longer than 107 bytes");

@@ -1010,6 +1010,89 @@ static void test_starttls_line(void)
     coil_reactor_free(r);
 }
 
+static void test_endpoints(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    char desc[2048];
+    snprintf(desc, sizeof desc,
+             "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s:alpn=coil/1",
+             cert("server.key"), cert("server-chain.pem"));
+    sfactory sf = {0};
+    sf.base.ops = &sf_ops;
+    coil_listener *l = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_listen(r, desc, &sf.base, &l, &err), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    snprintf(desc, sizeof desc, "tls:127.0.0.1:%d:caCerts=%s:sni=localhost:alpn=coil/1",
+             coil_address_port(&a), cert("ca.pem"));
+    coil_endpoint *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(desc, &e, &err), 0);
+    CU_ASSERT_STRING_EQUAL(coil_endpoint_kind(e), "tls");
+    peer client;
+    peer_init(&client);
+    cfactory cf = {0};
+    cf.base.ops = &cf_ops;
+    cf.client = &client;
+    coil_connector *k = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &cf.base, &k, &err), 0);
+    run_until(r, &cf.connected, 1);
+    CU_ASSERT_EQUAL(cf.connected, 1);
+    CU_ASSERT_STRING_EQUAL(client.info.tls_alpn, "coil/1");
+    CU_ASSERT(strstr(client.info.tls_peer_subject, "CN=localhost") != NULL);
+    coil_transport_lose_connection(client.base.transport);
+    run_until(r, &cf.lost, 1);
+    coil_connector_free(k);
+    coil_endpoint_free(e);
+    /* The same server without sni=: 127.0.0.1 is in the certificate. */
+    snprintf(desc, sizeof desc, "tls:127.0.0.1:%d:caCerts=%s", coil_address_port(&a),
+             cert("ca.pem"));
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(desc, &e, &err), 0);
+    peer client2;
+    peer_init(&client2);
+    cfactory cf2 = {0};
+    cf2.base.ops = &cf_ops;
+    cf2.client = &client2;
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &cf2.base, &k, &err), 0);
+    run_until(r, &cf2.connected, 1);
+    CU_ASSERT_EQUAL(cf2.connected, 1);
+    coil_transport_lose_connection(client2.base.transport);
+    run_until(r, &cf2.lost, 1);
+    coil_connector_free(k);
+    coil_endpoint_free(e);
+    coil_listener_close(l);
+    for (int i = 0; i < 5; i++)
+        coil_reactor_iterate(r, 0.01);
+    for (int i = 0; i < sf.n; i++)
+        peer_done(&sf.servers[i]);
+    peer_done(&client);
+    peer_done(&client2);
+    coil_reactor_free(r);
+
+    /* Bad descriptions say what is wrong and how to write them. */
+    static const char *const bad[][2] = {
+        {"ssl:8443", "privateKey= is missing"},
+        {"ssl:8443:privateKey=/nonexistent.pem", "/nonexistent.pem"},
+        {"ssl:8443:privateKey=k:requireCert=maybe", "is not yes or no"},
+        {"tls:8443:port=x", "use tls:HOST:PORT"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        coil_endpoint *x = NULL;
+        err = NULL;
+        int server = strncmp(bad[i][0], "ssl", 3) == 0;
+        int rc = server ? coil_endpoint_server(bad[i][0], &x, &err)
+                        : coil_endpoint_client(bad[i][0], &x, &err);
+        CU_ASSERT_EQUAL(rc, COIL_EINVAL);
+        CU_ASSERT_PTR_NULL(x);
+        if (!err || !strstr(coil_failure_message(err), bad[i][1])) {
+            fprintf(stderr, "'%s': %s\n", bad[i][0],
+                    err ? coil_failure_message(err) : "-");
+            CU_FAIL("endpoint message");
+        }
+        coil_failure_free(err);
+    }
+}
+
 static int add(void)
 {
     const char *dir = getenv("COIL_TEST_CERTS");
@@ -1037,13 +1120,10 @@ static int add(void)
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {
-        COIL_TEST(test_tcp_verified),
-        COIL_TEST(test_tcp_wrong_host),
-        COIL_TEST(test_tcp_expired),
-        COIL_TEST(test_tcp_unknown_ca),
-        COIL_TEST(test_tcp_client_cert),
-        COIL_TEST(test_starttls_line),
-        {NULL, NULL},
+        COIL_TEST(test_tcp_verified),    COIL_TEST(test_tcp_wrong_host),
+        COIL_TEST(test_tcp_expired),     COIL_TEST(test_tcp_unknown_ca),
+        COIL_TEST(test_tcp_client_cert), COIL_TEST(test_starttls_line),
+        COIL_TEST(test_endpoints),       {NULL, NULL},
     };
     if (coil_test_add_suite("tls: in memory", memory) != 0)
         return -1;

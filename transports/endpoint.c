@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <coil/endpoint.h>
+#include <coil/tls.h>
 #include <coil/log.h>
 #include <coil/unix.h>
 
@@ -197,10 +198,19 @@ bad_field:
 
 /* ---- endpoints --------------------------------------------------------------- */
 
-typedef enum { EP_TCP_SERVER, EP_UNIX_SERVER, EP_TCP_CLIENT, EP_UNIX_CLIENT } ep_type;
+typedef enum {
+    EP_TCP_SERVER,
+    EP_UNIX_SERVER,
+    EP_TCP_CLIENT,
+    EP_UNIX_CLIENT,
+    EP_TLS_SERVER,
+    EP_TLS_CLIENT
+} ep_type;
 
 struct coil_endpoint {
     ep_type type;
+    coil_tls_context *tls; /* TLS endpoints: built once at parse time */
+    char *sni;             /* TLS clients: the name to verify (default host) */
     char *text;
     char *host; /* interface / host / path */
     char *bind;
@@ -217,11 +227,15 @@ void coil_endpoint_free(coil_endpoint *e)
     free(e->text);
     free(e->host);
     free(e->bind);
+    free(e->sni);
+    coil_tls_context_free(e->tls);
     free(e);
 }
 
 const char *coil_endpoint_kind(const coil_endpoint *e)
 {
+    if (e->type == EP_TLS_SERVER || e->type == EP_TLS_CLIENT)
+        return "tls";
     return e->type == EP_TCP_SERVER || e->type == EP_TCP_CLIENT ? "tcp" : "unix";
 }
 
@@ -235,6 +249,12 @@ static const char UNIX_SERVER_USE[] = "unix:PATH[:mode=0660][:backlog=N]";
 static const char TCP_CLIENT_USE[] =
     "tcp:HOST:PORT or tcp:host=HOST:port=PORT, then [:timeout=S][:bindAddress=ADDR]";
 static const char UNIX_CLIENT_USE[] = "unix:PATH or unix:path=PATH, then [:timeout=S]";
+static const char TLS_SERVER_USE[] =
+    "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=FILE]"
+    "[:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]";
+static const char TLS_CLIENT_USE[] =
+    "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=FILE][:sni=NAME]"
+    "[:alpn=...][:timeout=S][:bindAddress=ADDR]";
 
 typedef struct parse_ctx {
     const char *text;
@@ -346,10 +366,13 @@ static int dup_to(char **dst, const char *s)
     return *dst ? 0 : COIL_ENOMEM;
 }
 
+static const char *const TCP_SERVER_KEYS[] = {"port", "interface", "backlog", NULL};
+static const char *const TCP_CLIENT_KEYS[] = {"host", "port", "timeout", "bindAddress",
+                                              NULL};
+
 static int parse_tcp_server(const parse_ctx *c, const coil_endpoint_desc *d,
-                            coil_endpoint *e)
+                            coil_endpoint *e, const char *const *keys)
 {
-    static const char *const keys[] = {"port", "interface", "backlog", NULL};
     const char *v;
     int rc;
     if ((rc = check_args(c, d, keys, 1)) || (rc = pick(c, d, 0, "port", &v)))
@@ -400,9 +423,8 @@ static int parse_unix_server(const parse_ctx *c, const coil_endpoint_desc *d,
 }
 
 static int parse_tcp_client(const parse_ctx *c, const coil_endpoint_desc *d,
-                            coil_endpoint *e)
+                            coil_endpoint *e, const char *const *keys)
 {
-    static const char *const keys[] = {"host", "port", "timeout", "bindAddress", NULL};
     const char *host, *port, *v;
     int rc;
     if ((rc = check_args(c, d, keys, 2)))
@@ -455,6 +477,82 @@ static int parse_unix_client(const parse_ctx *c, const coil_endpoint_desc *d,
     return dup_to(&e->host, v);
 }
 
+/* yes/no, true/false, 1/0 */
+static int get_bool(const parse_ctx *c, const char *key, const char *v, int *out)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+        *out = 1;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+        *out = 0;
+    else
+        return bad(c, "%s='%.40s' is not yes or no", key, v);
+    return 0;
+}
+
+static int tls_context(const parse_ctx *c, coil_endpoint *e, int role,
+                       const coil_tls_options *o)
+{
+    coil_failure *why = NULL;
+    int rc = coil_tls_context_new(role, o, &e->tls, &why);
+    if (rc != 0) {
+        rc = bad(c, "%s", why ? coil_failure_message(why) : "cannot set up TLS");
+        coil_failure_free(why);
+    }
+    return rc;
+}
+
+static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
+                            coil_endpoint *e)
+{
+    static const char *const keys[] = {
+        "port",           "interface", "backlog",     "privateKey", "certKey",
+        "extraCertChain", "caCerts",   "requireCert", "alpn",       NULL};
+    int rc = parse_tcp_server(c, d, e, keys);
+    if (rc)
+        return rc;
+    coil_tls_options o = {0};
+    o.key_file = coil_endpoint_desc_get(d, "privateKey");
+    o.cert_file = coil_endpoint_desc_get(d, "certKey");
+    if (!o.key_file)
+        return bad(c, "privateKey= is missing (the PEM file of the server's key)");
+    if (!o.cert_file)
+        o.cert_file = o.key_file; /* Twisted: the key file may hold both */
+    o.extra_chain_file = coil_endpoint_desc_get(d, "extraCertChain");
+    o.ca_file = coil_endpoint_desc_get(d, "caCerts");
+    o.alpn = coil_endpoint_desc_get(d, "alpn");
+    const char *v = coil_endpoint_desc_get(d, "requireCert");
+    if (v && (rc = get_bool(c, "requireCert", v, &o.require_client_cert)))
+        return rc;
+    if (o.require_client_cert && !o.ca_file)
+        return bad(c, "requireCert=yes needs caCerts=FILE (whom to trust)");
+    o.request_client_cert = o.ca_file != NULL;
+    return tls_context(c, e, COIL_TLS_SERVER, &o);
+}
+
+static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
+                            coil_endpoint *e)
+{
+    static const char *const keys[] = {
+        "host",        "port",       "timeout", "bindAddress", "caCerts",
+        "certificate", "privateKey", "sni",     "alpn",        NULL};
+    int rc = parse_tcp_client(c, d, e, keys);
+    if (rc)
+        return rc;
+    coil_tls_options o = {0};
+    o.ca_file = coil_endpoint_desc_get(d, "caCerts");
+    o.cert_file = coil_endpoint_desc_get(d, "certificate");
+    o.key_file = coil_endpoint_desc_get(d, "privateKey");
+    if (o.key_file && !o.cert_file)
+        return bad(c, "privateKey= needs certificate= (the client certificate)");
+    o.alpn = coil_endpoint_desc_get(d, "alpn");
+    const char *sni = coil_endpoint_desc_get(d, "sni");
+    if (sni && !*sni)
+        return bad(c, "sni is empty");
+    if ((rc = dup_to(&e->sni, sni)))
+        return rc;
+    return tls_context(c, e, COIL_TLS_CLIENT, &o);
+}
+
 static int endpoint_parse(const char *text, int server, coil_endpoint **out,
                           coil_failure **err)
 {
@@ -462,7 +560,9 @@ static int endpoint_parse(const char *text, int server, coil_endpoint **out,
     if (err)
         *err = NULL;
     parse_ctx c = {text ? text : "", server ? "server endpoint" : "client endpoint",
-                   server ? "tcp:PORT or unix:PATH" : "tcp:HOST:PORT or unix:PATH", err};
+                   server ? "tcp:PORT, unix:PATH or ssl:PORT:privateKey=KEY.pem"
+                          : "tcp:HOST:PORT, unix:PATH or tls:HOST:PORT",
+                   err};
     coil_endpoint_desc *d;
     int rc = coil_endpoint_desc_parse(text, &d, NULL);
     if (rc == COIL_ENOMEM)
@@ -486,11 +586,16 @@ static int endpoint_parse(const char *text, int server, coil_endpoint **out,
     if (strcmp(d->kind, "tcp") == 0) {
         e->type = server ? EP_TCP_SERVER : EP_TCP_CLIENT;
         c.use = server ? TCP_SERVER_USE : TCP_CLIENT_USE;
-        rc = server ? parse_tcp_server(&c, d, e) : parse_tcp_client(&c, d, e);
+        rc = server ? parse_tcp_server(&c, d, e, TCP_SERVER_KEYS)
+                    : parse_tcp_client(&c, d, e, TCP_CLIENT_KEYS);
     } else if (strcmp(d->kind, "unix") == 0) {
         e->type = server ? EP_UNIX_SERVER : EP_UNIX_CLIENT;
         c.use = server ? UNIX_SERVER_USE : UNIX_CLIENT_USE;
         rc = server ? parse_unix_server(&c, d, e) : parse_unix_client(&c, d, e);
+    } else if (strcmp(d->kind, "ssl") == 0 || strcmp(d->kind, "tls") == 0) {
+        e->type = server ? EP_TLS_SERVER : EP_TLS_CLIENT;
+        c.use = server ? TLS_SERVER_USE : TLS_CLIENT_USE;
+        rc = server ? parse_tls_server(&c, d, e) : parse_tls_client(&c, d, e);
     } else {
         rc = bad(&c, "unknown kind '%.40s'", d->kind);
     }
@@ -522,9 +627,10 @@ coil_endpoint *coil__endpoint_copy(const coil_endpoint *e)
     if (!c)
         return NULL;
     *c = *e;
-    c->text = c->host = c->bind = NULL;
+    c->text = c->host = c->bind = c->sni = NULL;
+    c->tls = coil_tls_context_ref(e->tls);
     if (dup_to(&c->text, e->text) || dup_to(&c->host, e->host) ||
-        dup_to(&c->bind, e->bind)) {
+        dup_to(&c->bind, e->bind) || dup_to(&c->sni, e->sni)) {
         coil_endpoint_free(c);
         return NULL;
     }
@@ -546,9 +652,11 @@ int coil_endpoint_listen(coil_reactor *r, const coil_endpoint *e, coil_factory *
 {
     if (err)
         *err = NULL;
-    if (e->type == EP_TCP_SERVER) {
+    if (e->type == EP_TCP_SERVER || e->type == EP_TLS_SERVER) {
         coil_tcp_listen_options o = {
             .interface = e->host, .port = e->port, .backlog = e->backlog};
+        if (e->tls)
+            return coil_tls_listen_tcp(r, &o, e->tls, f, out, err);
         return coil_tcp_listen(r, &o, f, out, err);
     }
     if (e->type == EP_UNIX_SERVER) {
@@ -565,12 +673,13 @@ int coil_endpoint_connect(coil_reactor *r, const coil_endpoint *e, coil_factory 
     if (err)
         *err = NULL;
     int rc;
-    if (e->type == EP_TCP_CLIENT) {
+    if (e->type == EP_TCP_CLIENT || e->type == EP_TLS_CLIENT) {
         coil_tcp_connect_options o = {.host = e->host,
                                       .port = e->port,
                                       .timeout = e->timeout,
                                       .bind_address = e->bind};
-        rc = coil_tcp_connect(r, &o, f, out);
+        rc = e->tls ? coil_tls_connect_tcp(r, &o, e->tls, e->sni, f, out)
+                    : coil_tcp_connect(r, &o, f, out);
     } else if (e->type == EP_UNIX_CLIENT) {
         coil_unix_connect_options o = {.path = e->host, .timeout = e->timeout};
         rc = coil_unix_connect(r, &o, f, out);

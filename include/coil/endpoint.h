@@ -21,7 +21,12 @@
  *       coil_failure_print(err, stderr); ...
  *   }
  *
- * Later issues add ssl:/tls: and ssh: kinds.
+ * TLS: server "ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=FILE]
+ *  [:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]" (tls: is
+ *  the same); client "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=
+ *  FILE][:sni=NAME][:alpn=...]", verifying HOST (or sni) against caCerts or the
+ *  system store. Certificates are loaded when the description is parsed.
+ * A later issue adds ssh:.
  */
 #ifndef COIL_ENDPOINT_H
 #define COIL_ENDPOINT_H
