@@ -67,11 +67,14 @@ static const char usage[] =
     "           backpressure allows and checks the echo; reports MB/s echoed\n"
     "  connect  keeps -c connection attempts in flight; each connects, sends one\n"
     "           byte, waits for its echo and closes; reports connections/s\n"
+    "           (over tls: one handshake per connection, full with\n"
+    "           tls:...:resume=no, resumed otherwise; RESULT counts them)\n"
     "  idle     opens -c connections and keeps them open, idle; prints\n"
     "           'RESULT mode=idle conns=N' once all are up, then waits for\n"
     "           SIGINT/SIGTERM (or -d seconds when given)\n"
     "\n"
-    "ENDPOINT is a client endpoint: tcp:HOST:PORT, unix:PATH, ...\n"
+    "ENDPOINT is a client endpoint: tcp:HOST:PORT, unix:PATH,\n"
+    "tls:HOST:PORT[:caCerts=CA.pem][:resume=no], ...\n"
     "\n"
     "Options:\n"
     "  -c, --connections N   connections (connect: attempts in flight); default 1\n"
@@ -149,6 +152,8 @@ struct bench {
     uint64_t hist_n;
 
     double cpu_start, cpu_end;   /* --cpu-pid, seconds */
+    uint64_t tls_handshakes;     /* connect over tls: handshakes measured */
+    uint64_t tls_resumed;        /* ... of which resumed a session */
     double self_start, self_end; /* our own CPU, seconds */
     int cpu_ok;
 };
@@ -652,6 +657,12 @@ static void proto_made(coil_protocol *p)
         stream_write(c);
         break;
     case MODE_CONNECT: {
+        coil_transport_info info;
+        if (b->measuring && coil_transport_info_get(c->t, &info) == 0 &&
+            info.tls_version) {
+            b->tls_handshakes++;
+            b->tls_resumed += info.tls_resumed != 0;
+        }
         int rc = coil_transport_write(c->t, b->pattern + window(c->id, c->wseq), 1);
         if (rc != 0) {
             fprintf(stderr, "coil-bench: connection %d to %s: write failed: %s\n", c->id,
@@ -959,6 +970,9 @@ result:
            b->bytes, p50, p99, self);
     if (server >= 0)
         printf(" server_cpu_s=%.3f", server);
+    if (b->tls_handshakes)
+        printf(" tls_handshakes=%" PRIu64 " tls_resumed=%" PRIu64, b->tls_handshakes,
+               b->tls_resumed);
     printf(" errors=%d\n", b->errors);
 }
 

@@ -254,7 +254,7 @@ static const char TLS_SERVER_USE[] =
     "[:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]";
 static const char TLS_CLIENT_USE[] =
     "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=FILE][:sni=NAME]"
-    "[:alpn=...][:timeout=S][:bindAddress=ADDR]";
+    "[:alpn=...][:resume=no][:timeout=S][:bindAddress=ADDR]";
 
 typedef struct parse_ctx {
     const char *text;
@@ -533,8 +533,8 @@ static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e)
 {
     static const char *const keys[] = {
-        "host",        "port",       "timeout", "bindAddress", "caCerts",
-        "certificate", "privateKey", "sni",     "alpn",        NULL};
+        "host",       "port", "timeout", "bindAddress", "caCerts", "certificate",
+        "privateKey", "sni",  "alpn",    "resume",      NULL};
     int rc = parse_tcp_client(c, d, e, keys);
     if (rc)
         return rc;
@@ -545,6 +545,11 @@ static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
     if (o.key_file && !o.cert_file)
         return bad(c, "privateKey= needs certificate= (the client certificate)");
     o.alpn = coil_endpoint_desc_get(d, "alpn");
+    const char *v = coil_endpoint_desc_get(d, "resume");
+    int resume = 1;
+    if (v && (rc = get_bool(c, "resume", v, &resume)))
+        return rc;
+    o.no_session_cache = !resume;
     const char *sni = coil_endpoint_desc_get(d, "sni");
     if (sni && !*sni)
         return bad(c, "sni is empty");

@@ -24,8 +24,9 @@
  * TLS: server "ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=FILE]
  *  [:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]" (tls: is
  *  the same); client "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=
- *  FILE][:sni=NAME][:alpn=...]", verifying HOST (or sni) against caCerts or the
- *  system store. Certificates are loaded when the description is parsed.
+ *  FILE][:sni=NAME][:alpn=...][:resume=no]", verifying HOST (or sni) against
+ *  caCerts or the system store, and resuming sessions unless resume=no.
+ *  Certificates are loaded when the description is parsed.
  * A later issue adds ssh:.
  */
 #ifndef COIL_ENDPOINT_H
