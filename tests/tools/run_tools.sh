@@ -94,11 +94,29 @@ sha() {
 # ---- echo -------------------------------------------------------------------
 
 test_echo() {
-    start_server echo "$ECHO" serve tcp:0:interface=127.0.0.1 "unix:$dir/echo.sock"
+    # TLS too, with the certificates of the tls_certs fixture.
+    certs=${COIL_TEST_CERTS:?COIL_TEST_CERTS is not set (the tls_certs ctest fixture sets it)}
+    start_server echo "$ECHO" serve tcp:0:interface=127.0.0.1 \
+        "ssl:0:interface=127.0.0.1:privateKey=$certs/server.key:certKey=$certs/server-chain.pem" \
+        "unix:$dir/echo.sock"
     tcp=tcp:127.0.0.1:$port
     unix=unix:$dir/echo.sock
+    tls_port=$(sed -n 's/.*serving .* on ssl:\([0-9][0-9]*\).*/\1/p' "$dir/echo.err" | head -n1)
+    [ -n "$tls_port" ] || fail "coil-echo printed no TLS port"
+    tls=tls:127.0.0.1:$tls_port:caCerts=$certs/ca.pem
 
-    for ep in "$tcp" "$unix"; do
+    # TLS: verification is on; the wrong trust store is refused, clearly.
+    expect_rc 1 "certificate verify failed" \
+        sh -c "printf 'x' | '$ECHO' send tls:127.0.0.1:$tls_port:caCerts=$certs/other.pem"
+    expect_rc 1 "hostname mismatch.*expected host other.test" \
+        sh -c "printf 'x' | '$ECHO' send tls:127.0.0.1:$tls_port:caCerts=$certs/ca.pem:sni=other.test"
+    # And openssl s_client talks to it.
+    out=$({ printf 'ping\n'; sleep 1; } | $T openssl s_client -connect "127.0.0.1:$tls_port" \
+        -CAfile "$certs/ca.pem" -verify_hostname localhost -verify_return_error -quiet -no_ign_eof \
+        2>/dev/null | head -c 5) || true
+    [ "$out" = "ping" ] || fail "openssl s_client got '$out' from the TLS echo"
+
+    for ep in "$tcp" "$unix" "$tls"; do
         # One byte.
         out=$(printf 'x' | $T "$ECHO" send "$ep") || fail "1 byte over $ep"
         [ "$out" = x ] || fail "1 byte over $ep came back as '$out'"
@@ -119,7 +137,10 @@ test_echo() {
     cat "$dir/big" | $T "$ECHO" send "$unix" >"$dir/big.unix" 2>"$dir/send.err" ||
         fail "16 MiB pipe over UNIX"
     [ "$(sha <"$dir/big.unix")" = "$want" ] || fail "16 MiB over UNIX differs"
-    rm -f "$dir/big.tcp" "$dir/big.unix"
+    $T "$ECHO" send "$tls" <"$dir/big" >"$dir/big.tls" 2>"$dir/send.err" ||
+        fail "16 MiB file over TLS"
+    [ "$(sha <"$dir/big.tls")" = "$want" ] || fail "16 MiB over TLS differs"
+    rm -f "$dir/big.tcp" "$dir/big.unix" "$dir/big.tls"
 
     # Several clients at once.
     for i in 1 2 3 4; do
