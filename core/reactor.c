@@ -296,6 +296,12 @@ double coil_timer_time(const coil_timer *t)
     return (double)t->node.key / 1e9;
 }
 
+size_t coil_reactor_watch_count(const coil_reactor *r)
+{
+    /* The reactor's own wake-up descriptor is not counted. */
+    return r->n_watches - (r->wake_watch_counted ? 1 : 0);
+}
+
 size_t coil_reactor_pending_timers(const coil_reactor *r)
 {
     return r->timers.len;
@@ -353,6 +359,7 @@ int coil_reactor_watch_fd(coil_reactor *r, int fd, unsigned events, coil_io_fn f
         return rc;
     }
     r->by_fd[fd] = w;
+    r->n_watches++;
     *out = w;
     return 0;
 }
@@ -383,6 +390,7 @@ void coil_watch_free(coil_watch *w)
     coil_reactor *r = w->r;
     r->backend->del(r, w);
     r->by_fd[w->fd] = NULL;
+    r->n_watches--;
     w->closed = 1;
     /* Events for it may still sit in the backend's batch: free at pass end. */
     w->next_dead = r->dead_watches;
@@ -535,6 +543,7 @@ int coil_reactor_new(coil_reactor **out, const coil_reactor_options *opts)
         coil_reactor_free(r);
         return rc;
     }
+    r->wake_watch_counted = 1;
     *out = r;
     return 0;
 }

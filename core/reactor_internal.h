@@ -78,6 +78,8 @@ struct coil_reactor {
 
     coil_watch **by_fd; /* fd -> watch, for "one watch per fd" */
     size_t by_fd_len;
+    size_t n_watches;       /* live fd watches, ours included */
+    int wake_watch_counted; /* the wake-up eventfd is one of them */
     coil_watch *dead_watches;
 
     /* call_from_thread */

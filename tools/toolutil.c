@@ -480,7 +480,9 @@ void tool_client_attach(tool_client *c, const tool_input_ops *ops, void *arg)
 
 static int client_gone(void *arg)
 {
-    return tool_client_transport(arg) == NULL;
+    const tool_client *c = arg;
+    /* Gone above and below: a TLS close lets its socket finish. */
+    return tool_client_transport(c) == NULL && coil_reactor_watch_count(c->r) == 0;
 }
 
 int tool_client_run(tool_client *c)
@@ -504,10 +506,9 @@ int tool_client_run(tool_client *c)
         c->status = c->ops->interrupted(c);
     tool_input_free(c->in);
     c->in = NULL;
-    if (tool_client_transport(c)) {
+    if (tool_client_transport(c))
         coil_transport_abort_connection(tool_client_transport(c));
-        tool_settle(c->r, 5.0, client_gone, c);
-    }
+    tool_settle(c->r, 6.0, client_gone, c);
     coil_connector_free(c->connector);
     coil_reactor_free(c->r);
     c->r = NULL;

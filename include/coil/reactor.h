@@ -141,6 +141,12 @@ void coil_timer_unref(coil_timer *t);
 
 /* Number of pending timers. */
 size_t coil_reactor_pending_timers(const coil_reactor *r);
+/* How many fds are being watched (the reactor's own excluded): 0 once every
+ * connection, listener and connector has let go of its socket. A program
+ * that wants its connections closed cleanly (TLS close_notify waits for the
+ * peer's close, bounded) runs the reactor until this is 0 before freeing
+ * it. */
+size_t coil_reactor_watch_count(const coil_reactor *r);
 
 /* ---- calls ------------------------------------------------------------- */
 
