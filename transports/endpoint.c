@@ -251,10 +251,12 @@ static const char TCP_CLIENT_USE[] =
 static const char UNIX_CLIENT_USE[] = "unix:PATH or unix:path=PATH, then [:timeout=S]";
 static const char TLS_SERVER_USE[] =
     "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=FILE]"
-    "[:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]";
+    "[:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]"
+    "[:ciphersuites=TLS_AES_128_GCM_SHA256][:groups=X25519]";
 static const char TLS_CLIENT_USE[] =
     "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=FILE][:sni=NAME]"
-    "[:alpn=...][:resume=no][:timeout=S][:bindAddress=ADDR]";
+    "[:alpn=...][:resume=no][:ciphersuites=...][:groups=...][:timeout=S]"
+    "[:bindAddress=ADDR]";
 
 typedef struct parse_ctx {
     const char *text;
@@ -505,8 +507,8 @@ static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e)
 {
     static const char *const keys[] = {
-        "port",           "interface", "backlog",     "privateKey", "certKey",
-        "extraCertChain", "caCerts",   "requireCert", "alpn",       NULL};
+        "port",    "interface",   "backlog", "privateKey",   "certKey", "extraCertChain",
+        "caCerts", "requireCert", "alpn",    "ciphersuites", "groups",  NULL};
     int rc = parse_tcp_server(c, d, e, keys);
     if (rc)
         return rc;
@@ -526,6 +528,8 @@ static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
     if (o.require_client_cert && !o.ca_file)
         return bad(c, "requireCert=yes needs caCerts=FILE (whom to trust)");
     o.request_client_cert = o.ca_file != NULL;
+    o.ciphersuites = coil_endpoint_desc_get(d, "ciphersuites");
+    o.groups = coil_endpoint_desc_get(d, "groups");
     return tls_context(c, e, COIL_TLS_SERVER, &o);
 }
 
@@ -533,8 +537,8 @@ static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e)
 {
     static const char *const keys[] = {
-        "host",       "port", "timeout", "bindAddress", "caCerts", "certificate",
-        "privateKey", "sni",  "alpn",    "resume",      NULL};
+        "host", "port", "timeout", "bindAddress",  "caCerts", "certificate", "privateKey",
+        "sni",  "alpn", "resume",  "ciphersuites", "groups",  NULL};
     int rc = parse_tcp_client(c, d, e, keys);
     if (rc)
         return rc;
@@ -550,6 +554,8 @@ static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
     if (v && (rc = get_bool(c, "resume", v, &resume)))
         return rc;
     o.no_session_cache = !resume;
+    o.ciphersuites = coil_endpoint_desc_get(d, "ciphersuites");
+    o.groups = coil_endpoint_desc_get(d, "groups");
     const char *sni = coil_endpoint_desc_get(d, "sni");
     if (sni && !*sni)
         return bad(c, "sni is empty");

@@ -26,7 +26,8 @@
  *  the same); client "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=
  *  FILE][:sni=NAME][:alpn=...][:resume=no]", verifying HOST (or sni) against
  *  caCerts or the system store, and resuming sessions unless resume=no.
- *  Certificates are loaded when the description is parsed.
+ *  Both sides also take ciphersuites= (TLS 1.3) and groups= (OpenSSL's
+ *  lists). Certificates are loaded when the description is parsed.
  * A later issue adds ssh:.
  */
 #ifndef COIL_ENDPOINT_H
