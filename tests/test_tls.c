@@ -11,16 +11,7 @@
 
 #include "testutil.h"
 
-static char certs[512];
-
-static const char *cert(const char *name)
-{
-    static char bufs[8][600];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 600, "%s/%s", certs, name);
-    return b;
-}
+#define cert coil_test_cert
 
 /* ---- a protocol that records what happens ---- */
 
@@ -503,14 +494,17 @@ static void test_handshake_timeout(void)
 /* Two single-ended memory transports joined by hand, so the test sees every
  * byte on the wire. */
 typedef struct wire {
+    coil_reactor *r;
+    coil_tls_context *sc, *cc;
+    peer c, s;
     coil_transport *a, *b;
     size_t a_to_b;
 } wire;
 
-static void wire_pump(coil_reactor *r, wire *w)
+static void wire_pump(wire *w)
 {
     for (int i = 0; i < 50; i++) {
-        coil_reactor_advance(r, 0);
+        coil_reactor_advance(w->r, 0);
         size_t n;
         const void *d = coil_memory_transport_written(w->a, &n);
         if (n) {
@@ -532,107 +526,93 @@ static void wire_pump(coil_reactor *r, wire *w)
     }
 }
 
+/* A client (options `co`, may be NULL) and a server joined by the wire, on
+ * the fake clock, handshake done. */
+static void wire_open(wire *w, coil_tls_options *co)
+{
+    coil_tls_options none = {0};
+    memset(w, 0, sizeof *w);
+    w->r = coil_test_fake_start();
+    w->sc = server_ctx();
+    w->cc = client_ctx_with(co ? co : &none);
+    peer_init(&w->c);
+    peer_init(&w->s);
+    w->a = coil_memory_transport_new(w->r, coil_tls_wrap(w->cc, "localhost", &w->c.base));
+    w->b = coil_memory_transport_new(w->r, coil_tls_wrap(w->sc, NULL, &w->s.base));
+    wire_pump(w);
+    CU_ASSERT_EQUAL_FATAL(w->c.made, 1);
+}
+
+static void wire_close(wire *w)
+{
+    coil_memory_transport_free(w->a);
+    coil_memory_transport_free(w->b);
+    peer_done(&w->c);
+    peer_done(&w->s);
+    coil_tls_context_free(w->sc);
+    coil_tls_context_free(w->cc);
+    coil_test_fake_end(w->r);
+}
+
 static void test_small_writes_coalesce(void)
 {
-    coil_reactor *r = coil_test_fake_start();
-    coil_tls_context *sc = server_ctx(), *cc = client_ctx();
-    peer c, s;
-    peer_init(&c);
-    peer_init(&s);
-    wire w = {0};
-    w.a = coil_memory_transport_new(r, coil_tls_wrap(cc, "localhost", &c.base));
-    w.b = coil_memory_transport_new(r, coil_tls_wrap(sc, NULL, &s.base));
-    wire_pump(r, &w);
-    CU_ASSERT_EQUAL_FATAL(c.made, 1);
+    wire w;
+    wire_open(&w, NULL);
     size_t before = w.a_to_b;
     /* 1,000 writes of 10 bytes in one pass: one record, not 1,000 (a
      * TLS 1.3 record adds 22 bytes). */
     for (int i = 0; i < 1000; i++)
-        coil_transport_write(c.base.transport, "0123456789", 10);
-    wire_pump(r, &w);
-    CU_ASSERT_EQUAL(s.got_len, 10000);
+        coil_transport_write(w.c.base.transport, "0123456789", 10);
+    wire_pump(&w);
+    CU_ASSERT_EQUAL(w.s.got_len, 10000);
     size_t wire_bytes = w.a_to_b - before;
     CU_ASSERT(wire_bytes < 10000 + 2 * 22);
     if (wire_bytes >= 10000 + 2 * 22)
         fprintf(stderr, "coalescing: %zu bytes on the wire for 10,000\n", wire_bytes);
-    coil_transport_lose_connection(c.base.transport);
-    wire_pump(r, &w);
-    CU_ASSERT_EQUAL(c.lost_code, COIL_ECLOSED);
-    coil_memory_transport_free(w.a);
-    coil_memory_transport_free(w.b);
-    peer_done(&c);
-    peer_done(&s);
-    coil_tls_context_free(sc);
-    coil_tls_context_free(cc);
-    coil_test_fake_end(r);
+    coil_transport_lose_connection(w.c.base.transport);
+    wire_pump(&w);
+    CU_ASSERT_EQUAL(w.c.lost_code, COIL_ECLOSED);
+    wire_close(&w);
 }
 
 static void test_truncation_is_lost(void)
 {
     /* The peer's transport closes without close_notify: the data may be
      * cut off, so the close is lost, not clean. */
-    coil_reactor *r = coil_test_fake_start();
-    coil_tls_context *sc = server_ctx(), *cc = client_ctx();
-    peer c, s;
-    peer_init(&c);
-    peer_init(&s);
-    wire w = {0};
-    w.a = coil_memory_transport_new(r, coil_tls_wrap(cc, "localhost", &c.base));
-    w.b = coil_memory_transport_new(r, coil_tls_wrap(sc, NULL, &s.base));
-    wire_pump(r, &w);
-    CU_ASSERT_EQUAL_FATAL(c.made, 1);
+    wire w;
+    wire_open(&w, NULL);
     coil_memory_transport_feed_eof(w.a); /* TCP FIN, no close_notify */
-    wire_pump(r, &w);
-    CU_ASSERT_EQUAL(c.lost, 1);
-    CU_ASSERT_EQUAL(c.lost_code, COIL_ECONNLOST);
-    CU_ASSERT(strstr(c.lost_msg, "without close_notify") != NULL);
-    CU_ASSERT_EQUAL(c.read_lost, 0);
-    coil_memory_transport_free(w.a);
-    coil_memory_transport_free(w.b);
-    peer_done(&c);
-    peer_done(&s);
-    coil_tls_context_free(sc);
-    coil_tls_context_free(cc);
-    coil_test_fake_end(r);
+    wire_pump(&w);
+    CU_ASSERT_EQUAL(w.c.lost, 1);
+    CU_ASSERT_EQUAL(w.c.lost_code, COIL_ECONNLOST);
+    CU_ASSERT(strstr(w.c.lost_msg, "without close_notify") != NULL);
+    CU_ASSERT_EQUAL(w.c.read_lost, 0);
+    wire_close(&w);
 }
 
 static void test_close_is_bounded(void)
 {
     /* lose_connection with a peer that never reads: close_notify cannot
      * be answered, the transport below is aborted after close_timeout. */
-    coil_reactor *r = coil_test_fake_start();
     coil_tls_options co = {0};
     co.close_timeout = 2;
-    coil_tls_context *sc = server_ctx(), *cc = client_ctx_with(&co);
-    peer c, s;
-    peer_init(&c);
-    peer_init(&s);
-    wire w = {0};
-    w.a = coil_memory_transport_new(r, coil_tls_wrap(cc, "localhost", &c.base));
-    w.b = coil_memory_transport_new(r, coil_tls_wrap(sc, NULL, &s.base));
-    wire_pump(r, &w);
-    CU_ASSERT_EQUAL_FATAL(c.made, 1);
-    coil_transport_write(c.base.transport, "bye", 3);
-    coil_transport_lose_connection(c.base.transport);
-    coil_reactor_advance(r, 0);
-    coil_reactor_advance(r, 0);
+    wire w;
+    wire_open(&w, &co);
+    coil_transport_write(w.c.base.transport, "bye", 3);
+    coil_transport_lose_connection(w.c.base.transport);
+    coil_reactor_advance(w.r, 0);
+    coil_reactor_advance(w.r, 0);
     /* The far end never answers (not pumped): the protocol has its clean
      * close already; what is below waits, then is aborted. */
-    CU_ASSERT_EQUAL(c.lost, 1);
-    CU_ASSERT_EQUAL(c.lost_code, COIL_ECLOSED);
+    CU_ASSERT_EQUAL(w.c.lost, 1);
+    CU_ASSERT_EQUAL(w.c.lost_code, COIL_ECLOSED);
     CU_ASSERT_EQUAL(coil_memory_transport_flags(w.a) & COIL_MEMORY_CLOSED, 0);
     coil_test_log_capture_start();
-    coil_reactor_advance(r, 2.5);
+    coil_reactor_advance(w.r, 2.5);
     coil_test_log_capture_stop();
     CU_ASSERT_EQUAL(coil_memory_transport_flags(w.a) & COIL_MEMORY_ABORTED,
                     COIL_MEMORY_ABORTED);
-    coil_memory_transport_free(w.a);
-    coil_memory_transport_free(w.b);
-    peer_done(&c);
-    peer_done(&s);
-    coil_tls_context_free(sc);
-    coil_tls_context_free(cc);
-    coil_test_fake_end(r);
+    wire_close(&w);
 }
 
 static void test_pause_keeps_data(void)
@@ -1095,13 +1075,8 @@ static void test_endpoints(void)
 
 static int add(void)
 {
-    const char *dir = getenv("COIL_TEST_CERTS");
-    if (!dir) {
-        fprintf(stderr, "test_tls: COIL_TEST_CERTS is not set: run through ctest, or "
-                        "run tests/tls/make-certs.sh DIR and set it to DIR\n");
+    if (!coil_test_cert("ca.pem"))
         return -1;
-    }
-    snprintf(certs, sizeof certs, "%s", dir);
     static const coil_test_case memory[] = {
         COIL_TEST(test_handshake_and_info),
         COIL_TEST(test_tls12_and_versions),

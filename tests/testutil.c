@@ -172,3 +172,18 @@ void coil_test_every_split(const char *in, size_t n, coil_test_split_fn one, voi
     free(pieces);
     free(lens);
 }
+
+const char *coil_test_cert(const char *name)
+{
+    static char bufs[8][600];
+    static int next;
+    const char *dir = getenv("COIL_TEST_CERTS");
+    if (!dir) {
+        fprintf(stderr, "COIL_TEST_CERTS is not set: run the test through ctest, or run "
+                        "tests/tls/make-certs.sh DIR and set COIL_TEST_CERTS=DIR\n");
+        return NULL;
+    }
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}

@@ -42,6 +42,12 @@ typedef int (*coil_test_split_fn)(void *arg, const char *const *pieces,
                                   const size_t *lens, size_t count, int quiet);
 void coil_test_every_split(const char *in, size_t n, coil_test_split_fn one, void *arg);
 
+/* The path of a test certificate made by tests/tls/make-certs.sh in
+ * $COIL_TEST_CERTS (ctest's tls_certs fixture sets it): "ca.pem",
+ * "server.pem", ... The string lasts for the next 7 calls. NULL, with a
+ * message saying what to do, when the variable is not set. */
+const char *coil_test_cert(const char *name);
+
 /* A non-NULL pointer that points at nothing of the type: put it in an
  * out-parameter before a call that must set the out-parameter to NULL. */
 extern char coil_test_poison_byte;

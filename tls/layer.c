@@ -356,6 +356,8 @@ static void protocol_error(tls_layer *L)
     up_lost(L, f);
 }
 
+static size_t buffered_in(const tls_layer *L);
+
 /* Run OpenSSL on what has arrived: the handshake, then records for the
  * protocol above while it reads. */
 static void drive(tls_layer *L)
@@ -380,8 +382,11 @@ static void drive(tls_layer *L)
         }
     }
     unsigned char buf[READ_BUF];
+    /* Only ask OpenSSL for records when bytes are there (or EOF is): a read
+     * that finds nothing makes it allocate its 17 KB read buffer and keep
+     * it, which an idle connection must not hold. */
     while (L->handshake_done && !L->failed && L->read_enabled && !L->got_close_notify &&
-           L->up.state != COIL__STREAM_CLOSED) {
+           L->up.state != COIL__STREAM_CLOSED && (buffered_in(L) > 0 || L->lower_eof)) {
         size_t got = 0;
         ERR_clear_error();
         if (SSL_read_ex(L->ssl, buf, sizeof buf, &got) == 1) {
