@@ -104,15 +104,19 @@ static void peer_done(peer *x)
 
 /* ---- contexts ---- */
 
-static coil_tls_context *server_ctx_with(coil_tls_options *o)
+/* A context for `role` from `o`, with the test certificates filled in
+ * where `o` names none; asserts it was made. */
+static coil_tls_context *ctx_with(int role, coil_tls_options *o)
 {
-    if (!o->cert_file) {
+    if (role == COIL_TLS_SERVER && !o->cert_file && !o->cert_pem) {
         o->cert_file = cert("server-chain.pem");
         o->key_file = cert("server.key");
     }
+    if (role == COIL_TLS_CLIENT && !o->ca_file && !o->insecure_no_verify)
+        o->ca_file = cert("ca.pem");
     coil_tls_context *c = NULL;
     coil_failure *err = NULL;
-    int rc = coil_tls_context_new(COIL_TLS_SERVER, o, &c, &err);
+    int rc = coil_tls_context_new(role, o, &c, &err);
     if (rc != 0)
         coil_failure_print(err, stderr);
     coil_failure_free(err);
@@ -120,18 +124,14 @@ static coil_tls_context *server_ctx_with(coil_tls_options *o)
     return c;
 }
 
+static coil_tls_context *server_ctx_with(coil_tls_options *o)
+{
+    return ctx_with(COIL_TLS_SERVER, o);
+}
+
 static coil_tls_context *client_ctx_with(coil_tls_options *o)
 {
-    if (!o->ca_file && !o->insecure_no_verify)
-        o->ca_file = cert("ca.pem");
-    coil_tls_context *c = NULL;
-    coil_failure *err = NULL;
-    int rc = coil_tls_context_new(COIL_TLS_CLIENT, o, &c, &err);
-    if (rc != 0)
-        coil_failure_print(err, stderr);
-    coil_failure_free(err);
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
-    return c;
+    return ctx_with(COIL_TLS_CLIENT, o);
 }
 
 static coil_tls_context *server_ctx(void)
@@ -652,10 +652,8 @@ static void test_pause_keeps_data(void)
 
 static void test_keylog(void)
 {
-    char path[] = "/tmp/coil-keylog-XXXXXX";
-    int fd = mkstemp(path);
-    CU_ASSERT_FATAL(fd >= 0);
-    close(fd);
+    char path[512];
+    CU_ASSERT_FATAL(coil_test_temp_file(path, sizeof path, "keylog") == 0);
     coil_reactor *r = coil_test_fake_start();
     coil_tls_options co = {0};
     co.keylog_file = path;

@@ -611,10 +611,8 @@ static void test_server_alpn_and_resumption(void)
     o.alpn = "h2,http/1.1";
     int port;
     coil_listener *l = coil_server(r, &sf, &o, 1, &port);
-    char sess[] = "/tmp/coil-interop-sess-XXXXXX";
-    int fd = mkstemp(sess);
-    CU_ASSERT_FATAL(fd >= 0);
-    close(fd);
+    char sess[512];
+    CU_ASSERT_FATAL(coil_test_temp_file(sess, sizeof sess, "interop-sess") == 0);
     child c;
     const char *first[] = {"-alpn", "http/1.1", "-sess_out", sess, NULL};
     s_client(r, &c, port, first);

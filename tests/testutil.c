@@ -3,6 +3,9 @@
 #include <coil/memory.h>
 
 #include <CUnit/Basic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,4 +189,22 @@ const char *coil_test_cert(const char *name)
     char *b = bufs[next++ % 8];
     snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
     return b;
+}
+
+int coil_test_temp_file(char *buf, size_t size, const char *tag)
+{
+    static unsigned counter;
+    const char *dir = getenv("TMPDIR");
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(buf, size, "%s/coil-%s-%ld-%u", dir && *dir ? dir : "/tmp", tag,
+                 (long)getpid(), counter++);
+        int fd = open(buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
 }

@@ -48,6 +48,10 @@ void coil_test_every_split(const char *in, size_t n, coil_test_split_fn one, voi
  * message saying what to do, when the variable is not set. */
 const char *coil_test_cert(const char *name);
 
+/* Create a new empty file $TMPDIR/coil-TAG-PID-N (mode 0600, never an
+ * existing one) and put its path in buf; the test unlinks it. 0 or -1. */
+int coil_test_temp_file(char *buf, size_t size, const char *tag);
+
 /* A non-NULL pointer that points at nothing of the type: put it in an
  * out-parameter before a call that must set the out-parameter to NULL. */
 extern char coil_test_poison_byte;
