@@ -349,11 +349,13 @@ static const char *positional(const coil_endpoint_desc *d, int n)
     return NULL;
 }
 
-/* A value given positionally at `n` or as `key`, not both. */
+/* A value given positionally at `n` or as `key`, not both. `*out` is always
+ * set (NULL on error), so callers never read an uninitialised pointer. */
 static int pick(const parse_ctx *c, const coil_endpoint_desc *d, int n, const char *key,
                 const char **out)
 {
     const char *p = positional(d, n), *k = coil_endpoint_desc_get(d, key);
+    *out = NULL;
     if (p && k)
         return bad(c, "%s is given both as '%.40s' and as %s=%.40s", key, p, key, k);
     *out = p ? p : k;
