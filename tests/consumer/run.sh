@@ -20,6 +20,24 @@ echo "== pkg-config coil"
 pcdir=$(dirname "$(find "$prefix" -name coil.pc | head -n1)")
 export PKG_CONFIG_PATH="$pcdir"
 libdir=$(pkg-config --variable=libdir coil)
+
+# Every package coil.pc requires must be one libcoil.so links: a Requires.private
+# nothing uses makes every static user install (and link) it for nothing.
+needed=$(readelf -d "$libdir/libcoil.so" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
+for m in $(pkg-config --print-requires-private coil | sed 's/[ <>=].*//'); do
+    used=""
+    for l in $(pkg-config --libs-only-l "$m"); do
+        if printf '%s\n' "$needed" | grep -q "^lib${l#-l}\.so"; then
+            used=yes
+        fi
+    done
+    if [ -z "$used" ]; then
+        echo "coil.pc: Requires.private names $m, but libcoil.so links none of" \
+             "$(pkg-config --libs-only-l "$m")" >&2
+        exit 1
+    fi
+done
+echo "coil.pc: every Requires.private is linked ($(pkg-config --print-requires-private coil | paste -s -d ' ' -))"
 # shellcheck disable=SC2046
 ${CC:-cc} $extra -o "$work/pc_shared" "$src/tests/consumer/main.c" \
     $(pkg-config --cflags --libs coil) -Wl,-rpath,"$libdir"
