@@ -82,8 +82,8 @@ static double bench_timers(int cancel)
     coil_clock *c = coil_clock_new_fake();
     coil_reactor *r = new_reactor(c);
     for (int i = 0; i < PENDING; i++)
-        if (!coil_reactor_call_later(r, 1000.0 + (double)(rand() % 1000000) / 1000.0,
-                                     on_fire, NULL))
+        if (coil_reactor_call_later_forget(
+                r, 1000.0 + (double)(rand() % 1000000) / 1000.0, on_fire, NULL) != 0)
             exit(1);
     fired = 0;
     double t0 = wall();
@@ -94,6 +94,7 @@ static double bench_timers(int cancel)
             exit(1);
         if (cancel)
             coil_timer_cancel(t);
+        coil_timer_release(t);
     }
     coil_reactor_advance(r, 1.0);
     double dt = wall() - t0;
@@ -221,7 +222,8 @@ static int stop_cb(void *arg)
 static double bench_idle(double seconds, double *wall_out)
 {
     coil_reactor *r = new_reactor(NULL);
-    coil_reactor_call_later(r, seconds, stop_cb, r);
+    if (coil_reactor_call_later_forget(r, seconds, stop_cb, r) != 0)
+        exit(1);
     double c0 = cpu(), w0 = wall();
     coil_reactor_run(r);
     *wall_out = wall() - w0;

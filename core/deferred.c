@@ -398,6 +398,17 @@ typedef struct timeout_ctx {
     int timed_out;
 } timeout_ctx;
 
+/* The step's argument: the timer handle goes with it. */
+static void timeout_ctx_free(void *arg)
+{
+    timeout_ctx *t = arg;
+    if (t->timer) {
+        (void)coil_timer_cancel(t->timer);
+        coil_timer_release(t->timer);
+    }
+    free(t);
+}
+
 /* The timer: time is up. It holds a reference to `d` until it has run. */
 static int timeout_fire(void *arg)
 {
@@ -405,6 +416,7 @@ static int timeout_fire(void *arg)
     coil_deferred *d = t->d;
     /* The step that runs inside cancel must not cancel this timer, nor drop
      * the timer's reference: that is done here, after. */
+    coil_timer_release(t->timer);
     t->timer = NULL;
     t->timed_out = 1;
     /* `t` may be freed by the step that runs inside cancel: not used after. */
@@ -424,6 +436,7 @@ static void timeout_step(coil_deferred *d, void *arg)
          * timer's argument, so the timer's reference is dropped here. The
          * chain's own reference keeps `d` alive through the step. */
         (void)coil_timer_cancel(t->timer);
+        coil_timer_release(t->timer);
         t->timer = NULL;
         coil_deferred_unref(t->d);
     }
@@ -457,12 +470,11 @@ int coil_deferred_add_timeout(coil_deferred *d, coil_reactor *r, double seconds)
         free(t);
         return COIL_ENOMEM;
     }
-    coil_timer *timer = t->timer;
     coil_deferred_ref(d);
-    int rc = coil_deferred_add_callbacks_full(d, timeout_step, timeout_step, t, free);
+    int rc = coil_deferred_add_callbacks_full(d, timeout_step, timeout_step, t,
+                                              timeout_ctx_free);
     if (rc != 0) {
-        /* `t` is already freed; the timer must not fire with it. */
-        (void)coil_timer_cancel(timer);
+        /* `t` is already freed, and with it the timer cancelled. */
         coil_deferred_unref(d);
     }
     return rc;

@@ -92,6 +92,7 @@ static void finish(coil_looping_call *lc, coil_failure *failure)
 static int lc_fire(void *arg)
 {
     coil_looping_call *lc = arg;
+    coil_timer_release(lc->timer);
     lc->timer = NULL;
     int64_t now = coil__reactor_now_ns(lc->r);
     int rc = 0;
@@ -172,6 +173,7 @@ int coil_looping_call_stop(coil_looping_call *lc)
     lc->running = 0;
     if (lc->timer) {
         coil_timer_cancel(lc->timer);
+        coil_timer_release(lc->timer);
         lc->timer = NULL;
     }
     /* Inside the function the deferred fires once it returns. */

@@ -194,9 +194,14 @@ static void wake_readable(void *arg, int fd, unsigned events)
 
 enum timer_state { TIMER_PENDING, TIMER_CALLED, TIMER_CANCELLED };
 
+/* A timer is shared by the caller (one reference from call_later, more from
+ * coil_timer_ref) and the reactor (one reference while the call is pending
+ * or running). Every operation looks at `state` first, so a handle whose
+ * call has run, was cancelled or whose reactor is gone never touches the
+ * reactor. */
 struct coil_timer {
     coil__heap_node node; /* first: the heap hands back node pointers */
-    coil_reactor *r;
+    coil_reactor *r;      /* NULL once the timer is no longer pending */
     coil_callback fn;
     void *arg;
     int refs;
@@ -211,10 +216,11 @@ static void timer_unref(coil_timer *t)
 
 void coil_timer_ref(coil_timer *t)
 {
-    t->refs++;
+    if (t)
+        t->refs++;
 }
 
-void coil_timer_unref(coil_timer *t)
+void coil_timer_release(coil_timer *t)
 {
     if (t)
         timer_unref(t);
@@ -234,7 +240,7 @@ coil_timer *coil_reactor_call_later(coil_reactor *r, double delay, coil_callback
     t->r = r;
     t->fn = fn;
     t->arg = arg;
-    t->refs = 1; /* the reactor's, while pending */
+    t->refs = 2; /* the caller's, and the reactor's while pending */
     t->state = TIMER_PENDING;
     if (coil__heap_push(&r->timers, &t->node) != 0) {
         free(t);
@@ -243,18 +249,39 @@ coil_timer *coil_reactor_call_later(coil_reactor *r, double delay, coil_callback
     return t;
 }
 
+int coil_reactor_call_later_forget(coil_reactor *r, double delay, coil_callback fn,
+                                   void *arg)
+{
+    if (!r || !fn || !(delay >= 0))
+        return COIL_EINVAL;
+    coil_timer *t = coil_reactor_call_later(r, delay, fn, arg);
+    if (!t)
+        return COIL_ENOMEM;
+    coil_timer_release(t);
+    return 0;
+}
+
 static int timer_inactive_code(const coil_timer *t)
 {
     return t->state == TIMER_CALLED ? COIL_ECALLED : COIL_ECANCELLED;
 }
 
+/* No longer pending: out of the heap, the reactor's reference dropped. */
+static void timer_retire(coil_timer *t, enum timer_state state)
+{
+    t->state = state;
+    coil__heap_remove(&t->r->timers, &t->node);
+    t->r = NULL;
+    timer_unref(t);
+}
+
 int coil_timer_cancel(coil_timer *t)
 {
+    if (!t)
+        return COIL_EINVAL;
     if (t->state != TIMER_PENDING)
         return timer_inactive_code(t);
-    t->state = TIMER_CANCELLED;
-    coil__heap_remove(&t->r->timers, &t->node);
-    timer_unref(t);
+    timer_retire(t, TIMER_CANCELLED);
     return 0;
 }
 
@@ -268,6 +295,8 @@ static void timer_move(coil_timer *t, int64_t when)
 
 int coil_timer_reset(coil_timer *t, double delay)
 {
+    if (!t)
+        return COIL_EINVAL;
     if (t->state != TIMER_PENDING)
         return timer_inactive_code(t);
     if (!(delay >= 0))
@@ -278,6 +307,8 @@ int coil_timer_reset(coil_timer *t, double delay)
 
 int coil_timer_delay(coil_timer *t, double seconds)
 {
+    if (!t)
+        return COIL_EINVAL;
     if (t->state != TIMER_PENDING)
         return timer_inactive_code(t);
     if (isnan(seconds))
@@ -288,12 +319,12 @@ int coil_timer_delay(coil_timer *t, double seconds)
 
 int coil_timer_active(const coil_timer *t)
 {
-    return t->state == TIMER_PENDING;
+    return t && t->state == TIMER_PENDING;
 }
 
 double coil_timer_time(const coil_timer *t)
 {
-    return (double)t->node.key / 1e9;
+    return t ? (double)t->node.key / 1e9 : NAN;
 }
 
 size_t coil_reactor_watch_count(const coil_reactor *r)
@@ -319,7 +350,11 @@ static void run_timers(coil_reactor *r, int64_t now)
             break;
         coil__heap_remove(&r->timers, n);
         coil_timer *t = (coil_timer *)n;
+        /* Inside fn the call counts as run (cancel: COIL_ECALLED); the
+         * reactor's reference keeps the handle valid until fn returns, even
+         * when fn releases the caller's. */
         t->state = TIMER_CALLED;
+        t->r = NULL;
         run_callback(t->fn, t->arg, "timed call");
         timer_unref(t);
     }
@@ -555,11 +590,8 @@ void coil_reactor_free(coil_reactor *r)
     if (r->running)
         coil_log(COIL_LOG_ERROR, LOG_MODULE, "coil_reactor_free called while running");
     coil__heap_node *n;
-    while ((n = coil__heap_pop(&r->timers)) != NULL) {
-        coil_timer *t = (coil_timer *)n;
-        t->state = TIMER_CANCELLED;
-        timer_unref(t);
-    }
+    while ((n = coil__heap_top(&r->timers)) != NULL)
+        timer_retire((coil_timer *)n, TIMER_CANCELLED);
     coil__heap_destroy(&r->timers);
     if (r->wake_watch)
         coil_watch_free(r->wake_watch);

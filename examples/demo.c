@@ -58,7 +58,9 @@ static coil_deferred *slow_fetch(void)
     coil_deferred *d = coil_deferred_new();
     if (!d)
         return NULL;
-    if (!coil_reactor_call_later(reactor, 0.5, fire_fetch, coil_deferred_ref(d))) {
+    int rc =
+        coil_reactor_call_later_forget(reactor, 0.5, fire_fetch, coil_deferred_ref(d));
+    if (rc != 0) {
         coil_deferred_unref(d);
         coil_deferred_unref(d);
         return NULL;
@@ -154,12 +156,15 @@ int main(void)
     coil_deferred_add_callback(d, show_final, NULL);
     coil_deferred_unref(d); /* the chain runs whether or not we hold it */
 
+    /* A handle is the caller's until released; releasing does not cancel. */
     coil_timer *t = coil_reactor_call_later(reactor, 0.1, never, NULL);
     coil_timer_cancel(t);
+    coil_timer_release(t);
     coil_timer *moved = coil_reactor_call_later(reactor, 0.3, late, NULL);
     coil_timer_reset(moved, 0.9);
+    coil_timer_release(moved);
 
-    coil_reactor_call_later(reactor, 1.2, stop_now, NULL);
+    coil_reactor_call_later_forget(reactor, 1.2, stop_now, NULL);
     coil_reactor_add_trigger(reactor, COIL_EVENT_SHUTDOWN, COIL_PHASE_AFTER, goodbye,
                              NULL);
 

@@ -172,7 +172,7 @@ static coil_deferred *get_headline(coil_reactor *r, retriever *h, const char *in
     h->d = coil_deferred_new();
     h->input = (char *)input;
     coil_deferred_add_callback(h->d, to_html, NULL);
-    coil_reactor_call_later(r, 5, process_headline, h);
+    CU_ASSERT_EQUAL(coil_reactor_call_later_forget(r, 5, process_headline, h), 0);
     return coil_deferred_ref(h->d);
 }
 

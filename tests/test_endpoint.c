@@ -287,6 +287,7 @@ static void ping_over(coil_reactor *r, const char *server, const char *client_te
     coil_timer *t = coil_reactor_call_later(r, 10, give_up, r);
     coil_reactor_run(r);
     coil_timer_cancel(t);
+    coil_timer_release(t);
     CU_ASSERT_EQUAL(o.fired, 1);
     CU_ASSERT_EQUAL(o.failed, 0);
     CU_ASSERT_PTR_EQUAL(o.proto, &c->p);
@@ -347,6 +348,7 @@ static void test_connect_protocol_refused(void)
     coil_timer *t = coil_reactor_call_later(r, 10, give_up, r);
     coil_reactor_run(r);
     coil_timer_cancel(t);
+    coil_timer_release(t);
     CU_ASSERT_EQUAL(o.failed, 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(o.msg, "Connection refused"));
     CU_ASSERT_PTR_NOT_NULL(strstr(o.msg, "127.0.0.1"));
@@ -435,6 +437,7 @@ static void test_connect_timeout(void)
     coil_timer *t = coil_reactor_call_later(r, 10, give_up, r);
     coil_reactor_run(r);
     coil_timer_cancel(t);
+    coil_timer_release(t);
     double took = coil_reactor_seconds(r) - t0;
     CU_ASSERT_EQUAL(fr.failed, 1);
     CU_ASSERT_EQUAL(fr.code, COIL_ETIMEDOUT);

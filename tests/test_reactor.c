@@ -2,6 +2,7 @@
  * watches, call_from_thread, signals, errors and idleness. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -24,6 +25,12 @@ static int record(void *arg)
 {
     strncat(trace, (const char *)arg, sizeof trace - strlen(trace) - 1);
     return 0;
+}
+
+/* Schedule a call nobody will cancel. */
+static void later(coil_reactor *r, double delay, coil_callback fn, void *arg)
+{
+    CU_ASSERT_EQUAL(coil_reactor_call_later_forget(r, delay, fn, arg), 0);
 }
 
 /* Each test ends by freeing its reactor and clock; ASan checks nothing is
@@ -93,13 +100,13 @@ static void test_timer_order(void)
     coil_clock *c = coil_clock_new_fake();
     coil_reactor *r = coil_test_reactor(c);
     trace_reset();
-    CU_ASSERT_PTR_NOT_NULL(coil_reactor_call_later(r, 3, record, "3"));
-    CU_ASSERT_PTR_NOT_NULL(coil_reactor_call_later(r, 1, record, "1"));
-    CU_ASSERT_PTR_NOT_NULL(coil_reactor_call_later(r, 2, record, "2"));
+    later(r, 3, record, "3");
+    later(r, 1, record, "1");
+    later(r, 2, record, "2");
     /* Equal deadlines fire in scheduling order. */
-    CU_ASSERT_PTR_NOT_NULL(coil_reactor_call_later(r, 5, record, "a"));
-    CU_ASSERT_PTR_NOT_NULL(coil_reactor_call_later(r, 5, record, "b"));
-    CU_ASSERT_PTR_NOT_NULL(coil_reactor_call_later(r, 5, record, "c"));
+    later(r, 5, record, "a");
+    later(r, 5, record, "b");
+    later(r, 5, record, "c");
     CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 6);
     CU_ASSERT_EQUAL(coil_reactor_advance(r, 0.999), 0);
     CU_ASSERT_STRING_EQUAL(trace, "");
@@ -110,6 +117,10 @@ static void test_timer_order(void)
     CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
     CU_ASSERT_DOUBLE_EQUAL(coil_reactor_seconds(r), 11.0, 1e-9);
     CU_ASSERT_PTR_NULL(coil_reactor_call_later(r, -1, record, "x"));
+    CU_ASSERT_PTR_NULL(coil_reactor_call_later(r, NAN, record, "x"));
+    CU_ASSERT_EQUAL(coil_reactor_call_later_forget(r, -1, record, "x"), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_reactor_call_later_forget(r, 1, NULL, "x"), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
     finish(r, c);
 }
 
@@ -118,7 +129,7 @@ static int schedule_next(void *arg)
 {
     record(arg);
     if (strlen(trace) < 4)
-        coil_reactor_call_later(chain_r, 1, schedule_next, arg);
+        later(chain_r, 1, schedule_next, arg);
     return 0;
 }
 
@@ -127,7 +138,7 @@ static void test_advance_runs_calls_scheduled_in_window(void)
     coil_clock *c = coil_clock_new_fake();
     coil_reactor *r = chain_r = coil_test_reactor(c);
     trace_reset();
-    coil_reactor_call_later(r, 1, schedule_next, "x");
+    later(r, 1, schedule_next, "x");
     coil_reactor_advance(r, 2.5); /* x at 1 and 2 */
     CU_ASSERT_STRING_EQUAL(trace, "xx");
     coil_reactor_advance(r, 10); /* 3, 4 then stops */
@@ -147,7 +158,7 @@ static void test_timer_sees_its_due_time(void)
 {
     coil_clock *c = coil_clock_new_fake();
     coil_reactor *r = coil_test_reactor(c);
-    coil_reactor_call_later(r, 1.5, note_time, r);
+    later(r, 1.5, note_time, r);
     coil_reactor_advance(r, 100);
     CU_ASSERT_DOUBLE_EQUAL(seen_time, 1.5, 1e-9);
     finish(r, c);
@@ -160,8 +171,6 @@ static void test_timer_cancel(void)
     trace_reset();
     coil_timer *a = coil_reactor_call_later(r, 1, record, "a");
     coil_timer *b = coil_reactor_call_later(r, 1, record, "b");
-    coil_timer_ref(a);
-    coil_timer_ref(b);
     CU_ASSERT(coil_timer_active(a));
     CU_ASSERT_EQUAL(coil_timer_cancel(a), 0);
     CU_ASSERT(!coil_timer_active(a));
@@ -174,8 +183,8 @@ static void test_timer_cancel(void)
     CU_ASSERT_EQUAL(coil_timer_cancel(b), COIL_ECALLED);
     CU_ASSERT_EQUAL(coil_timer_delay(b, 1), COIL_ECALLED);
     CU_ASSERT_DOUBLE_EQUAL(coil_timer_time(b), 1.0, 1e-9);
-    coil_timer_unref(a);
-    coil_timer_unref(b);
+    coil_timer_release(a);
+    coil_timer_release(b);
     finish(r, c);
 }
 
@@ -199,6 +208,9 @@ static void test_timer_reset_and_delay(void)
     CU_ASSERT_STRING_EQUAL(trace, "da");
     coil_reactor_advance(r, 1.5);
     CU_ASSERT_STRING_EQUAL(trace, "dab");
+    coil_timer_release(a);
+    coil_timer_release(b);
+    coil_timer_release(d);
     finish(r, c);
 }
 
@@ -209,46 +221,248 @@ static void test_timer_reset_tie_order(void)
     coil_reactor *r = coil_test_reactor(c);
     trace_reset();
     coil_timer *a = coil_reactor_call_later(r, 1, record, "a");
-    coil_reactor_call_later(r, 2, record, "b");
+    later(r, 2, record, "b");
     coil_timer_reset(a, 2);
+    coil_timer_release(a); /* releasing does not cancel */
     coil_reactor_advance(r, 2);
     CU_ASSERT_STRING_EQUAL(trace, "ba");
     finish(r, c);
 }
 
-static coil_timer *self_timer;
-static int cancel_self(void *arg)
+/* ---- timer handles: valid until released, whatever became of the call ---- */
+
+/* Every operation on a handle whose call has run. Against a reactor that
+ * freed the handle once the call ran, each of these reads freed memory. */
+static void check_called(coil_timer *t)
 {
-    CU_ASSERT_EQUAL(coil_timer_cancel(self_timer), COIL_ECALLED);
-    CU_ASSERT(!coil_timer_active(self_timer));
-    return record(arg);
+    CU_ASSERT(!coil_timer_active(t));
+    CU_ASSERT_EQUAL(coil_timer_cancel(t), COIL_ECALLED);
+    CU_ASSERT_EQUAL(coil_timer_reset(t, 1), COIL_ECALLED);
+    CU_ASSERT_EQUAL(coil_timer_delay(t, 1), COIL_ECALLED);
+    CU_ASSERT_EQUAL(coil_timer_cancel(t), COIL_ECALLED);
 }
 
-static void test_timer_handle_valid_inside_callback(void)
+static void check_cancelled(coil_timer *t)
+{
+    CU_ASSERT(!coil_timer_active(t));
+    CU_ASSERT_EQUAL(coil_timer_cancel(t), COIL_ECANCELLED);
+    CU_ASSERT_EQUAL(coil_timer_reset(t, 1), COIL_ECANCELLED);
+    CU_ASSERT_EQUAL(coil_timer_delay(t, 1), COIL_ECANCELLED);
+    CU_ASSERT_EQUAL(coil_timer_cancel(t), COIL_ECANCELLED);
+}
+
+static void test_timer_handle_after_firing(void)
 {
     coil_clock *c = coil_clock_new_fake();
     coil_reactor *r = coil_test_reactor(c);
     trace_reset();
-    self_timer = coil_reactor_call_later(r, 1, cancel_self, "s");
-    coil_reactor_advance(r, 1);
-    CU_ASSERT_STRING_EQUAL(trace, "s");
+    coil_timer *t = coil_reactor_call_later(r, 2, record, "t");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT(coil_timer_active(t));
+    coil_reactor_advance(r, 2);
+    CU_ASSERT_STRING_EQUAL(trace, "t");
+    check_called(t);
+    /* The time it was due stays readable, and the failed reset/delay did not
+     * move it or schedule anything. */
+    CU_ASSERT_DOUBLE_EQUAL(coil_timer_time(t), 2.0, 1e-9);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    /* Twisted's everyday pattern, long after the call ran. */
+    coil_reactor_advance(r, 5);
+    if (coil_timer_active(t))
+        coil_timer_cancel(t);
+    CU_ASSERT_STRING_EQUAL(trace, "t");
+    coil_timer_release(t);
     finish(r, c);
 }
 
+static void test_timer_handle_after_cancel(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    trace_reset();
+    coil_timer *t = coil_reactor_call_later(r, 2, record, "t");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(coil_timer_cancel(t), 0);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    check_cancelled(t);
+    CU_ASSERT_DOUBLE_EQUAL(coil_timer_time(t), 2.0, 1e-9);
+    coil_reactor_advance(r, 10);
+    CU_ASSERT_STRING_EQUAL(trace, "");
+    check_cancelled(t);
+    coil_timer_release(t);
+    finish(r, c);
+}
+
+/* Inside fn the call counts as run: cancel, reset and delay say
+ * COIL_ECALLED (Twisted's AlreadyCalled), active is 0, and nothing is
+ * rescheduled. */
+static coil_timer *self_timer;
+static int self_checks;
+static int check_self(void *arg)
+{
+    check_called(self_timer);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(arg), 0);
+    self_checks++;
+    return record("s");
+}
+
+static void test_timer_handle_inside_own_callback(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    trace_reset();
+    self_checks = 0;
+    self_timer = coil_reactor_call_later(r, 1, check_self, r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(self_timer);
+    coil_reactor_advance(r, 1);
+    CU_ASSERT_EQUAL(self_checks, 1);
+    /* A reset tried from inside did not re-arm it. */
+    coil_reactor_advance(r, 10);
+    CU_ASSERT_STRING_EQUAL(trace, "s");
+    check_called(self_timer);
+    coil_timer_release(self_timer);
+    self_timer = NULL;
+    finish(r, c);
+}
+
+/* A callback that drops the handle it was stored in (the usual shape:
+ * `obj->timer = NULL` at the top of the callback) and then asks about it
+ * through a second reference. */
+static coil_timer *dropped_timer;
+static int release_self(void *arg)
+{
+    coil_timer *t = dropped_timer;
+    dropped_timer = NULL;
+    coil_timer_release(t);
+    record("r");
+    return 0;
+}
+
+static void test_timer_release_inside_own_callback(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    trace_reset();
+    dropped_timer = coil_reactor_call_later(r, 1, release_self, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dropped_timer);
+    coil_timer *extra = dropped_timer;
+    coil_timer_ref(extra);
+    coil_reactor_advance(r, 1);
+    CU_ASSERT_STRING_EQUAL(trace, "r");
+    CU_ASSERT_PTR_NULL(dropped_timer);
+    check_called(extra);
+    coil_timer_release(extra);
+    finish(r, c);
+}
+
+/* Releasing is not cancelling: the call still runs, and nothing leaks
+ * (the ASan build checks). */
+static void test_timer_release_while_pending(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    trace_reset();
+    coil_timer *t = coil_reactor_call_later(r, 1, record, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    coil_timer_release(t);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 1);
+    coil_reactor_advance(r, 1);
+    CU_ASSERT_STRING_EQUAL(trace, "a");
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    /* Fire and forget, the one-call way. */
+    CU_ASSERT_EQUAL(coil_reactor_call_later_forget(r, 1, record, "b"), 0);
+    coil_reactor_advance(r, 1);
+    CU_ASSERT_STRING_EQUAL(trace, "ab");
+    finish(r, c);
+}
+
+static void test_timer_cancel_then_release(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    trace_reset();
+    coil_timer *t = coil_reactor_call_later(r, 1, record, "never");
+    CU_ASSERT_EQUAL(coil_timer_cancel(t), 0);
+    coil_timer_release(t);
+    /* Released after it ran, too. */
+    coil_timer *u = coil_reactor_call_later(r, 1, record, "u");
+    coil_reactor_advance(r, 2);
+    coil_timer_release(u);
+    CU_ASSERT_STRING_EQUAL(trace, "u");
+    finish(r, c);
+}
+
+/* Extra references: the handle lives until the last one goes. */
+static void test_timer_extra_references(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    trace_reset();
+    coil_timer *t = coil_reactor_call_later(r, 1, record, "a");
+    coil_timer_ref(t);
+    coil_timer_ref(t);
+    coil_timer_release(t);
+    coil_reactor_advance(r, 1);
+    coil_timer_release(t);
+    check_called(t);
+    coil_timer_release(t);
+    CU_ASSERT_STRING_EQUAL(trace, "a");
+    /* NULL handles are refused, not dereferenced. */
+    CU_ASSERT_EQUAL(coil_timer_cancel(NULL), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_timer_reset(NULL, 1), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_timer_delay(NULL, 1), COIL_EINVAL);
+    CU_ASSERT(!coil_timer_active(NULL));
+    coil_timer_ref(NULL);
+    coil_timer_release(NULL);
+    finish(r, c);
+}
+
+/* Freeing the reactor cancels what is pending; the handles stay the
+ * caller's and never reach back into the freed reactor. */
 static void test_free_with_pending_timers(void)
 {
     coil_clock *c = coil_clock_new_fake();
     coil_reactor *r = coil_test_reactor(c);
     trace_reset();
     coil_timer *kept = coil_reactor_call_later(r, 1, record, "never");
-    coil_timer_ref(kept);
+    coil_timer *moved = coil_reactor_call_later(r, 1, record, "never");
     for (int i = 0; i < 100; i++)
-        coil_reactor_call_later(r, i, record, "never");
+        later(r, i, record, "never");
+    CU_ASSERT_EQUAL(coil_timer_delay(moved, 5), 0);
     coil_reactor_free(r);
-    CU_ASSERT(!coil_timer_active(kept));
-    coil_timer_unref(kept);
+    check_cancelled(kept);
+    check_cancelled(moved);
+    CU_ASSERT_DOUBLE_EQUAL(coil_timer_time(moved), 6.0, 1e-9);
+    coil_timer_release(kept);
+    coil_timer_release(moved);
     coil_clock_free(c);
     CU_ASSERT_STRING_EQUAL(trace, "");
+}
+
+/* The same on the real clock, through run(): a handle kept across the run
+ * that fired it. */
+static coil_timer *run_timer;
+static int stop_after_check(void *arg)
+{
+    CU_ASSERT(!coil_timer_active(run_timer));
+    CU_ASSERT_EQUAL(coil_timer_cancel(run_timer), COIL_ECALLED);
+    return coil_reactor_stop(arg);
+}
+
+static void test_timer_handle_real_clock(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    trace_reset();
+    run_timer = coil_reactor_call_later(r, 0, record, "x");
+    coil_timer *stopper = coil_reactor_call_later(r, 0.01, stop_after_check, r);
+    CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
+    CU_ASSERT_STRING_EQUAL(trace, "x");
+    check_called(run_timer);
+    check_called(stopper);
+    coil_timer_release(run_timer);
+    coil_timer_release(stopper);
+    run_timer = NULL;
+    coil_reactor_free(r);
 }
 
 static unsigned long fired;
@@ -281,6 +495,8 @@ static void test_million_timers(void)
     CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), N);
     for (size_t i = 0; i < N; i += 2)
         CU_ASSERT_EQUAL(coil_timer_cancel(t[i]), 0);
+    for (size_t i = 0; i < N; i++)
+        coil_timer_release(t[i]);
     free(t);
     fired = 0;
     last_fired_at = 0;
@@ -340,13 +556,13 @@ static void test_run_stop_and_run_again(void)
     CU_ASSERT_EQUAL(coil_reactor_stop(r), COIL_ENOTRUNNING);
     coil_reactor_call_when_running(r, check_running, r);
     coil_reactor_call_when_running(r, record, "w");
-    coil_reactor_call_later(r, 0.01, stop_cb, r);
+    later(r, 0.01, stop_cb, r);
     CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
     CU_ASSERT(!coil_reactor_is_running(r));
     CU_ASSERT_STRING_EQUAL(trace, "Rwstop");
     /* run() may be called again; call_when_running queued now waits for it. */
     coil_reactor_call_when_running(r, record, "w2");
-    coil_reactor_call_later(r, 0.01, stop_cb, r);
+    later(r, 0.01, stop_cb, r);
     coil_reactor_iterate(r, 0);
     CU_ASSERT_STRING_EQUAL(trace, "Rwstop");
     CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
@@ -367,8 +583,8 @@ static void test_callback_error_is_logged_and_loop_goes_on(void)
     coil_test_log_capture_start();
     coil_reactor_call_soon(r, fail_cb, NULL);
     coil_reactor_call_soon(r, record, "next");
-    coil_reactor_call_later(r, 0, fail_cb, NULL);
-    coil_reactor_call_later(r, 0.02, stop_cb, r);
+    later(r, 0, fail_cb, NULL);
+    later(r, 0.02, stop_cb, r);
     CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
     CU_ASSERT_STRING_EQUAL(trace, "ffnextstop"); /* timers, then the soon queue */
     CU_ASSERT(coil_test_log_contains("call_soon callback returned COIL_EINVAL"));
@@ -396,7 +612,7 @@ static coil_deferred *before_slow(void *arg)
 {
     record("B");
     slow_d = coil_deferred_new();
-    coil_reactor_call_later(trig_r, 0.02, fire_slow, NULL);
+    later(trig_r, 0.02, fire_slow, NULL);
     return coil_deferred_ref(slow_d);
 }
 
@@ -428,7 +644,7 @@ static void test_shutdown_triggers(void)
                                                   COIL_PHASE_BEFORE, trig_record, "Z");
     coil_reactor_add_trigger(r, COIL_EVENT_STARTUP, COIL_PHASE_DURING, trig_record, "S");
     coil_reactor_remove_trigger(r, gone);
-    coil_reactor_call_later(r, 0.01, stop_cb, r);
+    later(r, 0.01, stop_cb, r);
     CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
     /* "During" waits until the before-deferred fired. */
     CU_ASSERT_STRING_EQUAL(trace, "SstopBXFDA");
@@ -437,7 +653,7 @@ static void test_shutdown_triggers(void)
     coil_test_log_capture_stop();
     /* Triggers stay registered: a second run fires them again. */
     trace_reset();
-    coil_reactor_call_later(r, 0.01, stop_cb, r);
+    later(r, 0.01, stop_cb, r);
     coil_test_log_capture_start();
     CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
     coil_test_log_capture_stop();
@@ -724,7 +940,7 @@ static void test_signals_stop_cleanly(void)
         trace_reset();
         coil_reactor_add_trigger(r, COIL_EVENT_SHUTDOWN, COIL_PHASE_AFTER, trig_record,
                                  "A");
-        coil_reactor_call_later(r, 0.01, raise_signal, &signals[i]);
+        later(r, 0.01, raise_signal, &signals[i]);
         coil_test_log_capture_start();
         CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
         CU_ASSERT(coil_test_log_contains(names[i]));
@@ -772,7 +988,7 @@ static void test_idle_reactor_sleeps(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
     trace_reset();
-    coil_reactor_call_later(r, 0.5, stop_cb, r);
+    later(r, 0.5, stop_cb, r);
     double cpu0 = cpu_seconds(), wall0 = coil_reactor_seconds(r);
     CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
     double cpu = cpu_seconds() - cpu0, wall = coil_reactor_seconds(r) - wall0;
@@ -796,8 +1012,15 @@ static int add_suites(void)
         COIL_TEST(test_timer_cancel),
         COIL_TEST(test_timer_reset_and_delay),
         COIL_TEST(test_timer_reset_tie_order),
-        COIL_TEST(test_timer_handle_valid_inside_callback),
+        COIL_TEST(test_timer_handle_after_firing),
+        COIL_TEST(test_timer_handle_after_cancel),
+        COIL_TEST(test_timer_handle_inside_own_callback),
+        COIL_TEST(test_timer_release_inside_own_callback),
+        COIL_TEST(test_timer_release_while_pending),
+        COIL_TEST(test_timer_cancel_then_release),
+        COIL_TEST(test_timer_extra_references),
         COIL_TEST(test_free_with_pending_timers),
+        COIL_TEST(test_timer_handle_real_clock),
         COIL_TEST(test_million_timers),
         COIL_TEST(test_call_soon_order),
         COIL_TEST(test_run_stop_and_run_again),

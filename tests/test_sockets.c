@@ -167,6 +167,7 @@ static void run_echo(coil_reactor *r, size_t size,
     coil_timer *t = coil_reactor_call_later(r, 20, give_up, r);
     coil_reactor_run(r);
     coil_timer_cancel(t);
+    coil_timer_release(t);
     CU_ASSERT_EQUAL(cf->started, 1);
     CU_ASSERT_EQUAL(cf->failed, 0);
     CU_ASSERT_EQUAL(c->got, size);
@@ -256,6 +257,7 @@ static void test_tcp_refused(void)
     coil_timer *t = coil_reactor_call_later(r, 10, give_up, r);
     coil_reactor_run(r);
     coil_timer_cancel(t);
+    coil_timer_release(t);
     CU_ASSERT_EQUAL(cf.failed, 1);
     CU_ASSERT_EQUAL(cf.failure_domain, COIL_DOMAIN_SYSTEM);
     CU_ASSERT_EQUAL(cf.failure_code, ECONNREFUSED);

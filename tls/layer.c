@@ -84,10 +84,10 @@ static void unref(tls_layer *L)
 {
     if (--L->refs > 0)
         return;
-    if (L->hs_timer)
-        coil_timer_cancel(L->hs_timer);
-    if (L->close_timer)
-        coil_timer_cancel(L->close_timer);
+    coil_timer_cancel(L->hs_timer);
+    coil_timer_release(L->hs_timer);
+    coil_timer_cancel(L->close_timer);
+    coil_timer_release(L->close_timer);
     SSL_free(L->ssl); /* frees the BIO */
     while (L->in_head) {
         coil__chunk *c = L->in_head;
@@ -264,6 +264,7 @@ static void cancel_timer(coil_timer **t)
 {
     if (*t) {
         coil_timer_cancel(*t);
+        coil_timer_release(*t);
         *t = NULL;
     }
 }
@@ -297,6 +298,7 @@ static void handshake_fail(tls_layer *L, coil_failure *f)
 static int handshake_timeout(void *arg)
 {
     tls_layer *L = arg;
+    coil_timer_release(L->hs_timer);
     L->hs_timer = NULL;
     char msg[128];
     snprintf(msg, sizeof msg, "it did not finish within %g s", L->ctx->handshake_timeout);
@@ -539,6 +541,7 @@ static int tls_shutdown_write(coil__stream *s)
 static int close_timeout_cb(void *arg)
 {
     tls_layer *L = arg;
+    coil_timer_release(L->close_timer);
     L->close_timer = NULL;
     if (L->lower && !L->lower_gone) {
         char peer[300];

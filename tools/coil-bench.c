@@ -340,7 +340,7 @@ static int window_start(void *arg)
     b->self_start = self_cpu();
     b->t_start = now_ns();
     b->measuring = 1;
-    if (!coil_reactor_call_later(b->r, b->duration, window_end, b)) {
+    if (coil_reactor_call_later_forget(b->r, b->duration, window_end, b) != 0) {
         fprintf(stderr, "coil-bench: out of memory\n");
         fail(b);
     }
@@ -360,14 +360,15 @@ static void all_up(bench *b)
     if (b->mode == MODE_IDLE) {
         printf("RESULT mode=idle conns=%d\n", b->nconns);
         fflush(stdout);
-        if (b->duration > 0 && !coil_reactor_call_later(b->r, b->duration, idle_end, b))
+        if (b->duration > 0 &&
+            coil_reactor_call_later_forget(b->r, b->duration, idle_end, b) != 0)
             fail(b);
         return;
     }
     say(b, "%d connection%s up; warming up for %.2f s, then measuring %.2f s\n",
         b->nconns, b->nconns == 1 ? "" : "s", b->warmup, b->duration);
     fflush(stdout);
-    if (!coil_reactor_call_later(b->r, b->warmup, window_start, b)) {
+    if (coil_reactor_call_later_forget(b->r, b->warmup, window_start, b) != 0) {
         fprintf(stderr, "coil-bench: out of memory\n");
         fail(b);
     }

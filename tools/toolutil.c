@@ -273,6 +273,7 @@ static void input_stop(tool_input *in)
     }
     if (in->timer) {
         coil_timer_cancel(in->timer);
+        coil_timer_release(in->timer);
         in->timer = NULL;
     }
 }
@@ -313,6 +314,7 @@ static void input_io(void *arg, int fd, unsigned events)
 static int input_tick(void *arg)
 {
     tool_input *in = arg;
+    coil_timer_release(in->timer);
     in->timer = NULL;
     if (input_read(in) == 0 && !in->finished && !in->paused && !in->timer)
         in->timer = coil_reactor_call_later(in->r, 0, input_tick, in);
@@ -354,6 +356,7 @@ void tool_input_pause(tool_input *in)
         tool_error("cannot pause reading fd %d", in->fd);
     if (in->timer) {
         coil_timer_cancel(in->timer);
+        coil_timer_release(in->timer);
         in->timer = NULL;
     }
 }

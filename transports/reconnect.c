@@ -54,6 +54,7 @@ static void really_free(coil_reconnector *rc)
 static int retry_now(void *arg)
 {
     coil_reconnector *rc = arg;
+    coil_timer_release(rc->timer);
     rc->timer = NULL;
     if (!rc->stopped && !rc->t)
         coil_connector_connect(rc->c);
@@ -206,8 +207,8 @@ int coil_reconnector_new(coil_reactor *r, const coil_endpoint *e, coil_factory *
     if (rc_code != 0) {
         *out = NULL;
         coil_factory_do_stop(inner);
-        if (rc->timer)
-            coil_timer_cancel(rc->timer);
+        coil_timer_cancel(rc->timer);
+        coil_timer_release(rc->timer);
         coil_connector_free(rc->c);
         really_free(rc);
         return rc_code;
@@ -220,6 +221,7 @@ void coil_reconnector_stop(coil_reconnector *rc)
     rc->stopped = 1;
     if (rc->timer) {
         coil_timer_cancel(rc->timer);
+        coil_timer_release(rc->timer);
         rc->timer = NULL;
     }
     if (rc->c)

@@ -336,6 +336,7 @@ struct coil_listener {
 static int resume_accepting(void *arg)
 {
     coil_listener *l = arg;
+    coil_timer_release(l->retry);
     l->retry = NULL;
     if (coil_watch_set_events(l->w, COIL_IO_READ) != 0)
         coil_log(COIL_LOG_ERROR, LOG_MODULE, "cannot resume accepting on fd %d", l->fd);
@@ -438,8 +439,8 @@ void coil_listener_close(coil_listener *l)
 {
     if (!l)
         return;
-    if (l->retry)
-        coil_timer_cancel(l->retry);
+    coil_timer_cancel(l->retry);
+    coil_timer_release(l->retry);
     coil_watch_free(l->w);
     close(l->fd);
     if (l->spare_fd >= 0)
@@ -460,6 +461,7 @@ static void connector_reset(coil_connector *k)
     k->pending = NULL;
     if (k->timer) {
         coil_timer_cancel(k->timer);
+        coil_timer_release(k->timer);
         k->timer = NULL;
     }
     if (k->w) {
@@ -483,6 +485,7 @@ static void connect_failed(coil_connector *k, coil_failure *reason)
 static int deliver_pending(void *arg)
 {
     coil_connector *k = arg;
+    coil_timer_release(k->timer);
     k->timer = NULL;
     coil_failure *reason = k->pending;
     k->pending = NULL;
@@ -507,6 +510,7 @@ static void fail_soon(coil_connector *k, coil_failure *reason)
 static int connect_timeout(void *arg)
 {
     coil_connector *k = arg;
+    coil_timer_release(k->timer);
     k->timer = NULL;
     connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
                                        "connect to %s timed out after %g s", k->desc,
@@ -522,6 +526,7 @@ static void connected(coil_connector *k)
     k->w = NULL;
     if (k->timer) {
         coil_timer_cancel(k->timer);
+        coil_timer_release(k->timer);
         k->timer = NULL;
     }
     coil_address peer;

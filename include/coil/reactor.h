@@ -116,28 +116,56 @@ int coil_reactor_advance(coil_reactor *r, double seconds);
  * the order they were scheduled. Scheduling, cancelling and firing are
  * O(log n).
  *
- * Returns a handle owned by the reactor, valid until the call has run (it is
- * still valid inside fn) or has been cancelled. To keep it longer, for
- * example to ask coil_timer_active() later, take a reference with
- * coil_timer_ref() and drop it with coil_timer_unref(). Returns NULL when
- * memory runs out or the delay is negative or NaN. */
+ * Returns a handle owned by the caller (Twisted's DelayedCall): it stays
+ * valid, whatever happens to the call and even after the reactor is freed,
+ * until the caller drops it with coil_timer_release(). The reactor holds its
+ * own reference while the call is pending. Releasing does not cancel: a
+ * pending call still runs. To stop it, cancel first:
+ *
+ *     coil_timer_cancel(t);   // COIL_ECALLED/COIL_ECANCELLED are harmless
+ *     coil_timer_release(t);
+ *
+ * Fire and forget: coil_reactor_call_later_forget(), or release the handle at
+ * once. Returns NULL when memory runs out or the delay is negative or NaN. */
 coil_timer *coil_reactor_call_later(coil_reactor *r, double delay, coil_callback fn,
-                                    void *arg);
+                                    void *arg) COIL_MUST_CHECK;
 
-/* Cancel a pending call. Returns 0, COIL_ECALLED when it has already run, or
- * COIL_ECANCELLED when it was already cancelled. */
+/* Run fn(arg) once, `delay` seconds from now, without a handle: the call
+ * cannot be cancelled. Returns 0, COIL_EINVAL (negative or NaN delay, no fn)
+ * or COIL_ENOMEM. */
+int coil_reactor_call_later_forget(coil_reactor *r, double delay, coil_callback fn,
+                                   void *arg);
+
+/* The state of a call, and what the functions below return once it is no
+ * longer pending:
+ *
+ *   pending      cancel, reset and delay act and return 0; active is 1.
+ *   run          from the moment fn is entered (so also inside fn itself):
+ *                cancel, reset and delay return COIL_ECALLED; active is 0.
+ *                As in Twisted, a call cannot be re-armed from inside its own
+ *                function: schedule a new one.
+ *   cancelled    cancel, reset and delay return COIL_ECANCELLED; active is 0.
+ *                Freeing the reactor cancels every pending call.
+ *
+ * A NULL handle: cancel, reset and delay return COIL_EINVAL, active is 0. */
+
+/* Cancel a pending call. Returns 0, COIL_ECALLED or COIL_ECANCELLED. */
 int coil_timer_cancel(coil_timer *t);
-/* Reschedule a pending call to `delay` seconds from now. COIL_ECALLED or
- * COIL_ECANCELLED when it is no longer pending. */
+/* Reschedule a pending call to `delay` seconds from now (>= 0). Returns 0,
+ * COIL_EINVAL, COIL_ECALLED or COIL_ECANCELLED. */
 int coil_timer_reset(coil_timer *t, double delay);
-/* Move a pending call later (or earlier, with a negative amount). */
+/* Move a pending call later (or earlier, with a negative amount). Returns 0,
+ * COIL_EINVAL (NaN), COIL_ECALLED or COIL_ECANCELLED. */
 int coil_timer_delay(coil_timer *t, double seconds);
-/* 1 while the call is pending. */
+/* 1 while the call is pending, else 0. */
 int coil_timer_active(const coil_timer *t);
 /* The time at which the call is (or was) due, on the reactor's clock. */
 double coil_timer_time(const coil_timer *t);
+/* Take another reference to the handle; drop it with coil_timer_release(). */
 void coil_timer_ref(coil_timer *t);
-void coil_timer_unref(coil_timer *t);
+/* Drop a reference (the one call_later returned, or one from ref). Does not
+ * cancel. NULL is allowed. Allowed from inside the call's own function. */
+void coil_timer_release(coil_timer *t);
 
 /* Number of pending timers. */
 size_t coil_reactor_pending_timers(const coil_reactor *r);

@@ -30,7 +30,8 @@ int main(void)
     printf("%s\n", (const char *)coil_deferred_result(d));
     int ok = strcmp(coil_deferred_result(d), "COIL WORKS") == 0;
     coil_deferred_unref(d);
-    coil_reactor_call_later(r, 0.001, stop, r);
+    if (coil_reactor_call_later_forget(r, 0.001, stop, r) != 0)
+        ok = 0;
     if (coil_reactor_run(r) != 0)
         ok = 0;
     coil_reactor_free(r);
