@@ -17,9 +17,10 @@
 
 typedef struct peer {
     coil_protocol base;
-    int made, lost, destroyed, echo, pause_on_made, read_lost;
+    int made, lost, destroyed, echo, pause_on_made, read_lost, failed;
     int lost_code;
     char lost_msg[1024];
+    char failed_msg[1024];
     coil_transport_info info;
     unsigned char *got;
     size_t got_len, got_cap;
@@ -76,6 +77,13 @@ static void peer_lost(coil_protocol *p, const coil_failure *reason)
     coil_failure_format(reason, x->lost_msg, sizeof x->lost_msg);
 }
 
+static void peer_failed(coil_protocol *p, const coil_failure *reason)
+{
+    peer *x = (peer *)p;
+    x->failed++;
+    coil_failure_format(reason, x->failed_msg, sizeof x->failed_msg);
+}
+
 static void peer_destroy(coil_protocol *p)
 {
     peer *x = (peer *)p;
@@ -88,6 +96,15 @@ static const coil_protocol_ops peer_ops = {
     .read_connection_lost = peer_read_lost,
     .connection_lost = peer_lost,
     .destroy = peer_destroy,
+};
+
+static const coil_protocol_ops failing_peer_ops = {
+    .connection_made = peer_made,
+    .data_received = peer_data,
+    .read_connection_lost = peer_read_lost,
+    .connection_lost = peer_lost,
+    .destroy = peer_destroy,
+    .connection_failed = peer_failed,
 };
 
 static void peer_init(peer *x)
@@ -458,6 +475,35 @@ static void test_wrong_host_over_memory(void)
     coil_test_fake_end(r);
 }
 
+static void test_wrap_reports_failure_to_protocol(void)
+{
+    /* A protocol with connection_failed hears why its handshake failed
+     * under coil_tls_wrap (no connector, no factory); nothing is logged
+     * for it, and it is destroyed without connection_made/lost. */
+    coil_reactor *r = coil_test_fake_start();
+    coil_tls_context *sc = server_ctx(), *cc = client_ctx();
+    peer c, s;
+    peer_init(&c);
+    peer_init(&s);
+    c.base.ops = &failing_peer_ops;
+    s.base.ops = &failing_peer_ops;
+    tls_pair(r, cc, "other.test", &c, sc, &s, NULL, NULL);
+    pump(r);
+    CU_ASSERT_EQUAL(c.made, 0);
+    CU_ASSERT_EQUAL(c.lost, 0);
+    CU_ASSERT_EQUAL(c.failed, 1);
+    CU_ASSERT_EQUAL(c.destroyed, 1);
+    CU_ASSERT(strstr(c.failed_msg, "hostname mismatch") != NULL);
+    CU_ASSERT(strstr(c.failed_msg, "expected host other.test") != NULL);
+    CU_ASSERT_EQUAL(s.made, 0);
+    CU_ASSERT_EQUAL(s.failed, 1); /* the server hears the client's alert */
+    CU_ASSERT(strstr(s.failed_msg, "TLS handshake with") != NULL);
+    CU_ASSERT_EQUAL(s.destroyed, 1);
+    coil_tls_context_free(sc);
+    coil_tls_context_free(cc);
+    coil_test_fake_end(r);
+}
+
 static void test_handshake_timeout(void)
 {
     /* STARTTLS on a single-ended transport whose far end never answers:
@@ -499,6 +545,7 @@ typedef struct wire {
     peer c, s;
     coil_transport *a, *b;
     size_t a_to_b;
+    int a_eof, b_eof; /* a write side's shutdown was passed on as EOF */
 } wire;
 
 static void wire_pump(wire *w)
@@ -522,6 +569,15 @@ static void wire_pump(wire *w)
             coil_memory_transport_clear(w->b);
             coil_memory_transport_feed(w->a, copy, n);
             free(copy);
+        }
+        /* A shut write side reaches the far end as EOF (TCP's FIN). */
+        if (!w->a_eof && (coil_memory_transport_flags(w->a) & COIL_MEMORY_WRITE_SHUT)) {
+            w->a_eof = 1;
+            coil_memory_transport_feed_eof(w->b);
+        }
+        if (!w->b_eof && (coil_memory_transport_flags(w->b) & COIL_MEMORY_WRITE_SHUT)) {
+            w->b_eof = 1;
+            coil_memory_transport_feed_eof(w->a);
         }
     }
 }
@@ -592,8 +648,10 @@ static void test_truncation_is_lost(void)
 
 static void test_close_is_bounded(void)
 {
-    /* lose_connection with a peer that never reads: close_notify cannot
-     * be answered, the transport below is aborted after close_timeout. */
+    /* lose_connection with a peer that never reads: the close waits while
+     * the peer makes progress, and once nothing has moved for
+     * close_timeout the transport below is aborted and the protocol hears
+     * "lost" (bytes were undelivered), never "clean". */
     coil_tls_options co = {0};
     co.close_timeout = 2;
     wire w;
@@ -602,16 +660,64 @@ static void test_close_is_bounded(void)
     coil_transport_lose_connection(w.c.base.transport);
     coil_reactor_advance(w.r, 0);
     coil_reactor_advance(w.r, 0);
-    /* The far end never answers (not pumped): the protocol has its clean
-     * close already; what is below waits, then is aborted. */
-    CU_ASSERT_EQUAL(w.c.lost, 1);
-    CU_ASSERT_EQUAL(w.c.lost_code, COIL_ECLOSED);
+    /* The far end has taken nothing: no verdict yet. */
+    CU_ASSERT_EQUAL(w.c.lost, 0);
     CU_ASSERT_EQUAL(coil_memory_transport_flags(w.a) & COIL_MEMORY_CLOSED, 0);
     coil_test_log_capture_start();
-    coil_reactor_advance(w.r, 2.5);
+    coil_reactor_advance(w.r, 1.5);
+    CU_ASSERT_EQUAL(w.c.lost, 0);
+    coil_reactor_advance(w.r, 1.0);
+    coil_reactor_advance(w.r, 0);
     coil_test_log_capture_stop();
     CU_ASSERT_EQUAL(coil_memory_transport_flags(w.a) & COIL_MEMORY_ABORTED,
                     COIL_MEMORY_ABORTED);
+    CU_ASSERT_EQUAL(w.c.lost, 1);
+    CU_ASSERT_EQUAL(w.c.lost_code, COIL_ECONNLOST);
+    CU_ASSERT(strstr(w.c.lost_msg, "close timeout") != NULL);
+    wire_close(&w);
+}
+
+/* Pass what `a` wrote on to `b`, as the wire would. */
+static void wire_pass_a(wire *w)
+{
+    size_t n = 0;
+    const void *d = coil_memory_transport_written(w->a, &n);
+    if (!n)
+        return;
+    void *copy = malloc(n);
+    memcpy(copy, d, n);
+    coil_memory_transport_clear(w->a);
+    coil_memory_transport_feed(w->b, copy, n);
+    free(copy);
+}
+
+static void test_slow_close_is_waited_for(void)
+{
+    /* A peer that takes 10 KB a second keeps a close with a 2.5 s timeout
+     * alive for as long as it goes on (8 s here); then the close is clean
+     * on both sides and every byte got there. */
+    coil_tls_options co = {0};
+    co.close_timeout = 2.5;
+    wire w;
+    wire_open(&w, &co);
+    coil_memory_transport_set_window(w.a, 0);
+    static unsigned char big[200000];
+    memset(big, 'x', sizeof big);
+    coil_transport_write(w.c.base.transport, big, sizeof big);
+    coil_transport_lose_connection(w.c.base.transport);
+    for (int i = 0; i < 8; i++) {
+        coil_reactor_advance(w.r, 1.0);
+        wire_pass_a(&w);
+        coil_memory_transport_set_window(w.a, 10000);
+        CU_ASSERT_EQUAL(w.c.lost, 0);
+    }
+    CU_ASSERT(w.s.got_len < sizeof big);
+    coil_memory_transport_set_window(w.a, (size_t)1 << 30);
+    wire_pump(&w);
+    CU_ASSERT_EQUAL(w.s.got_len, sizeof big);
+    CU_ASSERT_EQUAL(w.c.lost, 1);
+    CU_ASSERT_EQUAL(w.c.lost_code, COIL_ECLOSED);
+    CU_ASSERT_EQUAL(w.s.lost_code, COIL_ECLOSED);
     wire_close(&w);
 }
 
@@ -993,7 +1099,8 @@ static void test_endpoints(void)
     coil_reactor *r = coil_test_reactor(NULL);
     char desc[2048];
     snprintf(desc, sizeof desc,
-             "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s:alpn=coil/1",
+             "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s:alpn=coil/1:tickets=1:"
+             "handshakeTimeout=5:closeTimeout=7",
              cert("server.key"), cert("server-chain.pem"));
     sfactory sf = {0};
     sf.base.ops = &sf_ops;
@@ -1002,7 +1109,9 @@ static void test_endpoints(void)
     CU_ASSERT_EQUAL_FATAL(coil_listen(r, desc, &sf.base, &l, &err), 0);
     coil_address a;
     CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
-    snprintf(desc, sizeof desc, "tls:127.0.0.1:%d:caCerts=%s:sni=localhost:alpn=coil/1",
+    snprintf(desc, sizeof desc,
+             "tls:127.0.0.1:%d:caCerts=%s:sni=localhost:alpn=coil/1:handshakeTimeout=5:"
+             "closeTimeout=7",
              coil_address_port(&a), cert("ca.pem"));
     coil_endpoint *e = NULL;
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(desc, &e, &err), 0);
@@ -1053,6 +1162,10 @@ static void test_endpoints(void)
         {"ssl:8443:privateKey=/nonexistent.pem", "/nonexistent.pem"},
         {"ssl:8443:privateKey=k:requireCert=maybe", "is not yes or no"},
         {"tls:8443:port=x", "use tls:HOST:PORT"},
+        {"ssl:8443:privateKey=k:closeTimeout=soon",
+         "closeTimeout 'soon' is not a number"},
+        {"tls:h:1:handshakeTimeout=0", "handshakeTimeout '0' is not a number"},
+        {"ssl:8443:privateKey=k:tickets=99", "tickets '99' is not a number from 0 to 16"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         coil_endpoint *x = NULL;
@@ -1084,10 +1197,12 @@ static int add(void)
         COIL_TEST(test_sni_certificates),
         COIL_TEST(test_resumption),
         COIL_TEST(test_wrong_host_over_memory),
+        COIL_TEST(test_wrap_reports_failure_to_protocol),
         COIL_TEST(test_handshake_timeout),
         COIL_TEST(test_small_writes_coalesce),
         COIL_TEST(test_truncation_is_lost),
         COIL_TEST(test_close_is_bounded),
+        COIL_TEST(test_slow_close_is_waited_for),
         COIL_TEST(test_pause_keeps_data),
         COIL_TEST(test_keylog),
         {NULL, NULL},

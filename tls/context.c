@@ -433,6 +433,8 @@ static int build_ctx(coil_tls_context *tc, const coil_tls_options *o,
         if (o->no_session_tickets) {
             SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
             SSL_CTX_set_num_tickets(c, 0);
+        } else if (o->tickets > 0) {
+            SSL_CTX_set_num_tickets(c, (size_t)o->tickets);
         }
         if (tc->alpn_wire)
             SSL_CTX_set_alpn_select_cb(c, alpn_select_cb, tc);
@@ -481,7 +483,7 @@ int coil_tls_context_new(int role, const coil_tls_options *o, coil_tls_context *
     tc->no_verify = o->insecure_no_verify;
     tc->no_cache = o->no_session_cache;
     tc->handshake_timeout = o->handshake_timeout > 0 ? o->handshake_timeout : 30;
-    tc->close_timeout = o->close_timeout > 0 ? o->close_timeout : 5;
+    tc->close_timeout = o->close_timeout > 0 ? o->close_timeout : 30;
     int rc = COIL_ENOMEM;
     if (o->server_name && !(tc->server_name = strdup(o->server_name)))
         goto fail;

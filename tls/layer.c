@@ -65,7 +65,7 @@ typedef struct tls_layer {
     int failed;       /* handshake or protocol failure: no more I/O */
     int starttls;     /* the protocol above was connected before */
     int owner_up;     /* owner->up was called */
-    int lower_held;   /* we hold the owner's stream until owner->lost */
+    int lower_ending; /* the transport below is telling us it ended */
     int read_enabled; /* the protocol above wants data */
     int want_write;   /* the stream has plaintext queued */
     int in_flush;     /* inside our flush pass: send may encrypt */
@@ -75,7 +75,11 @@ typedef struct tls_layer {
     int sent_close_notify;
     int got_close_notify;
     coil_timer *hs_timer;
-    coil_timer *close_timer;
+    coil_timer *close_timer;               /* the close watchdog: progress or give up */
+    size_t close_mark;                     /* bytes undelivered at the last check */
+    double close_progress;                 /* when the peer last took or sent something */
+    unsigned long long rx_total, close_rx; /* ciphertext bytes received */
+    coil_failure *close_failure;           /* why the watchdog gave up */
 } tls_layer;
 
 static const coil_transport_ops tls_ops;
@@ -88,6 +92,7 @@ static void unref(tls_layer *L)
     coil_timer_release(L->hs_timer);
     coil_timer_cancel(L->close_timer);
     coil_timer_release(L->close_timer);
+    coil_failure_free(L->close_failure);
     SSL_free(L->ssl); /* frees the BIO */
     while (L->in_head) {
         coil__chunk *c = L->in_head;
@@ -287,9 +292,14 @@ static void handshake_fail(tls_layer *L, coil_failure *f)
     L->failed = 1;
     cancel_timer(&L->hs_timer);
     if (!L->starttls) {
+        /* The protocol above never had connection_made: it hears why here,
+         * its factory (a connector's) from the owner. */
+        coil_protocol *up = L->up.base.protocol;
+        if (up && up->ops->connection_failed)
+            up->ops->connection_failed(up, f);
         if (L->owner && L->owner->failed && !L->lower_gone)
             L->owner->failed(L->lower, f);
-        else
+        else if (!up || !up->ops->connection_failed)
             coil_log(COIL_LOG_WARN, LOG_MODULE, "%s", coil_failure_message(f));
     }
     up_lost(L, f);
@@ -538,20 +548,103 @@ static int tls_shutdown_write(coil__stream *s)
     return 0;
 }
 
+/* ---- closing: the watchdog ----------------------------------------------------
+ *
+ * A clean close (and the lose_connection before it) waits for the peer to
+ * take every byte: the plaintext still queued here, the ciphertext queued
+ * below and what the kernel has sent but the peer has not acknowledged. A
+ * slow reader is waited for as long as it makes progress; only when none of
+ * those bytes has moved and nothing has arrived for close_timeout does the
+ * layer give up. Then, with bytes undelivered, it aborts the connection
+ * below and the protocol hears "lost", never "clean". */
+
+static size_t undelivered(const tls_layer *L)
+{
+    size_t n = L->up.queued + L->out_len;
+    coil_transport_info li;
+    if (L->lower && !L->lower_gone && coil_transport_info_get(L->lower, &li) == 0)
+        n += li.write_queued + li.unacked;
+    return n;
+}
+
+static int close_timeout_cb(void *arg);
+
+/* Check four times per close_timeout, so "no progress for close_timeout"
+ * holds to within a quarter of it. */
+static void arm_close_check(tls_layer *L)
+{
+    if (!L->close_timer && L->lower && !L->lower_gone)
+        L->close_timer = coil_reactor_call_later(
+            L->up.base.reactor, L->ctx->close_timeout / 4, close_timeout_cb, L);
+}
+
+static void watch_close(tls_layer *L)
+{
+    if (L->close_timer)
+        return; /* already watching */
+    L->close_mark = undelivered(L);
+    L->close_rx = L->rx_total;
+    L->close_progress = coil_reactor_seconds(L->up.base.reactor);
+    arm_close_check(L);
+}
+
 static int close_timeout_cb(void *arg)
 {
     tls_layer *L = arg;
     coil_timer_release(L->close_timer);
     L->close_timer = NULL;
-    if (L->lower && !L->lower_gone) {
-        char peer[300];
-        peer_text(L, peer, sizeof peer);
+    if (!L->lower || L->lower_gone || L->lower_ending)
+        return 0;
+    size_t left = undelivered(L);
+    double now = coil_reactor_seconds(L->up.base.reactor);
+    if (left < L->close_mark || L->rx_total != L->close_rx) {
+        L->close_progress = now; /* the peer is slow, not gone */
+    }
+    L->close_mark = left;
+    L->close_rx = L->rx_total;
+    if (now - L->close_progress < L->ctx->close_timeout) {
+        arm_close_check(L);
+        return 0;
+    }
+    char peer[300];
+    peer_text(L, peer, sizeof peer);
+    if (left == 0 && L->up.lingering) {
+        /* The peer has taken every byte but does not close its side: close
+         * ours normally (no reset: nothing of ours is lost). */
         coil_log(COIL_LOG_INFO, LOG_MODULE,
-                 "TLS close with %s did not finish within %g s: aborting", peer,
-                 L->ctx->close_timeout);
+                 "TLS close with %s: the peer took every byte but did not close "
+                 "within %g s; closing",
+                 peer, L->ctx->close_timeout);
+        coil_transport_lose_connection(L->lower);
+        return 0;
+    }
+    coil_log(COIL_LOG_INFO, LOG_MODULE,
+             "TLS close with %s made no progress for %g s with %zu bytes undelivered: "
+             "aborting",
+             peer, L->ctx->close_timeout, left);
+    coil_failure *f = coil_failure_new(
+        COIL_DOMAIN_COIL, COIL_ECONNLOST,
+        "TLS connection with %s lost: the peer took none of the %zu bytes still "
+        "undelivered for %g s (the close timeout); connection aborted",
+        peer, left, L->ctx->close_timeout);
+    if (L->up.lingering) {
+        coil_failure_free(L->close_failure);
+        L->close_failure = f; /* reported when the transport below ends */
         coil_transport_abort_connection(L->lower);
+    } else {
+        up_lost(L, f); /* still flushing plaintext: end it now */
     }
     return 0;
+}
+
+static int tls_lose_connection(coil_transport *t)
+{
+    tls_layer *L = (tls_layer *)t;
+    int rc = coil__stream_lose_connection(t);
+    /* Plaintext still queued (the peer reads slowly): watch it go. */
+    if (rc == 0 && L->up.state == COIL__STREAM_CLOSING)
+        watch_close(L);
+    return rc;
 }
 
 static void tls_close(coil__stream *s, int abort)
@@ -559,15 +652,12 @@ static void tls_close(coil__stream *s, int abort)
     tls_layer *L = (tls_layer *)s;
     cancel_timer(&L->hs_timer);
     L->read_enabled = 0;
-    if (!L->lower || L->lower_gone)
+    if (!L->lower || L->lower_gone || L->lower_ending)
         return;
-    if (L->owner_up && !L->lower_held) {
-        /* The owner (a socket connection: a coil__stream) must hear
-         * owner->lost after our protocol's connection_lost and before its
-         * own end: keep it until then (tls_lost). */
-        coil__stream_hold((coil__stream *)L->lower);
-        L->lower_held = 1;
-    }
+    /* The protocol above hears connection_lost once the transport below
+     * has ended (down_connection_lost): only then do we know whether every
+     * byte got there. */
+    s->lingering = 1;
     if (abort && !L->failed) {
         coil_transport_abort_connection(L->lower);
         return;
@@ -583,15 +673,13 @@ static void tls_close(coil__stream *s, int abort)
     /* Shut our side below but keep reading until the peer closes: closing
      * a socket with unread input (a TLS 1.3 ticket, the peer's
      * close_notify) resets the connection, and the peer could lose what
-     * we sent. What arrives now is dropped; close_timeout bounds the
-     * wait. */
+     * we sent. What arrives now is dropped; the watchdog bounds the wait. */
     if (L->failed || coil_transport_lose_write_connection(L->lower) != 0)
         coil_transport_lose_connection(L->lower);
     else
         coil_transport_resume_reading(L->lower);
-    if (!L->lower_gone && !L->close_timer)
-        L->close_timer = coil_reactor_call_later(
-            L->up.base.reactor, L->ctx->close_timeout, close_timeout_cb, L);
+    if (!L->lower_gone && !L->lower_ending)
+        watch_close(L);
 }
 
 static void tls_lost(coil__stream *s, const coil_failure *reason)
@@ -600,10 +688,6 @@ static void tls_lost(coil__stream *s, const coil_failure *reason)
     if (L->owner_up && !L->lower_gone && L->owner->lost) {
         L->owner_up = 0;
         L->owner->lost(L->lower, reason);
-    }
-    if (L->lower_held) {
-        L->lower_held = 0;
-        coil__stream_release((coil__stream *)L->lower); /* may end it now */
     }
 }
 
@@ -691,7 +775,7 @@ static const coil_transport_ops tls_ops = {
     .kind = "tls",
     .write = coil__stream_write,
     .writev = coil__stream_writev,
-    .lose_connection = coil__stream_lose_connection,
+    .lose_connection = tls_lose_connection,
     .abort_connection = coil__stream_abort_connection,
     .lose_write_connection = coil__stream_lose_write_connection,
     .get_peer = coil__stream_get_peer,
@@ -745,6 +829,7 @@ static void down_connection_made(coil_protocol *p)
 static void down_data_received(coil_protocol *p, const void *data, size_t len)
 {
     tls_layer *L = from_down(p);
+    L->rx_total += len; /* the close watchdog's sign of life */
     if (L->up.state == COIL__STREAM_CLOSED || L->failed)
         return;
     coil__stream_hold(&L->up);
@@ -791,10 +876,22 @@ static void down_connection_lost(coil_protocol *p, const coil_failure *reason)
 {
     tls_layer *L = from_down(p);
     cancel_timer(&L->close_timer);
-    if (L->up.state != COIL__STREAM_CLOSED) {
-        char peer[300];
-        peer_text(L, peer, sizeof peer);
-        int clean = coil_failure_check(reason, COIL_DOMAIN_COIL, COIL_ECLOSED);
+    L->lower_ending = 1;
+    char peer[300];
+    peer_text(L, peer, sizeof peer);
+    int clean = coil_failure_check(reason, COIL_DOMAIN_COIL, COIL_ECLOSED);
+    if (L->up.lingering) {
+        /* Our close is over: clean when the connection below ended
+         * cleanly (the peer took everything and closed), else why not. */
+        coil_failure *r = L->close_failure;
+        L->close_failure = NULL;
+        if (!r && !clean &&
+            coil_failure_check(L->up.reason, COIL_DOMAIN_COIL, COIL_ECLOSED))
+            r = coil_failure_wrap(coil_failure_copy(reason), COIL_DOMAIN_COIL,
+                                  COIL_ECONNLOST,
+                                  "TLS connection with %s lost while closing", peer);
+        coil__stream_close_done(&L->up, r);
+    } else if (L->up.state != COIL__STREAM_CLOSED) {
         if (!L->handshake_done && !L->failed) {
             handshake_fail(
                 L, coil_failure_wrap(coil_failure_copy(reason), COIL_DOMAIN_TLS, 0,

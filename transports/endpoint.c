@@ -252,10 +252,12 @@ static const char UNIX_CLIENT_USE[] = "unix:PATH or unix:path=PATH, then [:timeo
 static const char TLS_SERVER_USE[] =
     "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=FILE]"
     "[:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]"
-    "[:ciphersuites=TLS_AES_128_GCM_SHA256][:groups=X25519]";
+    "[:ciphersuites=TLS_AES_128_GCM_SHA256][:groups=X25519][:tickets=N]"
+    "[:handshakeTimeout=S][:closeTimeout=S]";
 static const char TLS_CLIENT_USE[] =
     "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=FILE][:sni=NAME]"
     "[:alpn=...][:resume=no][:ciphersuites=...][:groups=...][:timeout=S]"
+    "[:handshakeTimeout=S][:closeTimeout=S]"
     "[:bindAddress=ADDR]";
 
 typedef struct parse_ctx {
@@ -505,16 +507,49 @@ static int tls_context(const parse_ctx *c, coil_endpoint *e, int role,
     return rc;
 }
 
+/* The keys both TLS sides take: handshakeTimeout=, closeTimeout= (seconds). */
+static int tls_timeouts(const parse_ctx *c, const coil_endpoint_desc *d,
+                        coil_tls_options *o)
+{
+    static const char *const keys[] = {"handshakeTimeout", "closeTimeout"};
+    double *dst[] = {&o->handshake_timeout, &o->close_timeout};
+    for (int i = 0; i < 2; i++) {
+        const char *v = coil_endpoint_desc_get(d, keys[i]);
+        if (!v)
+            continue;
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !(x > 0) || x > 86400 || isspace((unsigned char)*v))
+            return bad(c, "%s '%.40s' is not a number of seconds above 0", keys[i], v);
+        *dst[i] = x;
+    }
+    return 0;
+}
+
 static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e)
 {
     static const char *const keys[] = {
-        "port",    "interface",   "backlog", "privateKey",   "certKey", "extraCertChain",
-        "caCerts", "requireCert", "alpn",    "ciphersuites", "groups",  NULL};
+        "port",           "interface", "backlog",          "privateKey",   "certKey",
+        "extraCertChain", "caCerts",   "requireCert",      "alpn",         "ciphersuites",
+        "groups",         "tickets",   "handshakeTimeout", "closeTimeout", NULL};
     int rc = parse_tcp_server(c, d, e, keys);
     if (rc)
         return rc;
     coil_tls_options o = {0};
+    if ((rc = tls_timeouts(c, d, &o)))
+        return rc;
+    const char *t = coil_endpoint_desc_get(d, "tickets");
+    if (t) {
+        long n;
+        if (parse_long(t, 10, 0, 16, &n) != 0)
+            return bad(c, "tickets '%.40s' is not a number from 0 to 16", t);
+        if (n == 0)
+            o.no_session_tickets = 1;
+        else
+            o.tickets = (int)n;
+    }
     o.key_file = coil_endpoint_desc_get(d, "privateKey");
     o.cert_file = coil_endpoint_desc_get(d, "certKey");
     if (!o.key_file)
@@ -538,13 +573,27 @@ static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
 static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e)
 {
-    static const char *const keys[] = {
-        "host", "port", "timeout", "bindAddress",  "caCerts", "certificate", "privateKey",
-        "sni",  "alpn", "resume",  "ciphersuites", "groups",  NULL};
+    static const char *const keys[] = {"host",
+                                       "port",
+                                       "timeout",
+                                       "bindAddress",
+                                       "caCerts",
+                                       "certificate",
+                                       "privateKey",
+                                       "sni",
+                                       "alpn",
+                                       "resume",
+                                       "ciphersuites",
+                                       "groups",
+                                       "handshakeTimeout",
+                                       "closeTimeout",
+                                       NULL};
     int rc = parse_tcp_client(c, d, e, keys);
     if (rc)
         return rc;
     coil_tls_options o = {0};
+    if ((rc = tls_timeouts(c, d, &o)))
+        return rc;
     o.ca_file = coil_endpoint_desc_get(d, "caCerts");
     o.cert_file = coil_endpoint_desc_get(d, "certificate");
     o.key_file = coil_endpoint_desc_get(d, "privateKey");

@@ -220,6 +220,11 @@ static int mem_get_host(const coil__stream *s, coil_address *out)
 
 static void mem_info(const coil__stream *s, coil_transport_info *out)
 {
+    const mem_end *e = (const mem_end *)s;
+    if (e->peer)
+        out->unacked = e->peer->in.len;
+    else if (e->test_kind)
+        out->unacked = e->out.len; /* written, not yet taken by the test */
 }
 
 static void mem_lost(coil__stream *s, const coil_failure *reason)

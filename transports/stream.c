@@ -61,12 +61,34 @@ static void finish(coil__stream *s, coil_failure *reason, int abort)
     s->lower->want_write(s, 0);
     s->lower->set_reading(s, 0);
     s->lower->close(s, abort);
+    if (s->lingering)
+        return; /* coil__stream_close_done() goes on */
     if (s->depth > 0) {
         s->free_pending = 1;
     } else if (coil_reactor_call_soon(s->base.reactor, teardown_soon, s) != 0) {
         /* Out of memory: tear down here rather than leak. */
         teardown(s);
     }
+}
+
+void coil__stream_close_done(coil__stream *s, coil_failure *reason)
+{
+    if (!s->lingering) {
+        coil_failure_free(reason);
+        return;
+    }
+    s->lingering = 0;
+    if (reason) {
+        coil_failure_free(s->reason);
+        s->reason = reason;
+    }
+    /* At once when we can: the layer below is ending now, and whoever
+     * learns of it after our protocol (a client factory) hears it from
+     * inside that end. */
+    if (s->depth > 0)
+        s->free_pending = 1;
+    else
+        teardown(s);
 }
 
 static void enter(coil__stream *s)

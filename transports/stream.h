@@ -27,7 +27,10 @@ typedef struct coil__stream_lower {
     /* Shut the write side once the queue is flushed; 0 or negative errno. */
     int (*shutdown_write)(coil__stream *s);
     /* Release what is below (close the fd, detach from the peer), once.
-     * `abort` is 1 for abort_connection and lost connections. */
+     * `abort` is 1 for abort_connection and lost connections. A layer whose
+     * close goes on below (TLS waits for the peer to take every byte) sets
+     * s->lingering here and calls coil__stream_close_done() when it ends:
+     * connection_lost waits for it. */
     void (*close)(coil__stream *s, int abort);
     /* After the protocol heard connection_lost: tell whoever else must
      * know (a client factory), with the same reason (borrowed). */
@@ -71,6 +74,7 @@ struct coil__stream {
     int reading;              /* 0 while paused by the protocol */
     int connected;            /* connection_made delivered */
 
+    int lingering;    /* the lower close goes on: teardown waits */
     int depth;        /* callbacks of ours on the stack */
     int free_pending; /* tear down when depth returns to 0 */
     coil_failure *reason;
@@ -94,6 +98,11 @@ void coil__stream_eof(coil__stream *s);
 void coil__stream_writable(coil__stream *s);
 /* The connection broke below: `reason` (owned) goes to connection_lost. */
 void coil__stream_lost(coil__stream *s, coil_failure *reason);
+/* A lingering close (see coil__stream_lower.close) has ended: the protocol
+ * hears connection_lost now (or once no callback of ours is on the stack),
+ * with `reason` (owned) when not NULL, else the reason the close began
+ * with. */
+void coil__stream_close_done(coil__stream *s, coil_failure *reason);
 
 /* The named initializers of a stream kind's ops table: each kind still
  * defines its own static const table (one per file), with its own name:

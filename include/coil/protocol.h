@@ -16,6 +16,11 @@
  *   connection_lost(p, reason)  the end; `reason` is borrowed: a failure
  *                               with COIL_ECLOSED for a clean close,
  *                               otherwise what broke (see transport.h)
+ *   connection_failed(p, reason) the connection never came up (a TLS
+ *                               handshake failed or timed out under
+ *                               coil_tls_wrap): why, in words; borrowed.
+ *                               Called instead of connection_made and
+ *                               connection_lost, before destroy
  *   destroy(p)                  free the protocol; the transport calls it
  *                               once after connection_lost, or when the
  *                               connection never came up
@@ -45,6 +50,7 @@ typedef struct coil_protocol_ops {
     void (*write_connection_lost)(coil_protocol *p);
     void (*connection_lost)(coil_protocol *p, const coil_failure *reason);
     void (*destroy)(coil_protocol *p);
+    void (*connection_failed)(coil_protocol *p, const coil_failure *reason);
 } coil_protocol_ops;
 
 struct coil_protocol {

@@ -40,8 +40,14 @@
  *    (STARTTLS) hears it as connection_lost. Servers log it (warning).
  *  - The handshake must finish within handshake_timeout (30 s default).
  *  - lose_connection sends what is queued, then close_notify, then closes
- *    the transport below; when the far end never reads, the transport below
- *    is aborted after close_timeout (5 s default) so nothing hangs.
+ *    the transport below once the peer has taken every byte and closed its
+ *    side; the protocol hears connection_lost then, not before, so "clean"
+ *    means delivered. A slow reader is waited for as long as it makes
+ *    progress (takes bytes or sends any); a peer that makes none for
+ *    close_timeout (30 s default) is given up on: with bytes undelivered
+ *    the transport below is aborted and the close is reported lost
+ *    (COIL_ECONNLOST, "... close timeout ..."); with everything taken but
+ *    no close from the peer, ours is closed normally and reported clean.
  *  - The end of the stream without close_notify (the peer's TCP closed
  *    first) is a lost connection (COIL_ECONNLOST, "truncated"), never a
  *    clean one: a cut-off stream must not look complete.
@@ -141,6 +147,10 @@ typedef struct coil_tls_options {
      * offer it on the next connection unless no_session_cache. */
     int no_session_tickets;
     int no_session_cache;
+    /* Servers: how many TLS 1.3 tickets to send after a full handshake
+     * (each costs about 6% of a handshake's work); 0: OpenSSL's default
+     * (2). no_session_tickets sends none. */
+    int tickets;
 
     /* Append the session secrets in NSS key log format (what Wireshark
      * reads with SSLKEYLOGFILE) to this file. Off (NULL) by default:
@@ -156,7 +166,8 @@ typedef struct coil_tls_options {
     int insecure_no_verify;
 
     double handshake_timeout; /* seconds; 0: 30 */
-    double close_timeout;     /* seconds to flush + close_notify; 0: 5 */
+    double close_timeout;     /* seconds a closing peer may make no progress
+                                 before it is given up on; 0: 30 */
 } coil_tls_options;
 
 /* Build a context for `role` (COIL_TLS_CLIENT or COIL_TLS_SERVER). Returns 0

@@ -56,7 +56,14 @@ struct coil_producer {
 typedef struct coil_transport_info {
     const char *kind;    /* "tcp", "unix", "memory", ... (static string) */
     size_t write_queued; /* bytes accepted by write but not yet sent */
-    size_t high_water;   /* the write queue's marks */
+    /* Bytes sent but not yet taken by the peer, as far as this transport
+     * can tell: the kernel's unacknowledged send queue (SIOCOUTQ) for TCP,
+     * the unread bytes of the peer's socket buffer for UNIX sockets, the
+     * bytes the far end has not yet read for the in-memory pair; 0 where
+     * unknown. A layer closing cleanly watches write_queued + unacked to
+     * tell a slow peer from one that has stopped. */
+    size_t unacked;
+    size_t high_water; /* the write queue's marks */
     size_t low_water;
     int reading; /* 0 while paused */
     /* UNIX sockets: the peer's credentials (SO_PEERCRED); -1 otherwise. */

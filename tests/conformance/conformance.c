@@ -307,6 +307,60 @@ static void test_lose_connection_delivers_queue(void)
     finish(&c, &s);
 }
 
+/* The issue-10 case: the writer queues 8 MiB and closes while its reader
+ * has paused for 6 s mid-stream (longer than TLS's old 5 s close timeout);
+ * every byte still arrives and both ends see a clean close. */
+static int resume_reader(void *arg)
+{
+    peer *p = arg;
+    if (p->base.transport)
+        coil_transport_resume_reading(p->base.transport);
+    return 0;
+}
+
+static void p_data_pausing(coil_protocol *bp, const void *data, size_t len)
+{
+    peer *p = (peer *)bp;
+    int pause = p->got < 1024 * 1024 && p->got + len >= 1024 * 1024;
+    p_data(bp, data, len);
+    if (pause && bp->transport) {
+        coil_transport_pause_reading(bp->transport);
+        coil_timer_release(coil_reactor_call_later(R, 6.0, resume_reader, p));
+    }
+}
+
+static const coil_protocol_ops pausing_ops = {
+    .connection_made = p_made,
+    .data_received = p_data_pausing,
+    .connection_lost = p_lost,
+    .destroy = p_destroy,
+};
+
+static void test_close_to_paused_reader(void)
+{
+    peer c, s;
+    peer_init(&c, &pausing_ops);
+    peer_init(&s, &peer_ops);
+    c.check_pattern = 1;
+    if (!make(&c, &s))
+        return;
+    size_t size = 8 * 1024 * 1024;
+    unsigned char *buf = malloc(size);
+    fill(buf, 0, size);
+    CU_ASSERT_EQUAL(coil_transport_write(s.base.transport, buf, size), 0);
+    free(buf);
+    coil_transport_lose_connection(s.base.transport);
+    double t0 = coil_reactor_seconds(R);
+    peer *both[2] = {&c, &s};
+    CU_ASSERT(run_until(both_destroyed, both, 60));
+    CU_ASSERT(coil_reactor_seconds(R) - t0 >= 5.9); /* the pause happened */
+    CU_ASSERT_EQUAL(c.got, size);
+    CU_ASSERT_EQUAL(c.mismatch, 0);
+    CU_ASSERT_EQUAL(c.lost_code, COIL_ECLOSED);
+    CU_ASSERT_EQUAL(s.lost_code, COIL_ECLOSED);
+    finish(&c, &s);
+}
+
 static void test_abort_drops_queue(void)
 {
     peer c, s;
@@ -604,6 +658,7 @@ int coil_conformance_add_suites(const coil_conformance_kind *table, size_t n)
         {"echo 16 MiB", test_echo_16_mib},
         {"ordering across writes and writev", test_ordering_writes_and_writev},
         {"lose_connection delivers the queue", test_lose_connection_delivers_queue},
+        {"close to a reader paused 6 s delivers every byte", test_close_to_paused_reader},
         {"abort drops the queue", test_abort_drops_queue},
         {"clean close reasons", test_clean_close_reasons},
         {"half-close both ways", test_half_close},
