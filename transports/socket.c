@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -225,6 +227,9 @@ static void sock_info(const coil__stream *s, coil_transport_info *out)
     const sock_conn *c = (const sock_conn *)s;
     struct ucred cred;
     socklen_t len = sizeof cred;
+    int outq = 0;
+    if (c->fd >= 0 && ioctl(c->fd, SIOCOUTQ, &outq) == 0 && outq > 0)
+        out->unacked = (size_t)outq;
     if (c->fd >= 0 && strcmp(out->kind, "unix") == 0 &&
         getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
         out->peer_pid = cred.pid;
