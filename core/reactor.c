@@ -12,6 +12,7 @@
 
 #include <coil/deferred.h>
 #include <coil/log.h>
+#include <coil/threadpool.h>
 
 #define LOG_MODULE "reactor"
 
@@ -556,6 +557,10 @@ int coil_reactor_new(coil_reactor **out, const coil_reactor_options *opts)
     r->backend = backend;
     r->clock = opts->clock;
     r->handle_signals = opts->handle_signals;
+    r->pool_threads =
+        opts->thread_pool_size ? opts->thread_pool_size : COIL_THREAD_POOL_DEFAULT_SIZE;
+    r->pool_queue =
+        opts->thread_pool_queue ? opts->thread_pool_queue : COIL_THREAD_POOL_DEFAULT_QUEUE;
     r->wake_fd = -1;
     coil__heap_init(&r->timers);
     pthread_mutex_init(&r->thread_lock, NULL);
@@ -589,6 +594,7 @@ void coil_reactor_free(coil_reactor *r)
         return;
     if (r->running)
         coil_log(COIL_LOG_ERROR, LOG_MODULE, "coil_reactor_free called while running");
+    coil__threadpool_free(r);
     coil__heap_node *n;
     while ((n = coil__heap_top(&r->timers)) != NULL)
         timer_retire((coil_timer *)n, TIMER_CANCELLED);

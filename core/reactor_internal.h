@@ -99,11 +99,21 @@ struct coil_reactor {
     volatile sig_atomic_t signal_caught;
     struct sigaction old_sigint, old_sigterm;
     int signals_installed;
+
+    /* The thread pool (threadpool.c): created on first use. */
+    struct coil__threadpool *pool;
+    size_t pool_threads, pool_queue; /* its limits */
+    int pool_closed;                 /* the reactor is being freed */
 };
 
 /* Now on the reactor's clock, in nanoseconds. */
 int64_t coil__reactor_now_ns(const coil_reactor *r);
 /* Seconds to nanoseconds, clamped, for delays. */
 int64_t coil__seconds_to_ns(double s);
+
+/* Stop the thread pool (cancel queued jobs, join running ones, fire their
+ * deferreds) and free it; later jobs fail. First thing coil_reactor_free
+ * does, while the reactor is still whole. */
+void coil__threadpool_free(coil_reactor *r);
 
 #endif

@@ -7,6 +7,7 @@
 #include "failure.h"
 #include "reactor.h"
 #include "deferred.h"
+#include "threadpool.h"
 #include "address.h"
 #include "protocol.h"
 #include "transport.h"

@@ -63,6 +63,9 @@ typedef struct coil_reactor_options {
     coil_clock *clock;  /* NULL: CLOCK_MONOTONIC; else a fake clock (borrowed) */
     int handle_signals; /* non-zero: SIGINT/SIGTERM stop the reactor cleanly
                            while it runs (one such reactor per process) */
+    size_t thread_pool_size;  /* most worker threads of the reactor's thread
+                                 pool (coil/threadpool.h); 0: 4 */
+    size_t thread_pool_queue; /* most jobs waiting for a worker; 0: 1024 */
 } coil_reactor_options;
 
 /* Create a reactor. `opts` may be NULL for the defaults. Returns 0, or
@@ -72,8 +75,9 @@ int coil_reactor_new(coil_reactor **out,
                      const coil_reactor_options *opts) COIL_MUST_CHECK;
 
 /* Free the reactor: cancels every pending timer and watch, drops queued
- * calls without running them, removes triggers. Must not be called while
- * run() is on the stack. NULL is allowed. */
+ * calls without running them, removes triggers. It first stops the thread
+ * pool (coil/threadpool.h: queued jobs cancelled, running ones joined).
+ * Must not be called while run() is on the stack. NULL is allowed. */
 void coil_reactor_free(coil_reactor *r);
 
 /* "epoll" or "poll". */

@@ -1,0 +1,538 @@
+/* The reactor's thread pool (coil_defer_to_thread: results, failures,
+ * cancellation, the bounded queue, shutdown and freeing with jobs running). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Turn the loop until *flag reaches `want` (or `limit` seconds pass: the
+ * test then fails on its own assertion). Returns 1 when it did. */
+static int turn_until(coil_reactor *r, const int *flag, int want, double limit)
+{
+    double end = now_s() + limit;
+    while (*flag < want && now_s() < end)
+        coil_reactor_iterate(r, 0.05);
+    return *flag >= want;
+}
+
+static pthread_t reactor_thread;
+
+/* ---- a gate the test opens, and jobs that wait at it ---- */
+
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int open;
+    int started; /* jobs that reached the gate */
+} gate;
+
+static gate the_gate;
+
+static void gate_init(void)
+{
+    pthread_mutex_init(&the_gate.lock, NULL);
+    pthread_cond_init(&the_gate.cond, NULL);
+    the_gate.open = 0;
+    the_gate.started = 0;
+}
+
+static void gate_destroy(void)
+{
+    pthread_cond_destroy(&the_gate.cond);
+    pthread_mutex_destroy(&the_gate.lock);
+}
+
+static void gate_open(void)
+{
+    pthread_mutex_lock(&the_gate.lock);
+    the_gate.open = 1;
+    pthread_cond_broadcast(&the_gate.cond);
+    pthread_mutex_unlock(&the_gate.lock);
+}
+
+/* Wait (the test thread) until `n` jobs have reached the gate. */
+static void gate_wait_started(int n)
+{
+    pthread_mutex_lock(&the_gate.lock);
+    while (the_gate.started < n)
+        pthread_cond_wait(&the_gate.cond, &the_gate.lock);
+    pthread_mutex_unlock(&the_gate.lock);
+}
+
+static atomic_int values_destroyed;
+static atomic_int args_destroyed;
+static atomic_int jobs_ran;
+
+static void value_destroy(void *v)
+{
+    atomic_fetch_add(&values_destroyed, 1);
+    free(v);
+}
+
+static void arg_destroy(void *arg)
+{
+    /* destroy_arg runs on the reactor thread. */
+    CU_ASSERT(pthread_equal(pthread_self(), reactor_thread));
+    atomic_fetch_add(&args_destroyed, 1);
+}
+
+/* Wait at the gate, then return the integer arg as a value. */
+static coil_failure *gated_job(void *arg, void **value, coil_destroy_fn *destroy)
+{
+    pthread_mutex_lock(&the_gate.lock);
+    the_gate.started++;
+    pthread_cond_broadcast(&the_gate.cond);
+    while (!the_gate.open)
+        pthread_cond_wait(&the_gate.cond, &the_gate.lock);
+    pthread_mutex_unlock(&the_gate.lock);
+    atomic_fetch_add(&jobs_ran, 1);
+    int *v = malloc(sizeof *v);
+    *v = (int)(intptr_t)arg;
+    *value = v;
+    *destroy = value_destroy;
+    return NULL;
+}
+
+static coil_failure *counted_job(void *arg, void **value, coil_destroy_fn *destroy)
+{
+    atomic_fetch_add(&jobs_ran, 1);
+    int *v = malloc(sizeof *v);
+    *v = (int)(intptr_t)arg;
+    *value = v;
+    *destroy = value_destroy;
+    return NULL;
+}
+
+/* ---- what a deferred fired with ---- */
+
+typedef struct outcome {
+    int fired;
+    int ok;
+    int value;
+    int code;
+    char message[200];
+    int on_reactor_thread;
+} outcome;
+
+static void record_outcome(coil_deferred *d, void *arg)
+{
+    outcome *o = arg;
+    o->fired++;
+    o->on_reactor_thread = pthread_equal(pthread_self(), reactor_thread);
+    if (coil_deferred_is_failure(d)) {
+        const coil_failure *f = coil_deferred_failure(d);
+        o->ok = 0;
+        o->code = coil_failure_code(f);
+        snprintf(o->message, sizeof o->message, "%s", coil_failure_message(f));
+        coil_deferred_set_result(d, NULL, NULL); /* handled */
+    } else {
+        o->ok = 1;
+        const int *v = coil_deferred_result(d);
+        o->value = v ? *v : -1;
+    }
+}
+
+static coil_deferred *submit(coil_reactor *r, coil_thread_fn fn, int arg, outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    coil_deferred *d = coil_defer_to_thread(r, fn, (void *)(intptr_t)arg, arg_destroy);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(coil_deferred_add_both(d, record_outcome, o), 0);
+    return d;
+}
+
+static coil_reactor *pool_reactor(size_t threads, size_t queue)
+{
+    coil_reactor_options opts = {0};
+    opts.thread_pool_size = threads;
+    opts.thread_pool_queue = queue;
+    coil_reactor *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_reactor_new(&r, &opts), 0);
+    reactor_thread = pthread_self();
+    gate_init();
+    atomic_store(&values_destroyed, 0);
+    atomic_store(&args_destroyed, 0);
+    atomic_store(&jobs_ran, 0);
+    return r;
+}
+
+static void pool_end(coil_reactor *r)
+{
+    coil_reactor_free(r);
+    gate_destroy();
+}
+
+/* ---- deferToThread ---- */
+
+typedef struct worker_seen {
+    pthread_t thread;
+} worker_seen;
+
+static coil_failure *hello_job(void *arg, void **value, coil_destroy_fn *destroy)
+{
+    ((worker_seen *)arg)->thread = pthread_self();
+    *value = strdup("hello from a worker");
+    *destroy = free;
+    return NULL;
+}
+
+static void take_string(coil_deferred *d, void *arg)
+{
+    char **out = arg;
+    CU_ASSERT(pthread_equal(pthread_self(), reactor_thread));
+    *out = coil_deferred_take_result(d, NULL);
+}
+
+static void test_result(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.threads, 0); /* nothing started before the first job */
+    CU_ASSERT_EQUAL(st.max_threads, COIL_THREAD_POOL_DEFAULT_SIZE);
+    CU_ASSERT_EQUAL(st.max_queued, COIL_THREAD_POOL_DEFAULT_QUEUE);
+
+    worker_seen seen;
+    char *got = NULL;
+    coil_deferred *d = coil_defer_to_thread(r, hello_job, &seen, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(coil_deferred_called(d), 0); /* never inside the call */
+    coil_deferred_add_callback(d, take_string, &got);
+    double end = now_s() + 10;
+    while (!coil_deferred_called(d) && now_s() < end)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_FATAL(coil_deferred_called(d));
+    CU_ASSERT_STRING_EQUAL(got, "hello from a worker");
+    CU_ASSERT(!pthread_equal(seen.thread, reactor_thread));
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.threads, 1);
+    CU_ASSERT_EQUAL(st.running, 0);
+    free(got);
+    coil_deferred_unref(d);
+    pool_end(r);
+}
+
+static coil_failure *failing_job(void *arg, void **value, coil_destroy_fn *destroy)
+{
+    /* A value set beside a failure is destroyed, not leaked. */
+    *value = malloc(16);
+    *destroy = value_destroy;
+    return coil_failure_new(COIL_DOMAIN_USER, 7, "the disk is on fire");
+}
+
+static void test_failure(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    outcome o;
+    coil_deferred *d = submit(r, failing_job, 0, &o);
+    CU_ASSERT(turn_until(r, &o.fired, 1, 10));
+    CU_ASSERT_EQUAL(o.ok, 0);
+    CU_ASSERT_EQUAL(o.code, 7);
+    CU_ASSERT_STRING_EQUAL(o.message, "the disk is on fire");
+    CU_ASSERT(o.on_reactor_thread);
+    CU_ASSERT_EQUAL(atomic_load(&values_destroyed), 1);
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 1);
+    coil_deferred_unref(d);
+    pool_end(r);
+}
+
+static void test_bad_arguments(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    CU_ASSERT_PTR_NULL(coil_defer_to_thread(r, NULL, NULL, arg_destroy));
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 1); /* taken in every case */
+    CU_ASSERT_PTR_NULL(coil_defer_to_thread(NULL, counted_job, NULL, NULL));
+    CU_ASSERT_EQUAL(coil_reactor_set_thread_pool_size(r, 0), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_reactor_set_thread_pool_queue(r, 0), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_reactor_set_thread_pool_size(r, 3), 0);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.max_threads, 3);
+    pool_end(r);
+}
+
+/* Cancelled while queued: the function never runs. */
+static void test_cancel_queued(void)
+{
+    coil_reactor *r = pool_reactor(1, 0);
+    outcome a, b;
+    coil_deferred *da = submit(r, gated_job, 1, &a);
+    coil_deferred *db = submit(r, counted_job, 2, &b);
+    gate_wait_started(1);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.queued, 1);
+    CU_ASSERT_EQUAL(st.running, 1);
+
+    coil_deferred_cancel(db);
+    CU_ASSERT_EQUAL(b.fired, 1); /* at once */
+    CU_ASSERT_EQUAL(b.code, COIL_ECANCELLED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.message, "before it ran"));
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 1);
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.queued, 0);
+
+    gate_open();
+    CU_ASSERT(turn_until(r, &a.fired, 1, 10));
+    CU_ASSERT_EQUAL(a.ok, 1);
+    CU_ASSERT_EQUAL(a.value, 1);
+    CU_ASSERT_EQUAL(atomic_load(&jobs_ran), 1); /* b's never ran */
+    coil_deferred_unref(da);
+    coil_deferred_unref(db);
+    pool_end(r);
+    CU_ASSERT_EQUAL(atomic_load(&jobs_ran), 1);
+    CU_ASSERT_EQUAL(atomic_load(&values_destroyed), 1);
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 2);
+}
+
+/* Cancelled while running: fails at once; the result is destroyed when it
+ * arrives. */
+static void test_cancel_running(void)
+{
+    coil_reactor *r = pool_reactor(1, 0);
+    outcome a;
+    coil_deferred *da = submit(r, gated_job, 5, &a);
+    gate_wait_started(1);
+    coil_deferred_cancel(da);
+    CU_ASSERT_EQUAL(a.fired, 1);
+    CU_ASSERT_EQUAL(a.code, COIL_ECANCELLED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a.message, "discarded"));
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 0); /* fn still has it */
+    coil_deferred_unref(da); /* the pool keeps its own reference */
+    gate_open();
+    int arg_gone = 0;
+    double end = now_s() + 10;
+    while (!(arg_gone = atomic_load(&args_destroyed)) && now_s() < end)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_EQUAL(arg_gone, 1);
+    CU_ASSERT_EQUAL(atomic_load(&values_destroyed), 1); /* discarded */
+    CU_ASSERT_EQUAL(a.fired, 1);                        /* not fired again */
+    pool_end(r);
+}
+
+/* Past the queue bound a job fails at once with COIL_EBUSY. */
+static void test_queue_bound(void)
+{
+    coil_reactor *r = pool_reactor(1, 2);
+    outcome o[4];
+    coil_deferred *d[4];
+    d[0] = submit(r, gated_job, 0, &o[0]);
+    gate_wait_started(1);
+    d[1] = submit(r, gated_job, 1, &o[1]);
+    d[2] = submit(r, gated_job, 2, &o[2]);
+    d[3] = submit(r, gated_job, 3, &o[3]);
+    CU_ASSERT_EQUAL(o[3].fired, 1);
+    CU_ASSERT_EQUAL(o[3].code, COIL_EBUSY);
+    CU_ASSERT_STRING_EQUAL(o[3].message,
+                           "thread pool queue is full: 2 jobs waiting for 1 threads");
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 1);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.threads, 1);
+    CU_ASSERT_EQUAL(st.queued, 2);
+    gate_open();
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT(turn_until(r, &o[i].fired, 1, 10));
+        CU_ASSERT_EQUAL(o[i].value, i);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&jobs_ran), 3);
+    for (int i = 0; i < 4; i++)
+        coil_deferred_unref(d[i]);
+    pool_end(r);
+}
+
+/* Threads start on demand, up to the limit. */
+static void test_lazy_threads(void)
+{
+    coil_reactor *r = pool_reactor(2, 0);
+    outcome o[4];
+    coil_deferred *d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = submit(r, gated_job, i, &o[i]);
+    gate_wait_started(2);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.threads, 2);
+    CU_ASSERT_EQUAL(st.running, 2);
+    CU_ASSERT_EQUAL(st.queued, 2);
+    gate_open();
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT(turn_until(r, &o[i].fired, 1, 10));
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.threads, 2);
+    CU_ASSERT_EQUAL(st.running, 0);
+    for (int i = 0; i < 4; i++)
+        coil_deferred_unref(d[i]);
+    pool_end(r);
+}
+
+/* Many jobs through a small pool, every result delivered once. */
+#define MANY 20000
+
+static int many_done;
+static long many_sum;
+
+static void many_step(coil_deferred *d, void *arg)
+{
+    const int *v = coil_deferred_result(d);
+    many_sum += *v;
+    many_done++;
+}
+
+static void test_many_jobs(void)
+{
+    coil_reactor *r = pool_reactor(4, MANY);
+    many_done = 0;
+    many_sum = 0;
+    double t0 = now_s();
+    for (int i = 0; i < MANY; i++) {
+        coil_deferred *d =
+            coil_defer_to_thread(r, counted_job, (void *)(intptr_t)i, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        coil_deferred_add_callback(d, many_step, NULL);
+        coil_deferred_unref(d);
+    }
+    CU_ASSERT(turn_until(r, &many_done, MANY, 60));
+    double t = now_s() - t0;
+    CU_ASSERT_EQUAL(many_sum, (long)MANY * (MANY - 1) / 2);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT(st.threads >= 1 && st.threads <= 4);
+    printf("\n    %d jobs through 4 threads: %.3f s (%.1f us per job) ", MANY, t,
+           t / MANY * 1e6);
+    pool_end(r);
+    CU_ASSERT_EQUAL(atomic_load(&values_destroyed), MANY);
+}
+
+/* Shutdown: queued jobs are cancelled, a running one is waited for while the
+ * loop turns, then every thread is joined. */
+static outcome shut_a, shut_b, shut_late;
+static int stop_now(void *arg)
+{
+    gate_wait_started(1);
+    coil_reactor_stop(arg);
+    return 0;
+}
+
+static coil_deferred *open_gate_trigger(void *arg)
+{
+    /* Runs after the pool's own "during" trigger: a is running then. */
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(arg, &st);
+    CU_ASSERT_EQUAL(st.running, 1);
+    CU_ASSERT_EQUAL(st.queued, 0);
+    CU_ASSERT_EQUAL(shut_b.fired, 1); /* cancelled by the pool's trigger */
+    /* While the pool stops, new jobs fail at once. */
+    coil_deferred *late = submit(arg, counted_job, 9, &shut_late);
+    coil_deferred_unref(late);
+    gate_open();
+    return NULL;
+}
+
+static void test_shutdown_waits_for_running(void)
+{
+    coil_reactor *r = pool_reactor(1, 0);
+    coil_deferred *da = submit(r, gated_job, 11, &shut_a);
+    coil_deferred *db = submit(r, counted_job, 12, &shut_b);
+    coil_reactor_add_trigger(r, COIL_EVENT_SHUTDOWN, COIL_PHASE_DURING, open_gate_trigger,
+                             r);
+    coil_reactor_call_when_running(r, stop_now, r);
+    CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
+    CU_ASSERT_EQUAL(shut_a.fired, 1);
+    CU_ASSERT_EQUAL(shut_a.ok, 1);
+    CU_ASSERT_EQUAL(shut_a.value, 11);
+    CU_ASSERT_EQUAL(shut_b.fired, 1);
+    CU_ASSERT_EQUAL(shut_b.code, COIL_ECANCELLED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(shut_b.message, "shutting down"));
+    CU_ASSERT_EQUAL(shut_late.fired, 1);
+    CU_ASSERT_EQUAL(shut_late.code, COIL_ESTATE);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.threads, 0); /* joined */
+    CU_ASSERT_EQUAL(atomic_load(&jobs_ran), 1);
+
+    /* The pool works again after a shutdown (a reactor may run again). */
+    outcome again;
+    coil_deferred *dc = submit(r, counted_job, 13, &again);
+    CU_ASSERT(turn_until(r, &again.fired, 1, 10));
+    CU_ASSERT_EQUAL(again.value, 13);
+    coil_deferred_unref(da);
+    coil_deferred_unref(db);
+    coil_deferred_unref(dc);
+    pool_end(r);
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 4);
+}
+
+/* Freeing the reactor with a job running joins it and delivers its result;
+ * queued jobs are cancelled. */
+static coil_failure *busy_job(void *arg, void **value, coil_destroy_fn *destroy)
+{
+    pthread_mutex_lock(&the_gate.lock);
+    the_gate.started++;
+    pthread_cond_broadcast(&the_gate.cond);
+    pthread_mutex_unlock(&the_gate.lock);
+    sleep_s(0.2); /* the work: still running when the reactor is freed */
+    return counted_job(arg, value, destroy);
+}
+
+static void test_free_with_job_running(void)
+{
+    coil_reactor *r = pool_reactor(1, 0);
+    outcome a, b;
+    coil_deferred *da = submit(r, busy_job, 21, &a);
+    coil_deferred *db = submit(r, counted_job, 22, &b);
+    coil_deferred_unref(da);
+    coil_deferred_unref(db);
+    gate_wait_started(1);
+    pool_end(r);
+    CU_ASSERT_EQUAL(a.fired, 1);
+    CU_ASSERT_EQUAL(a.ok, 1);
+    CU_ASSERT_EQUAL(a.value, 21);
+    CU_ASSERT_EQUAL(b.fired, 1);
+    CU_ASSERT_EQUAL(b.code, COIL_ECANCELLED);
+    CU_ASSERT_EQUAL(atomic_load(&jobs_ran), 1);
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 2);
+    CU_ASSERT_EQUAL(atomic_load(&values_destroyed), 1);
+}
+
+static int add_suites(void)
+{
+    static const coil_test_case pool[] = {
+        COIL_TEST(test_result),
+        COIL_TEST(test_failure),
+        COIL_TEST(test_bad_arguments),
+        COIL_TEST(test_cancel_queued),
+        COIL_TEST(test_cancel_running),
+        COIL_TEST(test_queue_bound),
+        COIL_TEST(test_lazy_threads),
+        COIL_TEST(test_many_jobs),
+        COIL_TEST(test_shutdown_waits_for_running),
+        COIL_TEST(test_free_with_job_running),
+        {NULL, NULL},
+    };
+    return coil_test_add_suite("threadpool", pool);
+}
+
+int main(void)
+{
+    return coil_test_main(add_suites);
+}
