@@ -1,6 +1,9 @@
 /* The reactor's thread pool (coil_defer_to_thread: results, failures,
- * cancellation, the bounded queue, shutdown and freeing with jobs running). */
+ * cancellation, the bounded queue, shutdown and freeing with jobs running)
+ * and host-name resolution on it (a slow resolver does not stall other
+ * connections; resolution timeout, cancellation and failure). */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -514,6 +517,364 @@ static void test_free_with_job_running(void)
     CU_ASSERT_EQUAL(atomic_load(&values_destroyed), 1);
 }
 
+/* ---- name resolution on the pool ---- */
+
+typedef struct slow_resolver {
+    double delay;
+    int fail;
+    atomic_int calls;
+    atomic_int entered;
+    atomic_int on_reactor_thread; /* must stay 0 */
+} slow_resolver;
+
+/* Sleeps (the slow DNS server being simulated), then answers 127.0.0.1 for
+ * any name. */
+static int slow_resolve(void *arg, const char *host, const char *service,
+                        const struct addrinfo *hints, struct addrinfo **res)
+{
+    slow_resolver *s = arg;
+    atomic_fetch_add(&s->calls, 1);
+    atomic_store(&s->entered, 1);
+    if (pthread_equal(pthread_self(), reactor_thread))
+        atomic_store(&s->on_reactor_thread, 1); /* CUnit is not thread-safe */
+    sleep_s(s->delay);
+    if (s->fail)
+        return EAI_NONAME;
+    return getaddrinfo("127.0.0.1", service, hints, res);
+}
+
+static void wait_entered(coil_reactor *r, slow_resolver *s)
+{
+    double end = now_s() + 10;
+    while (!atomic_load(&s->entered) && now_s() < end)
+        coil_reactor_iterate(r, 0.01);
+    CU_ASSERT_FATAL(atomic_load(&s->entered));
+}
+
+/* An echo server. */
+static void echo_data(coil_protocol *p, const void *data, size_t len)
+{
+    coil_transport_write(p->transport, data, len);
+}
+
+static void proto_free(coil_protocol *p)
+{
+    free(p);
+}
+
+static const coil_protocol_ops echo_ops = {.data_received = echo_data,
+                                           .destroy = proto_free};
+
+static int servers_built;
+
+static coil_protocol *echo_build(coil_factory *f, const coil_address *peer)
+{
+    coil_protocol *p = calloc(1, sizeof *p);
+    p->ops = &echo_ops;
+    servers_built++;
+    return p;
+}
+
+static const coil_factory_ops echo_factory_ops = {.build_protocol = echo_build};
+static coil_factory echo_factory = {&echo_factory_ops, 0, NULL};
+
+static coil_listener *listen_echo(coil_reactor *r, int *port)
+{
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "127.0.0.1";
+    coil_listener *l = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &echo_factory, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL_FATAL(coil_listener_get_host(l, &a), 0);
+    *port = coil_address_port(&a);
+    return l;
+}
+
+/* A client that plays ping-pong: one byte out, its echo back, again, until
+ * `target` round trips. */
+typedef struct pinger {
+    coil_protocol base;
+    int rounds, target;
+    int connected, failed, failure_code;
+    char failure[256];
+    double connected_at;
+} pinger;
+
+static void ping(pinger *c)
+{
+    if (c->base.transport && c->rounds < c->target)
+        coil_transport_write(c->base.transport, "p", 1);
+}
+
+static void pinger_made(coil_protocol *p)
+{
+    pinger *c = (pinger *)p;
+    c->connected = 1;
+    c->connected_at = now_s();
+    ping(c);
+}
+
+static void pinger_data(coil_protocol *p, const void *data, size_t len)
+{
+    pinger *c = (pinger *)p;
+    c->rounds += (int)len;
+    ping(c);
+}
+
+static void pinger_destroy(coil_protocol *p)
+{
+}
+
+static const coil_protocol_ops pinger_ops = {.connection_made = pinger_made,
+                                             .data_received = pinger_data,
+                                             .destroy = pinger_destroy};
+
+typedef struct pinger_factory {
+    coil_factory base;
+    pinger *p;
+} pinger_factory;
+
+static coil_protocol *pinger_build(coil_factory *f, const coil_address *peer)
+{
+    return &((pinger_factory *)f)->p->base;
+}
+
+static void pinger_failed(coil_factory *f, coil_connector *k, const coil_failure *reason)
+{
+    pinger *c = ((pinger_factory *)f)->p;
+    c->failed++;
+    c->failure_code = coil_failure_code(reason);
+    coil_failure_format(reason, c->failure, sizeof c->failure);
+}
+
+static const coil_factory_ops pinger_factory_ops = {.build_protocol = pinger_build,
+                                                    .connection_failed = pinger_failed};
+
+static coil_connector *connect_pinger(coil_reactor *r, const char *host, int port,
+                                      slow_resolver *res, double resolve_timeout,
+                                      pinger *c, pinger_factory *f, int target)
+{
+    memset(c, 0, sizeof *c);
+    c->base.ops = &pinger_ops;
+    c->target = target;
+    f->base.ops = &pinger_factory_ops;
+    f->base.users = 0;
+    f->p = c;
+    coil_tcp_connect_options o = {0};
+    o.host = host;
+    o.port = port;
+    o.resolve_timeout = resolve_timeout;
+    if (res) {
+        o.resolver = slow_resolve;
+        o.resolver_arg = res;
+    }
+    coil_connector *k = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &o, &f->base, &k), 0);
+    return k;
+}
+
+/* Close the client connections, free the connectors and the listener, and
+ * turn the loop until every socket is closed. */
+static void finish_pingers(coil_reactor *r, pinger *const *ps, coil_connector *const *ks,
+                           int n, coil_listener *l)
+{
+    for (int i = 0; i < n; i++) {
+        if (ps[i]->base.transport)
+            coil_transport_lose_connection(ps[i]->base.transport);
+        coil_connector_free(ks[i]);
+    }
+    coil_listener_close(l);
+    double settle = now_s() + 5;
+    while (coil_reactor_watch_count(r) > 0 && now_s() < settle)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_EQUAL(coil_reactor_watch_count(r), 0);
+}
+
+#define FAST       4
+#define FAST_MORE  100
+#define SLOW_DELAY 2.0
+
+/* The point of it all: while one connection waits 2 s for its name, the
+ * others on the same reactor keep echoing. A resolver called on the reactor
+ * thread would hold every round trip back for the 2 s. */
+static void test_slow_resolver_does_not_stall(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    int port;
+    coil_listener *l = listen_echo(r, &port);
+    pinger fast[FAST];
+    pinger_factory ff[FAST];
+    coil_connector *fk[FAST];
+    for (int i = 0; i < FAST; i++)
+        fk[i] = connect_pinger(r, "127.0.0.1", port, NULL, 0, &fast[i], &ff[i], 1);
+    for (int i = 0; i < FAST; i++)
+        CU_ASSERT_FATAL(turn_until(r, &fast[i].rounds, 1, 10));
+
+    slow_resolver sr = {.delay = SLOW_DELAY};
+    pinger slow;
+    pinger_factory sf;
+    double t0 = now_s();
+    coil_connector *sk = connect_pinger(r, "localhost", port, &sr, 0, &slow, &sf, 1);
+    double connect_call = now_s() - t0;
+    for (int i = 0; i < FAST; i++) {
+        fast[i].target += FAST_MORE;
+        ping(&fast[i]);
+    }
+    int all = 0;
+    double end = t0 + 20;
+    while (!all && now_s() < end) {
+        coil_reactor_iterate(r, 0.05);
+        all = 1;
+        for (int i = 0; i < FAST; i++)
+            all &= fast[i].rounds >= fast[i].target;
+    }
+    double fast_done = now_s() - t0;
+    CU_ASSERT(all);
+    CU_ASSERT(atomic_load(&sr.entered)); /* the slow lookup is under way */
+    CU_ASSERT_EQUAL(slow.connected, 0);  /* and not finished */
+    CU_ASSERT(connect_call < 0.5);
+    CU_ASSERT(fast_done < 1.0);
+
+    /* The slow one gets there too, once its name resolves. */
+    CU_ASSERT(turn_until(r, &slow.rounds, 1, 20));
+    double slow_done = slow.connected_at - t0;
+    CU_ASSERT(slow_done >= SLOW_DELAY - 0.05);
+    CU_ASSERT_EQUAL(slow.failed, 0);
+    CU_ASSERT_EQUAL(atomic_load(&sr.on_reactor_thread), 0);
+    printf("\n    coil_tcp_connect returned in %.4f s; %d x %d round trips done after "
+           "%.4f s; the slow name connected after %.3f s ",
+           connect_call, FAST, FAST_MORE, fast_done, slow_done);
+    pinger *ps[FAST + 1];
+    coil_connector *ks[FAST + 1];
+    for (int i = 0; i < FAST; i++) {
+        ps[i] = &fast[i];
+        ks[i] = fk[i];
+    }
+    ps[FAST] = &slow;
+    ks[FAST] = sk;
+    finish_pingers(r, ps, ks, FAST + 1, l);
+    pool_end(r);
+}
+
+/* Numeric addresses never go to the pool. */
+static void test_numeric_stays_synchronous(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    int port;
+    coil_listener *l = listen_echo(r, &port);
+    slow_resolver sr = {.delay = 0};
+    pinger c;
+    pinger_factory f;
+    coil_connector *k = connect_pinger(r, "127.0.0.1", port, &sr, 0, &c, &f, 1);
+    CU_ASSERT(turn_until(r, &c.rounds, 1, 10));
+    CU_ASSERT_EQUAL(atomic_load(&sr.calls), 0);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.threads, 0);
+    pinger *ps[1] = {&c};
+    finish_pingers(r, ps, &k, 1, l);
+    pool_end(r);
+}
+
+static void test_resolve_timeout(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    slow_resolver sr = {.delay = 1.0};
+    pinger c;
+    pinger_factory f;
+    double t0 = now_s();
+    coil_connector *k = connect_pinger(r, "localhost", 9, &sr, 0.2, &c, &f, 1);
+    CU_ASSERT(turn_until(r, &c.failed, 1, 10));
+    double t = now_s() - t0;
+    CU_ASSERT(t >= 0.19 && t < 0.9);
+    CU_ASSERT_EQUAL(c.failure_code, COIL_ETIMEDOUT);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(c.failure, "resolving host name 'localhost' timed out after 0.2 s"));
+    CU_ASSERT_EQUAL(c.connected, 0);
+    coil_connector_free(k);
+    pool_end(r); /* joins the lookup still sleeping; its result is dropped */
+    CU_ASSERT_EQUAL(c.connected, 0);
+    CU_ASSERT_EQUAL(c.failed, 1);
+}
+
+static void test_resolve_failure(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    slow_resolver sr = {.delay = 0, .fail = 1};
+    pinger c;
+    pinger_factory f;
+    coil_connector *k = connect_pinger(r, "nowhere.test", 9, &sr, 0, &c, &f, 1);
+    CU_ASSERT_EQUAL(c.failed, 0); /* from the loop, never inside the call */
+    CU_ASSERT(turn_until(r, &c.failed, 1, 10));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.failure, "cannot resolve host name 'nowhere.test'"));
+    /* Each attempt resolves again. */
+    CU_ASSERT_EQUAL(coil_connector_connect(k), 0);
+    CU_ASSERT(turn_until(r, &c.failed, 2, 10));
+    CU_ASSERT_EQUAL(atomic_load(&sr.calls), 2);
+    coil_connector_free(k);
+    pool_end(r);
+}
+
+/* Stopping the connector while the lookup runs: the attempt fails at once
+ * as stopped, the late result is dropped, nothing connects. */
+static void test_resolve_cancel_running(void)
+{
+    coil_reactor *r = pool_reactor(0, 0);
+    int port;
+    coil_listener *l = listen_echo(r, &port);
+    servers_built = 0;
+    slow_resolver sr = {.delay = 0.3};
+    pinger c;
+    pinger_factory f;
+    coil_connector *k = connect_pinger(r, "localhost", port, &sr, 0, &c, &f, 1);
+    wait_entered(r, &sr);
+    CU_ASSERT_EQUAL(coil_connector_connect(k), COIL_ESTATE); /* one at a time */
+    coil_connector_stop_connecting(k);
+    CU_ASSERT_EQUAL(c.failed, 1);
+    CU_ASSERT_EQUAL(c.failure_code, COIL_ECANCELLED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.failure, "connecting to localhost:"));
+    /* Wait for the lookup to come back and be dropped. */
+    coil_thread_pool_stats st;
+    double end = now_s() + 10;
+    do {
+        coil_reactor_iterate(r, 0.05);
+        coil_reactor_thread_pool_stats(r, &st);
+    } while (st.running > 0 && now_s() < end);
+    for (int i = 0; i < 5; i++)
+        coil_reactor_iterate(r, 0.01);
+    CU_ASSERT_EQUAL(c.connected, 0);
+    CU_ASSERT_EQUAL(c.failed, 1);
+    CU_ASSERT_EQUAL(servers_built, 0);
+    coil_connector_free(k);
+    coil_listener_close(l);
+    pool_end(r);
+}
+
+/* Freeing the connector while its lookup is still queued: the resolver is
+ * never called. */
+static void test_resolve_cancel_queued(void)
+{
+    coil_reactor *r = pool_reactor(1, 0);
+    outcome busy;
+    coil_deferred *d = submit(r, gated_job, 0, &busy);
+    gate_wait_started(1);
+    slow_resolver sr = {.delay = 0};
+    pinger c;
+    pinger_factory f;
+    coil_connector *k = connect_pinger(r, "localhost", 9, &sr, 0, &c, &f, 1);
+    coil_thread_pool_stats st;
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.queued, 1);
+    coil_connector_free(k);
+    coil_reactor_thread_pool_stats(r, &st);
+    CU_ASSERT_EQUAL(st.queued, 0);
+    gate_open();
+    CU_ASSERT(turn_until(r, &busy.fired, 1, 10));
+    CU_ASSERT_EQUAL(atomic_load(&sr.calls), 0);
+    coil_deferred_unref(d);
+    pool_end(r);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case pool[] = {
@@ -529,7 +890,17 @@ static int add_suites(void)
         COIL_TEST(test_free_with_job_running),
         {NULL, NULL},
     };
-    return coil_test_add_suite("threadpool", pool);
+    static const coil_test_case resolve[] = {
+        COIL_TEST(test_slow_resolver_does_not_stall),
+        COIL_TEST(test_numeric_stays_synchronous),
+        COIL_TEST(test_resolve_timeout),
+        COIL_TEST(test_resolve_failure),
+        COIL_TEST(test_resolve_cancel_running),
+        COIL_TEST(test_resolve_cancel_queued),
+        {NULL, NULL},
+    };
+    return coil_test_add_suite("threadpool", pool) ||
+           coil_test_add_suite("resolve", resolve);
 }
 
 int main(void)

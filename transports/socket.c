@@ -65,6 +65,13 @@ struct coil_connector {
     coil_failure *pending; /* a failure found at once, reported from the loop */
     coil_tls_context *tls; /* run TLS on each connection (a reference) */
     char *tls_name;        /* the name to verify and send as SNI */
+    /* A host name resolved before each attempt (NULL: `addr` is fixed). */
+    char *host;
+    int port;
+    double resolve_timeout;
+    coil_resolver_fn resolver;
+    void *resolver_arg;
+    coil_deferred *resolving; /* borrowed: the pool holds it until it fires */
 };
 
 static void update_events(sock_conn *c)
@@ -464,6 +471,12 @@ static void connector_reset(coil_connector *k)
 {
     coil_failure_free(k->pending);
     k->pending = NULL;
+    if (k->resolving) {
+        /* Cleared first: the step that runs inside cancel sees it stale. */
+        coil_deferred *d = k->resolving;
+        k->resolving = NULL;
+        coil_deferred_cancel(d);
+    }
     if (k->timer) {
         coil_timer_cancel(k->timer);
         coil_timer_release(k->timer);
@@ -576,9 +589,12 @@ static void connector_io(void *arg, int fd, unsigned events)
     connect_failed(k, coil_failure_from_errno(err, "connect to %s failed", k->desc));
 }
 
+static void connect_socket(coil_connector *k);
+static void start_resolving(coil_connector *k);
+
 int coil_connector_connect(coil_connector *k)
 {
-    if (k->fd >= 0 || k->conn || k->pending)
+    if (k->fd >= 0 || k->conn || k->pending || k->resolving)
         return COIL_ESTATE;
     if (k->f->ops->started_connecting)
         k->f->ops->started_connecting(k->f, k);
@@ -586,16 +602,26 @@ int coil_connector_connect(coil_connector *k)
         fail_soon(k, coil_failure_copy(k->error));
         return 0;
     }
+    if (k->host)
+        start_resolving(k);
+    else
+        connect_socket(k);
+    return 0;
+}
+
+/* Open the socket and start connecting to k->addr. */
+static void connect_socket(coil_connector *k)
+{
     int fd = socket(k->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         fail_soon(k, coil_failure_from_errno(errno, "socket for %s failed", k->desc));
-        return 0;
+        return;
     }
     k->fd = fd;
     if (k->bind_len && bind(fd, (struct sockaddr *)&k->bind_addr, k->bind_len) != 0) {
         fail_soon(k, coil_failure_from_errno(
                          errno, "binding before connecting to %s failed", k->desc));
-        return 0;
+        return;
     }
     int rc;
     do
@@ -603,15 +629,99 @@ int coil_connector_connect(coil_connector *k)
     while (rc != 0 && errno == EINTR);
     if (rc != 0 && errno != EINPROGRESS && errno != EAGAIN) {
         fail_soon(k, coil_failure_from_errno(errno, "connect to %s failed", k->desc));
-        return 0;
+        return;
     }
     if (coil_reactor_watch_fd(k->r, fd, COIL_IO_WRITE, connector_io, k, &k->w) != 0) {
         fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
                                       "out of memory connecting to %s", k->desc));
-        return 0;
+        return;
     }
     k->timer = coil_reactor_call_later(k->r, k->timeout, connect_timeout, k);
-    return 0;
+}
+
+/* The name is resolved (or not) on the reactor thread. */
+static void resolve_done(coil_deferred *d, void *arg)
+{
+    coil_connector *k = arg;
+    if (k->resolving != d) {
+        /* Cancelled by a reset (stop, free, a new attempt): nobody waits. */
+        coil_deferred_set_result(d, NULL, NULL);
+        return;
+    }
+    k->resolving = NULL;
+    if (coil_deferred_is_failure(d)) {
+        coil_failure *f = coil_deferred_take_failure(d);
+        if (coil_failure_check(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT))
+            f = coil_failure_wrap(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
+                                  "resolving host name '%s' timed out after %g s",
+                                  k->host, k->resolve_timeout);
+        connect_failed(k, f);
+        return;
+    }
+    const coil__resolved *res = coil_deferred_result(d);
+    memcpy(&k->addr, &res->ss, res->len);
+    k->addrlen = res->len;
+    snprintf(k->desc, sizeof k->desc, "%s", res->desc);
+    connect_socket(k);
+}
+
+/* Resolve k->host on the thread pool; the attempt goes on in resolve_done. */
+static void start_resolving(coil_connector *k)
+{
+    snprintf(k->desc, sizeof k->desc, "%s:%d", k->host, k->port);
+    coil_deferred *d = coil__tcp_resolve(k->r, k->host, k->port, k->resolver,
+                                         k->resolver_arg);
+    if (!d) {
+        fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
+                                      "out of memory resolving host name '%s'",
+                                      k->host));
+        return;
+    }
+    k->resolving = d;
+    if (coil_deferred_add_timeout(d, k->r, k->resolve_timeout) != 0 ||
+        coil_deferred_add_callbacks(d, resolve_done, resolve_done, k) != 0) {
+        k->resolving = NULL;
+        coil_deferred_cancel(d);
+        coil_deferred_unref(d);
+        fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
+                                      "out of memory resolving host name '%s'",
+                                      k->host));
+        return;
+    }
+    /* The pool keeps `d` until it fires it; k->resolving is cleared then. A
+     * pool that failed it at once (queue full) has already run resolve_done. */
+    coil_deferred_unref(d);
+}
+
+/* A connector with what every kind shares; connects nothing yet. */
+static coil_connector *connector_alloc(coil_reactor *r, const coil_transport_ops *ops,
+                                       const struct sockaddr *bind_addr,
+                                       socklen_t bind_len, double timeout,
+                                       const coil__sock_options *o, coil_factory *f)
+{
+    coil_connector *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->r = r;
+    k->ops = ops;
+    k->f = f;
+    if (bind_addr) {
+        memcpy(&k->bind_addr, bind_addr, bind_len);
+        k->bind_len = bind_len;
+    }
+    k->timeout = timeout > 0 ? timeout : 30;
+    if (o)
+        k->opts = *o;
+    k->fd = -1;
+    return k;
+}
+
+static int connector_start(coil_connector *k, coil_connector **out)
+{
+    coil_factory_do_start(k->f);
+    k->started = 1;
+    *out = k;
+    return coil_connector_connect(k);
 }
 
 int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
@@ -625,35 +735,47 @@ int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
         coil_failure_free(error);
         return COIL_EINVAL;
     }
-    coil_connector *k = calloc(1, sizeof *k);
+    coil_connector *k = connector_alloc(r, ops, bind_addr, bind_len, timeout, o, f);
     if (!k) {
         coil_failure_free(error);
         return COIL_ENOMEM;
     }
     k->error = error;
-    k->r = r;
-    k->ops = ops;
-    k->f = f;
     memcpy(&k->addr, addr, addrlen);
     k->addrlen = addrlen;
-    if (bind_addr) {
-        memcpy(&k->bind_addr, bind_addr, bind_len);
-        k->bind_len = bind_len;
-    }
     snprintf(k->desc, sizeof k->desc, "%s", desc);
-    k->timeout = timeout > 0 ? timeout : 30;
-    if (o)
-        k->opts = *o;
-    k->fd = -1;
-    coil_factory_do_start(f);
-    k->started = 1;
-    *out = k;
-    return coil_connector_connect(k);
+    return connector_start(k, out);
+}
+
+int coil__connector_new_named(coil_reactor *r, const coil_transport_ops *ops,
+                              const char *host, int port,
+                              const struct sockaddr *bind_addr, socklen_t bind_len,
+                              double timeout, double resolve_timeout,
+                              coil_resolver_fn resolver, void *resolver_arg,
+                              const coil__sock_options *o, coil_factory *f,
+                              coil_connector **out)
+{
+    if (bind_len > sizeof(struct sockaddr_storage) || !(timeout >= 0) ||
+        !(resolve_timeout >= 0))
+        return COIL_EINVAL;
+    coil_connector *k = connector_alloc(r, ops, bind_addr, bind_len, timeout, o, f);
+    if (!k)
+        return COIL_ENOMEM;
+    if (!(k->host = strdup(host))) {
+        free(k);
+        return COIL_ENOMEM;
+    }
+    k->port = port;
+    k->resolve_timeout = resolve_timeout > 0 ? resolve_timeout : k->timeout;
+    k->resolver = resolver;
+    k->resolver_arg = resolver_arg;
+    snprintf(k->desc, sizeof k->desc, "%s:%d", host, port);
+    return connector_start(k, out);
 }
 
 void coil_connector_stop_connecting(coil_connector *k)
 {
-    if (k->fd < 0 && !k->pending)
+    if (k->fd < 0 && !k->pending && !k->resolving)
         return;
     connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                        "connecting to %s was stopped", k->desc));
@@ -697,5 +819,6 @@ void coil_connector_free(coil_connector *k)
     coil_tls_context_free(k->tls);
     free(k->tls_name);
     coil_failure_free(k->error);
+    free(k->host);
     free(k);
 }

@@ -7,6 +7,7 @@
 
 #include <sys/socket.h>
 
+#include <coil/deferred.h>
 #include <coil/tcp.h>
 #include <coil/tls.h>
 #include <coil/unix.h>
@@ -39,6 +40,31 @@ int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
                         const struct sockaddr *bind_addr, socklen_t bind_len,
                         const char *desc, double timeout, const coil__sock_options *o,
                         coil_factory *f, coil_failure *error, coil_connector **out);
+
+/* A connector to a host name: before each attempt the name is resolved on
+ * the reactor's thread pool with coil__tcp_resolve (failing the attempt
+ * after `resolve_timeout` seconds), then connected to like an address. */
+int coil__connector_new_named(coil_reactor *r, const coil_transport_ops *ops,
+                              const char *host, int port,
+                              const struct sockaddr *bind_addr, socklen_t bind_len,
+                              double timeout, double resolve_timeout,
+                              coil_resolver_fn resolver, void *resolver_arg,
+                              const coil__sock_options *o, coil_factory *f,
+                              coil_connector **out);
+
+/* What a host name resolved to: the value coil__tcp_resolve fires with. */
+typedef struct coil__resolved {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char desc[80]; /* "127.0.0.1:8080" */
+} coil__resolved;
+
+/* Resolve host:port on `r`'s thread pool with `fn` (NULL: getaddrinfo).
+ * The deferred (the caller's reference) fires on the reactor thread with a
+ * coil__resolved, or fails with "cannot resolve host name 'HOST': REASON".
+ * NULL when memory runs out. In tcp.c. */
+coil_deferred *coil__tcp_resolve(coil_reactor *r, const char *host, int port,
+                                 coil_resolver_fn fn, void *arg);
 
 /* Run TLS with `ctx` on every connection of this listener / connector
  * (takes a reference). A client verifies `server_name` and sends it as SNI. */

@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "socket.h"
+
+#include <coil/threadpool.h>
 
 static const coil_transport_ops tcp_ops = {COIL__STREAM_OPS("tcp")};
 
@@ -33,32 +36,77 @@ static int literal(const char *host, int port, struct sockaddr_storage *ss,
     return COIL_EINVAL;
 }
 
-/* Resolve a host name. This uses getaddrinfo on the reactor's thread: fast
- * for literals and /etc/hosts names, blocking for DNS. */
-static int resolve(const char *host, int port, struct sockaddr_storage *ss,
-                   socklen_t *len, coil_failure **err)
+static void describe(const struct sockaddr_storage *ss, socklen_t len, char *buf,
+                     size_t size);
+
+/* Host names are resolved on the reactor's thread pool (getaddrinfo blocks
+ * for as long as DNS takes); literals never leave the reactor thread. */
+typedef struct resolve_job {
+    coil_resolver_fn fn;
+    void *arg;
+    int port;
+    char host[]; /* NUL-terminated */
+} resolve_job;
+
+static void resolve_job_free(void *arg)
 {
-    if (literal(host, port, ss, len) == 0)
-        return 0;
+    free(arg);
+}
+
+/* On a worker thread. */
+static coil_failure *resolve_on_worker(void *arg, void **value, coil_destroy_fn *destroy)
+{
+    resolve_job *j = arg;
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_family = AF_UNSPEC;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
+    int rc = j->fn ? j->fn(j->arg, j->host, NULL, &hints, &res)
+                   : getaddrinfo(j->host, NULL, &hints, &res);
     if (rc != 0 || !res) {
-        if (err)
-            *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
-                                    "cannot resolve host name '%s': %s", host,
-                                    gai_strerror(rc));
-        return COIL_EINVAL;
+        int e = errno;
+        if (res)
+            freeaddrinfo(res);
+        if (rc == EAI_SYSTEM)
+            return coil_failure_from_errno(e, "cannot resolve host name '%s'", j->host);
+        return coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
+                                "cannot resolve host name '%s': %s", j->host,
+                                rc ? gai_strerror(rc) : "no address");
     }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    coil__resolved *out = NULL;
+    if (res->ai_addrlen <= sizeof out->ss &&
+        (res->ai_family == AF_INET || res->ai_family == AF_INET6))
+        out = calloc(1, sizeof *out);
+    if (!out) {
+        freeaddrinfo(res);
+        return coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
+                                "cannot resolve host name '%s': %s", j->host,
+                                "out of memory or no IPv4/IPv6 address");
+    }
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
     freeaddrinfo(res);
-    return 0;
+    if (out->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&out->ss)->sin_port = htons((uint16_t)j->port);
+    else
+        ((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)j->port);
+    describe(&out->ss, out->len, out->desc, sizeof out->desc);
+    *value = out;
+    *destroy = free;
+    return NULL;
+}
+
+coil_deferred *coil__tcp_resolve(coil_reactor *r, const char *host, int port,
+                                 coil_resolver_fn fn, void *arg)
+{
+    size_t n = strlen(host);
+    resolve_job *j = malloc(sizeof *j + n + 1);
+    if (!j)
+        return NULL;
+    j->fn = fn;
+    j->arg = arg;
+    j->port = port;
+    memcpy(j->host, host, n + 1);
+    return coil_defer_to_thread(r, resolve_on_worker, j, resolve_job_free);
 }
 
 static void describe(const struct sockaddr_storage *ss, socklen_t len, char *buf,
@@ -120,23 +168,20 @@ fail:;
 int coil_tcp_connect(coil_reactor *r, const coil_tcp_connect_options *o, coil_factory *f,
                      coil_connector **out)
 {
-    if (!r || !o || !o->host || !f || !out || o->port <= 0 || o->port > 65535)
+    if (!r || !o || !o->host || !f || !out || o->port <= 0 || o->port > 65535 ||
+        !(o->resolve_timeout >= 0))
         return COIL_EINVAL;
     struct sockaddr_storage ss, bs;
     socklen_t len, blen = 0;
-    coil_failure *err = NULL;
-    if (resolve(o->host, o->port, &ss, &len, &err) != 0) {
-        /* Reported through connection_failed like any failed attempt, so
-         * callers have one path. */
-        memset(&ss, 0, sizeof ss);
-        return coil__connector_new(r, &tcp_ops, (struct sockaddr *)&ss, sizeof ss, NULL,
-                                   0, o->host, o->timeout, NULL, f, err, out);
-    }
     if (o->bind_address && literal(o->bind_address, 0, &bs, &blen) != 0)
         return COIL_EINVAL;
+    coil__sock_options so = {o->no_delay, o->keepalive};
+    if (literal(o->host, o->port, &ss, &len) != 0)
+        return coil__connector_new_named(
+            r, &tcp_ops, o->host, o->port, blen ? (struct sockaddr *)&bs : NULL, blen,
+            o->timeout, o->resolve_timeout, o->resolver, o->resolver_arg, &so, f, out);
     char desc[80];
     describe(&ss, len, desc, sizeof desc);
-    coil__sock_options so = {o->no_delay, o->keepalive};
     return coil__connector_new(r, &tcp_ops, (struct sockaddr *)&ss, len,
                                blen ? (struct sockaddr *)&bs : NULL, blen, desc,
                                o->timeout, &so, f, NULL, out);

@@ -42,6 +42,17 @@ int coil_listener_get_host(const coil_listener *l, coil_address *out);
  * on. The factory's stop runs when it was the factory's last user. */
 void coil_listener_close(coil_listener *l);
 
+struct addrinfo;
+
+/* A name resolver with getaddrinfo()'s contract (returns 0 or an EAI_*
+ * code; *res is freed with freeaddrinfo(), so build it with getaddrinfo),
+ * plus the `arg` given with it. It runs on a worker thread of the reactor's
+ * thread pool (coil/threadpool.h), never on the reactor thread, so it may
+ * block; it must not call coil functions. For tests (a slow or failing
+ * resolver) and for programs with their own name service. */
+typedef int (*coil_resolver_fn)(void *arg, const char *host, const char *service,
+                                const struct addrinfo *hints, struct addrinfo **res);
+
 typedef struct coil_tcp_connect_options {
     const char *host; /* literal address or name */
     int port;
@@ -49,6 +60,18 @@ typedef struct coil_tcp_connect_options {
     const char *bind_address; /* local address to bind first, or NULL */
     int no_delay;             /* as for listening */
     int keepalive;
+    /* Host names. A literal IPv4/IPv6 address is used as it is, at once. A
+     * name is resolved again before every attempt, on the reactor's thread
+     * pool, so the reactor never blocks on DNS; the first address returned
+     * is used. The attempt fails with COIL_ETIMEDOUT ("resolving host name
+     * 'db.example' timed out after 30 s") when resolution takes longer than
+     * `resolve_timeout`, and with "cannot resolve host name ..." when the
+     * name does not resolve. Stopping or freeing the connector cancels the
+     * resolution (a lookup already running finishes on its worker and its
+     * result is dropped). */
+    double resolve_timeout;    /* seconds; 0: `timeout` */
+    coil_resolver_fn resolver; /* NULL: getaddrinfo */
+    void *resolver_arg;
 } coil_tcp_connect_options;
 
 /* Start connecting; the factory hears started_connecting, then either
