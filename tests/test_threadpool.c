@@ -875,6 +875,71 @@ static void test_resolve_cancel_queued(void)
     pool_end(r);
 }
 
+/* A full queue fails the attempt from the loop, saying why. */
+static void test_resolve_queue_full(void)
+{
+    coil_reactor *r = pool_reactor(1, 1);
+    outcome busy, queued;
+    coil_deferred *d1 = submit(r, gated_job, 0, &busy);
+    gate_wait_started(1);
+    coil_deferred *d2 = submit(r, gated_job, 1, &queued);
+    slow_resolver sr = {.delay = 0};
+    pinger c;
+    pinger_factory f;
+    coil_connector *k = connect_pinger(r, "localhost", 9, &sr, 0, &c, &f, 1);
+    CU_ASSERT_EQUAL(c.failed, 0); /* never inside the call */
+    CU_ASSERT(turn_until(r, &c.failed, 1, 10));
+    CU_ASSERT_EQUAL(c.failure_code, COIL_EBUSY);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.failure, "cannot resolve host name 'localhost'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.failure, "thread pool queue is full"));
+    gate_open();
+    CU_ASSERT(turn_until(r, &queued.fired, 1, 10));
+    CU_ASSERT_EQUAL(atomic_load(&sr.calls), 0);
+    coil_connector_free(k);
+    coil_deferred_unref(d1);
+    coil_deferred_unref(d2);
+    pool_end(r);
+}
+
+/* A lookup still queued when the reactor shuts down fails the attempt with
+ * the reason; the reactor's run returns. */
+static int stop_reactor(void *arg)
+{
+    coil_reactor_stop(arg);
+    return 0;
+}
+
+static coil_deferred *open_gate_late(void *arg)
+{
+    gate_open();
+    return NULL;
+}
+
+static void test_resolve_at_shutdown(void)
+{
+    coil_reactor *r = pool_reactor(1, 0);
+    outcome busy;
+    coil_deferred *d = submit(r, gated_job, 0, &busy);
+    gate_wait_started(1);
+    slow_resolver sr = {.delay = 0};
+    pinger c;
+    pinger_factory f;
+    coil_connector *k = connect_pinger(r, "localhost", 9, &sr, 0, &c, &f, 1);
+    coil_reactor_add_trigger(r, COIL_EVENT_SHUTDOWN, COIL_PHASE_DURING, open_gate_late,
+                             NULL);
+    coil_reactor_call_when_running(r, stop_reactor, r);
+    CU_ASSERT_EQUAL(coil_reactor_run(r), 0);
+    CU_ASSERT_EQUAL(c.failed, 1);
+    CU_ASSERT_EQUAL(c.failure_code, COIL_ECANCELLED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.failure, "cannot resolve host name 'localhost'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.failure, "shutting down"));
+    CU_ASSERT_EQUAL(busy.fired, 1);
+    CU_ASSERT_EQUAL(atomic_load(&sr.calls), 0);
+    coil_connector_free(k);
+    coil_deferred_unref(d);
+    pool_end(r);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case pool[] = {
@@ -897,6 +962,8 @@ static int add_suites(void)
         COIL_TEST(test_resolve_failure),
         COIL_TEST(test_resolve_cancel_running),
         COIL_TEST(test_resolve_cancel_queued),
+        COIL_TEST(test_resolve_queue_full),
+        COIL_TEST(test_resolve_at_shutdown),
         {NULL, NULL},
     };
     return coil_test_add_suite("threadpool", pool) ||

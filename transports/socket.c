@@ -639,6 +639,23 @@ static void connect_socket(coil_connector *k)
     k->timer = coil_reactor_call_later(k->r, k->timeout, connect_timeout, k);
 }
 
+/* Say which name: the resolver's own failures do; the pool's (timed out,
+ * cancelled by a shutdown, queue full) do not. */
+static coil_failure *resolve_failure(coil_connector *k, coil_failure *f)
+{
+    if (coil_failure_check(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT))
+        return coil_failure_wrap(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
+                                 "resolving host name '%s' timed out after %g s", k->host,
+                                 k->resolve_timeout);
+    int code = coil_failure_code(f);
+    if (coil_failure_domain(f) == COIL_DOMAIN_COIL &&
+        (code == COIL_ECANCELLED || code == COIL_EBUSY || code == COIL_ESTATE ||
+         code == COIL_ESYSTEM))
+        return coil_failure_wrap(f, COIL_DOMAIN_COIL, code,
+                                 "cannot resolve host name '%s'", k->host);
+    return f;
+}
+
 /* The name is resolved (or not) on the reactor thread. */
 static void resolve_done(coil_deferred *d, void *arg)
 {
@@ -650,12 +667,7 @@ static void resolve_done(coil_deferred *d, void *arg)
     }
     k->resolving = NULL;
     if (coil_deferred_is_failure(d)) {
-        coil_failure *f = coil_deferred_take_failure(d);
-        if (coil_failure_check(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT))
-            f = coil_failure_wrap(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
-                                  "resolving host name '%s' timed out after %g s",
-                                  k->host, k->resolve_timeout);
-        connect_failed(k, f);
+        connect_failed(k, resolve_failure(k, coil_deferred_take_failure(d)));
         return;
     }
     const coil__resolved *res = coil_deferred_result(d);
@@ -669,12 +681,22 @@ static void resolve_done(coil_deferred *d, void *arg)
 static void start_resolving(coil_connector *k)
 {
     snprintf(k->desc, sizeof k->desc, "%s:%d", k->host, k->port);
-    coil_deferred *d = coil__tcp_resolve(k->r, k->host, k->port, k->resolver,
-                                         k->resolver_arg);
+    coil_deferred *d =
+        coil__tcp_resolve(k->r, k->host, k->port, k->resolver, k->resolver_arg);
     if (!d) {
         fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
-                                      "out of memory resolving host name '%s'",
-                                      k->host));
+                                      "out of memory resolving host name '%s'", k->host));
+        return;
+    }
+    if (coil_deferred_called(d)) {
+        /* The pool refused the job (queue full, stopping): reported from the
+         * loop like every failure, never inside coil_connector_connect. */
+        coil_failure *f = coil_deferred_is_failure(d)
+                              ? coil_deferred_take_failure(d)
+                              : coil_failure_new(COIL_DOMAIN_COIL, COIL_ESTATE,
+                                                 "resolution ended without a result");
+        coil_deferred_unref(d);
+        fail_soon(k, resolve_failure(k, f));
         return;
     }
     k->resolving = d;
@@ -684,12 +706,10 @@ static void start_resolving(coil_connector *k)
         coil_deferred_cancel(d);
         coil_deferred_unref(d);
         fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
-                                      "out of memory resolving host name '%s'",
-                                      k->host));
+                                      "out of memory resolving host name '%s'", k->host));
         return;
     }
-    /* The pool keeps `d` until it fires it; k->resolving is cleared then. A
-     * pool that failed it at once (queue full) has already run resolve_done. */
+    /* The pool keeps `d` until it fires it; k->resolving is cleared then. */
     coil_deferred_unref(d);
 }
 
