@@ -126,6 +126,31 @@ for load in "${loads[@]}"; do
 done
 for name in "${up[@]}"; do stop_server "${pids[$name]}"; done
 
+# Fresh against warm (issue 10): the stream on a server started for it (its
+# first seconds, no warm-up), then again on the same server, with the suite
+# OpenSSL picks by default, TLS_AES_256_GCM_SHA384.
+suite256=ciphersuites=TLS_AES_256_GCM_SHA384:groups=X25519
+for run in $(seq 1 "$runs"); do
+    for name in $servers; do
+        [ "$name" = twisted ] && continue
+        start_server "$name" || continue
+        for phase in fresh warm; do
+            ep="tls:127.0.0.1:$port:caCerts=$certs/ca.pem:sni=localhost:$suite256"
+            out=$("${pin_client[@]}" "$bench" stream "$ep" -c 1 -s 64k -d "$seconds" \
+                -w 0 -q --cpu-pid "$server_pid" 2>"$tmp/err")
+            line=$(grep '^RESULT' <<<"$out" | tail -n 1)
+            if [ -z "$line" ]; then
+                echo "   $name stream-$phase run $run FAILED: $(cat "$tmp/err")" >&2
+                failures=$((failures + 1))
+                continue
+            fi
+            echo "   $name stream-$phase run $run: $line" >&2
+            printf '%s\t%s\t%s\n' "$name" "stream-$phase" "$line" >>"$results"
+        done
+        stop_server "$server_pid"
+    done
+done
+
 for name in $servers; do
     [ "$idle_conns" -gt 0 ] || break
     start_server "$name" || continue
@@ -160,6 +185,7 @@ done
 speed=$tmp/speed.txt
 {
     openssl speed -seconds 2 -evp aes-128-gcm 2>/dev/null | tail -n 1
+    openssl speed -seconds 2 -evp aes-256-gcm 2>/dev/null | tail -n 1
     openssl speed -seconds 2 ecdsap256 2>/dev/null | grep 'ecdsa (nistp256)'
     openssl speed -seconds 2 ecdhx25519 2>/dev/null | grep 'X25519'
 } >"$speed"
@@ -177,8 +203,11 @@ for line in open(results):
     rows.setdefault((name, label), []).append(kv)
 sp = open(speed).read().splitlines()
 aes = float(sp[0].split()[-1].rstrip("k")) * 1000 if sp else float("nan")  # bytes/s, 16 KiB blocks
+aes256 = float(sp[1].split()[-1].rstrip("k")) * 1000 if len(sp) > 1 else float("nan")
+sp = sp[:1] + sp[2:]
 sign = float(sp[1].split()[-2]) if len(sp) > 1 else float("nan")            # ECDSA P-256 sign/s
 x = float(sp[2].split()[-1]) if len(sp) > 2 else float("nan")               # X25519 ops/s
+cipher256_us_per_mb = 1e6 / (aes256 / 1e6)
 cipher_us_per_mb = 1e6 / (aes / 1e6)
 hs_limit = 1 / (1 / sign + 1 / x)   # one signature + one X25519 per full handshake
 
@@ -231,6 +260,22 @@ if c:
 c = cpu_per("coil", "full", "n")
 if c:
     print("| server CPU per full handshake | %.0f µs | %.0f µs | %.2f |" % (c, 1e6 / hs_limit, c / (1e6 / hs_limit)))
+fw = [s for s in servers if rows.get((s, "stream-fresh"))]
+if fw:
+    print()
+    print("Fresh against warm, TLS_AES_256_GCM_SHA384 (the suite OpenSSL picks), stream c=1 s=64k;"
+          " limit: decrypt + encrypt with `openssl speed -evp aes-256-gcm` = 2 x %.0f = %.0f µs per MB."
+          % (cipher256_us_per_mb, 2 * cipher256_us_per_mb))
+    print()
+    print("| server | fresh MB/s | fresh µs CPU/MB | x limit | warm MB/s | warm µs CPU/MB | x limit |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    lim = 2 * cipher256_us_per_mb
+    for s in fw:
+        fm = med(s, "stream-fresh", lambda k: float(k["mbps"]))
+        fc = cpu_per(s, "stream-fresh", "MB")
+        wm = med(s, "stream-warm", lambda k: float(k["mbps"]))
+        wc = cpu_per(s, "stream-warm", "MB")
+        print("| %s | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |" % (s, fm, fc, fc / lim, wm, wc, wc / lim))
 idle_rows = [l.rstrip("\n").split("\t") for l in open(idle)]
 if idle_rows:
     print()

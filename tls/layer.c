@@ -5,11 +5,18 @@
  * straight from the buffer data_received lent us, and only what OpenSSL has
  * not taken yet is copied into a chunk queue that frees each chunk when it
  * is drained; outbound records collect in a buffer for one OpenSSL pass and
- * go to the transport below in one write, after which the buffer is freed.
- * With SSL_MODE_RELEASE_BUFFERS an idle connection holds no I/O buffer.
+ * go to the transport below in one write.
+ *
+ * Buffers: a connection moving data keeps OpenSSL's record buffers and our
+ * ciphertext buffer (freeing and regrowing them every pass cost more than
+ * the cipher); once it has been quiet for IDLE_AFTER seconds they are
+ * released (SSL_MODE_RELEASE_BUFFERS + SSL_free_buffers), so an idle
+ * connection holds no I/O buffer. A new connection starts released.
  *
  * Plaintext written above queues in the stream; it is encrypted once per
- * reactor pass (call_soon), so many small writes become full records.
+ * reactor pass (call_soon), so many small writes become full records. A
+ * write of DIRECT_MIN bytes or more with nothing queued is encrypted at
+ * once, straight from the caller's buffer (no copy into the queue).
  *
  * Lifetime: the layer is referenced by the stream above (until its free op)
  * and by the transport below (until it destroys the down protocol). */
@@ -33,6 +40,8 @@
 #define READ_BUF    (16 * 1024)
 #define WRITE_SLICE (64 * 1024) /* plaintext per SSL_write call */
 #define OUT_FLUSH   (64 * 1024) /* hand ciphertext below past this much */
+#define DIRECT_MIN  4096        /* encrypt at once from the caller's buffer */
+#define IDLE_AFTER  0.5         /* seconds quiet before buffers are released */
 
 typedef struct tls_layer {
     coil__stream up;        /* first: the TLS transport */
@@ -80,6 +89,10 @@ typedef struct tls_layer {
     double close_progress;                 /* when the peer last took or sent something */
     unsigned long long rx_total, close_rx; /* ciphertext bytes received */
     coil_failure *close_failure;           /* why the watchdog gave up */
+    int busy;                              /* holding buffers while data moves */
+    unsigned long activity;                /* records moved; the idle check compares */
+    unsigned long idle_mark;
+    coil_timer *idle_timer;
 } tls_layer;
 
 static const coil_transport_ops tls_ops;
@@ -88,10 +101,13 @@ static void unref(tls_layer *L)
 {
     if (--L->refs > 0)
         return;
+    coil__reactor_untrack(&L->up.tracked); /* a stream that never ran */
     coil_timer_cancel(L->hs_timer);
     coil_timer_release(L->hs_timer);
     coil_timer_cancel(L->close_timer);
     coil_timer_release(L->close_timer);
+    coil_timer_cancel(L->idle_timer);
+    coil_timer_release(L->idle_timer);
     coil_failure_free(L->close_failure);
     SSL_free(L->ssl); /* frees the BIO */
     while (L->in_head) {
@@ -201,17 +217,60 @@ static void bio_method_init(void)
     bio_method = m;
 }
 
-/* Hand the ciphertext of this pass to the transport below. */
+/* Hand the ciphertext of this pass to the transport below; the buffer
+ * stays while the connection is busy. */
 static void out_flush(tls_layer *L, int keep)
 {
     if (L->out_len > 0 && L->lower && !L->lower_gone)
         coil_transport_write(L->lower, L->out, L->out_len);
     L->out_len = 0;
-    if (!keep) {
+    if (!keep && !L->busy) {
         free(L->out);
         L->out = NULL;
         L->out_cap = 0;
     }
+}
+
+/* ---- buffers: kept while busy, released when idle ---------------------------- */
+
+static int idle_check(void *arg)
+{
+    tls_layer *L = arg;
+    coil_timer_release(L->idle_timer);
+    L->idle_timer = NULL;
+    if (L->activity != L->idle_mark && L->up.base.reactor) {
+        L->idle_mark = L->activity;
+        L->idle_timer =
+            coil_reactor_call_later(L->up.base.reactor, IDLE_AFTER, idle_check, L);
+        if (L->idle_timer)
+            return 0;
+    }
+    /* Quiet: give the buffers back. OpenSSL keeps a buffer that still
+     * holds part of a record; it goes with the next read in release mode. */
+    L->busy = 0;
+    SSL_set_mode(L->ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_free_buffers(L->ssl);
+    if (L->out_len == 0) {
+        free(L->out);
+        L->out = NULL;
+        L->out_cap = 0;
+    }
+    return 0;
+}
+
+/* Data moved: keep the buffers until the connection goes quiet. */
+static void mark_busy(tls_layer *L)
+{
+    L->activity++;
+    if (L->busy || !L->up.base.reactor)
+        return;
+    L->idle_mark = L->activity;
+    L->idle_timer =
+        coil_reactor_call_later(L->up.base.reactor, IDLE_AFTER, idle_check, L);
+    if (!L->idle_timer)
+        return; /* no timer, no keeping */
+    L->busy = 1;
+    SSL_clear_mode(L->ssl, SSL_MODE_RELEASE_BUFFERS);
 }
 
 /* ---- messages ----------------------------------------------------------------- */
@@ -402,6 +461,7 @@ static void drive(tls_layer *L)
         size_t got = 0;
         ERR_clear_error();
         if (SSL_read_ex(L->ssl, buf, sizeof buf, &got) == 1) {
+            mark_busy(L);
             coil__stream_data(&L->up, buf, got);
             continue;
         }
@@ -480,9 +540,20 @@ static void maybe_schedule_flush(tls_layer *L)
 static ssize_t tls_send(coil__stream *s, const struct iovec *iov, int iovcnt)
 {
     tls_layer *L = (tls_layer *)s;
-    if (!L->in_flush || !L->handshake_done || L->lower_paused || !L->lower ||
-        L->lower_gone || L->failed || L->sent_close_notify)
+    if (!L->handshake_done || L->lower_paused || !L->lower || L->lower_gone ||
+        L->failed || L->sent_close_notify)
         return 0;
+    if (!L->in_flush) {
+        /* Outside our flush pass: only a large write with nothing queued
+         * (the stream asks then) is encrypted now, from the caller's
+         * buffer; small ones wait to share a record. */
+        size_t want = 0;
+        for (int i = 0; i < iovcnt; i++)
+            want += iov[i].iov_len;
+        if (want < DIRECT_MIN)
+            return 0;
+    }
+    mark_busy(L);
     size_t total = 0;
     for (int i = 0; i < iovcnt && !L->lower_paused; i++) {
         const unsigned char *p = iov[i].iov_base;
@@ -817,6 +888,10 @@ static void down_connection_made(coil_protocol *p)
     L->lower = p->transport;
     L->lower_seen = 1;
     L->up.base.reactor = L->lower->reactor;
+    /* Now known to the reactor: shutdown closes this layer, not the
+     * transport below it. */
+    coil__stream_track(&L->up);
+    coil__stream_set_upper(L->lower, &L->up);
     /* A producer the protocol above had registered (STARTTLS) keeps its
      * place; flow control then rests on it. */
     coil_transport_register_producer(L->lower, &L->prod, 1);
