@@ -13,7 +13,8 @@
 
 #define LOG_MODULE "threadpool"
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+/* DROPPED: taken off the queue by a shutdown, about to fail. */
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_DROPPED };
 
 typedef struct job {
     struct job *prev, *next; /* in the queue, or `next` in the done list */
@@ -238,6 +239,10 @@ static void cancel_queued(coil__threadpool *p, const char *why)
     job *list = p->head;
     p->head = p->tail = NULL;
     p->queued = 0;
+    /* Off the queue: a callback that cancels one of them while we fail the
+     * others must not unlink it from a queue it is no longer in. */
+    for (job *j = list; j; j = j->next)
+        j->state = JOB_DROPPED;
     pthread_mutex_unlock(&p->lock);
     while (list) {
         job *j = list;
@@ -272,9 +277,11 @@ static void canceller(coil_deferred *d, void *arg)
         job_free(j); /* cancel() holds its own reference to d */
         return;
     }
+    j->cancelled = 1;
+    if (j->state == JOB_DROPPED)
+        return; /* cancel() fails it; cancel_queued frees it */
     /* Running, or finished with the result not yet delivered: the result is
      * dropped when it reaches the reactor thread. */
-    j->cancelled = 1;
     coil_deferred_errback(d, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                               "thread job cancelled while running; "
                                               "its result will be discarded"));

@@ -517,6 +517,41 @@ static void test_free_with_job_running(void)
     CU_ASSERT_EQUAL(atomic_load(&values_destroyed), 1);
 }
 
+/* A queued job's errback that cancels another queued job while the pool
+ * cancels them all (at reactor free). */
+static coil_deferred *victim;
+static int victim_cancelled;
+
+static void cancel_victim(coil_deferred *d, void *arg)
+{
+    victim_cancelled++;
+    coil_deferred_cancel(victim);
+}
+
+static void test_cancel_from_callback_while_stopping(void)
+{
+    coil_reactor *r = pool_reactor(1, 0);
+    outcome a, b, c;
+    coil_deferred *da = submit(r, busy_job, 1, &a);
+    coil_deferred *db = submit(r, counted_job, 2, &b);
+    coil_deferred *dc = submit(r, counted_job, 3, &c);
+    victim = dc;
+    coil_deferred_add_both(db, cancel_victim, NULL);
+    victim_cancelled = 0;
+    gate_wait_started(1);
+    pool_end(r);
+    CU_ASSERT_EQUAL(a.value, 1);
+    CU_ASSERT_EQUAL(b.code, COIL_ECANCELLED);
+    CU_ASSERT_EQUAL(victim_cancelled, 1);
+    CU_ASSERT_EQUAL(c.fired, 1);
+    CU_ASSERT_EQUAL(c.code, COIL_ECANCELLED);
+    CU_ASSERT_EQUAL(atomic_load(&jobs_ran), 1);
+    CU_ASSERT_EQUAL(atomic_load(&args_destroyed), 3);
+    coil_deferred_unref(da);
+    coil_deferred_unref(db);
+    coil_deferred_unref(dc);
+}
+
 /* ---- name resolution on the pool ---- */
 
 typedef struct slow_resolver {
@@ -953,6 +988,7 @@ static int add_suites(void)
         COIL_TEST(test_many_jobs),
         COIL_TEST(test_shutdown_waits_for_running),
         COIL_TEST(test_free_with_job_running),
+        COIL_TEST(test_cancel_from_callback_while_stopping),
         {NULL, NULL},
     };
     static const coil_test_case resolve[] = {
