@@ -631,6 +631,34 @@ static void test_small_writes_coalesce(void)
     wire_close(&w);
 }
 
+static void test_close_notify_and_eof_close_at_once(void)
+{
+    /* The peer's close_notify and its EOF arrive together: the layer ends
+     * the connection on that pass (clean), without another round trip. */
+    wire w;
+    wire_open(&w, NULL);
+    coil_transport_lose_connection(w.c.base.transport);
+    coil_reactor_advance(w.r, 0);
+    size_t n = 0;
+    const void *d = coil_memory_transport_written(w.a, &n);
+    CU_ASSERT(n > 0); /* close_notify */
+    CU_ASSERT(coil_memory_transport_flags(w.a) & COIL_MEMORY_WRITE_SHUT);
+    void *copy = malloc(n);
+    memcpy(copy, d, n);
+    coil_memory_transport_clear(w.a);
+    coil_memory_transport_feed(w.b, copy, n);
+    coil_memory_transport_feed_eof(w.b);
+    free(copy);
+    coil_reactor_advance(w.r, 0);
+    coil_reactor_advance(w.r, 0);
+    CU_ASSERT_EQUAL(w.s.lost, 1);
+    CU_ASSERT_EQUAL(w.s.lost_code, COIL_ECLOSED);
+    CU_ASSERT(coil_memory_transport_flags(w.b) & COIL_MEMORY_CLOSED);
+    w.a_eof = 1;
+    wire_pump(&w);
+    wire_close(&w);
+}
+
 static void test_truncation_is_lost(void)
 {
     /* The peer's transport closes without close_notify: the data may be
@@ -1200,6 +1228,7 @@ static int add(void)
         COIL_TEST(test_wrap_reports_failure_to_protocol),
         COIL_TEST(test_handshake_timeout),
         COIL_TEST(test_small_writes_coalesce),
+        COIL_TEST(test_close_notify_and_eof_close_at_once),
         COIL_TEST(test_truncation_is_lost),
         COIL_TEST(test_close_is_bounded),
         COIL_TEST(test_slow_close_is_waited_for),
