@@ -157,6 +157,9 @@ static void test_client_kinds(void)
     endpoint_fails(0, "tcp:localhost:80:timeout=abc",
                    "timeout 'abc' is not a number of seconds above 0");
     endpoint_fails(0, "tcp:localhost:80:timeout=-1", "timeout '-1'");
+    endpoint_ok(0, "tcp:localhost:80:resolveTimeout=2.5", "tcp");
+    endpoint_fails(0, "tcp:localhost:80:resolveTimeout=soon",
+                   "timeout 'soon' is not a number of seconds above 0");
     endpoint_fails(0, "tcp:a:80:host=b", "host is given both as 'a' and as host=b");
     endpoint_fails(0, "tcp:localhost:80:interface=x", "unknown option 'interface'");
     endpoint_fails(0, "unix:", "the socket path is missing");

@@ -218,6 +218,7 @@ struct coil_endpoint {
     int backlog;
     unsigned mode;
     double timeout;
+    double resolve_timeout; /* clients: seconds to resolve the host name */
 };
 
 void coil_endpoint_free(coil_endpoint *e)
@@ -247,7 +248,8 @@ const char *coil_endpoint_text(const coil_endpoint *e)
 static const char TCP_SERVER_USE[] = "tcp:PORT[:interface=ADDR][:backlog=N]";
 static const char UNIX_SERVER_USE[] = "unix:PATH[:mode=0660][:backlog=N]";
 static const char TCP_CLIENT_USE[] =
-    "tcp:HOST:PORT or tcp:host=HOST:port=PORT, then [:timeout=S][:bindAddress=ADDR]";
+    "tcp:HOST:PORT or tcp:host=HOST:port=PORT, then [:timeout=S][:bindAddress=ADDR]"
+    "[:resolveTimeout=S]";
 static const char UNIX_CLIENT_USE[] = "unix:PATH or unix:path=PATH, then [:timeout=S]";
 static const char TLS_SERVER_USE[] =
     "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=FILE]"
@@ -257,7 +259,7 @@ static const char TLS_SERVER_USE[] =
 static const char TLS_CLIENT_USE[] =
     "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=FILE][:sni=NAME]"
     "[:alpn=...][:resume=no][:ciphersuites=...][:groups=...][:timeout=S]"
-    "[:handshakeTimeout=S][:closeTimeout=S]"
+    "[:resolveTimeout=S][:handshakeTimeout=S][:closeTimeout=S]"
     "[:bindAddress=ADDR]";
 
 typedef struct parse_ctx {
@@ -373,8 +375,8 @@ static int dup_to(char **dst, const char *s)
 }
 
 static const char *const TCP_SERVER_KEYS[] = {"port", "interface", "backlog", NULL};
-static const char *const TCP_CLIENT_KEYS[] = {"host", "port", "timeout", "bindAddress",
-                                              NULL};
+static const char *const TCP_CLIENT_KEYS[] = {"host",        "port",           "timeout",
+                                              "bindAddress", "resolveTimeout", NULL};
 
 static int parse_tcp_server(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e, const char *const *keys)
@@ -456,6 +458,9 @@ static int parse_tcp_client(const parse_ctx *c, const coil_endpoint_desc *d,
         return rc;
     if ((v = coil_endpoint_desc_get(d, "timeout")) &&
         (rc = get_timeout(c, v, &e->timeout)))
+        return rc;
+    if ((v = coil_endpoint_desc_get(d, "resolveTimeout")) &&
+        (rc = get_timeout(c, v, &e->resolve_timeout)))
         return rc;
     v = coil_endpoint_desc_get(d, "bindAddress");
     if (v && !*v)
@@ -573,21 +578,14 @@ static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
 static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e)
 {
-    static const char *const keys[] = {"host",
-                                       "port",
-                                       "timeout",
-                                       "bindAddress",
-                                       "caCerts",
-                                       "certificate",
-                                       "privateKey",
-                                       "sni",
-                                       "alpn",
-                                       "resume",
-                                       "ciphersuites",
-                                       "groups",
-                                       "handshakeTimeout",
-                                       "closeTimeout",
-                                       NULL};
+    static const char *const keys[] = {"host",         "port",
+                                       "timeout",      "resolveTimeout",
+                                       "bindAddress",  "caCerts",
+                                       "certificate",  "privateKey",
+                                       "sni",          "alpn",
+                                       "resume",       "ciphersuites",
+                                       "groups",       "handshakeTimeout",
+                                       "closeTimeout", NULL};
     int rc = parse_tcp_client(c, d, e, keys);
     if (rc)
         return rc;
@@ -739,6 +737,7 @@ int coil_endpoint_connect(coil_reactor *r, const coil_endpoint *e, coil_factory 
         coil_tcp_connect_options o = {.host = e->host,
                                       .port = e->port,
                                       .timeout = e->timeout,
+                                      .resolve_timeout = e->resolve_timeout,
                                       .bind_address = e->bind};
         rc = e->tls ? coil_tls_connect_tcp(r, &o, e->tls, e->sni, f, out)
                     : coil_tcp_connect(r, &o, f, out);

@@ -7,7 +7,10 @@
  *   server: tcp:PORT[:interface=ADDR][:backlog=N]
  *           unix:PATH[:mode=0660][:backlog=N]
  *   client: tcp:host=HOST:port=PORT[:timeout=S][:bindAddress=ADDR]
+ *               [:resolveTimeout=S]
  *           tcp:HOST:PORT[:...]
+ *           (a host name is resolved on the reactor's thread pool, within
+ *           resolveTimeout, default the connect timeout; tls: takes it too)
  *           unix:path=PATH[:timeout=S]   unix:PATH
  *
  * A bad description fails with a message that names the bad part and
