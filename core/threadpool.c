@@ -437,6 +437,8 @@ int coil_reactor_set_thread_pool_queue(coil_reactor *r, size_t max_queued)
 void coil_reactor_thread_pool_stats(coil_reactor *r, coil_thread_pool_stats *out)
 {
     memset(out, 0, sizeof *out);
+    if (!r)
+        return;
     out->max_threads = r->pool_threads;
     out->max_queued = r->pool_queue;
     coil__threadpool *p = r->pool;

@@ -726,7 +726,7 @@ static void finish_pingers(coil_reactor *r, pinger *const *ps, coil_connector *c
 }
 
 #define FAST       4
-#define FAST_MORE  100
+#define FAST_MORE  50
 #define SLOW_DELAY 2.0
 
 /* The point of it all: while one connection waits 2 s for its name, the
