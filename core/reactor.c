@@ -453,6 +453,89 @@ static void free_dead_watches(coil_reactor *r)
     }
 }
 
+/* ---- the registry of transports ------------------------------------------ */
+
+static void drain_soon(coil_reactor *r);
+
+static void tracked_push(coil__tracked **head, coil__tracked *t)
+{
+    t->next = *head;
+    if (*head)
+        (*head)->pprev = &t->next;
+    *head = t;
+    t->pprev = head;
+}
+
+static void tracked_unlink(coil__tracked *t)
+{
+    *t->pprev = t->next;
+    if (t->next)
+        t->next->pprev = t->pprev;
+    t->next = NULL;
+    t->pprev = NULL;
+}
+
+void coil__reactor_track(coil_reactor *r, coil__tracked *t, const coil__track_ops *ops)
+{
+    if (!r || t->pprev)
+        return;
+    t->r = r;
+    t->ops = ops;
+    tracked_push(&r->tracked, t);
+    r->n_tracked++;
+}
+
+void coil__reactor_untrack(coil__tracked *t)
+{
+    if (!t->pprev)
+        return;
+    tracked_unlink(t);
+    t->r->n_tracked--;
+    t->r = NULL;
+}
+
+size_t coil_reactor_transport_count(const coil_reactor *r)
+{
+    return r->n_tracked;
+}
+
+/* An entry with a tracked layer above it belongs to that layer's
+ * connection: the layer closes it, and it is not counted apart. */
+static int tracked_is_top(const coil__tracked *t)
+{
+    return !t->upper || !coil__tracked_is_tracked(t->upper);
+}
+
+/* Take every entry of *from into r->tracked_done and close (abort = 0) or
+ * abort it. A close or abort may untrack any entry, or track new ones (in
+ * r->tracked), at any time: every entry is unlinked before its hook runs. */
+static void tracked_sweep(coil_reactor *r, coil__tracked **from, int abort)
+{
+    coil__tracked *batch = *from;
+    *from = NULL;
+    if (batch)
+        batch->pprev = &batch;
+    while (batch) {
+        coil__tracked *t = batch;
+        tracked_unlink(t);
+        tracked_push(&r->tracked_done, t);
+        if (abort)
+            t->ops->abort(t);
+        else if (tracked_is_top(t))
+            t->ops->close(t);
+    }
+}
+
+static size_t tracked_connections(const coil_reactor *r)
+{
+    size_t n = 0;
+    for (const coil__tracked *t = r->tracked; t; t = t->next)
+        n += tracked_is_top(t);
+    for (const coil__tracked *t = r->tracked_done; t; t = t->next)
+        n += tracked_is_top(t);
+    return n;
+}
+
 /* ---- signals -------------------------------------------------------------- */
 
 static coil_reactor *_Atomic signal_reactor;
@@ -559,8 +642,8 @@ int coil_reactor_new(coil_reactor **out, const coil_reactor_options *opts)
     r->handle_signals = opts->handle_signals;
     r->pool_threads =
         opts->thread_pool_size ? opts->thread_pool_size : COIL_THREAD_POOL_DEFAULT_SIZE;
-    r->pool_queue =
-        opts->thread_pool_queue ? opts->thread_pool_queue : COIL_THREAD_POOL_DEFAULT_QUEUE;
+    r->pool_queue = opts->thread_pool_queue ? opts->thread_pool_queue
+                                            : COIL_THREAD_POOL_DEFAULT_QUEUE;
     r->wake_fd = -1;
     coil__heap_init(&r->timers);
     pthread_mutex_init(&r->thread_lock, NULL);
@@ -595,6 +678,21 @@ void coil_reactor_free(coil_reactor *r)
     if (r->running)
         coil_log(COIL_LOG_ERROR, LOG_MODULE, "coil_reactor_free called while running");
     coil__threadpool_free(r);
+    /* What a close queued (a transport's teardown: connection_lost, its
+     * memory, a TLS layer's state) runs now, so a reactor freed in the same
+     * pass as a close frees everything. */
+    drain_soon(r);
+    if (r->n_tracked > 0) {
+        coil_log(COIL_LOG_WARN, LOG_MODULE,
+                 "coil_reactor_free: %zu transport%s still open and leaked; close "
+                 "them first (coil_reactor_shutdown)",
+                 r->n_tracked, r->n_tracked == 1 ? "" : "s");
+        /* Their entries must not reach back into this memory later. */
+        while (r->tracked)
+            coil__reactor_untrack(r->tracked);
+        while (r->tracked_done)
+            coil__reactor_untrack(r->tracked_done);
+    }
     coil__heap_node *n;
     while ((n = coil__heap_top(&r->timers)) != NULL)
         timer_retire((coil_timer *)n, TIMER_CANCELLED);
@@ -655,6 +753,62 @@ static int poll_timeout_ms(coil_reactor *r, double max_wait)
     /* Round up: waking a little late is fine, waking early spins. */
     int64_t ms = (limit_ns + 999999) / 1000000;
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+static void pass(coil_reactor *r, double max_wait);
+
+/* Run the call_soon queue until it is empty: the teardowns a close queued,
+ * and what they queue in turn. Bounded, for a call that requeues itself. */
+static void drain_soon(coil_reactor *r)
+{
+    for (int round = 0; round < 1000 && r->soon.len > 0; round++) {
+        run_queue(&r->soon, "call_soon callback");
+        free_dead_watches(r);
+    }
+}
+
+int coil_reactor_shutdown(coil_reactor *r, double timeout)
+{
+    if (!r || isnan(timeout))
+        return COIL_EINVAL;
+    if (r->running)
+        return COIL_ERUNNING;
+    int64_t start = monotonic_ns();
+    int64_t deadline = start + coil__seconds_to_ns(timeout > 0 ? timeout : 0);
+    /* Ask every connection to close cleanly, including any that comes up
+     * while we wait, and wait for them all (at least one pass, so what can
+     * close at once is not counted as aborted). */
+    for (int passes = 0;; passes++) {
+        tracked_sweep(r, &r->tracked, 0);
+        if (r->n_tracked == 0)
+            break;
+        int64_t left = deadline - monotonic_ns();
+        if (left <= 0 && passes > 0)
+            break;
+        pass(r, left > 0 ? (double)left / 1e9 : 0);
+    }
+    int aborted = 0;
+    if (r->n_tracked > 0) {
+        size_t n = tracked_connections(r);
+        aborted = n > INT32_MAX ? INT32_MAX : (int)n;
+        coil_log(COIL_LOG_INFO, LOG_MODULE,
+                 "shutdown: %zu connection%s did not close within %g s; aborting", n,
+                 n == 1 ? "" : "s", timeout);
+        /* An aborted transport ends on the next pass; a layer above it
+         * hears that and ends too. */
+        int64_t grace = monotonic_ns() + 5 * (int64_t)1000000000;
+        tracked_sweep(r, &r->tracked_done, 1);
+        while (r->n_tracked > 0 && monotonic_ns() < grace) {
+            tracked_sweep(r, &r->tracked, 1);
+            pass(r, 0.01);
+        }
+        if (r->n_tracked > 0)
+            coil_log(COIL_LOG_ERROR, LOG_MODULE,
+                     "shutdown: %zu transport%s still open after being aborted",
+                     r->n_tracked, r->n_tracked == 1 ? "" : "s");
+    }
+    drain_soon(r);
+    return aborted;
 }
 
 static void pass(coil_reactor *r, double max_wait)

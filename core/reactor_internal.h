@@ -46,6 +46,40 @@ extern const coil__backend coil__backend_poll;
 /* Called by a backend for each ready watch; skips closed ones. */
 void coil__reactor_io(coil_watch *w, unsigned events);
 
+/* An entry in the reactor's registry of the transports it owns (every
+ * byte stream: TCP, UNIX, in-memory, TLS), embedded in the transport. It is
+ * what coil_reactor_shutdown() closes, waits for and aborts, and what
+ * coil_reactor_transport_count() counts. */
+typedef struct coil__tracked coil__tracked;
+typedef struct coil__track_ops {
+    /* Begin a clean close (lose_connection). Not called on an entry that has
+     * a layer above it: the layer closes it. */
+    void (*close)(coil__tracked *t);
+    /* Close now (abort_connection); the entry must be untracked soon after
+     * (once the loop runs its queued calls). */
+    void (*abort)(coil__tracked *t);
+} coil__track_ops;
+
+struct coil__tracked {
+    coil__tracked *next, **pprev; /* pprev NULL: not tracked */
+    coil_reactor *r;
+    const coil__track_ops *ops;
+    /* The layer above (TLS over this stream), or NULL. Its entry lives at
+     * least as long as this one's memory. */
+    const coil__tracked *upper;
+};
+
+/* Register `t` (zeroed or untracked) with `r`. Tracking an entry already
+ * tracked does nothing. */
+void coil__reactor_track(coil_reactor *r, coil__tracked *t, const coil__track_ops *ops);
+/* Remove `t` from the registry; an entry not tracked is left alone. Call it
+ * before the memory holding `t` is freed. */
+void coil__reactor_untrack(coil__tracked *t);
+static inline int coil__tracked_is_tracked(const coil__tracked *t)
+{
+    return t->pprev != NULL;
+}
+
 typedef struct coil__call {
     coil_callback fn;
     void *arg;
@@ -99,6 +133,11 @@ struct coil_reactor {
     volatile sig_atomic_t signal_caught;
     struct sigaction old_sigint, old_sigterm;
     int signals_installed;
+
+    /* The registry of transports (coil__tracked): those not yet asked to
+     * close, and those shutdown has closed or aborted. */
+    coil__tracked *tracked, *tracked_done;
+    size_t n_tracked;
 
     /* The thread pool (threadpool.c): created on first use. */
     struct coil__threadpool *pool;

@@ -155,13 +155,11 @@ int main(int argc, char **argv)
 
     coil_reactor_run(r);
 
-    /* Shutdown: close every connection and let the transports free them. */
+    /* Shutdown: stop listening, then close every connection cleanly (each
+     * peer gets what was queued) and wait for them, aborting those still
+     * open after 2 s; the transports free the protocols as they end. */
     coil_listener_close(l);
-    for (chat *c = f.conns; c; c = c->next)
-        if (c->line.protocol.transport)
-            coil_transport_abort_connection(c->line.protocol.transport);
-    while (f.conns)
-        coil_reactor_iterate(r, 0);
+    coil_reactor_shutdown(r, 2.0);
     coil_reactor_free(r);
     return 0;
 }

@@ -101,9 +101,11 @@ int main(int argc, char **argv)
     }
     coil_reactor_run(reactor); /* until stop_reactor */
 
-    /* The connection is over and its transport and protocol are freed;
-     * the connector is ours to free. */
+    /* The connection is over and its transport and protocol are freed (a
+     * connection still open would be closed here, within 2 s); the
+     * connector is ours to free. */
     coil_connector_free(c);
+    coil_reactor_shutdown(reactor, 2.0);
     coil_reactor_free(reactor);
     return failed;
 }

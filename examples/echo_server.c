@@ -106,13 +106,11 @@ int main(int argc, char **argv)
 
     coil_reactor_run(r); /* until a signal stops it */
 
-    /* Stop listening, close the connections still open, and turn the loop
-     * until their transports have torn down and called destroy. */
+    /* Shutdown: stop listening, then close every connection cleanly (each
+     * peer gets what was queued) and wait for them, aborting those still
+     * open after 2 s; the transports free the protocols as they end. */
     coil_listener_close(l);
-    for (echo *e = f.conns; e; e = e->next)
-        coil_transport_abort_connection(e->base.transport);
-    while (f.conns)
-        coil_reactor_iterate(r, 0);
+    coil_reactor_shutdown(r, 2.0);
     coil_reactor_free(r);
     return 0;
 }

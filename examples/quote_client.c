@@ -125,6 +125,7 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < NQUOTES; i++)
         coil_connector_free(connectors[i]); /* NULL is allowed */
+    coil_reactor_shutdown(reactor, 2.0);    /* closes what is still open */
     coil_reactor_free(reactor);
     return failures ? 1 : 0;
 }

@@ -124,12 +124,11 @@ int main(int argc, char **argv)
 
     coil_reactor_run(r); /* until SIGINT / SIGTERM */
 
-    /* Close what is still open and let the transports free the protocols. */
+    /* Shutdown: stop listening, then close every connection cleanly (each
+     * peer gets what was queued) and wait for them, aborting those still
+     * open after 2 s; the transports free the protocols as they end. */
     coil_listener_close(l);
-    for (quote_conn *q = f.conns; q; q = q->next)
-        coil_transport_abort_connection(q->base.transport);
-    while (f.conns)
-        coil_reactor_iterate(r, 0);
+    coil_reactor_shutdown(r, 2.0);
     coil_reactor_free(r);
     free(f.quote);
     return 0;

@@ -980,11 +980,6 @@ result:
 /* ---- main
  * ---------------------------------------------------------------------------------- */
 
-static int settled(const bench *b)
-{
-    return b->nup == 0 && b->connecting == 0;
-}
-
 int main(int argc, char **argv)
 {
     static bench bb; /* the histogram is large: keep it off the stack */
@@ -1068,17 +1063,9 @@ int main(int argc, char **argv)
         if (c->connecting && c->connector)
             coil_connector_stop_connecting(c->connector);
     }
-    uint64_t deadline = now_ns() + (uint64_t)(SETTLE_SECONDS * 1e9);
-    while (!settled(b) && now_ns() < deadline)
-        if (coil_reactor_iterate(b->r, 0.05) != 0)
-            break;
-    /* Stragglers (a server that never closes): drop them. */
-    for (int i = 0; i < b->nconns; i++)
-        if (b->conns[i].t)
-            coil_transport_abort_connection(b->conns[i].t);
-    for (int i = 0; i < 10 && !settled(b); i++)
-        if (coil_reactor_iterate(b->r, 0) != 0)
-            break;
+    /* Let the closes finish; stragglers (a server that never closes) are
+     * aborted. */
+    coil_reactor_shutdown(b->r, SETTLE_SECONDS);
 
     if (b->mode != MODE_IDLE)
         report(b);

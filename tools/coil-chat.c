@@ -267,11 +267,6 @@ static int announce_serving(void *arg)
     return 0;
 }
 
-static int no_conns(void *arg)
-{
-    return ((chat_server *)arg)->nconns == 0;
-}
-
 static int serve(int n, char **texts)
 {
     int status = TOOL_EXIT_FAILURE, nlisteners = 0;
@@ -320,20 +315,11 @@ out:
         coil_listener_close(ls[i]);
     if (s.r) {
         /* Close what is still connected: cleanly when the peers let us
-         * within a moment, else abort. */
-        for (int abort = 0; abort <= 1 && s.nconns > 0; abort++) {
-            for (chat_user *u = s.head, *next; u; u = next) {
-                next = u->next;
-                if (!u->lr.protocol.transport)
-                    continue;
-                if (abort)
-                    coil_transport_abort_connection(u->lr.protocol.transport);
-                else
-                    coil_transport_lose_connection(u->lr.protocol.transport);
-            }
-            if (!tool_settle(s.r, abort ? 5.0 : 1.0, no_conns, &s) && abort)
-                tool_error("%zu connections did not close", s.nconns);
-        }
+         * within a moment, else abort; TLS connections still in their
+         * handshake or close included. */
+        tool_shutdown(s.r, 1.0);
+        if (s.nconns > 0)
+            tool_error("%zu connections did not close", s.nconns);
         coil_reactor_free(s.r);
     }
     for (int i = 0; i < n; i++) {

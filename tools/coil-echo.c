@@ -157,11 +157,6 @@ static int announce(void *arg)
     return 0;
 }
 
-static int no_conns(void *arg)
-{
-    return ((echo_server *)arg)->nconns == 0;
-}
-
 static int serve(int n, char **texts)
 {
     int status = TOOL_EXIT_FAILURE;
@@ -210,21 +205,12 @@ out:
         coil_listener_close(sv.listeners[i]);
     if (s.r) {
         /* Close what is still connected: cleanly (what is queued is sent)
-         * when the peers let us within a moment, else abort. The transports
-         * free themselves, and their protocols, as they finish. */
-        for (int abort = 0; abort <= 1 && s.nconns > 0; abort++) {
-            for (echo_conn *c = s.conns, *next; c; c = next) {
-                next = c->next;
-                if (!c->p.transport)
-                    continue;
-                if (abort)
-                    coil_transport_abort_connection(c->p.transport);
-                else
-                    coil_transport_lose_connection(c->p.transport);
-            }
-            if (!tool_settle(s.r, abort ? 5.0 : 1.0, no_conns, &s) && abort)
-                tool_error("%zu connections did not close", s.nconns);
-        }
+         * when the peers let us within a moment, else abort; TLS
+         * connections still in their handshake or close included. The
+         * transports free themselves, and their protocols, as they end. */
+        tool_shutdown(s.r, 1.0);
+        if (s.nconns > 0)
+            tool_error("%zu connections did not close", s.nconns);
         coil_reactor_free(s.r);
     }
     for (int i = 0; i < n; i++) {

@@ -195,15 +195,14 @@ void tool_quit(coil_reactor *r)
         tool_error("out of memory stopping the reactor");
 }
 
-int tool_settle(coil_reactor *r, double seconds, int (*done)(void *arg), void *arg)
+int tool_shutdown(coil_reactor *r, double seconds)
 {
-    double until = coil_reactor_seconds(r) + seconds;
-    while (!done(arg)) {
-        if (coil_reactor_seconds(r) > until)
-            return 0;
-        coil_reactor_iterate(r, 0.01);
+    int aborted = coil_reactor_shutdown(r, seconds);
+    if (aborted < 0) {
+        tool_error("cannot close the connections: %s", coil_strerror(aborted));
+        return 0;
     }
-    return 1;
+    return aborted;
 }
 
 /* ---- listeners and output -------------------------------------------------- */
@@ -481,13 +480,6 @@ void tool_client_attach(tool_client *c, const tool_input_ops *ops, void *arg)
         tool_client_start_input(c, ops, arg);
 }
 
-static int client_gone(void *arg)
-{
-    const tool_client *c = arg;
-    /* Gone above and below: a TLS close lets its socket finish. */
-    return tool_client_transport(c) == NULL && coil_reactor_watch_count(c->r) == 0;
-}
-
 int tool_client_run(tool_client *c)
 {
     coil_endpoint *e = NULL;
@@ -511,7 +503,8 @@ int tool_client_run(tool_client *c)
     c->in = NULL;
     if (tool_client_transport(c))
         coil_transport_abort_connection(tool_client_transport(c));
-    tool_settle(c->r, 6.0, client_gone, c);
+    /* A TLS close waits for the server's close_notify, bounded. */
+    tool_shutdown(c->r, 6.0);
     coil_connector_free(c->connector);
     coil_reactor_free(c->r);
     c->r = NULL;

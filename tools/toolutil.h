@@ -82,10 +82,11 @@ int tool_reactor_new(coil_reactor **out);
  * such as connection_failed may run before coil_reactor_run). */
 void tool_quit(coil_reactor *r);
 
-/* After run() returned: turn the loop until done(arg) is true, so that
- * connections closed or aborted at shutdown finish and are freed; gives up
- * after `seconds`. Returns 1 when done. */
-int tool_settle(coil_reactor *r, double seconds, int (*done)(void *arg), void *arg);
+/* After run() returned (and the listeners are closed): close every
+ * connection cleanly, wait up to `seconds` for the peers, abort the rest,
+ * and run until every transport (TLS handshakes and closes included) is
+ * freed (coil_reactor_shutdown). Returns how many had to be aborted. */
+int tool_shutdown(coil_reactor *r, double seconds);
 
 /* ---- listeners and output -------------------------------------------------- */
 

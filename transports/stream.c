@@ -2,6 +2,7 @@
 #include "stream.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ static void teardown(coil__stream *s)
     }
     s->lower->lost(s, reason);
     coil_failure_free(reason);
+    coil__reactor_untrack(&s->tracked);
     s->lower->free(s);
 }
 
@@ -505,4 +507,45 @@ void coil__stream_init(coil__stream *s, const coil_transport_ops *ops,
     s->state = COIL__STREAM_OPEN;
     if (protocol)
         protocol->transport = &s->base;
+    coil__stream_track(s);
+}
+
+/* ---- the reactor's registry ------------------------------------------------ */
+
+static coil__stream *from_tracked(coil__tracked *t)
+{
+    return (coil__stream *)((char *)t - offsetof(coil__stream, tracked));
+}
+
+static void tracked_close(coil__tracked *t)
+{
+    coil__stream *s = from_tracked(t);
+    if (s->state == COIL__STREAM_OPEN)
+        coil_transport_lose_connection(&s->base);
+}
+
+static void tracked_abort(coil__tracked *t)
+{
+    /* A stream that is closed but lingering ends when the transport below it
+     * does: that one is tracked too, and aborted. */
+    coil__stream *s = from_tracked(t);
+    if (s->state != COIL__STREAM_CLOSED)
+        coil_transport_abort_connection(&s->base);
+}
+
+static const coil__track_ops stream_track_ops = {
+    .close = tracked_close,
+    .abort = tracked_abort,
+};
+
+void coil__stream_track(coil__stream *s)
+{
+    coil__reactor_track(s->base.reactor, &s->tracked, &stream_track_ops);
+}
+
+void coil__stream_set_upper(coil_transport *lower, coil__stream *upper)
+{
+    /* Every kind built on this machinery aborts through it. */
+    if (lower && lower->ops->abort_connection == coil__stream_abort_connection)
+        ((coil__stream *)lower)->tracked.upper = &upper->tracked;
 }

@@ -14,6 +14,8 @@
 
 #include <coil/transport.h>
 
+#include "reactor_internal.h"
+
 typedef struct coil__stream coil__stream;
 
 typedef struct coil__stream_lower {
@@ -74,9 +76,10 @@ struct coil__stream {
     int reading;              /* 0 while paused by the protocol */
     int connected;            /* connection_made delivered */
 
-    int lingering;    /* the lower close goes on: teardown waits */
-    int depth;        /* callbacks of ours on the stack */
-    int free_pending; /* tear down when depth returns to 0 */
+    int lingering;         /* the lower close goes on: teardown waits */
+    coil__tracked tracked; /* in the reactor's registry until torn down */
+    int depth;             /* callbacks of ours on the stack */
+    int free_pending;      /* tear down when depth returns to 0 */
     coil_failure *reason;
 };
 
@@ -84,6 +87,16 @@ struct coil__stream {
 void coil__stream_init(coil__stream *s, const coil_transport_ops *ops,
                        const coil__stream_lower *lower, coil_reactor *r,
                        coil_protocol *protocol);
+
+/* Register `s` with its reactor (base.reactor), for coil_reactor_shutdown
+ * and coil_reactor_transport_count. coil__stream_init does it when given a
+ * reactor; a layer that learns its reactor later calls this then. Idempotent;
+ * the entry goes when the stream is torn down. */
+void coil__stream_track(coil__stream *s);
+/* `lower` carries the layer whose stream is `upper` (TLS over it): shutdown
+ * closes the layer, not `lower`, and counts the two as one connection.
+ * Does nothing when `lower` is not a stream of this machinery. */
+void coil__stream_set_upper(coil_transport *lower, coil__stream *upper);
 
 /* Keep `s` alive across several event calls: a protocol may close inside
  * any of them, and the transport is freed only after the outermost

@@ -60,9 +60,9 @@ typedef enum coil_backend {
 /* Options for coil_reactor_new(); zero-initialise, then set what you need. */
 typedef struct coil_reactor_options {
     coil_backend backend;
-    coil_clock *clock;  /* NULL: CLOCK_MONOTONIC; else a fake clock (borrowed) */
-    int handle_signals; /* non-zero: SIGINT/SIGTERM stop the reactor cleanly
-                           while it runs (one such reactor per process) */
+    coil_clock *clock;        /* NULL: CLOCK_MONOTONIC; else a fake clock (borrowed) */
+    int handle_signals;       /* non-zero: SIGINT/SIGTERM stop the reactor cleanly
+                                 while it runs (one such reactor per process) */
     size_t thread_pool_size;  /* most worker threads of the reactor's thread
                                  pool (coil/threadpool.h); 0: 4 */
     size_t thread_pool_queue; /* most jobs waiting for a worker; 0: 1024 */
@@ -74,10 +74,15 @@ typedef struct coil_reactor_options {
 int coil_reactor_new(coil_reactor **out,
                      const coil_reactor_options *opts) COIL_MUST_CHECK;
 
-/* Free the reactor: cancels every pending timer and watch, drops queued
- * calls without running them, removes triggers. It first stops the thread
- * pool (coil/threadpool.h: queued jobs cancelled, running ones joined).
- * Must not be called while run() is on the stack. NULL is allowed. */
+/* Free the reactor. It first stops the thread pool (coil/threadpool.h:
+ * queued jobs cancelled, running ones joined), then runs the call_soon queue
+ * until it is empty (bounded), so the teardowns a close queued (connection
+ * lost, the transport's memory, TLS state) run even when the close happened
+ * in the same pass; then cancels every pending timer and watch, drops the
+ * call_when_running queue and removes triggers. Connections still open are
+ * not closed: they are logged as leaked (close them first, see
+ * coil_reactor_shutdown()). Must not be called while run() is on the stack.
+ * NULL is allowed. */
 void coil_reactor_free(coil_reactor *r);
 
 /* "epoll" or "poll". */
@@ -174,11 +179,42 @@ void coil_timer_release(coil_timer *t);
 /* Number of pending timers. */
 size_t coil_reactor_pending_timers(const coil_reactor *r);
 /* How many fds are being watched (the reactor's own excluded): 0 once every
- * connection, listener and connector has let go of its socket. A program
- * that wants its connections closed cleanly (TLS close_notify waits for the
- * peer's close, bounded) runs the reactor until this is 0 before freeing
- * it. */
+ * connection, listener and connector has let go of its socket. */
 size_t coil_reactor_watch_count(const coil_reactor *r);
+
+/* ---- shutting down ----------------------------------------------------
+
+   What a program does at the end, once run() has returned (after
+   coil_reactor_stop() or SIGINT/SIGTERM with handle_signals):
+
+       coil_listener_close(listener);        // accept nothing more
+       coil_connector_free(connector);       // stop connecting (reconnectors too)
+       int aborted = coil_reactor_shutdown(r, 5.0);
+       ...free factories and the rest...
+       coil_reactor_free(r);
+
+   Shutdown closes every connection cleanly and waits, so a TLS peer gets its
+   close_notify and every queued byte; the timeout bounds the wait for peers
+   that never finish (a handshake that stalls, a reader that stopped). */
+
+/* The transports the reactor owns and that are not torn down yet: every
+ * TCP, UNIX, in-memory and TLS transport, each layer of a stack counted
+ * (TLS over TCP is 2). 0 once every connection has ended and its memory is
+ * freed. */
+size_t coil_reactor_transport_count(const coil_reactor *r);
+
+/* Close every connection and run the loop until each has ended: each
+ * transport the reactor owns gets lose_connection (a TLS connection is
+ * closed by its TLS layer, which closes the transport below in turn),
+ * including connections that come up meanwhile; after `timeout` seconds of
+ * real time (also with a fake clock) the rest are aborted (abort_connection)
+ * and the loop runs until they are freed. Protocols hear connection_lost as
+ * usual. Shutdown triggers are not fired (run() fires them).
+ *
+ * Returns the number of connections that had to be aborted (a TLS stack
+ * counts once; 0: all closed cleanly in time), COIL_ERUNNING when called
+ * while run() is on the stack, or COIL_EINVAL. */
+int coil_reactor_shutdown(coil_reactor *r, double timeout);
 
 /* ---- calls ------------------------------------------------------------- */
 
