@@ -1,13 +1,17 @@
 #!/bin/sh
 # Runs coil-echo and coil-chat for real over TCP on loopback and UNIX sockets.
 #
-# Usage: run_tools.sh echo|chat|args COIL_ECHO COIL_CHAT
+# Usage: run_tools.sh echo|chat|hostile|args COIL_ECHO COIL_CHAT
 #   echo  coil-echo serve on TCP + UNIX; coil-echo send with 1 byte, 16 MiB
 #         of random bytes (file and pipe), empty stdin; a refused connection;
 #         a connection lost before the echo came back; clean stop on SIGTERM
 #   chat  coil-chat serve on TCP + UNIX, driven by python3 clients and by
 #         coil-chat join: the whole conversation of the seed book's example
 #         2-5, asserted line by line
+#   hostile  coil-chat serve against hostile clients (chat_hostile.py): a
+#         stalled reader while another floods, control bytes in lines, bad
+#         names, the name timeout, the caps on connections without a name;
+#         coil-chat join against a server that sends control bytes
 #   args  bad arguments (exit 2 with a message), --help (exit 0), a port in
 #         use (exit 1)
 # Every server is killed on exit; each part finishes in a few seconds.
@@ -17,6 +21,7 @@ part=$1
 ECHO=$2
 CHAT=$3
 PY=${PYTHON3:-python3}
+here=$(cd "$(dirname "$0")" && pwd)
 # Every client command is bounded: a hang fails the test, it does not stall it.
 T="timeout -k 2 20"
 
@@ -41,6 +46,29 @@ fail() {
     exit 1
 }
 
+# Nothing here waits a fixed time for something to happen: each wait is
+# for an event (a line printed, a file appearing), polled every 0.05 s and
+# bounded generously so that a slow machine or a slow python3 only makes
+# the test slower, never wrong.
+
+# wait_for WHAT PID CMD...: until CMD succeeds; fail when process PID (0:
+# none) has exited, or after 30 s, saying WHAT was awaited.
+wait_for() {
+    what=$1
+    wpid=$2
+    shift 2
+    i=0
+    until "$@"; do
+        if [ "$wpid" -ne 0 ] && ! kill -0 "$wpid" 2>/dev/null; then
+            "$@" || fail "$what: the process exited first"
+            return 0
+        fi
+        i=$((i + 1))
+        [ $i -lt 600 ] || fail "$what: not within 30 s"
+        sleep 0.05
+    done
+}
+
 # start_server NAME CMD...: run CMD in the background (stderr to NAME.err)
 # and wait until it says it serves on a UNIX socket (its last endpoint).
 start_server() {
@@ -49,13 +77,7 @@ start_server() {
     "$@" 2>"$dir/$name.err" &
     server_pid=$!
     pids="$pids $server_pid"
-    i=0
-    until grep -q "serving .* on unix:" "$dir/$name.err"; do
-        kill -0 "$server_pid" 2>/dev/null || fail "$name exited early"
-        i=$((i + 1))
-        [ $i -lt 200 ] || fail "$name did not start within 10 s"
-        sleep 0.05
-    done
+    wait_for "$name saying it serves" "$server_pid" grep -q "serving .* on unix:" "$dir/$name.err"
     port=$(sed -n 's/.*serving .* on tcp:\([0-9][0-9]*\).*/\1/p' "$dir/$name.err" | head -n1)
     [ -n "$port" ] || fail "$name printed no TCP port"
 }
@@ -110,10 +132,20 @@ test_echo() {
         sh -c "printf 'x' | '$ECHO' send tls:127.0.0.1:$tls_port:caCerts=$certs/other.pem"
     expect_rc 1 "hostname mismatch.*expected host other.test" \
         sh -c "printf 'x' | '$ECHO' send tls:127.0.0.1:$tls_port:caCerts=$certs/ca.pem:sni=other.test"
-    # And openssl s_client talks to it.
-    out=$({ printf 'ping\n'; sleep 1; } | $T openssl s_client -connect "127.0.0.1:$tls_port" \
+    # And openssl s_client talks to it. Its stdin stays open until the echo
+    # is back (at stdin EOF it quits), bounded by 30 s.
+    : >"$dir/s_client.out"
+    {
+        printf 'ping\n'
+        i=0
+        until grep -q ping "$dir/s_client.out" || [ $i -ge 600 ]; do
+            i=$((i + 1))
+            sleep 0.05
+        done
+    } | $T openssl s_client -connect "127.0.0.1:$tls_port" \
         -CAfile "$certs/ca.pem" -verify_hostname localhost -verify_return_error -quiet -no_ign_eof \
-        2>/dev/null | head -c 5) || true
+        >"$dir/s_client.out" 2>/dev/null || true
+    out=$(head -c 5 "$dir/s_client.out")
     [ "$out" = "ping" ] || fail "openssl s_client got '$out' from the TLS echo"
 
     for ep in "$tcp" "$unix" "$tls"; do
@@ -156,18 +188,21 @@ test_echo() {
     # A client that writes and never reads: the server must stop reading
     # (backpressure) and still serve others; then it goes away.
     $T "$PY" - "$port" <<'EOF' || fail "backpressure check"
-import socket, sys, time
+import select, socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.setblocking(False)
-sent, chunk, stalled = 0, b"z" * 65536, 0
+sent, chunk = 0, b"z" * 65536
 deadline = time.time() + 10
-while time.time() < deadline and stalled < 20:
+# Send until the socket has not been writable for a second: the buffers are
+# full on both sides (a slow machine can only end this early, with little
+# sent, which passes; a server that never pushes back is caught below).
+while time.time() < deadline:
+    if not select.select([], [s], [], 1.0)[1]:
+        break
     try:
         sent += s.send(chunk)
-        stalled = 0
     except BlockingIOError:
-        stalled += 1
-        time.sleep(0.05)
+        pass
 # Socket buffers fill up on both sides and the sender is blocked: a server
 # that kept reading would have taken everything (hundreds of MiB).
 if sent > 256 * 1024 * 1024:
@@ -198,12 +233,7 @@ c.sendall(c.recv(10))
 c.close()
 EOF
     pids="$pids $!"
-    i=0
-    until [ -S "$dir/half.sock" ]; do
-        i=$((i + 1))
-        [ $i -lt 200 ] || fail "fake server did not start"
-        sleep 0.05
-    done
+    wait_for "the fake server's socket" "$!" test -S "$dir/half.sock"
     expect_rc 1 "lost" sh -c "head -c 100000 '$dir/big' | '$ECHO' send unix:$dir/half.sock"
 
     stop_server
@@ -299,6 +329,8 @@ carol.send(b"carol\n")
 carol.expect(b"Welcome, carol!")
 alice.expect(b"carol has joined the channel.")
 bob.expect(b"carol has joined the channel.")
+# The pauses are what is tested (one line in three reads, most likely);
+# nothing depends on how long they are.
 carol.send(b"lf only\nsplit ")
 time.sleep(0.1)
 carol.send(b"line\r")
@@ -428,24 +460,70 @@ for c in (alice, bob, carol):
     c.close()
 print("conversation ok")
 EOF
-    "$PY" - "$port" <<'EOF' &
+    # A client still connected when the server stops: it says when it is
+    # registered, the server is stopped then, and it must see the close.
+    "$PY" - "$port" >"$dir/lingerer.out" <<'EOF' &
 import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-s.recv(100)
-s.sendall(b"zoe\r\n")
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+buf = b""
+while b"Welcome" not in buf:
+    if b"?" in buf:
+        s.sendall(b"zoe\r\n")
+        buf = b""
+    d = s.recv(100)
+    if not d:
+        sys.exit("closed before the welcome")
+    buf += d
+print("registered", flush=True)
 while True:
     d = s.recv(100)
     if not d:
         break
 EOF
     lingerer=$!
-    sleep 0.3
+    pids="$pids $lingerer"
+    wait_for "the lingering client registering" "$lingerer" grep -q registered "$dir/lingerer.out"
     stop_server
     wait "$lingerer" || fail "a client still connected at shutdown did not see the close"
     [ ! -e "$dir/chat.sock" ] || fail "the UNIX socket file was left behind"
 
     # join: nothing to connect to.
     expect_rc 1 "unix:$dir/none.sock" sh -c "'$CHAT' join unix:$dir/none.sock --name x </dev/null"
+}
+
+# ---- hostile clients against coil-chat -------------------------------------------
+
+# hostile CASE [SOCK]: run chat_hostile.py CASE against the running server.
+hostile() {
+    $T "$PY" "$here/chat_hostile.py" "$1" "$CHAT" "${port:-0}" "${2:-$dir/none}" \
+        "${server_pid:-0}" || fail "hostile clients: $1"
+}
+
+test_hostile() {
+    # A small ASan quarantine (no effect without ASan): freed buffers are
+    # not memory the server holds, and the RSS bound is what is tested.
+    start_server hostile env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4" \
+        "$CHAT" serve --max-queue 1M tcp:0:interface=127.0.0.1 "unix:$dir/h.sock"
+    hostile stall
+    hostile inject
+    hostile names
+    stop_server
+    start_server timeout "$CHAT" serve --name-timeout 3 tcp:0:interface=127.0.0.1 \
+        "unix:$dir/t.sock"
+    hostile timeout
+    stop_server
+    start_server caps "$CHAT" serve --max-unregistered 4 --max-unregistered-per-address 2 \
+        tcp:0:interface=127.0.0.1 "unix:$dir/c.sock"
+    hostile caps "$dir/c.sock"
+    stop_server
+    port=0 server_pid=0
+    hostile join "$dir/fake.sock"
+
+    expect_rc 2 "--max-queue needs a positive size" "$CHAT" serve --max-queue 0 tcp:0
+    expect_rc 2 "--max-queue needs a positive size" "$CHAT" serve --max-queue 1X tcp:0
+    expect_rc 2 "--name-timeout needs a positive" "$CHAT" serve --name-timeout -1 tcp:0
+    expect_rc 2 "--max-unregistered needs a positive" "$CHAT" serve --max-unregistered x tcp:0
+    expect_rc 2 "are for serve" "$CHAT" join tcp:127.0.0.1:1 -n bob --max-queue 1M
 }
 
 # ---- arguments ----------------------------------------------------------------
@@ -489,9 +567,10 @@ test_args() {
 case $part in
 echo) test_echo ;;
 chat) test_chat ;;
+hostile) test_hostile ;;
 args) test_args ;;
 *)
-    echo "usage: $0 echo|chat|args COIL_ECHO COIL_CHAT" >&2
+    echo "usage: $0 echo|chat|hostile|args COIL_ECHO COIL_CHAT" >&2
     exit 2
     ;;
 esac
