@@ -771,8 +771,9 @@ int coil_reactor_shutdown(coil_reactor *r, double timeout)
 {
     if (!r || isnan(timeout))
         return COIL_EINVAL;
-    if (r->running)
+    if (r->running || r->shutting_down)
         return COIL_ERUNNING;
+    r->shutting_down = 1;
     int64_t start = monotonic_ns();
     int64_t deadline = start + coil__seconds_to_ns(timeout > 0 ? timeout : 0);
     /* Ask every connection to close cleanly, including any that comes up
@@ -808,6 +809,7 @@ int coil_reactor_shutdown(coil_reactor *r, double timeout)
                      r->n_tracked, r->n_tracked == 1 ? "" : "s");
     }
     drain_soon(r);
+    r->shutting_down = 0;
     return aborted;
 }
 

@@ -138,6 +138,7 @@ struct coil_reactor {
      * close, and those shutdown has closed or aborted. */
     coil__tracked *tracked, *tracked_done;
     size_t n_tracked;
+    int shutting_down; /* inside coil_reactor_shutdown */
 
     /* The thread pool (threadpool.c): created on first use. */
     struct coil__threadpool *pool;

@@ -19,8 +19,10 @@
 
 typedef struct counts {
     int built, made, lost, clean, destroyed;
-    int close_on_made; /* lose_connection as soon as connection_made runs */
-    int pause_on_made; /* never read */
+    int close_on_made;    /* lose_connection as soon as connection_made runs */
+    int pause_on_made;    /* never read */
+    coil_reactor *nested; /* connection_lost tries a shutdown of this one */
+    int nested_refused;
 } counts;
 
 typedef struct proto {
@@ -52,6 +54,8 @@ static void p_lost(coil_protocol *p, const coil_failure *reason)
     c->lost++;
     if (coil_failure_code(reason) == COIL_ECLOSED)
         c->clean++;
+    if (c->nested && coil_reactor_shutdown(c->nested, 1) == COIL_ERUNNING)
+        c->nested_refused++;
 }
 
 static void p_destroy(coil_protocol *p)
@@ -134,8 +138,10 @@ static void test_count_and_clean_shutdown(void)
     coil_reactor_iterate(r, 0);
     CU_ASSERT_EQUAL(a.made, 1);
     CU_ASSERT_EQUAL(b.made, 1);
+    a.nested = r; /* a shutdown from a callback of a shutdown is refused */
     /* Both ends can close at once: nothing aborted, both clean. */
     CU_ASSERT_EQUAL(coil_reactor_shutdown(r, 5), 0);
+    CU_ASSERT_EQUAL(a.nested_refused, 1);
     CU_ASSERT_EQUAL(coil_reactor_transport_count(r), 0);
     CU_ASSERT_EQUAL(a.clean, 1);
     CU_ASSERT_EQUAL(b.clean, 1);

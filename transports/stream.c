@@ -15,6 +15,9 @@
 
 static void teardown(coil__stream *s)
 {
+    /* Out of the reactor's registry first: what runs below (the protocol,
+     * a layer above freeing itself) must not find a half-gone entry. */
+    coil__reactor_untrack(&s->tracked);
     coil_protocol *p = s->base.protocol;
     coil_producer *prod = s->producer;
     s->producer = NULL;
@@ -39,7 +42,6 @@ static void teardown(coil__stream *s)
     }
     s->lower->lost(s, reason);
     coil_failure_free(reason);
-    coil__reactor_untrack(&s->tracked);
     s->lower->free(s);
 }
 

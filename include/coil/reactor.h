@@ -213,7 +213,8 @@ size_t coil_reactor_transport_count(const coil_reactor *r);
  *
  * Returns the number of connections that had to be aborted (a TLS stack
  * counts once; 0: all closed cleanly in time), COIL_ERUNNING when called
- * while run() is on the stack, or COIL_EINVAL. */
+ * while run() or a shutdown is on the stack (from a callback), or
+ * COIL_EINVAL. */
 int coil_reactor_shutdown(coil_reactor *r, double timeout);
 
 /* ---- calls ------------------------------------------------------------- */
