@@ -6,6 +6,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -429,7 +430,11 @@ static void test_connect_timeout(void)
         fillers[nf] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         connect(fillers[nf], (struct sockaddr *)&sa, sl);
     }
-    usleep(100000);
+    /* The first is in the queue once its handshake is done (it turns
+     * writable): wait for that, not for a fixed time. The second's SYN is
+     * dropped, as ours will be. */
+    struct pollfd pfd = {.fd = fillers[0], .events = POLLOUT};
+    CU_ASSERT_EQUAL_FATAL(poll(&pfd, 1, 10000), 1);
     char text[64];
     snprintf(text, sizeof text, "tcp:127.0.0.1:%d:timeout=0.5", ntohs(sa.sin_port));
     fail_rec fr = {.f.ops = &rec_ops, .r = r};

@@ -898,6 +898,9 @@ static void test_call_from_thread(void)
 
 static void *wake_later(void *arg)
 {
+    /* The pause is what is tested, not a wait for something: the call
+     * should find the reactor asleep. Should the machine be so slow that it
+     * comes first, the test still passes (it tests less). */
     struct timespec ts = {0, 30 * 1000 * 1000};
     nanosleep(&ts, NULL);
     coil_reactor_call_from_thread(arg, record, "woken");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -881,6 +882,22 @@ static coil_protocol *sf_build(coil_factory *f, const coil_address *a)
 
 static const coil_factory_ops sf_ops = {.build_protocol = sf_build};
 
+/* Run the loop until every connection has ended and is freed (the TLS
+ * close waits for the peer's, bounded): an event, never a fixed number of
+ * turns; 10 s at most. */
+static void settle_transports(coil_reactor *r)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        if (coil_reactor_transport_count(r) == 0)
+            return;
+        coil_reactor_iterate(r, 0.05);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - t0.tv_sec < 10);
+    CU_ASSERT_EQUAL(coil_reactor_transport_count(r), 0);
+}
+
 static int run_until(coil_reactor *r, int *flag, int want)
 {
     for (int i = 0; i < 1000 && *flag < want; i++)
@@ -921,8 +938,7 @@ static void connect_once(coil_tls_context *sc, coil_tls_context *cc, const char 
         run_until(r, &cf->lost, 1);
     }
     (void)done;
-    for (int i = 0; i < 20; i++)
-        coil_reactor_iterate(r, 0.01);
+    settle_transports(r);
     coil_connector_free(k);
     coil_listener_close(l);
     coil_reactor_advance(r, 0);
@@ -1113,8 +1129,7 @@ static void test_starttls_line(void)
     CU_ASSERT_EQUAL(client.lost_code, COIL_ECLOSED);
     coil_connector_free(k);
     coil_listener_close(l);
-    for (int i = 0; i < 5; i++)
-        coil_reactor_iterate(r, 0.01);
+    settle_transports(r);
     peer_done(&client);
     peer_done(srv);
     coil_tls_context_free(sc);
@@ -1176,8 +1191,7 @@ static void test_endpoints(void)
     coil_connector_free(k);
     coil_endpoint_free(e);
     coil_listener_close(l);
-    for (int i = 0; i < 5; i++)
-        coil_reactor_iterate(r, 0.01);
+    settle_transports(r);
     for (int i = 0; i < sf.n; i++)
         peer_done(&sf.servers[i]);
     peer_done(&client);
