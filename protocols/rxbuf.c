@@ -124,16 +124,6 @@ int coil__rx_feed(coil_rxbuf *b, coil_transport *t, const void *data, size_t n,
     return !b->delivering;
 }
 
-int coil__rx_after_callback(coil_rxbuf *b, const coil_transport *t)
-{
-    coil__rxbuf_callback_done(b);
-    if (b->destroyed)
-        return 1;
-    if (coil__receiver_transport_gone(t))
-        b->closing = 1;
-    return 0;
-}
-
 int coil__rx_destroy_now(coil_rxbuf *b)
 {
     if (b->delivering) {

@@ -39,11 +39,6 @@ void coil__rxbuf_free(coil_rxbuf *b);
 int coil__rx_feed(coil_rxbuf *b, coil_transport *t, const void *data, size_t n,
                   const char *module);
 
-/* After each callback: the buffer it could read may go. Returns 1 when the
- * callback destroyed the receiver: the caller frees it now and stops.
- * Otherwise notes whether the transport began closing. */
-int coil__rx_after_callback(coil_rxbuf *b, const coil_transport *t);
-
 /* A protocol's destroy: during delivery it is deferred (returns 0: the
  * loop finishes it); otherwise returns 1 and the caller frees now. */
 int coil__rx_destroy_now(coil_rxbuf *b);
@@ -53,6 +48,21 @@ int coil__rx_destroy_now(coil_rxbuf *b);
 static inline int coil__receiver_transport_gone(const coil_transport *t)
 {
     return t && t->disconnecting;
+}
+
+/* After each callback: the buffer it could read may go. Returns 1 when the
+ * callback destroyed the receiver: the caller frees it now and stops.
+ * Otherwise notes whether the transport began closing. Inline: it runs
+ * once per frame, and frames can be one byte long. */
+static inline int coil__rx_after_callback(coil_rxbuf *b, const coil_transport *t)
+{
+    if (b->retired)
+        coil__rxbuf_callback_done(b);
+    if (b->destroyed)
+        return 1;
+    if (coil__receiver_transport_gone(t))
+        b->closing = 1;
+    return 0;
 }
 
 #endif

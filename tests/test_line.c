@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -703,6 +704,132 @@ static void test_clear_buffer(void)
     env_end();
 }
 
+/* ---- cost ------------------------------------------------------------------------- */
+
+/* A bare "\n" ends a line; a receiver that searched the rest of the buffer
+ * for "\r\n" at every line took quadratic time (60 KB/s of "\n" pinned a
+ * core). 16 MiB of "\n" must cost under 0.2 s of CPU, whatever the split
+ * and the delimiter settings. Sanitizers and -O0 multiply every cost, and
+ * a quadratic receiver still fails by far. */
+enum { LF_TOTAL = 16 * 1024 * 1024, LF_CHUNK = 64 * 1024, LF_TRIES = 3 };
+#if defined(__SANITIZE_ADDRESS__)
+#define LF_SLOWDOWN 15.0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LF_SLOWDOWN 15.0
+#endif
+#endif
+#ifndef LF_SLOWDOWN
+#ifdef __OPTIMIZE__
+#define LF_SLOWDOWN 1.0
+#else
+#define LF_SLOWDOWN 4.0
+#endif
+#endif
+#define LF_BUDGET (0.2 * LF_SLOWDOWN) /* seconds of CPU */
+
+typedef struct lfrec {
+    coil_line_receiver lr; /* first */
+    size_t count, nonempty;
+    double start;
+    int over_budget;
+} lfrec;
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void lf_line(coil_line_receiver *lr, const char *line, size_t len)
+{
+    lfrec *r = (lfrec *)lr;
+    r->count++;
+    if (len)
+        r->nonempty++;
+    /* A slow receiver must fail the test, not hang it: stop once the
+     * budget is spent (looking often at first, when a quadratic receiver
+     * is slowest, then seldom: the clock is a system call). */
+    size_t mask = r->count < 4096 ? 15 : 16383;
+    if ((r->count & mask) == 0 && cpu_now() - r->start > LF_BUDGET) {
+        r->over_budget = 1;
+        coil_transport_abort_connection(lr->protocol.transport);
+    }
+}
+
+static const coil_line_ops lf_ops = {.line_received = lf_line};
+
+/* Feed `in` (n bytes) in pieces of `chunk` to a fresh receiver and check
+ * it delivered `want` empty lines. Returns the CPU seconds it took: the
+ * least of a few tries, as other processes on the machine only ever add
+ * to it (a shared cache, a shared core). */
+static double lf_run(const char *in, size_t n, size_t chunk, const char *delim,
+                     int accept_lf, size_t want)
+{
+    double best = 1e9;
+    for (int i = 0; i < LF_TRIES && best >= LF_BUDGET; i++) {
+        lfrec r;
+        memset(&r, 0, sizeof r);
+        coil_line_receiver_init(&r.lr, &lf_ops);
+        if (delim)
+            CU_ASSERT_EQUAL(coil_line_set_delimiter(&r.lr, delim, strlen(delim)), 0);
+        r.lr.accept_lf = accept_lf;
+        coil_transport *t = coil_memory_transport_new(reactor, &r.lr.protocol);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        r.start = cpu_now();
+        for (size_t off = 0; off < n && !r.over_budget; off += chunk)
+            coil_memory_transport_feed(t, in + off, n - off < chunk ? n - off : chunk);
+        double spent = cpu_now() - r.start;
+        if (spent < best)
+            best = spent;
+        CU_ASSERT_EQUAL(r.nonempty, 0);
+        if (!r.over_budget)
+            CU_ASSERT_EQUAL(r.count, want);
+        coil_memory_transport_free(t);
+        coil_reactor_advance(reactor, 0);
+    }
+    return best;
+}
+
+static void test_bare_lf_linear(void)
+{
+    env_start();
+    char *in = malloc(LF_TOTAL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    memset(in, '\n', LF_TOTAL);
+    double spent;
+
+    spent = lf_run(in, LF_TOTAL, LF_TOTAL, NULL, 1, LF_TOTAL);
+    printf("\n  16 MiB of \"\\n\" in one piece: %.3f s CPU (budget %.1f)", spent,
+           LF_BUDGET);
+    CU_ASSERT(spent < LF_BUDGET);
+    spent = lf_run(in, LF_TOTAL, LF_CHUNK, NULL, 1, LF_TOTAL);
+    printf("\n  in 64 KiB pieces: %.3f s CPU ", spent);
+    CU_ASSERT(spent < LF_BUDGET);
+
+    /* A "\r\n" far ahead of many bare "\n": found once, not per line. */
+    memcpy(in + LF_TOTAL - 2, "\r\n", 2);
+    spent = lf_run(in, LF_TOTAL, LF_TOTAL, NULL, 1, LF_TOTAL - 1);
+    CU_ASSERT(spent < LF_BUDGET);
+
+    /* A delimiter that does not end in "\n", with bare "\n" accepted too:
+     * two searches, each linear. */
+    memset(in, '\n', LF_TOTAL);
+    spent = lf_run(in, LF_TOTAL, LF_CHUNK, "<>", 1, LF_TOTAL);
+    printf("\n  \"<>\" and bare \"\\n\", 64 KiB pieces: %.3f s CPU ", spent);
+    CU_ASSERT(spent < LF_BUDGET);
+    for (size_t i = 0; i + 2 <= LF_TOTAL; i += 2)
+        memcpy(in + i, "<>", 2);
+    spent = lf_run(in, LF_TOTAL / 2, LF_CHUNK, "<>", 1, LF_TOTAL / 4);
+    CU_ASSERT(spent < LF_BUDGET);
+    /* ... and the delimiter alone. */
+    spent = lf_run(in, LF_TOTAL / 2, LF_TOTAL / 2, "<>", 0, LF_TOTAL / 4);
+    CU_ASSERT(spent < LF_BUDGET);
+    free(in);
+    env_end();
+}
+
 /* ---- sending --------------------------------------------------------------------- */
 
 static void test_send_and_sendf(void)
@@ -775,6 +902,7 @@ static int add_suites(void)
         COIL_TEST(test_line_one_byte_at_a_time),
         COIL_TEST(test_buffer_freed_when_empty),
         COIL_TEST(test_clear_buffer),
+        COIL_TEST(test_bare_lf_linear),
         COIL_TEST(test_send_and_sendf),
         {NULL, NULL},
     };

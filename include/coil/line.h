@@ -76,8 +76,12 @@ struct coil_line_receiver {
     size_t max_length; /* default COIL_LINE_DEFAULT_MAX */
     /* Private. */
     coil_rxbuf rx; /* input not yet delivered */
-    size_t scan;   /* the delimiter search resumes here (an index in rx.buf) */
-    char scan_delim[COIL_LINE_MAX_DELIMITER]; /* the settings `scan` is for */
+    /* Where the searches stopped (indexes in rx.buf): no delimiter starts
+     * in [rx.off, scan) and no "\n" lies in [rx.off, scan_nl); when the
+     * _hit flag is set, one was found there. */
+    size_t scan, scan_nl;
+    int scan_hit, scan_nl_hit;
+    char scan_delim[COIL_LINE_MAX_DELIMITER]; /* the settings they are for */
     size_t scan_delim_len;
     int scan_lf;
     int raw;
