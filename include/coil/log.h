@@ -43,6 +43,37 @@ const char *coil_log_level_name(coil_log_level level);
 void coil_log(coil_log_level level, const char *module, const char *fmt, ...)
     COIL_PRINTF(3, 4);
 
+/* A rate limit for one kind of repeated message (accept errors on a
+ * listener, failed TLS handshakes): at most `burst` messages in each
+ * window of `interval` seconds; the rest are counted, and the first message
+ * let through afterwards ends with " (suppressed N similar messages)". Fill
+ * it with COIL_LOG_LIMIT_INIT (static storage is fine: it may be shared by
+ * several reactors and threads). Zero fields take the defaults. */
+typedef struct coil_log_limit {
+    double interval; /* seconds; 0: COIL_LOG_LIMIT_INTERVAL */
+    unsigned burst;  /* messages per window; 0: COIL_LOG_LIMIT_BURST */
+    /* Private. */
+    int started;
+    double window_start;
+    unsigned emitted;            /* in the current window */
+    unsigned long suppressed;    /* since the last message let through */
+    unsigned long total_dropped; /* ever (for tests and statistics) */
+} coil_log_limit;
+
+#define COIL_LOG_LIMIT_INTERVAL 10.0
+#define COIL_LOG_LIMIT_BURST    5
+#define COIL_LOG_LIMIT_INIT(interval_, burst_) \
+    {                                          \
+        (interval_), (burst_), 0, 0, 0, 0, 0   \
+    }
+
+/* coil_log under `limit`. `now` is the time in seconds on any monotonic
+ * clock, usually coil_reactor_seconds(r) (a fake clock makes it
+ * deterministic). Messages below the log level are dropped without
+ * counting. Returns 1 when the message was emitted, 0 when it was not. */
+int coil_log_ratelimited(coil_log_limit *limit, double now, coil_log_level level,
+                         const char *module, const char *fmt, ...) COIL_PRINTF(5, 6);
+
 #ifdef __cplusplus
 }
 #endif
