@@ -56,8 +56,9 @@ listening() {
 }
 
 # start_server: run $SERVER --port PORT with stdout in server.out and wait
-# until it listens (no probe connection: it would count as a client). A
-# port taken in the meantime makes the server exit; then try another.
+# until it listens (no probe connection: it would count as a client), an
+# event polled every 0.05 s, never a fixed wait. A port taken in the
+# meantime makes the server exit; then try another.
 start_server() {
     for _ in 1 2 3; do
         port=$(free_port)
@@ -247,6 +248,8 @@ bob.send(b"bob\r\n"); bob.expect(b"Welcome, bob!\r\n")
 alice.expect(b"bob has joined the channel.\r\n")
 carol = Client(); carol.expect(ask)          # connected, never registered
 alice.send(b"hello bob\r\n"); bob.expect(b"<alice> hello bob\r\n")
+# The pause is what is tested (a line in two reads, most likely); nothing
+# depends on how long it is.
 bob.send(b"hi al"); time.sleep(0.05); bob.send(b"ice\nand more\n")
 alice.expect(b"<bob> hi alice\r\n<bob> and more\r\n")
 bob.close(); alice.expect(b"bob has left the channel.\r\n")

@@ -42,7 +42,8 @@ fail() {
     exit 1
 }
 
-# Start SERVER on a free loopback port; sets server_pid and port. coil-echo
+# Start SERVER on a free loopback port and wait for the line that says
+# where it listens (polled, not a fixed wait); sets server_pid and port. coil-echo
 # says "serving echo on tcp:PORT (127.0.0.1:PORT)" on stderr, the peers
 # "listening on 127.0.0.1:PORT pid PID" on stdout.
 start_server() {
@@ -63,7 +64,7 @@ start_server() {
         [ -n "$port" ] && break
         kill -0 "$server_pid" 2>/dev/null || fail "$SERVER exited early"
         i=$((i + 1))
-        [ $i -lt 100 ] || fail "$SERVER did not start within 5 s"
+        [ $i -lt 200 ] || fail "$SERVER did not start within 10 s"
         sleep 0.05
     done
 }
