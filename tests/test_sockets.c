@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "socket.h" /* coil__accept_hook */
 #include "testutil.h"
 
 /* ---- an echo server ---- */
@@ -567,6 +568,264 @@ static void test_accept_survives_emfile(void)
     reactor_end(r);
 }
 
+/* ---- accept errors ---- */
+
+/* listener_io calls this instead of accept4 while a test sets it. */
+static int fail_errno; /* 0: accept for real */
+static int fail_count; /* failures left; -1: without end */
+static int accept_calls;
+static int accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    accept_calls++;
+    if (fail_errno && fail_count != 0) {
+        if (fail_count > 0)
+            fail_count--;
+        errno = fail_errno;
+        return -1;
+    }
+    return accept4(fd, addr, len, flags);
+}
+
+/* A listener on 127.0.0.1 with one client waiting in its queue. */
+static coil_listener *listen_with_client(coil_reactor *r, int *fd)
+{
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "127.0.0.1";
+    coil_listener *l = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &server_factory, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    struct sockaddr_in sin = {0};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)coil_address_port(&a));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_EQUAL_FATAL(connect(*fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    return l;
+}
+
+/* ENOBUFS, ENOMEM, EPERM from accept used to be logged and retried at
+ * once, forever (30 MB of log in 3 s, a core spinning): now they pause
+ * accepting as EMFILE does, and accepting resumes once they stop. */
+static void test_accept_errors_pause(void)
+{
+    static const int errs[] = {ENOBUFS, ENOMEM, EPERM, EINVAL};
+    for (size_t k = 0; k < sizeof errs / sizeof errs[0]; k++) {
+        coil_reactor *r = coil_test_reactor(NULL);
+        int cl;
+        coil_listener *l = listen_with_client(r, &cl);
+        coil__accept_hook = accept_hook;
+        fail_errno = errs[k];
+        fail_count = -1;
+        accept_calls = 0;
+        int built = servers_built;
+        coil_test_log_capture_start();
+        double cpu0 = cpu_seconds();
+        turn_for(r, 0.5);
+        double cpu = cpu_seconds() - cpu0;
+        /* Tries at 0, 0.1 and 0.3 s: a pause, not a spin. */
+        CU_ASSERT(accept_calls >= 2 && accept_calls <= 4);
+        CU_ASSERT(cpu < 0.1);
+        if (accept_calls > 4 || cpu >= 0.1)
+            fprintf(stderr, "\n%s: %d accept calls, %.3f s of CPU in 0.5 s\n",
+                    strerror(errs[k]), accept_calls, cpu);
+        CU_ASSERT(coil_test_log_contains(strerror(errs[k])));
+        CU_ASSERT(coil_test_log_contains("pausing accept"));
+        CU_ASSERT(coil_test_log_count(COIL_LOG_WARN) <= 4);
+        CU_ASSERT_EQUAL(servers_built, built);
+        coil_test_log_capture_stop();
+
+        /* The error goes away: the waiting client is accepted. */
+        fail_errno = 0;
+        for (int i = 0; i < 100 && servers_built == built; i++)
+            coil_reactor_iterate(r, 0.05);
+        CU_ASSERT_EQUAL(servers_built, built + 1);
+        coil__accept_hook = NULL;
+        close(cl);
+        coil_listener_close(l);
+        reactor_end(r);
+    }
+}
+
+/* The same on the fake clock, over a longer time: the pause doubles up to
+ * 1 s, the log says a few lines and then how many it held back, and after
+ * the errors a short pause again. */
+static void test_accept_errors_backoff_and_log_limit(void)
+{
+    coil_clock *clk = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(clk);
+    int cl;
+    coil_listener *l = listen_with_client(r, &cl);
+    coil__accept_hook = accept_hook;
+    fail_errno = ENOBUFS;
+    fail_count = -1;
+    accept_calls = 0;
+    int built = servers_built;
+    coil_test_log_capture_start();
+    /* 30 s in 10 ms steps, looking at the socket at each. */
+    for (int i = 0; i < 3000; i++) {
+        coil_reactor_iterate(r, 0);
+        coil_reactor_advance(r, 0.01);
+    }
+    /* At 0, 0.1, 0.3, 0.7, 1.5, then every second: about 33 tries, where
+     * retrying at once made 3000. */
+    CU_ASSERT(accept_calls >= 30 && accept_calls <= 36);
+    /* Five lines per 10 s window at most, and a count of the rest. */
+    size_t lines = coil_test_log_count(COIL_LOG_WARN);
+    CU_ASSERT(lines >= 10 && lines <= 15);
+    CU_ASSERT(coil_test_log_contains("similar messages)"));
+    CU_ASSERT(coil_test_log_contains("pausing accept for 1.0 s"));
+    CU_ASSERT_EQUAL(servers_built, built);
+    coil_test_log_capture_stop();
+
+    /* Accepting comes back within the longest pause. */
+    fail_errno = 0;
+    for (int i = 0; i < 110 && servers_built == built; i++) {
+        coil_reactor_iterate(r, 0);
+        coil_reactor_advance(r, 0.01);
+    }
+    CU_ASSERT_EQUAL(servers_built, built + 1);
+
+    /* A new error after a success pauses briefly again. */
+    int cl2;
+    coil_listener *l2 = listen_with_client(r, &cl2);
+    coil_listener_close(l2);
+    close(cl2);
+    fail_errno = ENOMEM;
+    accept_calls = 0;
+    int cl3 = -1;
+    {
+        coil_address a;
+        CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+        struct sockaddr_in sin = {0};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons((uint16_t)coil_address_port(&a));
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        cl3 = socket(AF_INET, SOCK_STREAM, 0);
+        CU_ASSERT_EQUAL(connect(cl3, (struct sockaddr *)&sin, sizeof sin), 0);
+    }
+    coil_test_log_capture_start();
+    for (int i = 0; i < 12; i++) {
+        coil_reactor_iterate(r, 0);
+        coil_reactor_advance(r, 0.01);
+    }
+    CU_ASSERT_EQUAL(accept_calls, 2); /* at 0 and 0.1 s */
+    CU_ASSERT(coil_test_log_contains("pausing accept for 0.1 s"));
+    coil_test_log_capture_stop();
+    fail_errno = 0;
+    for (int i = 0; i < 100 && servers_built == built + 1; i++) {
+        coil_reactor_iterate(r, 0);
+        coil_reactor_advance(r, 0.01);
+    }
+    CU_ASSERT_EQUAL(servers_built, built + 2);
+
+    coil__accept_hook = NULL;
+    close(cl);
+    close(cl3);
+    coil_listener_close(l);
+    reactor_end(r);
+    coil_clock_free(clk);
+}
+
+/* An error about one connection (its handshake was aborted, a network
+ * error pending on it) does not pause: the next one is accepted at once. */
+static void test_accept_transient_error_goes_on(void)
+{
+    static const int errs[] = {ECONNABORTED, EPROTO, EINTR, ENETUNREACH};
+    for (size_t k = 0; k < sizeof errs / sizeof errs[0]; k++) {
+        coil_clock *clk = coil_clock_new_fake();
+        coil_reactor *r = coil_test_reactor(clk);
+        int cl;
+        coil_listener *l = listen_with_client(r, &cl);
+        coil__accept_hook = accept_hook;
+        fail_errno = errs[k];
+        fail_count = 2;
+        accept_calls = 0;
+        int built = servers_built;
+        /* The clock never moves: no pause could end. */
+        for (int i = 0; i < 100 && servers_built == built; i++)
+            coil_reactor_iterate(r, 0.05);
+        CU_ASSERT_EQUAL(servers_built, built + 1);
+        /* Two failures, the client, then "nothing more" (EAGAIN). */
+        CU_ASSERT_EQUAL(accept_calls, 4);
+        coil__accept_hook = NULL;
+        close(cl);
+        coil_listener_close(l);
+        reactor_end(r);
+        coil_clock_free(clk);
+    }
+}
+
+/* get_peer answers after the connection closed: the address kept from
+ * accept (a failed TLS handshake is reported once the socket is gone). */
+static char peer_at_made[128], peer_at_lost[128];
+static int peer_lost_rc = 99;
+
+static void peer_made(coil_protocol *p)
+{
+    coil_address a;
+    if (coil_transport_get_peer(p->transport, &a) == 0)
+        coil_address_format(&a, peer_at_made, sizeof peer_at_made);
+    coil_transport_abort_connection(p->transport);
+}
+
+static void peer_lost(coil_protocol *p, const coil_failure *reason)
+{
+    coil_address a;
+    peer_lost_rc = coil_transport_get_peer(p->transport, &a);
+    if (peer_lost_rc == 0)
+        coil_address_format(&a, peer_at_lost, sizeof peer_at_lost);
+}
+
+static const coil_protocol_ops peer_ops = {
+    .connection_made = peer_made,
+    .connection_lost = peer_lost,
+    .destroy = echo_destroy,
+};
+
+static coil_protocol *peer_build(coil_factory *f, const coil_address *peer)
+{
+    echo *e = calloc(1, sizeof *e);
+    e->base.ops = &peer_ops;
+    servers_built++;
+    return &e->base;
+}
+
+static const coil_factory_ops peer_factory_ops = {.build_protocol = peer_build};
+
+static void test_peer_address_after_close(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_factory f = {&peer_factory_ops, 0, NULL};
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "127.0.0.1";
+    coil_listener *l = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &f, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    struct sockaddr_in sin = {0};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)coil_address_port(&a));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int cl = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_EQUAL_FATAL(connect(cl, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CU_ASSERT_EQUAL(getsockname(cl, (struct sockaddr *)&mine, &len), 0);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", ntohs(mine.sin_port));
+    peer_at_made[0] = peer_at_lost[0] = '\0';
+    peer_lost_rc = 99;
+    for (int i = 0; i < 100 && peer_lost_rc == 99; i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_STRING_EQUAL(peer_at_made, want);
+    CU_ASSERT_EQUAL(peer_lost_rc, 0);
+    CU_ASSERT_STRING_EQUAL(peer_at_lost, want);
+    close(cl);
+    coil_listener_close(l);
+    reactor_end(r);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case cases[] = {
@@ -579,6 +838,10 @@ static int add_suites(void)
         COIL_TEST(test_unix_abstract),
         COIL_TEST(test_tcp_bind_address_and_reuse_port),
         COIL_TEST(test_accept_survives_emfile),
+        COIL_TEST(test_accept_errors_pause),
+        COIL_TEST(test_accept_errors_backoff_and_log_limit),
+        COIL_TEST(test_accept_transient_error_goes_on),
+        COIL_TEST(test_peer_address_after_close),
         {NULL, NULL},
     };
     return coil_test_add_suite("sockets", cases);

@@ -19,6 +19,13 @@
 #define LOG_MODULE        "socket"
 #define READ_SIZE         (64 * 1024)
 #define ACCEPTS_PER_EVENT 64
+/* After an accept error that is not about one connection (out of
+ * descriptors, buffers or memory, refused by policy): pause accepting this
+ * long, doubling up to the most while the errors go on. */
+#define ACCEPT_PAUSE_MIN 0.1
+#define ACCEPT_PAUSE_MAX 1.0
+
+int (*coil__accept_hook)(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 /* ---- factories ---------------------------------------------------------------- */
 
@@ -45,6 +52,11 @@ typedef struct sock_conn {
     int layered;           /* a TLS layer is our protocol and tells the
                               connector what happens (see tls_owner) */
     coil_transport *upper; /* that layer's transport, once up */
+    /* The peer's address, kept from accept (or read before closing), so
+     * get_peer still answers once the socket is closed: a message about a
+     * failed handshake names the peer. */
+    coil_address peer;
+    int peer_known;
 } sock_conn;
 
 struct coil_connector {
@@ -133,6 +145,13 @@ static void sock_close(coil__stream *s, int abort)
     sock_conn *c = (sock_conn *)s;
     if (c->fd < 0)
         return;
+    if (!c->peer_known) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0 &&
+            coil_address_from_sockaddr(&c->peer, (struct sockaddr *)&ss, len) == 0)
+            c->peer_known = 1;
+    }
     if (abort) {
         /* Reset, so the peer learns at once and nothing queued lingers. */
         struct linger l = {1, 0};
@@ -210,6 +229,10 @@ static int sock_name(const coil__stream *s, coil_address *out, int peer)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     memset(out, 0, sizeof *out);
+    if (peer && c->peer_known) {
+        *out = c->peer;
+        return 0;
+    }
     if (c->fd < 0)
         return COIL_ECLOSED;
     int rc = peer ? getpeername(c->fd, (struct sockaddr *)&ss, &len)
@@ -306,9 +329,12 @@ static void apply_options(int fd, const coil_transport_ops *ops,
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 }
 
-coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *ops,
-                                    int fd, coil_protocol *p, coil_connector *connector,
-                                    const coil__sock_options *o)
+/* coil__sock_conn_new, with the peer's address when known (accept). */
+static coil_transport *sock_conn_create(coil_reactor *r, const coil_transport_ops *ops,
+                                        int fd, coil_protocol *p,
+                                        coil_connector *connector,
+                                        const coil__sock_options *o,
+                                        const coil_address *peer)
 {
     sock_conn *c = calloc(1, sizeof *c);
     if (!c || coil_reactor_watch_fd(r, fd, 0, sock_io, c, &c->w) != 0) {
@@ -320,6 +346,10 @@ coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *o
     }
     apply_options(fd, ops, o);
     c->fd = fd;
+    if (peer && peer->kind != COIL_ADDR_NONE) {
+        c->peer = *peer;
+        c->peer_known = 1;
+    }
     c->connector = connector;
     c->layered = connector && connector->tls;
     coil__stream_init(&c->s, ops, &sock_lower, r, p);
@@ -328,6 +358,13 @@ coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *o
     coil__stream_connected(s); /* turns reading on */
     coil__stream_release(s);
     return &c->s.base;
+}
+
+coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *ops,
+                                    int fd, coil_protocol *p, coil_connector *connector,
+                                    const coil__sock_options *o)
+{
+    return sock_conn_create(r, ops, fd, p, connector, o, NULL);
 }
 
 /* ---- listeners -------------------------------------------------------------- */
@@ -342,7 +379,9 @@ struct coil_listener {
     coil_watch *w;
     char *unlink_path;
     coil_timer *retry;
-    coil_tls_context *tls; /* run TLS on each connection (a reference) */
+    double pause;             /* the next pause after an accept error (0: the least) */
+    coil_log_limit log_limit; /* accept errors: a few lines, then a count */
+    coil_tls_context *tls;    /* run TLS on each connection (a reference) */
 };
 
 static int resume_accepting(void *arg)
@@ -355,22 +394,73 @@ static int resume_accepting(void *arg)
     return 0;
 }
 
-static void out_of_fds(coil_listener *l)
+/* Errors about one pending connection, not the listener: Linux passes a
+ * connection's pending network error to accept (see accept(2)). The next
+ * connection may be fine: go on accepting. */
+static int accept_error_transient(int err)
 {
-    /* Out of descriptors: accept the waiting connection on the spare fd and
-     * close it at once, so the client hears a close instead of waiting, and
-     * pause accepting for a moment rather than spin on a readable socket. */
-    if (l->spare_fd >= 0) {
-        close(l->spare_fd);
-        int fd = accept(l->fd, NULL, NULL);
-        if (fd >= 0)
-            close(fd);
-        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    switch (err) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ETIMEDOUT:
+        return 1;
+    default:
+        return 0;
     }
-    coil_log(COIL_LOG_WARN, LOG_MODULE,
-             "out of file descriptors accepting connections; pausing accept for 0.1 s");
-    if (coil_watch_set_events(l->w, 0) == 0 && !l->retry)
-        l->retry = coil_reactor_call_later(l->r, 0.1, resume_accepting, l);
+}
+
+/* Any other error (out of descriptors, ENOBUFS, ENOMEM, EPERM, or one we
+ * do not know): the socket stays readable and accepting again at once
+ * would spin, so pause accepting for a while, longer while it goes on. */
+static void accept_failed(coil_listener *l, int err)
+{
+    double pause = l->pause > 0 ? l->pause : ACCEPT_PAUSE_MIN;
+    char where[160] = "?";
+    coil_address a;
+    if (coil_listener_get_host(l, &a) == 0)
+        coil_address_format(&a, where, sizeof where);
+    if (err == EMFILE || err == ENFILE) {
+        /* Accept the waiting connection on the spare descriptor and close it
+         * at once, so the client hears a close instead of waiting. */
+        if (l->spare_fd >= 0) {
+            close(l->spare_fd);
+            int fd = accept(l->fd, NULL, NULL);
+            if (fd >= 0)
+                close(fd);
+            l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        coil_log_ratelimited(&l->log_limit, coil_reactor_seconds(l->r), COIL_LOG_WARN,
+                             LOG_MODULE,
+                             "out of file descriptors accepting connections on %s (%s); "
+                             "pausing accept for %.1f s",
+                             where, strerror(err), pause);
+    } else {
+        coil_log_ratelimited(&l->log_limit, coil_reactor_seconds(l->r), COIL_LOG_WARN,
+                             LOG_MODULE,
+                             "accept failed on %s: %s; pausing accept for %.1f s", where,
+                             strerror(err), pause);
+    }
+    if (l->retry)
+        return; /* already paused */
+    if (coil_watch_set_events(l->w, 0) != 0)
+        return;
+    l->retry = coil_reactor_call_later(l->r, pause, resume_accepting, l);
+    if (!l->retry) {
+        /* No timer, no pause: better a busy listener than a dead one. */
+        if (coil_watch_set_events(l->w, COIL_IO_READ) != 0)
+            coil_log(COIL_LOG_ERROR, LOG_MODULE, "cannot resume accepting on fd %d",
+                     l->fd);
+        return;
+    }
+    l->pause = pause * 2 < ACCEPT_PAUSE_MAX ? pause * 2 : ACCEPT_PAUSE_MAX;
 }
 
 static void listener_io(void *arg, int fd, unsigned events)
@@ -379,17 +469,23 @@ static void listener_io(void *arg, int fd, unsigned events)
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+        int cfd = coil__accept_hook
+                      ? coil__accept_hook(fd, (struct sockaddr *)&ss, &len, flags)
+                      : accept4(fd, (struct sockaddr *)&ss, &len, flags);
         if (cfd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return;
+            if (accept_error_transient(err)) {
+                coil_log(COIL_LOG_DEBUG, LOG_MODULE, "accept: %s; accepting the next",
+                         strerror(err));
                 continue;
-            if (errno == EMFILE || errno == ENFILE)
-                out_of_fds(l);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK)
-                coil_log(COIL_LOG_ERROR, LOG_MODULE, "accept failed: %s",
-                         strerror(errno));
+            }
+            accept_failed(l, err);
             return;
         }
+        l->pause = 0; /* accepting again: the next error pauses briefly */
         coil_address peer;
         if (coil_address_from_sockaddr(&peer, (struct sockaddr *)&ss, len) != 0)
             memset(&peer, 0, sizeof peer);
@@ -400,7 +496,7 @@ static void listener_io(void *arg, int fd, unsigned events)
             close(cfd);
             continue;
         }
-        coil__sock_conn_new(l->r, l->ops, cfd, p, NULL, &l->opts);
+        sock_conn_create(l->r, l->ops, cfd, p, NULL, &l->opts, &peer);
     }
 }
 
@@ -418,6 +514,7 @@ int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
     if (o)
         l->opts = *o;
     l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    l->log_limit = (coil_log_limit)COIL_LOG_LIMIT_INIT(10.0, 5);
     if (unlink_path && !(l->unlink_path = strdup(unlink_path)))
         goto oom;
     if (coil_reactor_watch_fd(r, fd, COIL_IO_READ, listener_io, l, &l->w) != 0)

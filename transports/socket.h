@@ -27,6 +27,10 @@ coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *o
                                     int fd, coil_protocol *p, coil_connector *connector,
                                     const coil__sock_options *o);
 
+/* Tests only: when set, listeners call this instead of accept4 (same
+ * arguments; -1 with errno set on failure), to make accept fail at will. */
+extern int (*coil__accept_hook)(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
 /* Listen on a bound, listening fd (owned). */
 int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
                        coil_factory *f, const coil__sock_options *o,
