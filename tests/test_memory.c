@@ -357,6 +357,112 @@ static void test_producer_watermarks(void)
     rec_done(&p);
 }
 
+/* Marks set on the transport: the producer is paused past the new high
+ * mark and resumed at the new low one; setting them applies at once. A
+ * push producer is not resumed when registered, only after a pause. */
+static void test_producer_custom_marks(void)
+{
+    rec_proto p;
+    rec_init(&p, &rec_ops);
+    coil_transport *t = coil_memory_transport_new(r, &p.base);
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(t, 100, 1000), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(t, 1000, 100), 0);
+    coil_transport_info info;
+    coil_transport_info_get(t, &info);
+    CU_ASSERT_EQUAL(info.high_water, 1000);
+    CU_ASSERT_EQUAL(info.low_water, 100);
+    prod pr = {{&prod_ops}, 0, 0, 0};
+    CU_ASSERT_EQUAL(coil_transport_register_producer(t, &pr.base, 1), 0);
+    CU_ASSERT_EQUAL(pr.resumed, 0); /* producing already: not resumed */
+    coil_memory_transport_set_window(t, 0);
+    static char block[600];
+    coil_transport_write(t, block, sizeof block);
+    CU_ASSERT_EQUAL(pr.paused, 0);
+    coil_transport_write(t, block, sizeof block); /* 1200 > 1000 */
+    CU_ASSERT_EQUAL(pr.paused, 1);
+    coil_memory_transport_set_window(t, 1200 - 101); /* 101 left */
+    CU_ASSERT_EQUAL(pr.resumed, 0);
+    coil_memory_transport_set_window(t, 1); /* 100 left: resumed */
+    CU_ASSERT_EQUAL(pr.resumed, 1);
+
+    /* Lowering the high mark under what is queued pauses at once ... */
+    coil_transport_write(t, block, sizeof block); /* 700 queued */
+    CU_ASSERT_EQUAL(pr.paused, 1);
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(t, 500, 200), 0);
+    CU_ASSERT_EQUAL(pr.paused, 2);
+    /* ... and raising the low one over it resumes at once. */
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(t, 800, 700), 0);
+    CU_ASSERT_EQUAL(pr.resumed, 2);
+    coil_transport_unregister_producer(t);
+
+    /* A push producer registered while the queue is past the mark is
+     * paused from register itself. */
+    prod pr2 = {{&prod_ops}, 0, 0, 0};
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(t, 600, 100), 0);
+    CU_ASSERT_EQUAL(coil_transport_register_producer(t, &pr2.base, 1), 0);
+    CU_ASSERT_EQUAL(pr2.paused, 1);
+    CU_ASSERT_EQUAL(pr2.resumed, 0);
+    coil_memory_transport_free(t);
+    pump();
+    CU_ASSERT_EQUAL(pr2.stopped, 1);
+    rec_done(&p);
+}
+
+/* A pull producer is asked for data when registered and after each write
+ * that leaves the queue at or below the low mark, one call after another:
+ * 8 bytes a call to a transport that takes everything used to nest one
+ * resume_producing per piece (half a million deep: the stack overflowed). */
+typedef struct puller {
+    coil_producer base;
+    coil_transport *t;
+    size_t calls, sent, total;
+    int depth, max_depth;
+} puller;
+
+static void pull_resume(coil_producer *bp)
+{
+    puller *pl = (puller *)bp;
+    pl->calls++;
+    if (++pl->depth > pl->max_depth)
+        pl->max_depth = pl->depth;
+    if (pl->sent < pl->total) {
+        coil_transport_write(pl->t, "01234567", 8);
+        pl->sent += 8;
+    }
+    pl->depth--;
+}
+static const coil_producer_ops pull_ops = {p_pause, pull_resume, p_stop};
+
+static void test_pull_producer(void)
+{
+    rec_proto p;
+    rec_init(&p, &rec_ops);
+    coil_transport *t = coil_memory_transport_new(r, &p.base);
+    puller pl = {{&pull_ops}, t, 0, 0, 4 * 1024 * 1024, 0, 0};
+    CU_ASSERT_EQUAL(coil_transport_register_producer(t, &pl.base, 0), 0);
+    CU_ASSERT_EQUAL(pl.sent, pl.total); /* all of it, from register */
+    CU_ASSERT_EQUAL(pl.max_depth, 1);
+    size_t n;
+    coil_memory_transport_written(t, &n);
+    CU_ASSERT_EQUAL(n, pl.total);
+    coil_transport_unregister_producer(t);
+    coil_memory_transport_clear(t);
+
+    /* Into a full transport: asked until the queue passes the low mark,
+     * then again once it drains. */
+    coil_memory_transport_set_window(t, 0);
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(t, 1000, 80), 0);
+    puller p2 = {{&pull_ops}, t, 0, 0, 1000, 0, 0};
+    CU_ASSERT_EQUAL(coil_transport_register_producer(t, &p2.base, 0), 0);
+    CU_ASSERT_EQUAL(p2.sent, 88); /* 11 pieces: 88 > 80 */
+    coil_memory_transport_set_window(t, 1 << 20);
+    CU_ASSERT_EQUAL(p2.sent, p2.total);
+    CU_ASSERT_EQUAL(p2.max_depth, 1);
+    coil_memory_transport_free(t);
+    pump();
+    rec_done(&p);
+}
+
 /* ---- the pair ---- */
 
 static void test_pair_echo_with_backpressure(void)
@@ -433,6 +539,8 @@ static int add_suites(void)
         COIL_TEST(test_half_close),
         COIL_TEST(test_peer_reset_is_lost),
         COIL_TEST(test_producer_watermarks),
+        COIL_TEST(test_producer_custom_marks),
+        COIL_TEST(test_pull_producer),
         COIL_TEST(test_pair_echo_with_backpressure),
         COIL_TEST(test_pair_abort_resets_peer),
         {NULL, NULL},

@@ -826,6 +826,111 @@ static void test_peer_address_after_close(void)
     reactor_end(r);
 }
 
+/* Water marks from the listener's and the connector's options reach each
+ * connection; 0 takes the defaults; low above high is refused. */
+static coil_transport_info marks_server_info;
+static int marks_server_made;
+
+static void marks_made(coil_protocol *p)
+{
+    coil_transport_info_get(p->transport, &marks_server_info);
+    marks_server_made = 1;
+}
+
+static const coil_protocol_ops marks_ops = {
+    .connection_made = marks_made,
+    .destroy = echo_destroy,
+};
+
+static coil_protocol *marks_build(coil_factory *f, const coil_address *peer)
+{
+    echo *e = calloc(1, sizeof *e);
+    e->base.ops = &marks_ops;
+    return &e->base;
+}
+
+static const coil_factory_ops marks_factory_ops = {.build_protocol = marks_build};
+
+static void test_water_mark_options(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_factory sf = {&marks_factory_ops, 0, NULL};
+    coil_tcp_listen_options lo = {0};
+    lo.interface = "127.0.0.1";
+    lo.high_water = 100;
+    lo.low_water = 200;
+    coil_listener *l = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL(coil_tcp_listen(r, &lo, &sf, &l, &err), COIL_EINVAL);
+    coil_failure_free(err);
+    lo.high_water = 1000 * 1000;
+    lo.low_water = 0; /* a quarter */
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &sf, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+
+    client c;
+    memset(&c, 0, sizeof c);
+    c.base.ops = &client_ops;
+    c.r = r;
+    c.msg = (unsigned char *)strdup("x");
+    c.len = 1;
+    the_client = &c;
+    coil_tcp_connect_options co = {0};
+    co.host = "127.0.0.1";
+    co.port = coil_address_port(&a);
+    co.high_water = 4096;
+    co.low_water = 8192;
+    coil_connector *k = NULL;
+    client_factory cf;
+    memset(&cf, 0, sizeof cf);
+    cf.base.ops = &client_factory_ops;
+    CU_ASSERT_EQUAL(coil_tcp_connect(r, &co, &cf.base, &k), COIL_EINVAL);
+    co.low_water = 1024;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &co, &cf.base, &k), 0);
+    marks_server_made = 0;
+    for (int i = 0; i < 200 && !(marks_server_made && c.info.kind); i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_EQUAL(marks_server_info.high_water, 1000 * 1000);
+    CU_ASSERT_EQUAL(marks_server_info.low_water, 250 * 1000);
+    CU_ASSERT_EQUAL(c.info.high_water, 4096);
+    CU_ASSERT_EQUAL(c.info.low_water, 1024);
+    coil_connector_free(k);
+    coil_listener_close(l);
+    free(c.msg);
+    reactor_end(r);
+
+    /* UNIX: only high set. */
+    r = coil_test_reactor(NULL);
+    char path[108];
+    snprintf(path, sizeof path, "@coil-marks-%d", (int)getpid());
+    coil_unix_listen_options ulo = {0};
+    ulo.path = path;
+    ulo.high_water = 8000;
+    CU_ASSERT_EQUAL_FATAL(coil_unix_listen(r, &ulo, &sf, &l, NULL), 0);
+    coil_unix_connect_options uco = {0};
+    uco.path = path;
+    uco.low_water = 70 * 1024; /* above the default high */
+    CU_ASSERT_EQUAL(coil_unix_connect(r, &uco, &cf.base, &k), COIL_EINVAL);
+    uco.low_water = 0;
+    memset(&c, 0, sizeof c);
+    c.base.ops = &client_ops;
+    c.r = r;
+    c.msg = (unsigned char *)strdup("x");
+    c.len = 1;
+    the_client = &c;
+    CU_ASSERT_EQUAL_FATAL(coil_unix_connect(r, &uco, &cf.base, &k), 0);
+    marks_server_made = 0;
+    for (int i = 0; i < 200 && !marks_server_made; i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_EQUAL(marks_server_info.high_water, 8000);
+    CU_ASSERT_EQUAL(marks_server_info.low_water, 2000);
+    coil_connector_free(k);
+    coil_listener_close(l);
+    free(c.msg);
+    reactor_end(r);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case cases[] = {
@@ -842,6 +947,7 @@ static int add_suites(void)
         COIL_TEST(test_accept_errors_backoff_and_log_limit),
         COIL_TEST(test_accept_transient_error_goes_on),
         COIL_TEST(test_peer_address_after_close),
+        COIL_TEST(test_water_mark_options),
         {NULL, NULL},
     };
     return coil_test_add_suite("sockets", cases);

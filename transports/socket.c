@@ -319,6 +319,22 @@ static void sock_io(void *arg, int fd, unsigned events)
     coil__stream_release(s);
 }
 
+/* The marks the options ask for: 0 takes the default (low: a quarter of
+ * high, as the defaults are). */
+static void sock_marks(const coil__sock_options *o, size_t *high, size_t *low)
+{
+    *high = o && o->high_water ? o->high_water : COIL__STREAM_HIGH_WATER;
+    *low = o && o->low_water ? o->low_water : *high / 4;
+}
+
+int coil__sock_marks_valid(size_t high_water, size_t low_water)
+{
+    coil__sock_options o = {0, 0, high_water, low_water};
+    size_t high, low;
+    sock_marks(&o, &high, &low);
+    return low <= high;
+}
+
 static void apply_options(int fd, const coil_transport_ops *ops,
                           const coil__sock_options *o)
 {
@@ -353,6 +369,12 @@ static coil_transport *sock_conn_create(coil_reactor *r, const coil_transport_op
     c->connector = connector;
     c->layered = connector && connector->tls;
     coil__stream_init(&c->s, ops, &sock_lower, r, p);
+    if (o && (o->high_water || o->low_water)) {
+        size_t high, low;
+        sock_marks(o, &high, &low);
+        c->s.high_water = high;
+        c->s.low_water = low;
+    }
     coil__stream *s = &c->s;
     coil__stream_hold(s);
     coil__stream_connected(s); /* turns reading on */

@@ -17,7 +17,12 @@
 typedef struct coil__sock_options {
     int no_delay; /* TCP only: 1 on, -1 off */
     int keepalive;
+    size_t high_water, low_water; /* 0: the defaults (see coil/tcp.h) */
 } coil__sock_options;
+
+/* 1 when the options' water marks are usable (low <= high once the
+ * defaults are filled in). */
+int coil__sock_marks_valid(size_t high_water, size_t low_water);
 
 /* Wrap a connected fd (owned from now on) as a transport for `p`, and
  * deliver connection_made. `ops` is the kind's table. `connector` (may be

@@ -171,6 +171,30 @@ static void consume(coil__stream *s, size_t n)
     }
 }
 
+/* A pull producer is asked for more while the queue is at or below the
+ * low-water mark, in this loop: never from inside its own resume_producing
+ * (a write it makes there only says it may go on), so a producer writing
+ * small pieces to a fast socket does not recurse once per piece. */
+static void pull_more(coil__stream *s)
+{
+    if (s->pulling) {
+        s->pull_again = 1;
+        return;
+    }
+    enter(s); /* the producer may close the connection */
+    s->pulling = 1;
+    do {
+        s->pull_again = 0;
+        coil_producer *p = s->producer;
+        if (!p || s->streaming || s->state == COIL__STREAM_CLOSED ||
+            s->queued > s->low_water)
+            break;
+        p->ops->resume_producing(p);
+    } while (s->pull_again);
+    s->pulling = 0;
+    leave(s);
+}
+
 static void producer_check(coil__stream *s)
 {
     coil_producer *p = s->producer;
@@ -185,7 +209,7 @@ static void producer_check(coil__stream *s)
             p->ops->resume_producing(p);
         }
     } else if (s->queued <= s->low_water) {
-        p->ops->resume_producing(p);
+        pull_more(s);
     }
 }
 
@@ -441,10 +465,28 @@ int coil__stream_register_producer(coil_transport *t, coil_producer *p, int stre
     s->producer = p;
     s->streaming = streaming;
     s->producer_paused = 0;
+    /* Push: assumed producing; paused at once if the queue is past the
+     * mark already. Pull: asked for its first data now. */
     if (!streaming)
-        p->ops->resume_producing(p);
+        pull_more(s);
     else
         producer_check(s);
+    return 0;
+}
+
+int coil_transport_set_water_marks(coil_transport *t, size_t high, size_t low)
+{
+    if (!t || low > high)
+        return COIL_EINVAL;
+    /* Every kind built on this machinery (TCP, UNIX, memory, the TLS
+     * layer's plaintext queue) registers producers here; another kind has
+     * no queue of ours to mark. */
+    if (t->ops->register_producer != coil__stream_register_producer)
+        return COIL_ENOTSUP;
+    coil__stream *s = (coil__stream *)t;
+    s->high_water = high;
+    s->low_water = low;
+    producer_check(s); /* the queue may be past a new mark already */
     return 0;
 }
 

@@ -68,6 +68,8 @@ struct coil__stream {
     coil_producer *producer;
     int streaming;
     int producer_paused;
+    int pulling;    /* inside a pull producer's resume_producing */
+    int pull_again; /* it wrote there: ask again once it returns */
 
     enum coil__stream_state state;
     int write_shut_requested; /* lose_write_connection: shut after flush */

@@ -124,7 +124,8 @@ int coil_tcp_listen(coil_reactor *r, const coil_tcp_listen_options *o, coil_fact
 {
     if (err)
         *err = NULL;
-    if (!r || !o || !f || !out || o->port < 0 || o->port > 65535 || o->backlog < 0) {
+    if (!r || !o || !f || !out || o->port < 0 || o->port > 65535 || o->backlog < 0 ||
+        !coil__sock_marks_valid(o->high_water, o->low_water)) {
         if (err)
             *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
                                     "bad TCP listen options (port must be 0..65535)");
@@ -154,7 +155,7 @@ int coil_tcp_listen(coil_reactor *r, const coil_tcp_listen_options *o, coil_fact
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
         listen(fd, o->backlog ? o->backlog : 50) != 0)
         goto fail;
-    coil__sock_options so = {o->no_delay, o->keepalive};
+    coil__sock_options so = {o->no_delay, o->keepalive, o->high_water, o->low_water};
     return coil__listener_new(r, &tcp_ops, fd, f, &so, NULL, out, err);
 fail:;
     int e = errno;
@@ -169,13 +170,14 @@ int coil_tcp_connect(coil_reactor *r, const coil_tcp_connect_options *o, coil_fa
                      coil_connector **out)
 {
     if (!r || !o || !o->host || !f || !out || o->port <= 0 || o->port > 65535 ||
-        !(o->resolve_timeout >= 0))
+        !(o->resolve_timeout >= 0) ||
+        !coil__sock_marks_valid(o->high_water, o->low_water))
         return COIL_EINVAL;
     struct sockaddr_storage ss, bs;
     socklen_t len, blen = 0;
     if (o->bind_address && literal(o->bind_address, 0, &bs, &blen) != 0)
         return COIL_EINVAL;
-    coil__sock_options so = {o->no_delay, o->keepalive};
+    coil__sock_options so = {o->no_delay, o->keepalive, o->high_water, o->low_water};
     if (literal(o->host, o->port, &ss, &len) != 0)
         return coil__connector_new_named(
             r, &tcp_ops, o->host, o->port, blen ? (struct sockaddr *)&bs : NULL, blen,

@@ -54,7 +54,8 @@ int coil_unix_listen(coil_reactor *r, const coil_unix_listen_options *o, coil_fa
 {
     if (err)
         *err = NULL;
-    if (!r || !o || !f || !out || o->backlog < 0 || o->mode > 07777) {
+    if (!r || !o || !f || !out || o->backlog < 0 || o->mode > 07777 ||
+        !coil__sock_marks_valid(o->high_water, o->low_water)) {
         if (err)
             *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
                                     "bad UNIX listen options");
@@ -90,7 +91,8 @@ int coil_unix_listen(coil_reactor *r, const coil_unix_listen_options *o, coil_fa
         goto fail;
     if (listen(fd, o->backlog ? o->backlog : 50) != 0)
         goto fail;
-    return coil__listener_new(r, &unix_ops, fd, f, NULL, abstract ? NULL : o->path, out,
+    coil__sock_options so = {0, 0, o->high_water, o->low_water};
+    return coil__listener_new(r, &unix_ops, fd, f, &so, abstract ? NULL : o->path, out,
                               err);
 fail:;
     int e = errno;
@@ -106,10 +108,12 @@ int coil_unix_connect(coil_reactor *r, const coil_unix_connect_options *o,
 {
     struct sockaddr_un un;
     socklen_t len;
-    if (!r || !o || !f || !out || unix_addr(o->path, &un, &len, NULL) != 0)
+    if (!r || !o || !f || !out || unix_addr(o->path, &un, &len, NULL) != 0 ||
+        !coil__sock_marks_valid(o->high_water, o->low_water))
         return COIL_EINVAL;
     char desc[128];
     snprintf(desc, sizeof desc, "unix:%s", o->path);
+    coil__sock_options so = {0, 0, o->high_water, o->low_water};
     return coil__connector_new(r, &unix_ops, (struct sockaddr *)&un, len, NULL, 0, desc,
-                               o->timeout, NULL, f, NULL, out);
+                               o->timeout, &so, f, NULL, out);
 }

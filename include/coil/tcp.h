@@ -27,6 +27,10 @@ typedef struct coil_tcp_listen_options {
     int reuse_port;        /* SO_REUSEPORT */
     int no_delay;          /* 0 or 1: TCP_NODELAY on (default); -1: off */
     int keepalive;         /* SO_KEEPALIVE on accepted connections */
+    /* Write queue marks of each connection (coil_transport_set_water_marks):
+     * 0 for the defaults, 64 KiB and high_water / 4 (16 KiB). */
+    size_t high_water;
+    size_t low_water;
 } coil_tcp_listen_options;
 
 /* Listen; each accepted connection gets a protocol from `f` (borrowed: it
@@ -72,6 +76,10 @@ typedef struct coil_tcp_connect_options {
     double resolve_timeout;    /* seconds; 0: `timeout` */
     coil_resolver_fn resolver; /* NULL: getaddrinfo */
     void *resolver_arg;
+    /* Write queue marks of each connection (coil_transport_set_water_marks):
+     * 0 for the defaults, 64 KiB and high_water / 4 (16 KiB). */
+    size_t high_water;
+    size_t low_water;
 } coil_tcp_connect_options;
 
 /* Start connecting; the factory hears started_connecting, then either

@@ -37,10 +37,24 @@ extern "C" {
 
 /* Something that writes into a transport and can be told to stop and go
  * (Twisted's IPushProducer / IPullProducer). Embed it first in your struct.
- * A streaming (push) producer is paused when the transport's write queue
- * passes the high-water mark and resumed when it drains below the
- * low-water mark; a non-streaming (pull) producer is asked for more
- * (resume) each time the queue has drained below the low-water mark. */
+ *
+ * A streaming (push) producer is taken to be producing when it is
+ * registered: it is not resumed then. pause_producing is called when the
+ * transport's write queue passes the high-water mark (at once, from
+ * coil_transport_register_producer, if it already has), and
+ * resume_producing only after such a pause, once the queue has drained to
+ * the low-water mark or below.
+ *
+ * A non-streaming (pull) producer is asked for data (resume_producing) at
+ * once, from coil_transport_register_producer, and again whenever the
+ * queue is at or below the low-water mark after one of its writes or after
+ * a flush. Each call should write something: one that writes nothing is
+ * not asked again until the queue next drains. The calls come one after
+ * another, never nested inside the producer's own resume_producing.
+ *
+ * The marks are 64 KiB and 16 KiB unless set with
+ * coil_transport_set_water_marks() or a listener's or connector's options
+ * (high_water, low_water). */
 typedef struct coil_producer coil_producer;
 typedef struct coil_producer_ops {
     void (*pause_producing)(coil_producer *p);
@@ -145,6 +159,9 @@ static inline int coil_transport_lose_write_connection(coil_transport *t)
 {
     return t->ops->lose_write_connection(t);
 }
+/* The far end's / our own address. Sockets keep the peer's address, so
+ * get_peer still answers once the connection is closed (during and after
+ * connection_lost, as long as the transport exists). */
 static inline int coil_transport_get_peer(const coil_transport *t, coil_address *out)
 {
     return t->ops->get_peer(t, out);
@@ -162,7 +179,8 @@ static inline int coil_transport_resume_reading(coil_transport *t)
 {
     return t->ops->resume_reading(t);
 }
-/* One producer at a time: COIL_EBUSY when one is registered. */
+/* One producer at a time: COIL_EBUSY when one is registered. See
+ * coil_producer for when it is paused and resumed. */
 static inline int coil_transport_register_producer(coil_transport *t, coil_producer *p,
                                                    int streaming)
 {
@@ -187,6 +205,14 @@ static inline size_t coil_transport_pending(const coil_transport *t)
 {
     return t->ops->pending(t);
 }
+
+/* Set the write queue's high- and low-water marks (bytes; low <= high,
+ * else COIL_EINVAL): a streaming producer is paused once more than `high`
+ * bytes are queued and resumed at `low` or below; applies at once (a
+ * producer past the new mark is paused now). Every transport built on
+ * coil's stream machinery takes them (TCP, UNIX, memory, TLS: the TLS
+ * layer's plaintext queue); others return COIL_ENOTSUP. */
+int coil_transport_set_water_marks(coil_transport *t, size_t high, size_t low);
 
 /* Shared stubs for operations a transport cannot do (no NULL slots): they
  * return COIL_ENOTSUP and log nothing. */

@@ -17,6 +17,10 @@ typedef struct coil_unix_listen_options {
     const char *path; /* file path, or "@name" */
     unsigned mode;    /* file mode of the socket; 0: 0666 */
     int backlog;      /* 0: 50 */
+    /* Write queue marks of each connection (coil_transport_set_water_marks):
+     * 0 for the defaults, 64 KiB and high_water / 4 (16 KiB). */
+    size_t high_water;
+    size_t low_water;
 } coil_unix_listen_options;
 
 int coil_unix_listen(coil_reactor *r, const coil_unix_listen_options *o, coil_factory *f,
@@ -25,6 +29,10 @@ int coil_unix_listen(coil_reactor *r, const coil_unix_listen_options *o, coil_fa
 typedef struct coil_unix_connect_options {
     const char *path;
     double timeout; /* 0: 30 */
+    /* Write queue marks of each connection (coil_transport_set_water_marks):
+     * 0 for the defaults, 64 KiB and high_water / 4 (16 KiB). */
+    size_t high_water;
+    size_t low_water;
 } coil_unix_connect_options;
 
 int coil_unix_connect(coil_reactor *r, const coil_unix_connect_options *o,
