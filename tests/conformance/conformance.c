@@ -459,14 +459,25 @@ typedef struct flood {
     coil_producer base;
     coil_transport *t;
     size_t sent, total, max_queued, high_water;
-    int paused, pauses;
+    int paused, pauses, resumes;
+    size_t piece; /* bytes per write; 0: all of chunk */
+    /* The queue when pause_producing / resume_producing came. */
+    size_t min_at_pause, max_at_pause, max_at_resume;
     unsigned char chunk[64 * 1024];
 } flood;
+
+static size_t flood_queued(const flood *f)
+{
+    coil_transport_info info;
+    if (!f->t || coil_transport_info_get(f->t, &info) != 0)
+        return 0;
+    return info.write_queued;
+}
 
 static void flood_pump(flood *f)
 {
     while (!f->paused && f->sent < f->total && f->t) {
-        size_t n = sizeof f->chunk;
+        size_t n = f->piece ? f->piece : sizeof f->chunk;
         if (n > f->total - f->sent)
             n = f->total - f->sent;
         fill(f->chunk, f->sent, n);
@@ -486,12 +497,21 @@ static void flood_pause(coil_producer *bp)
     flood *f = (flood *)bp;
     f->paused = 1;
     f->pauses++;
+    size_t q = flood_queued(f);
+    if (f->pauses == 1 || q < f->min_at_pause)
+        f->min_at_pause = q;
+    if (q > f->max_at_pause)
+        f->max_at_pause = q;
 }
 
 static void flood_resume(coil_producer *bp)
 {
     flood *f = (flood *)bp;
     f->paused = 0;
+    f->resumes++;
+    size_t q = flood_queued(f);
+    if (q > f->max_at_resume)
+        f->max_at_resume = q;
     flood_pump(f);
 }
 
@@ -547,6 +567,60 @@ static void test_backpressure_bounded(void)
     CU_ASSERT(f->max_queued <= f->high_water + sizeof f->chunk + K->slack);
     if (f->max_queued > f->high_water + sizeof f->chunk + K->slack)
         fprintf(stderr, "max queued %zu, high water %zu\n", f->max_queued, f->high_water);
+    if (c.base.transport) {
+        coil_transport_unregister_producer(c.base.transport);
+        coil_transport_lose_connection(c.base.transport);
+    }
+    finish(&c, &s);
+    free(f);
+}
+
+/* Marks set on the transport (coil_transport_set_water_marks) instead of
+ * the defaults: the producer is paused just past the new high mark and
+ * resumed at the new low one, whatever the kind. */
+static void test_backpressure_custom_marks(void)
+{
+    enum { HIGH = 8 * 1024, LOW = 2 * 1024, PIECE = 1024 };
+    peer c, s;
+    peer_init(&c, &peer_ops);
+    peer_init(&s, &peer_ops);
+    s.check_pattern = 1;
+    if (!make(&c, &s))
+        return;
+    flood *f = calloc(1, sizeof *f);
+    f->base.ops = &flood_ops;
+    f->t = c.base.transport;
+    f->total = 16 * 1024 * 1024; /* past what the kernel buffers for TCP */
+    f->piece = PIECE;
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(f->t, LOW, HIGH), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(f->t, HIGH, LOW), 0);
+    coil_transport_info info;
+    CU_ASSERT_EQUAL(coil_transport_info_get(f->t, &info), 0);
+    CU_ASSERT_EQUAL(info.high_water, HIGH);
+    CU_ASSERT_EQUAL(info.low_water, LOW);
+    coil_transport_pause_reading(s.base.transport);
+    CU_ASSERT_EQUAL(coil_transport_register_producer(f->t, &f->base, 1), 0);
+    flood_pump(f);
+    coil_looping_call *lc = coil_looping_call_new(R, slow_reader, &s);
+    CU_ASSERT_EQUAL(coil_looping_call_start(lc, 0.002, 0, NULL), 0);
+    struct echo_wait w = {&s, f->total};
+    CU_ASSERT(run_until(got_at_least, &w, 120));
+    coil_looping_call_free(lc);
+    if (s.base.transport)
+        coil_transport_resume_reading(s.base.transport);
+    CU_ASSERT_EQUAL(s.got, f->total);
+    CU_ASSERT_EQUAL(s.mismatch, 0);
+    CU_ASSERT(f->pauses > 0 && f->resumes > 0);
+    /* Paused by the write that crossed the new mark: never before it,
+     * never a whole default mark (64 KiB) later. */
+    CU_ASSERT(f->min_at_pause > HIGH);
+    CU_ASSERT(f->max_at_pause <= HIGH + PIECE);
+    CU_ASSERT(f->max_at_resume <= LOW);
+    CU_ASSERT(f->max_queued <= HIGH + PIECE + K->slack);
+    if (f->min_at_pause <= HIGH || f->max_at_pause > HIGH + PIECE ||
+        f->max_at_resume > LOW)
+        fprintf(stderr, "paused at %zu..%zu, resumed at up to %zu (marks %d/%d)\n",
+                f->min_at_pause, f->max_at_pause, f->max_at_resume, HIGH, LOW);
     if (c.base.transport) {
         coil_transport_unregister_producer(c.base.transport);
         coil_transport_lose_connection(c.base.transport);
@@ -669,6 +743,8 @@ int coil_conformance_add_suites(const coil_conformance_kind *table, size_t n)
         {"half-close both ways", test_half_close},
         {"get_peer / get_host", test_peer_and_host},
         {"backpressure with a bounded queue", test_backpressure_bounded},
+        {"backpressure at water marks set on the transport",
+         test_backpressure_custom_marks},
         {"1,000 simultaneous connections", test_thousand_connections},
         {"peer reset mid-stream", test_peer_reset_mid_stream},
     };
