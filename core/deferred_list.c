@@ -13,6 +13,7 @@
  * So state <-> list is a cycle only while some child may still fire, and a
  * child freed unfired releases its step, which breaks it. */
 #include "deferred_internal.h"
+#include "failure_internal.h"
 
 #include <stdlib.h>
 
@@ -93,6 +94,28 @@ static void fire_list(list_state *s, void *value, coil_destroy_fn destroy,
     coil_deferred_unref(list);
 }
 
+/* A COIL_EFIRSTERROR failure carries the failing child's index as a value
+ * (Twisted's FirstError.index); its cause is that child's failure. */
+static coil_failure *with_index(coil_failure *f, size_t index)
+{
+    coil__failure_set_index(f, index);
+    return f;
+}
+
+int coil_deferred_list_first_error_index(const coil_failure *f, size_t *index)
+{
+    for (; f; f = coil_failure_cause(f)) {
+        size_t i;
+        if (coil_failure_domain(f) == COIL_DOMAIN_COIL &&
+            coil_failure_code(f) == COIL_EFIRSTERROR && coil__failure_index(f, &i)) {
+            if (index)
+                *index = i;
+            return 0;
+        }
+    }
+    return COIL_EINVAL;
+}
+
 static coil_failure *oom_failure(void)
 {
     return coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
@@ -105,10 +128,12 @@ static void fire_all(list_state *s)
     if (s->flags & COIL_DL_FIRE_ON_ONE_CALLBACK) {
         /* No child succeeded. There is no first result to give, and a list
          * result in its place would have the wrong type for the callback. */
-        fire_list(s, NULL, NULL,
-                  coil_failure_wrap(coil_failure_copy(s->items[0].failure),
-                                    COIL_DOMAIN_COIL, COIL_EFIRSTERROR,
-                                    "none of the %zu deferreds succeeded", s->n));
+        fire_list(
+            s, NULL, NULL,
+            with_index(coil_failure_wrap(coil_failure_copy(s->items[0].failure),
+                                         COIL_DOMAIN_COIL, COIL_EFIRSTERROR,
+                                         "none of the %zu deferreds succeeded", s->n),
+                       0));
         return;
     }
     coil_deferred_list_result *res = malloc(sizeof *res);
@@ -145,10 +170,11 @@ static void on_child(coil_deferred *child, void *arg)
             }
         } else if (failed && (s->flags & COIL_DL_FIRE_ON_ONE_ERRBACK)) {
             fire_list(s, NULL, NULL,
-                      coil_failure_wrap(coil_failure_copy(coil_deferred_failure(child)),
-                                        COIL_DOMAIN_COIL, COIL_EFIRSTERROR,
-                                        "deferred %zu of %zu failed", slot->index + 1,
-                                        s->n));
+                      with_index(coil_failure_wrap(
+                                     coil_failure_copy(coil_deferred_failure(child)),
+                                     COIL_DOMAIN_COIL, COIL_EFIRSTERROR,
+                                     "deferred %zu of %zu failed", slot->index + 1, s->n),
+                                 slot->index));
         } else if (failed) {
             item->ok = 0;
             item->failure = coil_failure_copy(coil_deferred_failure(child));

@@ -1,6 +1,8 @@
 /* Failures: domain, code, message and an optional cause. */
 #include <coil/failure.h>
 
+#include "failure_internal.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,12 +14,18 @@ struct coil_failure {
     int code;
     coil_failure *cause;
     char *message;
+    size_t index; /* which of several (a deferred list's child), if has_index */
+    int has_index;
 };
 
 /* Returned when memory runs out; never freed. */
 static struct coil_failure oom_failure = {
-    COIL_DOMAIN_COIL, COIL_ENOMEM, NULL,
-    (char *)"out of memory while reporting an error"};
+    COIL_DOMAIN_COIL,
+    COIL_ENOMEM,
+    NULL,
+    (char *)"out of memory while reporting an error",
+    0,
+    0};
 
 static coil_failure *failure_vnew(coil_failure *cause, coil_domain domain, int code,
                                   const char *suffix, const char *fmt, va_list ap)
@@ -48,6 +56,8 @@ static coil_failure *failure_vnew(coil_failure *cause, coil_domain domain, int c
     f->domain = domain;
     f->code = code;
     f->cause = cause;
+    f->index = 0;
+    f->has_index = 0;
     return f;
 }
 
@@ -89,7 +99,26 @@ coil_failure *coil_failure_copy(const coil_failure *f)
     if (f == &oom_failure)
         return &oom_failure;
     coil_failure *cause = coil_failure_copy(f->cause);
-    return coil_failure_wrap(cause, f->domain, f->code, "%s", f->message);
+    coil_failure *c = coil_failure_wrap(cause, f->domain, f->code, "%s", f->message);
+    if (f->has_index)
+        coil__failure_set_index(c, f->index);
+    return c;
+}
+
+void coil__failure_set_index(coil_failure *f, size_t index)
+{
+    if (f == &oom_failure)
+        return; /* shared: it carries nothing */
+    f->index = index;
+    f->has_index = 1;
+}
+
+int coil__failure_index(const coil_failure *f, size_t *index)
+{
+    if (!f || !f->has_index)
+        return 0;
+    *index = f->index;
+    return 1;
 }
 
 void coil_failure_free(coil_failure *f)

@@ -897,6 +897,98 @@ static void test_list_fire_on_one_errback(void)
         coil_deferred_unref(ch[i]);
 }
 
+/* Which child failed a list, as a value: the index rides on the
+ * COIL_EFIRSTERROR failure (Twisted's FirstError.index), survives copies
+ * and wrapping, and is found for gather and for a FIRE_ON_ONE_CALLBACK
+ * list that nothing satisfied. */
+static long first_index; /* -1: not found */
+static void grab_index(coil_deferred *d, void *arg)
+{
+    size_t i;
+    first_index = coil_deferred_list_first_error_index(coil_deferred_failure(d), &i) == 0
+                      ? (long)i
+                      : -1;
+    coil_deferred_set_result(d, NULL, NULL);
+}
+
+static void test_list_first_error_index(void)
+{
+    coil_deferred *ch[4] = {coil_deferred_new(), coil_deferred_new(), coil_deferred_new(),
+                            coil_deferred_new()};
+    coil_deferred *l =
+        coil_deferred_list(ch, 4, COIL_DL_FIRE_ON_ONE_ERRBACK | COIL_DL_CONSUME_ERRORS);
+    first_index = -2;
+    coil_deferred_add_errback(l, grab_index, NULL);
+    coil_deferred_callback(ch[0], NULL, NULL);
+    coil_deferred_errback(ch[2], coil_failure_new(COIL_DOMAIN_USER, 7, "third broke"));
+    coil_deferred_errback(ch[1], coil_failure_new(COIL_DOMAIN_USER, 8, "second broke"));
+    CU_ASSERT_EQUAL(first_index, 2);
+    coil_deferred_unref(l);
+    for (int i = 0; i < 4; i++)
+        coil_deferred_unref(ch[i]);
+
+    /* The failure itself: copied, wrapped by a later errback, nested. */
+    coil_deferred *in[2] = {coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *inner = coil_deferred_list(in, 2, COIL_DL_FIRE_ON_ONE_ERRBACK);
+    coil_deferred *out[3] = {coil_deferred_new(), inner, coil_deferred_new()};
+    coil_deferred *outer = coil_deferred_list(out, 3, COIL_DL_FIRE_ON_ONE_ERRBACK);
+    coil_deferred_errback(in[1], coil_failure_new(COIL_DOMAIN_USER, 1, "deep"));
+    CU_ASSERT_FATAL(coil_deferred_is_failure(outer));
+    const coil_failure *f = coil_deferred_failure(outer);
+    size_t idx = 99;
+    CU_ASSERT_EQUAL(coil_deferred_list_first_error_index(f, &idx), 0);
+    CU_ASSERT_EQUAL(idx, 1); /* `inner` is the outer list's child 1 */
+    CU_ASSERT_EQUAL(coil_deferred_list_first_error_index(coil_failure_cause(f), &idx), 0);
+    CU_ASSERT_EQUAL(idx, 1); /* and in[1] the inner list's */
+    coil_failure *copy = coil_failure_copy(f);
+    coil_failure *wrapped =
+        coil_failure_wrap(copy, COIL_DOMAIN_USER, 3, "request failed");
+    idx = 99;
+    CU_ASSERT_EQUAL(coil_deferred_list_first_error_index(wrapped, &idx), 0);
+    CU_ASSERT_EQUAL(idx, 1);
+    coil_failure_free(wrapped);
+    coil_deferred_set_result(outer, NULL, NULL);
+    coil_deferred_set_result(inner, NULL, NULL);
+    coil_deferred_unref(outer);
+    for (int i = 0; i < 3; i++)
+        coil_deferred_unref(out[i]);
+    coil_deferred_set_result(in[1], NULL, NULL);
+    coil_deferred_unref(in[0]);
+    coil_deferred_unref(in[1]);
+
+    /* gather: the first child to fail. */
+    coil_deferred *g[3] = {coil_deferred_new(), coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *gl = coil_deferred_gather(g, 3);
+    first_index = -2;
+    coil_deferred_add_errback(gl, grab_index, NULL);
+    coil_deferred_errback(g[1], coil_failure_new(COIL_DOMAIN_USER, 1, "no"));
+    CU_ASSERT_EQUAL(first_index, 1);
+    coil_deferred_unref(gl);
+    for (int i = 0; i < 3; i++)
+        coil_deferred_unref(g[i]);
+
+    /* FIRE_ON_ONE_CALLBACK, all failed: child 0, whose failure is the cause. */
+    coil_deferred *c[2] = {coil_deferred_new(), coil_deferred_new()};
+    coil_deferred *cl = coil_deferred_list(c, 2, COIL_DL_FIRE_ON_ONE_CALLBACK);
+    first_index = -2;
+    coil_deferred_add_errback(cl, grab_index, NULL);
+    coil_deferred_errback(c[1], coil_failure_new(COIL_DOMAIN_USER, 1, "b"));
+    coil_deferred_errback(c[0], coil_failure_new(COIL_DOMAIN_USER, 1, "a"));
+    CU_ASSERT_EQUAL(first_index, 0);
+    coil_deferred_unref(cl);
+    for (int i = 0; i < 2; i++) {
+        coil_deferred_set_result(c[i], NULL, NULL);
+        coil_deferred_unref(c[i]);
+    }
+
+    /* Not from a list. */
+    coil_failure *plain =
+        coil_failure_new(COIL_DOMAIN_COIL, COIL_EFIRSTERROR, "look-alike");
+    CU_ASSERT_EQUAL(coil_deferred_list_first_error_index(plain, &idx), COIL_EINVAL);
+    coil_failure_free(plain);
+    CU_ASSERT_EQUAL(coil_deferred_list_first_error_index(NULL, &idx), COIL_EINVAL);
+}
+
 static void test_gather(void)
 {
     reset();
@@ -1600,6 +1692,7 @@ static int add_suites(void)
         COIL_TEST(test_list_consume_errors),
         COIL_TEST(test_list_fire_on_one_callback),
         COIL_TEST(test_list_fire_on_one_errback),
+        COIL_TEST(test_list_first_error_index),
         COIL_TEST(test_gather),
         COIL_TEST(test_errback_without_failure),
         COIL_TEST(test_succeed_and_fail),

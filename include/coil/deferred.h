@@ -196,6 +196,15 @@ typedef struct coil_deferred_first_result {
 coil_deferred *coil_deferred_list(coil_deferred *const *children, size_t n,
                                   unsigned flags);
 
+/* Which child failed a deferred list, as a value (Twisted's
+ * FirstError.index): `f` is the COIL_EFIRSTERROR failure the list failed
+ * with (or a failure it caused: the chain is searched) — with
+ * FIRE_ON_ONE_ERRBACK (and gather) the index of the first child to fail;
+ * with FIRE_ON_ONE_CALLBACK when none succeeded, 0, the child whose failure
+ * is the cause. Returns 0 and sets *index (from 0), or COIL_EINVAL when no
+ * failure in the chain came from a deferred list. */
+int coil_deferred_list_first_error_index(const coil_failure *f, size_t *index);
+
 /* Twisted's gatherResults: a list with FIRE_ON_ONE_ERRBACK and
  * CONSUME_ERRORS that fires with a coil_deferred_list_result whose items are
  * all values. */
