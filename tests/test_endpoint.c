@@ -123,7 +123,8 @@ static void test_server_kinds(void)
 
     endpoint_fails(1, "tcp:80x",
                    "bad server endpoint 'tcp:80x': port '80x' is not a number from 0 to "
-                   "65535 (use tcp:PORT[:interface=ADDR][:backlog=N])");
+                   "65535 (use tcp:PORT[:interface=ADDR][:backlog=N][:highWater=BYTES]"
+                   "[:lowWater=BYTES])");
     endpoint_fails(1, "tcp:70000", "port '70000' is not a number from 0 to 65535");
     endpoint_fails(1, "tcp:-1", "port '-1'");
     endpoint_fails(1, "tcp:interface=127.0.0.1", "the port is missing");
@@ -166,6 +167,95 @@ static void test_client_kinds(void)
     endpoint_fails(0, "unix:", "the socket path is missing");
     endpoint_fails(0, "unix", "no arguments after the kind 'unix'");
     endpoint_fails(0, "unix:/x:/y", "unexpected argument '/y'");
+}
+
+/* highWater= / lowWater= on every kind and side; bad values refused with
+ * the reason. */
+static void test_water_mark_keys(void)
+{
+    endpoint_ok(1, "tcp:0:highWater=1048576:lowWater=65536", "tcp");
+    endpoint_ok(1, "unix:/tmp/x.sock:highWater=8192", "unix");
+    endpoint_ok(0, "tcp:localhost:80:lowWater=1024", "tcp");
+    endpoint_ok(0, "unix:/run/x.sock:highWater=4096:lowWater=4096", "unix");
+    endpoint_fails(1, "tcp:0:highWater=lots",
+                   "highWater 'lots' is not a number of bytes from 1 to 1073741824");
+    endpoint_fails(1, "tcp:0:highWater=0", "highWater '0' is not a number of bytes");
+    endpoint_fails(0, "tcp:localhost:80:lowWater=-5", "lowWater '-5' is not a number");
+    endpoint_fails(1, "tcp:0:highWater=1000:lowWater=2000",
+                   "lowWater (2000) is above highWater (1000)");
+    endpoint_fails(0, "unix:/x:lowWater=100000",
+                   "lowWater (100000) is above highWater (65536)");
+    endpoint_fails(1, "ssl:443:privateKey=k.pem:highWater=2:lowWater=3",
+                   "lowWater (3) is above highWater (2)");
+}
+
+/* The marks reach the connections on both sides. */
+static coil_transport_info marks_info[2]; /* server, client */
+static int marks_made[2];
+
+static void marks_server_made(coil_protocol *p)
+{
+    coil_transport_info_get(p->transport, &marks_info[0]);
+    marks_made[0] = 1;
+}
+
+static void marks_client_made(coil_protocol *p)
+{
+    coil_transport_info_get(p->transport, &marks_info[1]);
+    marks_made[1] = 1;
+}
+
+static void free_marks_proto(coil_protocol *p)
+{
+    free(p);
+}
+
+static const coil_protocol_ops marks_server_ops = {.connection_made = marks_server_made,
+                                                   .destroy = free_marks_proto};
+static const coil_protocol_ops marks_client_ops = {.connection_made = marks_client_made,
+                                                   .destroy = free_marks_proto};
+
+static coil_protocol *marks_build(coil_factory *f, const coil_address *peer)
+{
+    coil_protocol *p = calloc(1, sizeof *p);
+    p->ops = &marks_server_ops;
+    return p;
+}
+
+static const coil_factory_ops marks_factory_ops = {.build_protocol = marks_build};
+
+static void test_water_marks_reach_connections(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_factory f = {.ops = &marks_factory_ops};
+    coil_listener *l;
+    CU_ASSERT_EQUAL_FATAL(
+        coil_listen(r, "tcp:0:interface=127.0.0.1:highWater=200000", &f, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    char text[128];
+    snprintf(text, sizeof text, "tcp:127.0.0.1:%d:highWater=4096:lowWater=1000",
+             coil_address_port(&a));
+    coil_endpoint *e;
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(text, &e, NULL), 0);
+    coil_protocol *c = calloc(1, sizeof *c);
+    c->ops = &marks_client_ops;
+    marks_made[0] = marks_made[1] = 0;
+    coil_deferred *d = coil_connect_protocol(r, e, c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    for (int i = 0; i < 200 && !(marks_made[0] && marks_made[1]); i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_EQUAL(marks_info[0].high_water, 200000);
+    CU_ASSERT_EQUAL(marks_info[0].low_water, 50000);
+    CU_ASSERT_EQUAL(marks_info[1].high_water, 4096);
+    CU_ASSERT_EQUAL(marks_info[1].low_water, 1000);
+    if (c->transport)
+        coil_transport_abort_connection(c->transport);
+    coil_deferred_unref(d);
+    coil_endpoint_free(e);
+    coil_listener_close(l);
+    CU_ASSERT_EQUAL(coil_reactor_shutdown(r, 5.0), 0);
+    coil_reactor_free(r);
 }
 
 /* ---- real sockets --------------------------------------------------------------- */
@@ -501,6 +591,8 @@ static int add_suites(void)
         COIL_TEST(test_desc_errors),
         COIL_TEST(test_server_kinds),
         COIL_TEST(test_client_kinds),
+        COIL_TEST(test_water_mark_keys),
+        COIL_TEST(test_water_marks_reach_connections),
         COIL_TEST(test_connect_protocol_tcp_and_unix),
         COIL_TEST(test_connect_protocol_refused),
         COIL_TEST(test_connect_protocol_cancel),

@@ -218,7 +218,8 @@ struct coil_endpoint {
     int backlog;
     unsigned mode;
     double timeout;
-    double resolve_timeout; /* clients: seconds to resolve the host name */
+    double resolve_timeout;       /* clients: seconds to resolve the host name */
+    size_t high_water, low_water; /* each connection's write queue; 0: default */
 };
 
 void coil_endpoint_free(coil_endpoint *e)
@@ -245,22 +246,25 @@ const char *coil_endpoint_text(const coil_endpoint *e)
     return e->text;
 }
 
-static const char TCP_SERVER_USE[] = "tcp:PORT[:interface=ADDR][:backlog=N]";
-static const char UNIX_SERVER_USE[] = "unix:PATH[:mode=0660][:backlog=N]";
+static const char TCP_SERVER_USE[] =
+    "tcp:PORT[:interface=ADDR][:backlog=N][:highWater=BYTES][:lowWater=BYTES]";
+static const char UNIX_SERVER_USE[] =
+    "unix:PATH[:mode=0660][:backlog=N][:highWater=BYTES][:lowWater=BYTES]";
 static const char TCP_CLIENT_USE[] =
     "tcp:HOST:PORT or tcp:host=HOST:port=PORT, then [:timeout=S][:bindAddress=ADDR]"
-    "[:resolveTimeout=S]";
-static const char UNIX_CLIENT_USE[] = "unix:PATH or unix:path=PATH, then [:timeout=S]";
+    "[:resolveTimeout=S][:highWater=BYTES][:lowWater=BYTES]";
+static const char UNIX_CLIENT_USE[] =
+    "unix:PATH or unix:path=PATH, then [:timeout=S][:highWater=BYTES][:lowWater=BYTES]";
 static const char TLS_SERVER_USE[] =
     "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=FILE]"
     "[:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]"
     "[:ciphersuites=TLS_AES_128_GCM_SHA256][:groups=X25519][:tickets=N]"
-    "[:handshakeTimeout=S][:closeTimeout=S]";
+    "[:handshakeTimeout=S][:closeTimeout=S][:highWater=BYTES][:lowWater=BYTES]";
 static const char TLS_CLIENT_USE[] =
     "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=FILE][:sni=NAME]"
     "[:alpn=...][:resume=no][:ciphersuites=...][:groups=...][:timeout=S]"
     "[:resolveTimeout=S][:handshakeTimeout=S][:closeTimeout=S]"
-    "[:bindAddress=ADDR]";
+    "[:bindAddress=ADDR][:highWater=BYTES][:lowWater=BYTES]";
 
 typedef struct parse_ctx {
     const char *text;
@@ -374,9 +378,35 @@ static int dup_to(char **dst, const char *s)
     return *dst ? 0 : COIL_ENOMEM;
 }
 
-static const char *const TCP_SERVER_KEYS[] = {"port", "interface", "backlog", NULL};
-static const char *const TCP_CLIENT_KEYS[] = {"host",        "port",           "timeout",
-                                              "bindAddress", "resolveTimeout", NULL};
+static const char *const TCP_SERVER_KEYS[] = {"port",      "interface", "backlog",
+                                              "highWater", "lowWater",  NULL};
+static const char *const TCP_CLIENT_KEYS[] = {
+    "host",           "port",      "timeout",  "bindAddress",
+    "resolveTimeout", "highWater", "lowWater", NULL};
+
+/* highWater= / lowWater=: the write queue marks of each connection, in
+ * bytes (coil_transport_set_water_marks); unset, the defaults (64 KiB, and
+ * a quarter of highWater). */
+static int get_marks(const parse_ctx *c, const coil_endpoint_desc *d, coil_endpoint *e)
+{
+    static const char *const keys[] = {"highWater", "lowWater"};
+    size_t *dst[] = {&e->high_water, &e->low_water};
+    for (int i = 0; i < 2; i++) {
+        const char *v = coil_endpoint_desc_get(d, keys[i]);
+        long n;
+        if (!v)
+            continue;
+        if (parse_long(v, 10, 1, 1L << 30, &n) != 0)
+            return bad(c, "%s '%.40s' is not a number of bytes from 1 to 1073741824",
+                       keys[i], v);
+        *dst[i] = (size_t)n;
+    }
+    size_t high = e->high_water ? e->high_water : 64 * 1024;
+    size_t low = e->low_water ? e->low_water : high / 4;
+    if (low > high)
+        return bad(c, "lowWater (%zu) is above highWater (%zu)", low, high);
+    return 0;
+}
 
 static int parse_tcp_server(const parse_ctx *c, const coil_endpoint_desc *d,
                             coil_endpoint *e, const char *const *keys)
@@ -392,6 +422,8 @@ static int parse_tcp_server(const parse_ctx *c, const coil_endpoint_desc *d,
     if ((v = coil_endpoint_desc_get(d, "backlog")) &&
         (rc = get_backlog(c, v, &e->backlog)))
         return rc;
+    if ((rc = get_marks(c, d, e)))
+        return rc;
     v = coil_endpoint_desc_get(d, "interface");
     if (v && !*v)
         return bad(c, "interface is empty");
@@ -401,8 +433,8 @@ static int parse_tcp_server(const parse_ctx *c, const coil_endpoint_desc *d,
 static int parse_unix_server(const parse_ctx *c, const coil_endpoint_desc *d,
                              coil_endpoint *e)
 {
-    static const char *const keys[] = {"address", "path",     "mode",
-                                       "backlog", "lockfile", NULL};
+    static const char *const keys[] = {"address",  "path",      "mode",     "backlog",
+                                       "lockfile", "highWater", "lowWater", NULL};
     const char *v, *alt;
     int rc;
     if ((rc = check_args(c, d, keys, 1)) || (rc = pick(c, d, 0, "address", &v)) ||
@@ -426,6 +458,8 @@ static int parse_unix_server(const parse_ctx *c, const coil_endpoint_desc *d,
     }
     if ((m = coil_endpoint_desc_get(d, "backlog")) &&
         (rc = get_backlog(c, m, &e->backlog)))
+        return rc;
+    if ((rc = get_marks(c, d, e)))
         return rc;
     return dup_to(&e->host, v);
 }
@@ -462,6 +496,8 @@ static int parse_tcp_client(const parse_ctx *c, const coil_endpoint_desc *d,
     if ((v = coil_endpoint_desc_get(d, "resolveTimeout")) &&
         (rc = get_timeout(c, v, &e->resolve_timeout)))
         return rc;
+    if ((rc = get_marks(c, d, e)))
+        return rc;
     v = coil_endpoint_desc_get(d, "bindAddress");
     if (v && !*v)
         return bad(c, "bindAddress is empty");
@@ -473,7 +509,8 @@ static int parse_tcp_client(const parse_ctx *c, const coil_endpoint_desc *d,
 static int parse_unix_client(const parse_ctx *c, const coil_endpoint_desc *d,
                              coil_endpoint *e)
 {
-    static const char *const keys[] = {"path", "timeout", "checkPID", NULL};
+    static const char *const keys[] = {"path",      "timeout",  "checkPID",
+                                       "highWater", "lowWater", NULL};
     const char *v;
     int rc;
     if ((rc = check_args(c, d, keys, 1)) || (rc = pick(c, d, 0, "path", &v)))
@@ -484,6 +521,8 @@ static int parse_unix_client(const parse_ctx *c, const coil_endpoint_desc *d,
         return bad(c, "socket path '%.40s...' is longer than 107 bytes", v);
     const char *t = coil_endpoint_desc_get(d, "timeout");
     if (t && (rc = get_timeout(c, t, &e->timeout)))
+        return rc;
+    if ((rc = get_marks(c, d, e)))
         return rc;
     return dup_to(&e->host, v);
 }
@@ -538,7 +577,8 @@ static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
     static const char *const keys[] = {
         "port",           "interface", "backlog",          "privateKey",   "certKey",
         "extraCertChain", "caCerts",   "requireCert",      "alpn",         "ciphersuites",
-        "groups",         "tickets",   "handshakeTimeout", "closeTimeout", NULL};
+        "groups",         "tickets",   "handshakeTimeout", "closeTimeout", "highWater",
+        "lowWater",       NULL};
     int rc = parse_tcp_server(c, d, e, keys);
     if (rc)
         return rc;
@@ -585,7 +625,8 @@ static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
                                        "sni",          "alpn",
                                        "resume",       "ciphersuites",
                                        "groups",       "handshakeTimeout",
-                                       "closeTimeout", NULL};
+                                       "closeTimeout", "highWater",
+                                       "lowWater",     NULL};
     int rc = parse_tcp_client(c, d, e, keys);
     if (rc)
         return rc;
@@ -713,15 +754,21 @@ int coil_endpoint_listen(coil_reactor *r, const coil_endpoint *e, coil_factory *
     if (err)
         *err = NULL;
     if (e->type == EP_TCP_SERVER || e->type == EP_TLS_SERVER) {
-        coil_tcp_listen_options o = {
-            .interface = e->host, .port = e->port, .backlog = e->backlog};
+        coil_tcp_listen_options o = {.interface = e->host,
+                                     .port = e->port,
+                                     .backlog = e->backlog,
+                                     .high_water = e->high_water,
+                                     .low_water = e->low_water};
         if (e->tls)
             return coil_tls_listen_tcp(r, &o, e->tls, f, out, err);
         return coil_tcp_listen(r, &o, f, out, err);
     }
     if (e->type == EP_UNIX_SERVER) {
-        coil_unix_listen_options o = {
-            .path = e->host, .mode = e->mode, .backlog = e->backlog};
+        coil_unix_listen_options o = {.path = e->host,
+                                      .mode = e->mode,
+                                      .backlog = e->backlog,
+                                      .high_water = e->high_water,
+                                      .low_water = e->low_water};
         return coil_unix_listen(r, &o, f, out, err);
     }
     return wrong_side(e, "server", err);
@@ -738,11 +785,16 @@ int coil_endpoint_connect(coil_reactor *r, const coil_endpoint *e, coil_factory 
                                       .port = e->port,
                                       .timeout = e->timeout,
                                       .resolve_timeout = e->resolve_timeout,
-                                      .bind_address = e->bind};
+                                      .bind_address = e->bind,
+                                      .high_water = e->high_water,
+                                      .low_water = e->low_water};
         rc = e->tls ? coil_tls_connect_tcp(r, &o, e->tls, e->sni, f, out)
                     : coil_tcp_connect(r, &o, f, out);
     } else if (e->type == EP_UNIX_CLIENT) {
-        coil_unix_connect_options o = {.path = e->host, .timeout = e->timeout};
+        coil_unix_connect_options o = {.path = e->host,
+                                       .timeout = e->timeout,
+                                       .high_water = e->high_water,
+                                       .low_water = e->low_water};
         rc = coil_unix_connect(r, &o, f, out);
     } else {
         return wrong_side(e, "client", err);
