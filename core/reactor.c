@@ -511,12 +511,14 @@ static int tracked_is_top(const coil__tracked *t)
  * r->tracked), at any time: every entry is unlinked before its hook runs. */
 static void tracked_sweep(coil_reactor *r, coil__tracked **from, int abort)
 {
-    coil__tracked *batch = *from;
+    /* The batch lives in the reactor, not on the stack: entries point back
+     * at its head. */
+    r->tracked_batch = *from;
     *from = NULL;
-    if (batch)
-        batch->pprev = &batch;
-    while (batch) {
-        coil__tracked *t = batch;
+    if (r->tracked_batch)
+        r->tracked_batch->pprev = &r->tracked_batch;
+    while (r->tracked_batch) {
+        coil__tracked *t = r->tracked_batch;
         tracked_unlink(t);
         tracked_push(&r->tracked_done, t);
         if (abort)

@@ -137,6 +137,7 @@ struct coil_reactor {
     /* The registry of transports (coil__tracked): those not yet asked to
      * close, and those shutdown has closed or aborted. */
     coil__tracked *tracked, *tracked_done;
+    coil__tracked *tracked_batch; /* being closed or aborted by a sweep */
     size_t n_tracked;
     int shutting_down; /* inside coil_reactor_shutdown */
 
