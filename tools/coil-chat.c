@@ -157,7 +157,7 @@ static int textbuf_put(textbuf *b, const void *data, size_t len)
  * ("^[" for ESC, "^M" for CR, "^?" for DEL), bytes that are not UTF-8
  * "\xNN", C1 controls and bidirectional overrides "\u202e". What comes out
  * holds no byte a terminal acts on, so no line can move the cursor, clear
- * the screen or forge another line ("\r<bob> ..."). At most 6 bytes out
+ * the screen or forge another line ("\r<bob> ..."). At most 4 bytes out
  * per byte in. */
 static int textbuf_put_visible(textbuf *b, const char *text, size_t len)
 {
@@ -515,8 +515,9 @@ static const coil_producer_ops chat_producer_ops = {
     .stop_producing = producer_stop,
 };
 
-/* Where the connection comes from, for the per-source cap: the IP address
- * without the port, the peer's uid on a UNIX socket. */
+/* Where the connection comes from, for the per-source cap: the IPv4
+ * address, the IPv6 /64 (one host commonly has a whole /64), the peer's uid
+ * on a UNIX socket. */
 static void describe_source(coil_transport *t, char *buf, size_t size)
 {
     coil_transport_info info;
@@ -529,11 +530,20 @@ static void describe_source(coil_transport *t, char *buf, size_t size)
         snprintf(buf, size, "unknown");
         return;
     }
-    char host[INET6_ADDRSTRLEN] = "";
+    char host[INET6_ADDRSTRLEN + 8] = "";
     if (a.kind == COIL_ADDR_TCP4)
         inet_ntop(AF_INET, &a.u.in4.sin_addr, host, sizeof host);
-    else if (a.kind == COIL_ADDR_TCP6)
-        inet_ntop(AF_INET6, &a.u.in6.sin6_addr, host, sizeof host);
+    else if (a.kind == COIL_ADDR_TCP6) {
+        struct in6_addr net = a.u.in6.sin6_addr;
+        int prefix = 128;
+        if (!IN6_IS_ADDR_V4MAPPED(&net)) {
+            memset(net.s6_addr + 8, 0, 8);
+            prefix = 64;
+        }
+        inet_ntop(AF_INET6, &net, host, sizeof host);
+        if (host[0])
+            snprintf(host + strlen(host), sizeof host - strlen(host), "/%d", prefix);
+    }
     if (host[0])
         snprintf(buf, size, "ip:%s", host);
     else
