@@ -440,8 +440,9 @@ static void handle_register(chat_user *u, const char *name, size_t len)
     if (!why && find_user(s, name, len))
         why = "Name taken, please choose another.";
     if (why) {
-        /* One short reply per bad line, a few times: the answer to
-         * garbage is never larger than the garbage. */
+        /* One short reply per bad line, a few times, then the close:
+         * whatever arrives, a connection gets at most the prompt, four
+         * replies and a closing line (about 200 bytes). */
         if (++u->bad_names >= CHAT_MAX_BAD_NAMES)
             kick(u, "Too many bad names; closing.");
         else
