@@ -505,6 +505,40 @@ static void test_wrap_reports_failure_to_protocol(void)
     coil_test_fake_end(r);
 }
 
+static void test_failed_handshake_warnings_are_limited(void)
+{
+    /* 20 failed handshakes against one server context: a few warnings,
+     * then one that counts what was suppressed (each side's context has
+     * its own limit). */
+    coil_reactor *r = coil_test_fake_start();
+    coil_tls_context *sc = server_ctx(), *cc = client_ctx();
+    peer c[21], s[21];
+    coil_test_log_capture_start();
+    for (int i = 0; i < 20; i++) {
+        peer_init(&c[i]);
+        peer_init(&s[i]);
+        tls_pair(r, cc, "other.test", &c[i], sc, &s[i], NULL, NULL);
+    }
+    pump(r);
+    size_t during = coil_test_log_count(COIL_LOG_WARN);
+    CU_ASSERT(during >= 2 && during <= 10); /* 40 without the limit */
+    CU_ASSERT(!coil_test_log_contains("suppressed"));
+    coil_reactor_advance(r, 11);
+    peer_init(&c[20]);
+    peer_init(&s[20]);
+    tls_pair(r, cc, "other.test", &c[20], sc, &s[20], NULL, NULL);
+    pump(r);
+    coil_test_log_capture_stop();
+    CU_ASSERT(coil_test_log_contains("(suppressed 15 similar messages)"));
+    if (!coil_test_log_contains("(suppressed 15 similar messages)"))
+        fprintf(stderr, "log: %s\n", coil_test_log_text());
+    for (int i = 0; i < 21; i++)
+        CU_ASSERT_EQUAL(s[i].destroyed, 1);
+    coil_tls_context_free(sc);
+    coil_tls_context_free(cc);
+    coil_test_fake_end(r);
+}
+
 static void test_handshake_timeout(void)
 {
     /* STARTTLS on a single-ended transport whose far end never answers:
@@ -1240,6 +1274,7 @@ static int add(void)
         COIL_TEST(test_resumption),
         COIL_TEST(test_wrong_host_over_memory),
         COIL_TEST(test_wrap_reports_failure_to_protocol),
+        COIL_TEST(test_failed_handshake_warnings_are_limited),
         COIL_TEST(test_handshake_timeout),
         COIL_TEST(test_small_writes_coalesce),
         COIL_TEST(test_close_notify_and_eof_close_at_once),

@@ -359,7 +359,11 @@ static void handshake_fail(tls_layer *L, coil_failure *f)
         if (L->owner && L->owner->failed && !L->lower_gone)
             L->owner->failed(L->lower, f);
         else if (!up || !up->ops->connection_failed)
-            coil_log(COIL_LOG_WARN, LOG_MODULE, "%s", coil_failure_message(f));
+            /* A server facing a scanner or a flood of bad clients: a few
+             * warnings per window, then a count. */
+            coil_log_ratelimited(&L->ctx->hs_log_limit,
+                                 coil_reactor_seconds(L->up.base.reactor), COIL_LOG_WARN,
+                                 LOG_MODULE, "%s", coil_failure_message(f));
     }
     up_lost(L, f);
 }

@@ -7,6 +7,7 @@
 
 #include <openssl/ssl.h>
 
+#include <coil/log.h>
 #include <coil/tls.h>
 
 typedef struct coil__tls_session {
@@ -32,6 +33,7 @@ struct coil_tls_context {
     unsigned alpn_len;
     coil__tls_session *sessions; /* newest first */
     size_t n_sessions;
+    coil_log_limit hs_log_limit; /* failed-handshake warnings (zero: defaults) */
 };
 
 /* The per-connection data OpenSSL's callbacks reach through
