@@ -87,6 +87,9 @@ struct coil_line_receiver {
     int raw;
     int paused;
     int discarding; /* skipping the rest of an over-long line */
+    /* A large read is buffered in slices: the part not yet buffered. */
+    const char *pending;
+    size_t pending_len;
 };
 
 /* Set up `lr` (its fields are overwritten) for line mode with the
