@@ -120,10 +120,20 @@ def case_stall():
             peak[0] = max(peak[0], rss_kib(PID))
             done.wait(0.02)
 
-    LINES, FILL = 32768, b"f" * 1000  # 32 MiB
+    LINES, FILL, CHUNK = 32768, b"f" * 1000, 256  # 32 MiB, in 256 KiB sends
+    # alice stays at most 512 lines (512 KiB) ahead of bob, whatever the
+    # speed of each: bob is a reader that keeps up (were this process slow
+    # to read, his queue must still stay under the 1 MiB cap), slow is one
+    # that does not.
+    bob_got = [0]
+    progress = threading.Condition()
+
     def flood():
-        for start in range(0, LINES, 1024):
-            alice.send(b"".join(b"%05d %s\r\n" % (i, FILL) for i in range(start, start + 1024)))
+        for start in range(0, LINES, CHUNK):
+            with progress:
+                if not progress.wait_for(lambda: bob_got[0] >= start - 2 * CHUNK, TIMEOUT):
+                    return  # bob stalled: his loop below fails
+            alice.send(b"".join(b"%05d %s\r\n" % (i, FILL) for i in range(start, start + CHUNK)))
 
     sampler = threading.Thread(target=sample)
     sender = threading.Thread(target=flood)
@@ -136,6 +146,10 @@ def case_stall():
         got = bob.line()
         if got != b"<alice> %05d %s" % (i, FILL):
             raise AssertionError("bob: line %d is %r" % (i, got[:60]))
+        if (i + 1) % CHUNK == 0:
+            with progress:
+                bob_got[0] = i + 1
+                progress.notify()
     sender.join()
     flood_s = time.time() - t0
     done.set()
