@@ -1188,7 +1188,7 @@ static void test_endpoints(void)
     CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
     snprintf(desc, sizeof desc,
              "tls:127.0.0.1:%d:caCerts=%s:sni=localhost:alpn=coil/1:handshakeTimeout=5:"
-             "closeTimeout=7",
+             "closeTimeout=7:highWater=8192:lowWater=2048",
              coil_address_port(&a), cert("ca.pem"));
     coil_endpoint *e = NULL;
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(desc, &e, &err), 0);
@@ -1204,6 +1204,9 @@ static void test_endpoints(void)
     CU_ASSERT_EQUAL(cf.connected, 1);
     CU_ASSERT_STRING_EQUAL(client.info.tls_alpn, "coil/1");
     CU_ASSERT(strstr(client.info.tls_peer_subject, "CN=localhost") != NULL);
+    /* highWater=/lowWater= hold for the TLS layer's queue too. */
+    CU_ASSERT_EQUAL(client.info.high_water, 8192);
+    CU_ASSERT_EQUAL(client.info.low_water, 2048);
     coil_transport_lose_connection(client.base.transport);
     run_until(r, &cf.lost, 1);
     coil_connector_free(k);

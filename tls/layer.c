@@ -89,8 +89,10 @@ typedef struct tls_layer {
     double close_progress;                 /* when the peer last took or sent something */
     unsigned long long rx_total, close_rx; /* ciphertext bytes received */
     coil_failure *close_failure;           /* why the watchdog gave up */
-    int busy;                              /* holding buffers while data moves */
-    unsigned long activity;                /* records moved; the idle check compares */
+    coil_address peer;                     /* the peer, kept for messages after close */
+    int peer_known;
+    int busy;               /* holding buffers while data moves */
+    unsigned long activity; /* records moved; the idle check compares */
     unsigned long idle_mark;
     coil_timer *idle_timer;
 } tls_layer;
@@ -280,6 +282,8 @@ static void peer_text(const tls_layer *L, char *buf, size_t size)
     coil_address a;
     if (L->lower && !L->lower_gone && coil_transport_get_peer(L->lower, &a) == 0 &&
         coil_address_format(&a, buf, size) > 0)
+        return;
+    if (L->peer_known && coil_address_format(&L->peer, buf, size) > 0)
         return;
     snprintf(buf, size, "%s", L->server_name ? L->server_name : "the peer");
 }
@@ -774,8 +778,12 @@ static void tls_free(coil__stream *s)
 static int tls_get_peer(const coil__stream *s, coil_address *out)
 {
     const tls_layer *L = (const tls_layer *)s;
-    if (!L->lower || L->lower_gone)
-        return COIL_ECLOSED;
+    if (!L->lower || L->lower_gone) {
+        if (!L->peer_known)
+            return COIL_ECLOSED;
+        *out = L->peer; /* as the sockets do: the peer stays known */
+        return 0;
+    }
     return coil_transport_get_peer(L->lower, out);
 }
 
@@ -896,6 +904,12 @@ static void down_connection_made(coil_protocol *p)
      * transport below it. */
     coil__stream_track(&L->up);
     coil__stream_set_upper(L->lower, &L->up);
+    L->peer_known = coil_transport_get_peer(L->lower, &L->peer) == 0;
+    /* Water marks set for the connection (highWater=, listen/connect
+     * options) hold for the plaintext queue above too. */
+    coil_transport_info li;
+    if (coil_transport_info_get(L->lower, &li) == 0 && li.high_water > 0)
+        coil_transport_set_water_marks(&L->up.base, li.high_water, li.low_water);
     /* A producer the protocol above had registered (STARTTLS) keeps its
      * place; flow control then rests on it. */
     coil_transport_register_producer(L->lower, &L->prod, 1);
