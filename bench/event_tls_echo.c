@@ -4,7 +4,8 @@
  *
  *   event_tls_echo PORT CERT.pem KEY.pem    (127.0.0.1; PORT 0 picks a free port)
  *
- * One SSL_CTX: TLS 1.3 only, TLS_AES_128_GCM_SHA256, X25519, session tickets
+ * One SSL_CTX: TLS 1.3 only, TLS_AES_128_GCM_SHA256 ($EVENT_TLS_SUITES picks
+ * other TLS 1.3 suites), X25519, session tickets
  * on (OpenSSL's default, so resumption works), SSL_MODE_RELEASE_BUFFERS as
  * coil sets it. Prints "listening on 127.0.0.1:PORT pid PID"; exits cleanly on
  * SIGINT/SIGTERM. Echo: the input buffer moves to the output buffer; reading
@@ -108,12 +109,13 @@ int main(int argc, char **argv)
         return 2;
     }
     int port = atoi(argv[1]);
+    const char *suites = getenv("EVENT_TLS_SUITES");
     signal(SIGPIPE, SIG_IGN);
     ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, argv[2]) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, argv[3], SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256") != 1 ||
+        SSL_CTX_set_ciphersuites(ctx, suites ? suites : "TLS_AES_128_GCM_SHA256") != 1 ||
         SSL_CTX_set1_groups_list(ctx, "X25519") != 1) {
         ERR_print_errors_fp(stderr);
         return 1;

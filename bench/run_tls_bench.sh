@@ -130,6 +130,9 @@ for name in "${up[@]}"; do stop_server "${pids[$name]}"; done
 # first seconds, no warm-up), then again on the same server, with the suite
 # OpenSSL picks by default, TLS_AES_256_GCM_SHA384.
 suite256=ciphersuites=TLS_AES_256_GCM_SHA384:groups=X25519
+suite128=$suite
+suite=$suite256 # the servers started below offer it
+export EVENT_TLS_SUITES=TLS_AES_256_GCM_SHA384
 for run in $(seq 1 "$runs"); do
     for name in $servers; do
         [ "$name" = twisted ] && continue
@@ -150,6 +153,8 @@ for run in $(seq 1 "$runs"); do
         stop_server "$server_pid"
     done
 done
+suite=$suite128
+unset EVENT_TLS_SUITES
 
 for name in $servers; do
     [ "$idle_conns" -gt 0 ] || break

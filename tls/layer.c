@@ -543,6 +543,21 @@ static void maybe_schedule_flush(tls_layer *L)
     L->flush_scheduled = 1;
 }
 
+/* Records encrypted straight from a caller's write wait in L->out until the
+ * end of the pass, so the records of one pass leave in one send. */
+static void schedule_out_flush(tls_layer *L)
+{
+    if (L->flush_scheduled)
+        return;
+    coil__stream_hold(&L->up);
+    if (coil_reactor_call_soon(L->up.base.reactor, flush_cb, L) != 0) {
+        coil__stream_release(&L->up);
+        out_flush(L, 0);
+        return;
+    }
+    L->flush_scheduled = 1;
+}
+
 /* ---- the stream's lower operations (the TLS transport) ------------------------- */
 
 static ssize_t tls_send(coil__stream *s, const struct iovec *iov, int iovcnt)
@@ -585,7 +600,10 @@ static ssize_t tls_send(coil__stream *s, const struct iovec *iov, int iovcnt)
         }
     }
 done:
-    out_flush(L, 0);
+    if (L->in_flush || L->out_len == 0)
+        out_flush(L, 0);
+    else
+        schedule_out_flush(L);
     return (ssize_t)total;
 }
 
