@@ -89,10 +89,9 @@ typedef struct tls_layer {
     double close_progress;                 /* when the peer last took or sent something */
     unsigned long long rx_total, close_rx; /* ciphertext bytes received */
     coil_failure *close_failure;           /* why the watchdog gave up */
-    coil_address peer;                     /* the peer, kept for messages after close */
-    int peer_known;
-    int busy;               /* holding buffers while data moves */
-    unsigned long activity; /* records moved; the idle check compares */
+    coil_address *peer_after; /* the peer, copied as the transport below ends */
+    int busy;                 /* holding buffers while data moves */
+    unsigned long activity;   /* records moved; the idle check compares */
     unsigned long idle_mark;
     coil_timer *idle_timer;
 } tls_layer;
@@ -111,6 +110,7 @@ static void unref(tls_layer *L)
     coil_timer_cancel(L->idle_timer);
     coil_timer_release(L->idle_timer);
     coil_failure_free(L->close_failure);
+    free(L->peer_after);
     SSL_free(L->ssl); /* frees the BIO */
     while (L->in_head) {
         coil__chunk *c = L->in_head;
@@ -283,7 +283,7 @@ static void peer_text(const tls_layer *L, char *buf, size_t size)
     if (L->lower && !L->lower_gone && coil_transport_get_peer(L->lower, &a) == 0 &&
         coil_address_format(&a, buf, size) > 0)
         return;
-    if (L->peer_known && coil_address_format(&L->peer, buf, size) > 0)
+    if (L->peer_after && coil_address_format(L->peer_after, buf, size) > 0)
         return;
     snprintf(buf, size, "%s", L->server_name ? L->server_name : "the peer");
 }
@@ -797,9 +797,9 @@ static int tls_get_peer(const coil__stream *s, coil_address *out)
 {
     const tls_layer *L = (const tls_layer *)s;
     if (!L->lower || L->lower_gone) {
-        if (!L->peer_known)
+        if (!L->peer_after)
             return COIL_ECLOSED;
-        *out = L->peer; /* as the sockets do: the peer stays known */
+        *out = *L->peer_after; /* as the sockets do: the peer stays known */
         return 0;
     }
     return coil_transport_get_peer(L->lower, out);
@@ -922,7 +922,6 @@ static void down_connection_made(coil_protocol *p)
      * transport below it. */
     coil__stream_track(&L->up);
     coil__stream_set_upper(L->lower, &L->up);
-    L->peer_known = coil_transport_get_peer(L->lower, &L->peer) == 0;
     /* Water marks set for the connection (highWater=, listen/connect
      * options) hold for the plaintext queue above too. */
     coil_transport_info li;
@@ -988,6 +987,12 @@ static void down_connection_lost(coil_protocol *p, const coil_failure *reason)
     tls_layer *L = from_down(p);
     cancel_timer(&L->close_timer);
     L->lower_ending = 1;
+    /* Keep the peer's address for what is said after this (an idle
+     * connection does not pay for the copy). */
+    coil_address a;
+    if (!L->peer_after && coil_transport_get_peer(L->lower, &a) == 0 &&
+        (L->peer_after = malloc(sizeof a)))
+        *L->peer_after = a;
     char peer[300];
     peer_text(L, peer, sizeof peer);
     int clean = coil_failure_check(reason, COIL_DOMAIN_COIL, COIL_ECLOSED);
