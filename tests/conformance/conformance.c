@@ -537,6 +537,24 @@ static int slow_reader(void *arg)
     return 0;
 }
 
+/* Pour f->total bytes from the producer `f` into a reader `s` that starts
+ * paused and then takes a little every 2 ms; every byte must arrive. */
+static void flood_to_slow_reader(flood *f, peer *s)
+{
+    coil_transport_pause_reading(s->base.transport);
+    CU_ASSERT_EQUAL(coil_transport_register_producer(f->t, &f->base, 1), 0);
+    flood_pump(f);
+    coil_looping_call *lc = coil_looping_call_new(R, slow_reader, s);
+    CU_ASSERT_EQUAL(coil_looping_call_start(lc, 0.002, 0, NULL), 0);
+    struct echo_wait w = {s, f->total};
+    CU_ASSERT(run_until(got_at_least, &w, 120));
+    coil_looping_call_free(lc);
+    if (s->base.transport)
+        coil_transport_resume_reading(s->base.transport);
+    CU_ASSERT_EQUAL(s->got, f->total);
+    CU_ASSERT_EQUAL(s->mismatch, 0);
+}
+
 static void test_backpressure_bounded(void)
 {
     peer c, s;
@@ -549,18 +567,7 @@ static void test_backpressure_bounded(void)
     f->base.ops = &flood_ops;
     f->t = c.base.transport;
     f->total = 32 * 1024 * 1024;
-    coil_transport_pause_reading(s.base.transport);
-    CU_ASSERT_EQUAL(coil_transport_register_producer(f->t, &f->base, 1), 0);
-    flood_pump(f);
-    coil_looping_call *lc = coil_looping_call_new(R, slow_reader, &s);
-    CU_ASSERT_EQUAL(coil_looping_call_start(lc, 0.002, 0, NULL), 0);
-    struct echo_wait w = {&s, f->total};
-    CU_ASSERT(run_until(got_at_least, &w, 120));
-    coil_looping_call_free(lc);
-    if (s.base.transport)
-        coil_transport_resume_reading(s.base.transport);
-    CU_ASSERT_EQUAL(s.got, f->total);
-    CU_ASSERT_EQUAL(s.mismatch, 0);
+    flood_to_slow_reader(f, &s);
     CU_ASSERT(f->pauses > 0);
     /* The queue never grew past the high-water mark by more than one
      * write (the write that crossed it) plus the kind's slack. */
@@ -598,18 +605,7 @@ static void test_backpressure_custom_marks(void)
     CU_ASSERT_EQUAL(coil_transport_info_get(f->t, &info), 0);
     CU_ASSERT_EQUAL(info.high_water, HIGH);
     CU_ASSERT_EQUAL(info.low_water, LOW);
-    coil_transport_pause_reading(s.base.transport);
-    CU_ASSERT_EQUAL(coil_transport_register_producer(f->t, &f->base, 1), 0);
-    flood_pump(f);
-    coil_looping_call *lc = coil_looping_call_new(R, slow_reader, &s);
-    CU_ASSERT_EQUAL(coil_looping_call_start(lc, 0.002, 0, NULL), 0);
-    struct echo_wait w = {&s, f->total};
-    CU_ASSERT(run_until(got_at_least, &w, 120));
-    coil_looping_call_free(lc);
-    if (s.base.transport)
-        coil_transport_resume_reading(s.base.transport);
-    CU_ASSERT_EQUAL(s.got, f->total);
-    CU_ASSERT_EQUAL(s.mismatch, 0);
+    flood_to_slow_reader(f, &s);
     CU_ASSERT(f->pauses > 0 && f->resumes > 0);
     /* Paused by the write that crossed the new mark: never before it,
      * never a whole default mark (64 KiB) later. */
