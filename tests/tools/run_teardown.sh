@@ -21,41 +21,9 @@ esac
 PY=${PYTHON3:-python3}
 certs=${COIL_TEST_CERTS:?COIL_TEST_CERTS is not set (the tls_certs ctest fixture sets it)}
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/coil-teardown.XXXXXX")
-pids=""
-cleanup() {
-    for p in $pids; do
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$dir"/*.err; do
-        [ -f "$f" ] || continue
-        echo "--- $f:" >&2
-        cat "$f" >&2
-    done
-    exit 1
-}
-
-# wait_for WHAT PID CMD...: until CMD succeeds; fail when process PID has
-# exited first, or after 30 s. Polls an event, never a fixed sleep.
-wait_for() {
-    what=$1
-    wpid=$2
-    shift 2
-    i=0
-    until "$@"; do
-        kill -0 "$wpid" 2>/dev/null || "$@" || fail "$what: the process exited first"
-        i=$((i + 1))
-        [ $i -lt 600 ] || fail "$what: not within 30 s"
-        sleep 0.05
-    done
-}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/testlib.sh"
+testlib_setup teardown
 
 "$TOOL" serve "ssl:0:interface=127.0.0.1:privateKey=$certs/server.key:certKey=$certs/server-chain.pem" \
     "unix:$dir/s.sock" 2>"$dir/server.err" &

@@ -25,49 +25,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # Every client command is bounded: a hang fails the test, it does not stall it.
 T="timeout -k 2 20"
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/coil-tools.XXXXXX")
-pids=""
-cleanup() {
-    for p in $pids; do
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$dir"/*.err; do
-        [ -f "$f" ] || continue
-        echo "--- $f:" >&2
-        cat "$f" >&2
-    done
-    exit 1
-}
-
-# Nothing here waits a fixed time for something to happen: each wait is
-# for an event (a line printed, a file appearing), polled every 0.05 s and
-# bounded generously so that a slow machine or a slow python3 only makes
-# the test slower, never wrong.
-
-# wait_for WHAT PID CMD...: until CMD succeeds; fail when process PID (0:
-# none) has exited, or after 30 s, saying WHAT was awaited.
-wait_for() {
-    what=$1
-    wpid=$2
-    shift 2
-    i=0
-    until "$@"; do
-        if [ "$wpid" -ne 0 ] && ! kill -0 "$wpid" 2>/dev/null; then
-            "$@" || fail "$what: the process exited first"
-            return 0
-        fi
-        i=$((i + 1))
-        [ $i -lt 600 ] || fail "$what: not within 30 s"
-        sleep 0.05
-    done
-}
+. "$here/testlib.sh"
+testlib_setup tools
 
 # start_server NAME CMD...: run CMD in the background (stderr to NAME.err)
 # and wait until it says it serves on a UNIX socket (its last endpoint).
