@@ -84,14 +84,13 @@ typedef struct tls_layer {
     int sent_close_notify;
     int got_close_notify;
     coil_timer *hs_timer;
-    coil_timer *close_timer;               /* the close watchdog: progress or give up */
-    size_t close_mark;                     /* bytes undelivered at the last check */
-    double close_progress;                 /* when the peer last took or sent something */
-    unsigned long long rx_total, close_rx; /* ciphertext bytes received */
-    coil_failure *close_failure;           /* why the watchdog gave up */
-    coil_address *peer_after; /* the peer, copied as the transport below ends */
-    int busy;                 /* holding buffers while data moves */
-    unsigned long activity;   /* records moved; the idle check compares */
+    coil_timer *close_timer;     /* the close watchdog: progress or give up */
+    size_t close_mark;           /* bytes undelivered at the last check */
+    double close_progress;       /* when the peer last took or sent something */
+    coil_failure *close_failure; /* why the watchdog gave up */
+    coil_address *peer_after;    /* the peer, copied as the transport below ends */
+    int busy;                    /* holding buffers while data moves */
+    unsigned long activity;      /* records moved; the idle check compares */
     unsigned long idle_mark;
     coil_timer *idle_timer;
 } tls_layer;
@@ -651,9 +650,11 @@ static int tls_shutdown_write(coil__stream *s)
  * take every byte: the plaintext still queued here, the ciphertext queued
  * below and what the kernel has sent but the peer has not acknowledged. A
  * slow reader is waited for as long as it makes progress; only when none of
- * those bytes has moved and nothing has arrived for close_timeout does the
- * layer give up. Then, with bytes undelivered, it aborts the connection
- * below and the protocol hears "lost", never "clean". */
+ * those bytes has moved for close_timeout does the layer give up. Bytes the
+ * peer sends do not count: a peer that writes and never reads must not hold
+ * the connection forever. With bytes undelivered the layer then aborts the
+ * connection below and the protocol hears "lost", never "clean"; with
+ * everything taken it closes below normally. */
 
 static size_t undelivered(const tls_layer *L)
 {
@@ -680,7 +681,6 @@ static void watch_close(tls_layer *L)
     if (L->close_timer)
         return; /* already watching */
     L->close_mark = undelivered(L);
-    L->close_rx = L->rx_total;
     L->close_progress = coil_reactor_seconds(L->up.base.reactor);
     arm_close_check(L);
 }
@@ -694,11 +694,10 @@ static int close_timeout_cb(void *arg)
         return 0;
     size_t left = undelivered(L);
     double now = coil_reactor_seconds(L->up.base.reactor);
-    if (left < L->close_mark || L->rx_total != L->close_rx) {
+    if (left < L->close_mark) {
         L->close_progress = now; /* the peer is slow, not gone */
     }
     L->close_mark = left;
-    L->close_rx = L->rx_total;
     if (now - L->close_progress < L->ctx->close_timeout) {
         arm_close_check(L);
         return 0;
@@ -939,7 +938,6 @@ static void down_connection_made(coil_protocol *p)
 static void down_data_received(coil_protocol *p, const void *data, size_t len)
 {
     tls_layer *L = from_down(p);
-    L->rx_total += len; /* the close watchdog's sign of life */
     if (L->up.state == COIL__STREAM_CLOSED || L->failed)
         return;
     coil__stream_hold(&L->up);

@@ -43,11 +43,12 @@
  *    the transport below once the peer has taken every byte and closed its
  *    side; the protocol hears connection_lost then, not before, so "clean"
  *    means delivered. A slow reader is waited for as long as it makes
- *    progress (takes bytes or sends any); a peer that makes none for
- *    close_timeout (30 s default) is given up on: with bytes undelivered
- *    the transport below is aborted and the close is reported lost
- *    (COIL_ECONNLOST, "... close timeout ..."); with everything taken but
- *    no close from the peer, ours is closed normally and reported clean.
+ *    progress (takes bytes; what it sends does not count); a peer that
+ *    takes none for close_timeout (30 s default) is given up on: with bytes
+ *    undelivered the transport below is aborted and the close is reported
+ *    lost (COIL_ECONNLOST, "... close timeout ..."); with everything taken
+ *    but no close from the peer, ours is closed normally and reported
+ *    clean.
  *  - The end of the stream without close_notify (the peer's TCP closed
  *    first) is a lost connection (COIL_ECONNLOST, "truncated"), never a
  *    clean one: a cut-off stream must not look complete.
