@@ -278,6 +278,18 @@ static void test_ordering_writes_and_writev(void)
 
 /* ---- lose_connection flushes; abort drops ---- */
 
+/* Write `size` bytes of the pattern in one write. */
+static int write_pattern(coil_transport *t, size_t size)
+{
+    unsigned char *buf = malloc(size);
+    if (!buf)
+        return COIL_ENOMEM;
+    fill(buf, 0, size);
+    int rc = coil_transport_write(t, buf, size);
+    free(buf);
+    return rc;
+}
+
 static void test_lose_connection_delivers_queue(void)
 {
     peer c, s;
@@ -287,10 +299,7 @@ static void test_lose_connection_delivers_queue(void)
     if (!make(&c, &s))
         return;
     size_t size = 8 * 1024 * 1024;
-    unsigned char *buf = malloc(size);
-    fill(buf, 0, size);
-    coil_transport_write(c.base.transport, buf, size);
-    free(buf);
+    CU_ASSERT_EQUAL(write_pattern(c.base.transport, size), 0);
     coil_transport_info info;
     coil_transport_info_get(c.base.transport, &info);
     CU_ASSERT(info.write_queued > 0); /* more than any buffer below holds */
@@ -345,10 +354,7 @@ static void test_close_to_paused_reader(void)
     if (!make(&c, &s))
         return;
     size_t size = 8 * 1024 * 1024;
-    unsigned char *buf = malloc(size);
-    fill(buf, 0, size);
-    CU_ASSERT_EQUAL(coil_transport_write(s.base.transport, buf, size), 0);
-    free(buf);
+    CU_ASSERT_EQUAL(write_pattern(s.base.transport, size), 0);
     coil_transport_lose_connection(s.base.transport);
     double t0 = coil_reactor_seconds(R);
     peer *both[2] = {&c, &s};
