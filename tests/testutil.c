@@ -208,3 +208,57 @@ int coil_test_temp_file(char *buf, size_t size, const char *tag)
     }
     return -1;
 }
+
+/* ---- the sshd fixture (tests/ssh/sshd-fixture.sh) -------------------------- */
+
+const char *coil_test_sshd(const char *key)
+{
+    /* DIR/env, read once; each "KEY=VALUE\n" line becomes a NUL-ended string. */
+    static char text[32768];
+    static size_t text_len;
+    static int loaded;
+    const char *dir = getenv("COIL_TEST_SSHD");
+    if (!loaded) {
+        if (!dir || !*dir) {
+            fprintf(
+                stderr,
+                "COIL_TEST_SSHD is not set: run the SSH tests through ctest (the sshd "
+                "fixture starts a throwaway sshd), or run `sh tests/ssh/sshd-fixture.sh "
+                "start DIR` and set COIL_TEST_SSHD=DIR\n");
+            exit(1);
+        }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/env", dir);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            fprintf(stderr,
+                    "cannot read %s (%s): did the sshd fixture start? Its log is "
+                    "%s/sshd.log\n",
+                    path, strerror(errno), dir);
+            exit(1);
+        }
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        int big = !feof(f);
+        fclose(f);
+        if (big) {
+            fprintf(stderr, "%s is larger than %zu bytes: not the fixture's env file\n",
+                    path, sizeof text - 1);
+            exit(1);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (text[i] == '\n')
+                text[i] = '\0';
+        text[n] = '\0';
+        text_len = n;
+        loaded = 1;
+    }
+    size_t klen = strlen(key);
+    for (const char *line = text; line < text + text_len; line += strlen(line) + 1)
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=')
+            return line + klen + 1;
+    fprintf(stderr,
+            "%s/env has no %s= line: the sshd fixture (tests/ssh/sshd-fixture.sh) is "
+            "older than this test, or its start failed\n",
+            dir ? dir : "$COIL_TEST_SSHD", key);
+    exit(1);
+}

@@ -48,6 +48,13 @@ void coil_test_every_split(const char *in, size_t n, coil_test_split_fn one, voi
  * message saying what to do, when the variable is not set. */
 const char *coil_test_cert(const char *name);
 
+/* The value of KEY in $COIL_TEST_SSHD/env, written by the ctest fixture
+ * `sshd` (tests/ssh/sshd-fixture.sh; see the keys it lists): "SSHD_PORT",
+ * "SSH_KEY_ED25519", ... The string lives until the program ends. A missing
+ * variable, file or key prints what to do and exits with status 1: an SSH
+ * test never runs (or skips) without its sshd. */
+const char *coil_test_sshd(const char *key);
+
 /* Create a new empty file $TMPDIR/coil-TAG-PID-N (mode 0600, never an
  * existing one) and put its path in buf; the test unlinks it. 0 or -1. */
 int coil_test_temp_file(char *buf, size_t size, const char *tag);
