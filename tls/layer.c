@@ -815,14 +815,15 @@ static int tls_get_host(const coil__stream *s, coil_address *out)
 static void tls_info(const coil__stream *s, coil_transport_info *out)
 {
     const tls_layer *L = (const tls_layer *)s;
-    if (L->lower && !L->lower_gone) {
-        coil_transport_info li;
-        if (coil_transport_info_get(L->lower, &li) == 0) {
-            out->peer_pid = li.peer_pid;
-            out->peer_uid = li.peer_uid;
-            out->peer_gid = li.peer_gid;
-        }
+    coil_transport_info li;
+    const coil_transport_info *below = NULL;
+    if (L->lower && !L->lower_gone && coil_transport_info_get(L->lower, &li) == 0) {
+        out->peer_pid = li.peer_pid;
+        out->peer_uid = li.peer_uid;
+        out->peer_gid = li.peer_gid;
+        below = &li;
     }
+    coil_transport_layer_info *me = coil_transport_info_push(out, below, "tls");
     const char *sni = SSL_get_servername(L->ssl, TLSEXT_NAMETYPE_host_name);
     if (sni)
         snprintf(out->tls_server_name, sizeof out->tls_server_name, "%s", sni);
@@ -846,6 +847,14 @@ static void tls_info(const coil__stream *s, coil_transport_info *out)
             !(coil_tls_context_role(L->ctx) == COIL_TLS_CLIENT && L->ctx->no_verify);
     }
     out->tls_resumed = SSL_session_reused(L->ssl);
+    snprintf(me->protocol, sizeof me->protocol, "%s", out->tls_version);
+    snprintf(me->cipher, sizeof me->cipher, "%s", out->tls_cipher ? out->tls_cipher : "");
+    snprintf(me->peer, sizeof me->peer, "%s", out->tls_peer_subject);
+    me->verified = out->tls_peer_verified;
+    snprintf(me->detail, sizeof me->detail, "%s%s%s%s%s%s",
+             out->tls_alpn[0] ? "alpn=" : "", out->tls_alpn,
+             out->tls_alpn[0] && sni ? " " : "", sni ? "sni=" : "", sni ? sni : "",
+             out->tls_resumed ? (sni || out->tls_alpn[0] ? " resumed" : "resumed") : "");
 }
 
 static size_t tls_pending(const coil_transport *t)

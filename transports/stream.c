@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -523,6 +524,8 @@ int coil__stream_info(const coil_transport *t, coil_transport_info *out)
     out->peer_uid = -1;
     out->peer_gid = -1;
     s->lower->info(s, out);
+    if (out->n_layers == 0) /* a bottom transport that says no more */
+        coil_transport_info_push(out, NULL, t->ops->kind);
     return 0;
 }
 
@@ -592,4 +595,46 @@ void coil__stream_set_upper(coil_transport *lower, coil__stream *upper)
     /* Every kind built on this machinery aborts through it. */
     if (lower && lower->ops->abort_connection == coil__stream_abort_connection)
         ((coil__stream *)lower)->tracked.upper = &upper->tracked;
+}
+
+/* ---- the stack in coil_transport_info -------------------------------------- */
+
+coil_transport_layer_info *coil_transport_info_push(coil_transport_info *out,
+                                                    const coil_transport_info *below,
+                                                    const char *kind)
+{
+    if (below && below != out) {
+        memcpy(out->stack, below->stack, sizeof out->stack);
+        out->n_layers = below->n_layers;
+        memcpy(out->layers, below->layers, sizeof out->layers);
+    }
+    /* "kind/below", cut at the end when too long. */
+    char stack[sizeof out->stack];
+    size_t k = strnlen(kind, sizeof stack - 2), b = strnlen(out->stack, sizeof stack);
+    memcpy(stack, kind, k);
+    if (b) {
+        stack[k++] = '/';
+        size_t room = sizeof stack - 1 - k;
+        memcpy(stack + k, out->stack, b < room ? b : room);
+        k += b < room ? b : room;
+    }
+    stack[k] = '\0';
+    memcpy(out->stack, stack, sizeof stack);
+    int n = out->n_layers < COIL_TRANSPORT_MAX_LAYERS ? out->n_layers
+                                                      : COIL_TRANSPORT_MAX_LAYERS - 1;
+    memmove(&out->layers[1], &out->layers[0], (size_t)n * sizeof out->layers[0]);
+    out->n_layers = n + 1;
+    coil_transport_layer_info *l = &out->layers[0];
+    memset(l, 0, sizeof *l);
+    snprintf(l->kind, sizeof l->kind, "%s", kind);
+    return l;
+}
+
+const coil_transport_layer_info *
+coil_transport_info_layer(const coil_transport_info *info, const char *kind)
+{
+    for (int i = 0; i < info->n_layers && i < COIL_TRANSPORT_MAX_LAYERS; i++)
+        if (strcmp(info->layers[i].kind, kind) == 0)
+            return &info->layers[i];
+    return NULL;
 }

@@ -20,6 +20,7 @@
 #include "netstring.h"
 #include "prefixed.h"
 #include "tls.h"
+#include "plugin.h"
 
 #define COIL_VERSION_MAJOR  0
 #define COIL_VERSION_MINOR  1

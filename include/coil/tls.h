@@ -195,6 +195,15 @@ size_t coil_tls_context_cached_sessions(const coil_tls_context *ctx);
 coil_protocol *coil_tls_wrap(coil_tls_context *ctx, const char *server_name,
                              coil_protocol *upper);
 
+/* The TLS layer as a plug-in layer (coil/plugin.h): give it to a connector
+ * or listener (coil_connector_set_layer, coil_listener_set_layer) and every
+ * connection it makes runs TLS with `ctx` (a reference is taken). Clients
+ * verify `server_name` (NULL: the context's server_name) and send it as
+ * SNI; each connection's session is cached under the peer's "host:port".
+ * NULL when memory runs out. */
+typedef struct coil_layer coil_layer;
+coil_layer *coil_tls_layer_new(coil_tls_context *ctx, const char *server_name);
+
 /* STARTTLS: put TLS on the established connection `t` now. Bytes written to
  * `t` before this call go out in the clear; from now on the protocol's
  * transport is the TLS transport: the function sets p->transport (and

@@ -67,8 +67,24 @@ struct coil_producer {
 
 /* ---- information ------------------------------------------------------- */
 
+/* One layer of a stack of transports (TLS over an SSH channel over TCP),
+ * as that layer describes itself. Strings are copied here ("" when the
+ * layer has nothing to say). */
+#define COIL_TRANSPORT_MAX_LAYERS 4
+typedef struct coil_transport_layer_info {
+    char kind[24];     /* "tcp", "unix", "memory", "tls", "ssh-channel" */
+    char protocol[64]; /* "TLSv1.3"; the SSH server's banner */
+    char cipher[64];   /* "TLS_AES_128_GCM_SHA256"; "aes128-ctr hmac-sha2-256" */
+    char peer[256];    /* who the far end proved to be: the certificate's
+                          subject; the host key type and SHA256 fingerprint */
+    int verified;      /* 1: `peer` was verified (CA chain, known_hosts) */
+    char detail[128];  /* anything else: "alpn=h2 resumed";
+                          "direct-tcpip 127.0.0.1:7000" */
+} coil_transport_layer_info;
+
 typedef struct coil_transport_info {
-    const char *kind;    /* "tcp", "unix", "memory", ... (static string) */
+    const char *kind;    /* "tcp", "unix", "memory", ... (static string):
+                            the top layer's kind */
     size_t write_queued; /* bytes accepted by write but not yet sent */
     /* Bytes sent but not yet taken by the peer, as far as this transport
      * can tell: the kernel's unacknowledged send queue (SIOCOUTQ) for TCP,
@@ -93,7 +109,27 @@ typedef struct coil_transport_info {
     char tls_peer_subject[256]; /* the peer certificate's subject, one line */
     int tls_peer_verified;      /* 1: the peer's certificate was verified */
     int tls_resumed;            /* 1: the session was resumed */
+    /* The whole stack, top first: "tls/ssh-channel/tcp", "tls/tcp",
+     * "memory"; and each layer's own entry, layers[0] the top (the deepest
+     * ones are left out past COIL_TRANSPORT_MAX_LAYERS; `stack` still names
+     * them). Find one with coil_transport_info_layer(). */
+    char stack[96];
+    int n_layers;
+    coil_transport_layer_info layers[COIL_TRANSPORT_MAX_LAYERS];
 } coil_transport_info;
+
+/* For a layer's info operation: put the layer `kind` on top of the stack
+ * in `out`, and return its entry (zeroed) to fill. When `below` is not NULL
+ * (what the transport below reported: ask it first), its stack is taken
+ * into `out` first; NULL keeps what `out` holds (a bottom transport starts
+ * from nothing). A layer whose transport below is gone reports itself
+ * alone. */
+coil_transport_layer_info *coil_transport_info_push(coil_transport_info *out,
+                                                    const coil_transport_info *below,
+                                                    const char *kind);
+/* The topmost entry of the layer `kind` ("tls"), or NULL. */
+const coil_transport_layer_info *
+coil_transport_info_layer(const coil_transport_info *info, const char *kind);
 
 /* ---- the table --------------------------------------------------------- */
 
