@@ -153,14 +153,12 @@ static int host_list_match(const char *name, const char *list, size_t len)
     return positive;
 }
 
+/* Padded base64, as OpenSSH's decoder wants it. */
 static int b64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
                       size_t *out_len)
 {
-    if (sodium_base642bin(out, cap, in, len, NULL, out_len, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) == 0)
-        return 0;
     return sodium_base642bin(out, cap, in, len, NULL, out_len, NULL,
-                             sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+                             sodium_base64_VARIANT_ORIGINAL);
 }
 
 /* A hashed host field "|1|base64(salt)|base64(HMAC-SHA1(salt, name))", as
