@@ -282,6 +282,24 @@ int coil_ssh_listener_port(const coil_ssh_listener *l);
  * connections already accepted go on. */
 void coil_ssh_listener_close(coil_ssh_listener *l);
 
+/* ---- endpoints ------------------------------------------------------------------- */
+
+/* The ssh: client endpoint kind (registered with coil's built-in kinds;
+ * see coil/endpoint.h for the syntax): a direct-tcpip or exec channel per
+ * connection, on a session shared by every ssh: connection of a reactor to
+ * the same host, port and user with the same session options.
+ *
+ * A new session, not shared, from the session part of an ssh: description
+ * ("ssh:HOST[:PORT]:user=USER[:identity=FILE]...", no to= or exec=),
+ * connecting over TCP as coil_ssh_session_connect does; password=env:VAR is
+ * read now and wiped after use. `label` (may be NULL) gets "USER@HOST:PORT"
+ * for messages. A bad description fails with COIL_EINVAL and a message
+ * naming the bad part (coil-tunnel uses this). */
+int coil_ssh_session_connect_endpoint(coil_reactor *r, const char *text,
+                                      coil_ssh_session **out, char *label,
+                                      size_t label_size,
+                                      coil_failure **err) COIL_MUST_CHECK;
+
 /* ---- misc ------------------------------------------------------------------------ */
 
 /* "libssh2 1.10.0". */

@@ -1,0 +1,1078 @@
+/* The ssh: client endpoint kind: a direct-tcpip or exec channel through an
+ * SSH server, as a connector like TCP's, with one shared session per
+ * reactor, server, user and session options.
+ *
+ *   ssh:HOST[:PORT]:user=USER[:identity=FILE][:knownHosts=FILE][:agent=yes]
+ *       [:password=env:VAR][:hostKeys=strict|accept-new|insecure-accept-any]
+ *       [:keepalive=S][:timeout=S]:to=DESTHOST\:DESTPORT     (or :exec=COMMAND)
+ *
+ * Pieces:
+ *  - the parser (one function for the registry's parse and for
+ *    coil_ssh_session_connect_endpoint, which takes no to=/exec=);
+ *  - the session cache: entries keyed by reactor and session options, each
+ *    holding the caller's reference of one session and a count of users
+ *    (connectors and live channels); dropped from the cache when the
+ *    session ends, closed when the last user goes;
+ *  - the connector (struct coil_connector first): each attempt opens a
+ *    channel on the shared session;
+ *  - a thin transport above each channel ("shim"), so the connector hears
+ *    the channel end and tells the factory connection_lost, as TCP does.
+ *    Every operation passes straight down to the channel.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include <coil/endpoint.h>
+#include <coil/log.h>
+#include <coil/plugin.h>
+#include <coil/ssh.h>
+
+/* ---- the parsed description ----------------------------------------------- */
+
+typedef struct ssh_ep {
+    int refs; /* the endpoint's state and every connector made from it */
+    char *host;
+    int port;
+    char *user;
+    char *identity;
+    char *known_hosts;
+    int agent;
+    char *password_var; /* password=env:VAR: VAR (read at connect time) */
+    int policy;
+    double keepalive;
+    double timeout;
+    /* The channel: type, direct-tcpip destination or exec command. */
+    int has_channel;
+    int type;
+    char *to_host;
+    int to_port;
+    char *command;
+    char *key;         /* the session cache key */
+    char peer[64];     /* for build_protocol: "ssh:127.0.0.1:7000" */
+    char label[200];   /* "deploy@gw.example:22" for messages */
+    char channel[160]; /* "direct-tcpip to 127.0.0.1:7000", "exec 'cat'" */
+} ssh_ep;
+
+static void ep_unref(ssh_ep *e)
+{
+    if (!e || --e->refs > 0)
+        return;
+    free(e->host);
+    free(e->user);
+    free(e->identity);
+    free(e->known_hosts);
+    free(e->password_var);
+    free(e->to_host);
+    free(e->command);
+    free(e->key);
+    free(e);
+}
+
+static void ep_free_state(void *state)
+{
+    ep_unref(state);
+}
+
+static const char SSH_CLIENT_USE[] =
+    "ssh:HOST[:PORT]:user=USER[:identity=FILE][:knownHosts=FILE][:agent=yes]"
+    "[:password=env:VAR][:hostKeys=strict|accept-new|insecure-accept-any]"
+    "[:keepalive=S][:timeout=S]:to=DESTHOST\\:DESTPORT or ...:exec=COMMAND";
+static const char SSH_SESSION_USE[] =
+    "ssh:HOST[:PORT]:user=USER[:identity=FILE][:knownHosts=FILE][:agent=yes]"
+    "[:password=env:VAR][:hostKeys=strict|accept-new|insecure-accept-any]"
+    "[:keepalive=S][:timeout=S]";
+
+/* Where mistakes go: the registry's parser (its standard wording), or, for
+ * coil_ssh_session_connect_endpoint, a failure of the same wording. */
+typedef struct parse_ctx {
+    const coil_endpoint_parser *p;
+    const char *text;
+    coil_failure **err;
+} parse_ctx;
+
+static int bad(const parse_ctx *c, const char *fmt, ...) COIL_PRINTF(2, 3);
+static int bad(const parse_ctx *c, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->p)
+        return coil_endpoint_bad(c->p, "%s", msg);
+    if (c->err) {
+        char q[160];
+        size_t o = 0;
+        for (size_t i = 0; c->text[i] && o + 5 < sizeof q; i++) {
+            unsigned char ch = (unsigned char)c->text[i];
+            if (i >= 120) {
+                memcpy(q + o, "...", 3);
+                o += 3;
+                break;
+            }
+            if (ch >= 0x20 && ch < 0x7f)
+                q[o++] = (char)ch;
+            else
+                o += (size_t)snprintf(q + o, sizeof q - o, "\\x%02x", ch);
+        }
+        q[o] = '\0';
+        *c->err = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
+                                   "bad SSH endpoint '%s': %s (use %s)", q, msg,
+                                   SSH_SESSION_USE);
+    }
+    return COIL_EINVAL;
+}
+
+static int get_port(const parse_ctx *c, const char *what, const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *s == '+' || *s == '-' || *s == ' ' || *end || errno || v < 1 || v > 65535)
+        return bad(c, "%s '%.40s' is not a number from 1 to 65535", what, s);
+    *out = (int)v;
+    return 0;
+}
+
+static int get_seconds(const parse_ctx *c, const char *key, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *s == ' ' || *end || errno || !(v > 0) || v > 86400)
+        return bad(c, "%s '%.40s' is not a number of seconds above 0", key, s);
+    *out = v;
+    return 0;
+}
+
+static int dup_to(char **dst, const char *s)
+{
+    if (!s)
+        return 0;
+    *dst = strdup(s);
+    return *dst ? 0 : COIL_ENOMEM;
+}
+
+/* to=HOST:PORT (the ':' escaped in the description): the last ':' splits;
+ * an IPv6 host may be bracketed ("[::1]:7000") or bare ("::1:7000"). */
+static int parse_to(const parse_ctx *c, const char *v, ssh_ep *e)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return bad(c,
+                   "to='%.60s' is not DESTHOST:DESTPORT (escape the ':' as \\:, "
+                   "e.g. to=127.0.0.1\\:7000)",
+                   v);
+    const char *h = v;
+    size_t hl = (size_t)(colon - v);
+    if (h[0] == '[') {
+        if (hl < 3 || h[hl - 1] != ']')
+            return bad(c,
+                       "to='%.60s': a bracketed IPv6 host needs its ']' before the "
+                       "port ([::1]\\:7000)",
+                       v);
+        h++;
+        hl -= 2;
+    }
+    if (hl > 255)
+        return bad(c, "to= host is longer than 255 characters");
+    int rc = get_port(c, "to= port", colon + 1, &e->to_port);
+    if (rc)
+        return rc;
+    if (!(e->to_host = strndup(h, hl)))
+        return COIL_ENOMEM;
+    return 0;
+}
+
+static const char *const SSH_KEYS[] = {
+    "host",     "port",      "user",    "identity", "knownHosts", "agent", "password",
+    "hostKeys", "keepalive", "timeout", "to",       "exec",       NULL};
+
+/* Parse `d` into a new *out (set as soon as it exists). `channel`: to= or
+ * exec= is required (the endpoint kind); 0: refused (a session only). */
+static int parse_ssh(const parse_ctx *c, const coil_endpoint_desc *d, int channel,
+                     ssh_ep **out)
+{
+    ssh_ep *e = calloc(1, sizeof *e);
+    if (!e)
+        return COIL_ENOMEM;
+    e->refs = 1;
+    *out = e;
+    int pos = 0;
+    const char *host = NULL, *port = NULL;
+    for (int i = 0; i < d->nargs; i++) {
+        const coil_endpoint_arg *a = &d->args[i];
+        if (!a->key) {
+            if (pos == 0)
+                host = a->value;
+            else if (pos == 1)
+                port = a->value;
+            else
+                return bad(c,
+                           "unexpected argument '%.40s' (options are KEY=VALUE; "
+                           "escape a ':' inside a value as \\:)",
+                           a->value);
+            pos++;
+            continue;
+        }
+        int ok = 0;
+        for (const char *const *k = SSH_KEYS; *k; k++)
+            ok |= strcmp(*k, a->key) == 0;
+        if (!ok)
+            return bad(c, "unknown option '%.40s'", a->key);
+    }
+    const char *v;
+    if ((v = coil_endpoint_desc_get(d, "host"))) {
+        if (host)
+            return bad(c, "host is given both as '%.40s' and as host=%.40s", host, v);
+        host = v;
+    }
+    if ((v = coil_endpoint_desc_get(d, "port"))) {
+        if (port)
+            return bad(c, "port is given both as '%.40s' and as port=%.40s", port, v);
+        port = v;
+    }
+    if (!host || !*host)
+        return bad(c, "the SSH server's host is missing");
+    if (strlen(host) > 255)
+        return bad(c, "host '%.40s...' is longer than 255 characters", host);
+    int rc;
+    e->port = 22;
+    if (port && (rc = get_port(c, "port", port, &e->port)))
+        return rc;
+    if ((rc = dup_to(&e->host, host)))
+        return rc;
+
+    const char *user = coil_endpoint_desc_get(d, "user");
+    if (user && !*user)
+        return bad(c, "user is empty");
+    if (!user) {
+        user = getenv("USER");
+        if (!user || !*user) {
+            struct passwd *pw = getpwuid(getuid());
+            user = pw ? pw->pw_name : NULL;
+        }
+        if (!user)
+            return bad(c, "user= is missing and $USER is not set");
+    }
+    if (strlen(user) > 255)
+        return bad(c, "user is longer than 255 characters");
+    if ((rc = dup_to(&e->user, user)))
+        return rc;
+
+    if ((v = coil_endpoint_desc_get(d, "identity"))) {
+        if (!*v)
+            return bad(c, "identity is empty");
+        if (access(v, R_OK) != 0)
+            return bad(c, "identity file '%.200s' cannot be read: %s", v,
+                       strerror(errno));
+        if ((rc = dup_to(&e->identity, v)))
+            return rc;
+    }
+    if ((v = coil_endpoint_desc_get(d, "knownHosts"))) {
+        if (!*v)
+            return bad(c, "knownHosts is empty");
+        if ((rc = dup_to(&e->known_hosts, v)))
+            return rc;
+    }
+    if ((v = coil_endpoint_desc_get(d, "agent"))) {
+        if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+            e->agent = 1;
+        else if (strcmp(v, "no") && strcmp(v, "false") && strcmp(v, "0"))
+            return bad(c, "agent='%.40s' is not yes or no", v);
+    }
+    if ((v = coil_endpoint_desc_get(d, "password"))) {
+        /* Never the password itself in a description: it would sit in
+         * shell histories, ps output and logs. */
+        if (strncmp(v, "env:", 4) != 0 || !v[4])
+            return bad(c, "password= takes env:VAR, the name of an environment variable "
+                          "holding the password (never the password itself)");
+        if (!getenv(v + 4))
+            return bad(c, "password=env:%.60s: the environment variable %.60s is not set",
+                       v + 4, v + 4);
+        if ((rc = dup_to(&e->password_var, v + 4)))
+            return rc;
+    }
+    if ((v = coil_endpoint_desc_get(d, "hostKeys"))) {
+        if (!strcmp(v, "strict"))
+            e->policy = COIL_SSH_HOST_KEY_STRICT;
+        else if (!strcmp(v, "accept-new"))
+            e->policy = COIL_SSH_HOST_KEY_ACCEPT_NEW;
+        else if (!strcmp(v, "insecure-accept-any"))
+            e->policy = COIL_SSH_HOST_KEY_INSECURE_ACCEPT_ANY;
+        else
+            return bad(c,
+                       "hostKeys='%.40s' is not strict, accept-new or "
+                       "insecure-accept-any",
+                       v);
+    }
+    if ((v = coil_endpoint_desc_get(d, "keepalive")) &&
+        (rc = get_seconds(c, "keepalive", v, &e->keepalive)))
+        return rc;
+    if ((v = coil_endpoint_desc_get(d, "timeout")) &&
+        (rc = get_seconds(c, "timeout", v, &e->timeout)))
+        return rc;
+
+    const char *to = coil_endpoint_desc_get(d, "to");
+    const char *exec = coil_endpoint_desc_get(d, "exec");
+    if (!channel && (to || exec))
+        return bad(c, "%s= does not belong here: give the SSH server only",
+                   to ? "to" : "exec");
+    if (channel) {
+        if (to && exec)
+            return bad(c, "give to= or exec=, not both");
+        if (!to && !exec)
+            return bad(c, "the channel is missing: add :to=DESTHOST\\:DESTPORT (a TCP "
+                          "connection made by the server) or :exec=COMMAND");
+        e->has_channel = 1;
+        if (to) {
+            e->type = COIL_SSH_DIRECT_TCPIP;
+            if ((rc = parse_to(c, to, e)))
+                return rc;
+            int v6 = strchr(e->to_host, ':') != NULL;
+            snprintf(e->channel, sizeof e->channel, "direct-tcpip to %s%.100s%s:%d",
+                     v6 ? "[" : "", e->to_host, v6 ? "]" : "", e->to_port);
+            snprintf(e->peer, sizeof e->peer, "ssh:%s%.40s%s:%d", v6 ? "[" : "",
+                     e->to_host, v6 ? "]" : "", e->to_port);
+        } else {
+            if (!*exec)
+                return bad(c, "exec= is empty (the command to run)");
+            if (strlen(exec) > 1024)
+                return bad(c, "exec= command is longer than 1024 characters");
+            e->type = COIL_SSH_EXEC;
+            if ((rc = dup_to(&e->command, exec)))
+                return rc;
+            snprintf(e->channel, sizeof e->channel, "exec '%.100s'", exec);
+            snprintf(e->peer, sizeof e->peer, "ssh-exec:%.50s", exec);
+        }
+    }
+    int v6 = strchr(e->host, ':') != NULL;
+    snprintf(e->label, sizeof e->label, "%.100s@%s%.60s%s:%d", e->user, v6 ? "[" : "",
+             e->host, v6 ? "]" : "", e->port);
+    /* Channels share a session only when everything that decides how it
+     * is made and checked is the same. */
+    char key[2048];
+    snprintf(key, sizeof key, "%s\x1f%d\x1f%s\x1f%s\x1f%s\x1f%d\x1f%s\x1f%d\x1f%g\x1f%g",
+             e->host, e->port, e->user, e->identity ? e->identity : "",
+             e->known_hosts ? e->known_hosts : "", e->agent,
+             e->password_var ? e->password_var : "", e->policy, e->keepalive, e->timeout);
+    return dup_to(&e->key, key);
+}
+
+static int ssh_kind_parse(const coil_endpoint_parser *p, const coil_endpoint_desc *d,
+                          int server, void **state)
+{
+    parse_ctx c = {p, coil_endpoint_parser_text(p), NULL};
+    if (server)
+        return bad(&c, "ssh: is a client endpoint only (to serve through an SSH server, "
+                       "use coil_ssh_listen or coil-tunnel -R)");
+    ssh_ep *e = NULL;
+    int rc = parse_ssh(&c, d, 1, &e);
+    *state = e;
+    return rc;
+}
+
+/* ---- the session cache ------------------------------------------------------ */
+
+typedef struct sess_entry {
+    struct sess_entry *next;
+    coil_reactor *r;
+    char *key;
+    coil_ssh_session *s; /* our (the caller's) reference */
+    int users;
+    int dead; /* the session ended: out of the cache */
+    int finish_queued;
+} sess_entry;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static sess_entry *cache;
+
+static void cache_unlink(sess_entry *en)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (sess_entry **pp = &cache; *pp; pp = &(*pp)->next) {
+        if (*pp == en) {
+            *pp = en->next;
+            break;
+        }
+    }
+    en->next = NULL;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static void entry_lost(void *arg, coil_ssh_session *s, const coil_failure *reason)
+{
+    (void)s;
+    (void)reason;
+    sess_entry *en = arg;
+    if (!en->dead) {
+        en->dead = 1;
+        cache_unlink(en);
+    }
+}
+
+/* Runs from the loop, never inside the session's own callbacks (a channel's
+ * destroy is where the last user usually goes). */
+static int entry_finish(void *arg)
+{
+    sess_entry *en = arg;
+    en->finish_queued = 0;
+    if (en->users > 0)
+        return 0; /* used again meanwhile */
+    coil_ssh_session_on_lost(en->s, NULL, NULL);
+    if (!en->dead) {
+        en->dead = 1;
+        cache_unlink(en);
+        coil_deferred_unref(coil_ssh_session_close(en->s));
+    }
+    coil_ssh_session_free(en->s);
+    free(en->key);
+    free(en);
+    return 0;
+}
+
+static void entry_release(sess_entry *en)
+{
+    if (!en || --en->users > 0 || en->finish_queued)
+        return;
+    en->finish_queued = 1;
+    if (coil_reactor_call_soon(en->r, entry_finish, en) != 0)
+        entry_finish(en);
+}
+
+/* A new session with the options of `e`, connecting. */
+static int session_start(coil_reactor *r, const ssh_ep *e, coil_ssh_session **out,
+                         coil_failure **err)
+{
+    coil_ssh_options o = {0};
+    o.host = e->host;
+    o.port = e->port;
+    o.user = e->user;
+    o.known_hosts_file = e->known_hosts;
+    o.host_key_policy = e->policy;
+    o.agent = e->agent;
+    o.identity_file = e->identity;
+    o.connect_timeout = e->timeout;
+    o.handshake_timeout = e->timeout;
+    o.keepalive_interval = e->keepalive;
+    char *password = NULL;
+    if (e->password_var) {
+        const char *pw = getenv(e->password_var);
+        if (!pw) {
+            if (err)
+                *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
+                                        "SSH to %s: the environment variable %s "
+                                        "(password=env:%s) is not set",
+                                        e->label, e->password_var, e->password_var);
+            return COIL_EINVAL;
+        }
+        if (!(password = strdup(pw)))
+            return COIL_ENOMEM;
+        o.password = password;
+    }
+    int rc = coil_ssh_session_connect(r, &o, out, err);
+    if (password) {
+        sodium_memzero(password, strlen(password));
+        free(password);
+    }
+    return rc;
+}
+
+/* The live shared session for `e` on `r`, with one more user. */
+static int entry_acquire(coil_reactor *r, const ssh_ep *e, sess_entry **out,
+                         coil_failure **err)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (sess_entry *en = cache; en; en = en->next) {
+        if (en->r == r && !en->dead && strcmp(en->key, e->key) == 0) {
+            en->users++;
+            pthread_mutex_unlock(&cache_lock);
+            *out = en;
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    sess_entry *en = calloc(1, sizeof *en);
+    if (!en || !(en->key = strdup(e->key))) {
+        free(en);
+        return COIL_ENOMEM;
+    }
+    int rc = session_start(r, e, &en->s, err);
+    if (rc) {
+        free(en->key);
+        free(en);
+        return rc;
+    }
+    en->r = r;
+    en->users = 1;
+    coil_ssh_session_on_lost(en->s, entry_lost, en);
+    pthread_mutex_lock(&cache_lock);
+    en->next = cache;
+    cache = en;
+    pthread_mutex_unlock(&cache_lock);
+    *out = en;
+    return 0;
+}
+
+/* ---- the transport above each channel ---------------------------------------- */
+
+typedef struct ssh_connector ssh_connector;
+
+typedef struct shim {
+    coil_transport top;    /* the factory's protocol writes here */
+    coil_protocol low;     /* runs on the channel */
+    coil_transport *lower; /* the channel, while it lives */
+    coil_protocol *user;   /* the factory's protocol */
+    ssh_connector *k;      /* until the connection is reported over */
+    sess_entry *entry;     /* one user of the session */
+    int made;              /* the user's connection_made ran */
+} shim;
+
+#define SHIM_OF_TOP(t) ((shim *)(t))
+#define SHIM_OF_LOW(p) ((shim *)((char *)(p)-offsetof(shim, low)))
+
+static int shim_write(coil_transport *t, const void *data, size_t len)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_write(s->lower, data, len) : COIL_ECLOSED;
+}
+
+static int shim_writev(coil_transport *t, const struct iovec *iov, int iovcnt)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_writev(s->lower, iov, iovcnt) : COIL_ECLOSED;
+}
+
+static int shim_lose(coil_transport *t)
+{
+    shim *s = SHIM_OF_TOP(t);
+    t->disconnecting = 1;
+    return s->lower ? coil_transport_lose_connection(s->lower) : 0;
+}
+
+static int shim_abort(coil_transport *t)
+{
+    shim *s = SHIM_OF_TOP(t);
+    t->disconnecting = 1;
+    return s->lower ? coil_transport_abort_connection(s->lower) : 0;
+}
+
+static int shim_lose_write(coil_transport *t)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_lose_write_connection(s->lower) : COIL_ECLOSED;
+}
+
+static int shim_get_peer(const coil_transport *t, coil_address *out)
+{
+    const shim *s = (const shim *)t;
+    if (s->lower)
+        return coil_transport_get_peer(s->lower, out);
+    return COIL_ECLOSED;
+}
+
+static int shim_get_host(const coil_transport *t, coil_address *out)
+{
+    const shim *s = (const shim *)t;
+    if (s->lower)
+        return coil_transport_get_host(s->lower, out);
+    return COIL_ECLOSED;
+}
+
+static int shim_pause(coil_transport *t)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_pause_reading(s->lower) : COIL_ECLOSED;
+}
+
+static int shim_resume(coil_transport *t)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_resume_reading(s->lower) : COIL_ECLOSED;
+}
+
+static int shim_register(coil_transport *t, coil_producer *p, int streaming)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_register_producer(s->lower, p, streaming)
+                    : COIL_ECLOSED;
+}
+
+static int shim_unregister(coil_transport *t)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_unregister_producer(s->lower) : 0;
+}
+
+static int shim_start_tls(coil_transport *t, void *ctx, int server)
+{
+    shim *s = SHIM_OF_TOP(t);
+    return s->lower ? coil_transport_start_tls(s->lower, ctx, server) : COIL_ECLOSED;
+}
+
+static int shim_info(const coil_transport *t, coil_transport_info *out)
+{
+    const shim *s = (const shim *)t;
+    if (s->lower)
+        return coil_transport_info_get(s->lower, out);
+    memset(out, 0, sizeof *out);
+    out->kind = "ssh-channel";
+    out->peer_pid = -1;
+    out->peer_uid = out->peer_gid = -1;
+    coil_transport_info_push(out, NULL, "ssh-channel");
+    return 0;
+}
+
+static size_t shim_pending(const coil_transport *t)
+{
+    const shim *s = (const shim *)t;
+    return s->lower ? coil_transport_pending(s->lower) : 0;
+}
+
+/* Same kind as the channel below: to the protocol it is the channel. */
+static const coil_transport_ops shim_ops = {
+    .kind = "ssh-channel",
+    .write = shim_write,
+    .writev = shim_writev,
+    .lose_connection = shim_lose,
+    .abort_connection = shim_abort,
+    .lose_write_connection = shim_lose_write,
+    .get_peer = shim_get_peer,
+    .get_host = shim_get_host,
+    .pause_reading = shim_pause,
+    .resume_reading = shim_resume,
+    .register_producer = shim_register,
+    .unregister_producer = shim_unregister,
+    .start_tls = shim_start_tls,
+    .info = shim_info,
+    .pending = shim_pending,
+};
+
+static void low_made(coil_protocol *p)
+{
+    shim *s = SHIM_OF_LOW(p);
+    s->lower = p->transport;
+    s->top.reactor = p->transport->reactor;
+    s->user->transport = &s->top;
+    s->made = 1;
+    if (s->user->ops->connection_made)
+        s->user->ops->connection_made(s->user);
+}
+
+static void low_data(coil_protocol *p, const void *data, size_t len)
+{
+    shim *s = SHIM_OF_LOW(p);
+    if (s->user->ops->data_received)
+        s->user->ops->data_received(s->user, data, len);
+}
+
+static void low_read_lost(coil_protocol *p)
+{
+    shim *s = SHIM_OF_LOW(p);
+    if (s->user->ops->read_connection_lost)
+        s->user->ops->read_connection_lost(s->user);
+    else if (s->lower)
+        coil_transport_lose_connection(s->lower); /* what a transport does */
+}
+
+static void low_write_lost(coil_protocol *p)
+{
+    shim *s = SHIM_OF_LOW(p);
+    if (s->user->ops->write_connection_lost)
+        s->user->ops->write_connection_lost(s->user);
+}
+
+static void connector_lost(ssh_connector *k, shim *s, const coil_failure *reason);
+
+static void low_lost(coil_protocol *p, const coil_failure *reason)
+{
+    shim *s = SHIM_OF_LOW(p);
+    s->top.disconnecting = 1;
+    if (s->made && s->user->ops->connection_lost)
+        s->user->ops->connection_lost(s->user, reason);
+    s->lower = NULL;
+    s->user->transport = NULL;
+    if (s->user->ops->destroy)
+        s->user->ops->destroy(s->user);
+    s->user = NULL;
+    if (s->k)
+        connector_lost(s->k, s, reason);
+}
+
+static void connector_forget(ssh_connector *k, shim *s);
+
+static void low_destroy(coil_protocol *p)
+{
+    shim *s = SHIM_OF_LOW(p);
+    if (s->user) {
+        /* The channel never opened: the protocol was never used. */
+        s->user->transport = NULL;
+        if (s->user->ops->destroy)
+            s->user->ops->destroy(s->user);
+    }
+    if (s->k)
+        connector_forget(s->k, s);
+    entry_release(s->entry);
+    free(s);
+}
+
+static const coil_protocol_ops low_ops = {
+    .connection_made = low_made,
+    .data_received = low_data,
+    .read_connection_lost = low_read_lost,
+    .write_connection_lost = low_write_lost,
+    .connection_lost = low_lost,
+    .destroy = low_destroy,
+};
+
+/* ---- the connector ------------------------------------------------------------ */
+
+/* One open under way; outlives a connector freed meanwhile (k NULL). */
+typedef struct attempt {
+    ssh_connector *k;
+    shim *s;
+    coil_deferred *d;
+} attempt;
+
+struct ssh_connector {
+    struct coil_connector base; /* first */
+    coil_reactor *r;
+    coil_factory *f;
+    ssh_ep *e;         /* a reference */
+    sess_entry *entry; /* the session last used (one user) */
+    attempt *opening;  /* the open under way */
+    shim *conn;        /* the channel, once open, until it ends */
+    coil_timer *timer; /* a failure found inside connect, delivered soon */
+    coil_failure *pending;
+    int in_connect;
+    int started;
+};
+
+static void connector_forget(ssh_connector *k, shim *s)
+{
+    if (k->conn == s)
+        k->conn = NULL;
+    if (k->opening && k->opening->s == s)
+        k->opening->s = NULL;
+    s->k = NULL;
+}
+
+static void connector_lost(ssh_connector *k, shim *s, const coil_failure *reason)
+{
+    int was_up = k->conn == s;
+    connector_forget(k, s);
+    (void)was_up;
+    /* As TCP: a connection that came up (connection_made ran) and ended is
+     * connection_lost, also when it ended before `connected` was said. */
+    if (k->f->ops->connection_lost)
+        k->f->ops->connection_lost(k->f, &k->base, reason);
+}
+
+static void fail_now(ssh_connector *k, coil_failure *reason)
+{
+    if (k->f->ops->connection_failed)
+        k->f->ops->connection_failed(k->f, &k->base, reason);
+    coil_failure_free(reason);
+}
+
+static int deliver_pending(void *arg)
+{
+    ssh_connector *k = arg;
+    coil_timer_release(k->timer);
+    k->timer = NULL;
+    coil_failure *reason = k->pending;
+    k->pending = NULL;
+    fail_now(k, reason);
+    return 0;
+}
+
+/* A failure found inside connect reaches the factory from the loop. */
+static void fail_soon(ssh_connector *k, coil_failure *reason)
+{
+    k->pending = reason;
+    k->timer = coil_reactor_call_later(k->r, 0, deliver_pending, k);
+    if (!k->timer) {
+        k->pending = NULL;
+        fail_now(k, reason);
+    }
+}
+
+static void attempt_done(attempt *a)
+{
+    if (a->k && a->k->opening == a)
+        a->k->opening = NULL;
+    coil_deferred_unref(a->d);
+    free(a);
+}
+
+static void open_ok(coil_deferred *d, void *arg)
+{
+    (void)d;
+    attempt *a = arg;
+    ssh_connector *k = a->k;
+    shim *s = a->s;
+    attempt_done(a);
+    if (!k || !s || s->k != k || !s->lower)
+        return; /* freed meanwhile, or already ended (reported as lost) */
+    k->conn = s;
+    if (k->f->ops->connected)
+        k->f->ops->connected(k->f, &k->base, &s->top);
+}
+
+static void open_failed(coil_deferred *d, void *arg)
+{
+    attempt *a = arg;
+    ssh_connector *k = a->k;
+    shim *s = a->s;
+    int made = s && s->made;
+    coil_failure *why = coil_failure_copy(coil_deferred_failure(d));
+    int in_connect = k && k->in_connect;
+    attempt_done(a);
+    if (s && s->k == k && k)
+        connector_forget(k, s);
+    if (!k || made) {
+        coil_failure_free(why);
+        return;
+    }
+    if (!why)
+        why = coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM, "out of memory");
+    /* The session ended: the next attempt starts a new one. */
+    if (k->entry && k->entry->dead) {
+        entry_release(k->entry);
+        k->entry = NULL;
+    }
+    if (in_connect)
+        fail_soon(k, why);
+    else
+        fail_now(k, why);
+}
+
+static int ssh_connect_again(coil_connector *base)
+{
+    ssh_connector *k = (ssh_connector *)base;
+    const ssh_ep *e = k->e;
+    if (k->opening || k->conn || k->pending)
+        return COIL_ESTATE;
+    if (k->f->ops->started_connecting)
+        k->f->ops->started_connecting(k->f, &k->base);
+    if (k->opening || k->conn || k->pending)
+        return 0; /* the factory connected it again meanwhile */
+    if (k->entry && k->entry->dead) {
+        entry_release(k->entry);
+        k->entry = NULL;
+    }
+    coil_failure *err = NULL;
+    int rc;
+    if (!k->entry && (rc = entry_acquire(k->r, e, &k->entry, &err)) != 0) {
+        if (!err)
+            err = coil_failure_new(COIL_DOMAIN_COIL, rc, "SSH to %s: %s", e->label,
+                                   coil_strerror(rc));
+        fail_soon(k, coil_failure_wrap(err, COIL_DOMAIN_COIL, coil_failure_code(err),
+                                       "%s via ssh %s failed", e->channel, e->label));
+        return 0;
+    }
+    coil_address peer = {.kind = COIL_ADDR_SSH};
+    snprintf(peer.name, sizeof peer.name, "%s", e->peer);
+    coil_protocol *p = k->f->ops->build_protocol(k->f, &peer);
+    if (!p) {
+        fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                      "%s via ssh %s refused by the factory", e->channel,
+                                      e->label));
+        return 0;
+    }
+    shim *s = calloc(1, sizeof *s);
+    attempt *a = calloc(1, sizeof *a);
+    if (!s || !a) {
+        free(s);
+        free(a);
+        if (p->ops->destroy)
+            p->ops->destroy(p);
+        fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM, "out of memory"));
+        return 0;
+    }
+    s->top.ops = &shim_ops;
+    s->top.protocol = p;
+    s->top.reactor = k->r;
+    s->low.ops = &low_ops;
+    s->user = p;
+    s->k = k;
+    s->entry = k->entry;
+    k->entry->users++;
+    a->k = k;
+    a->s = s;
+    k->opening = a;
+    coil_ssh_channel_options co = {
+        .type = e->type, .host = e->to_host, .port = e->to_port, .command = e->command};
+    coil_deferred *d = coil_ssh_open_channel(k->entry->s, &co, &s->low);
+    if (!d) {
+        /* The shim was destroyed (low_destroy ran): nothing else to undo. */
+        k->opening = NULL;
+        free(a);
+        fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM, "out of memory"));
+        return 0;
+    }
+    a->d = d;
+    k->in_connect = 1;
+    coil_deferred_add_callbacks(d, open_ok, open_failed, a);
+    k->in_connect = 0;
+    return 0;
+}
+
+static void ssh_stop_connecting(coil_connector *base)
+{
+    ssh_connector *k = (ssh_connector *)base;
+    if (k->timer) {
+        coil_timer_cancel(k->timer);
+        coil_timer_release(k->timer);
+        k->timer = NULL;
+        coil_failure_free(k->pending);
+        k->pending = NULL;
+        fail_now(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                     "connecting to %s via ssh %s was stopped",
+                                     k->e->channel, k->e->label));
+        return;
+    }
+    if (k->opening)
+        coil_deferred_cancel(k->opening->d); /* open_failed tells the factory */
+}
+
+static coil_transport *ssh_transport(const coil_connector *base)
+{
+    const ssh_connector *k = (const ssh_connector *)base;
+    return k->conn ? &k->conn->top : NULL;
+}
+
+static int ssh_set_layer(coil_connector *base, coil_layer *layer)
+{
+    (void)base;
+    if (layer && layer->ops->free)
+        layer->ops->free(layer);
+    return COIL_ENOTSUP;
+}
+
+static void ssh_connector_free(coil_connector *base)
+{
+    ssh_connector *k = (ssh_connector *)base;
+    if (!k)
+        return;
+    if (k->timer) {
+        coil_timer_cancel(k->timer);
+        coil_timer_release(k->timer);
+        coil_failure_free(k->pending);
+    }
+    if (k->opening) {
+        attempt *a = k->opening;
+        k->opening = NULL;
+        a->k = NULL;
+        if (a->s)
+            a->s->k = NULL;
+        coil_deferred_cancel(a->d); /* give up the open; `a` frees itself */
+    }
+    if (k->conn)
+        k->conn->k = NULL; /* the channel goes on alone */
+    if (k->started)
+        coil_factory_do_stop(k->f);
+    entry_release(k->entry);
+    ep_unref(k->e);
+    free(k);
+}
+
+static const coil_connector_ops ssh_connector_ops = {
+    .kind = "ssh-channel",
+    .connect = ssh_connect_again,
+    .stop_connecting = ssh_stop_connecting,
+    .transport = ssh_transport,
+    .set_layer = ssh_set_layer,
+    .free = ssh_connector_free,
+};
+
+static int ssh_kind_connect(coil_reactor *r, void *state, coil_factory *f,
+                            coil_connector **out, coil_failure **err)
+{
+    (void)err;
+    ssh_connector *k = calloc(1, sizeof *k);
+    if (!k)
+        return COIL_ENOMEM;
+    k->base.ops = &ssh_connector_ops;
+    k->r = r;
+    k->f = f;
+    k->e = state;
+    k->e->refs++;
+    coil_factory_do_start(f);
+    k->started = 1;
+    *out = &k->base;
+    return ssh_connect_again(&k->base);
+}
+
+static int ssh_kind_listen(coil_reactor *r, void *state, coil_factory *f,
+                           coil_listener **out, coil_failure **err)
+{
+    (void)r;
+    (void)state;
+    (void)f;
+    *out = NULL;
+    if (err)
+        *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOTSUP,
+                                "ssh: endpoints cannot listen (use coil_ssh_listen)");
+    return COIL_ENOTSUP;
+}
+
+static const coil_endpoint_kind_ops ssh_kind = {
+    .name = "ssh",
+    .client_example = "ssh:HOST:PORT:user=USER:to=DESTHOST\\:DESTPORT",
+    .server_usage = "(none: ssh: is a client endpoint)",
+    .client_usage = SSH_CLIENT_USE,
+    .parse = ssh_kind_parse,
+    .listen = ssh_kind_listen,
+    .connect = ssh_kind_connect,
+    .free_state = ep_free_state,
+};
+
+int coil__ssh_endpoint_register(coil_failure **err);
+int coil__ssh_endpoint_register(coil_failure **err)
+{
+    return coil_endpoint_register_kind(&ssh_kind, err);
+}
+
+/* ---- a session from a description (coil-tunnel) ------------------------------- */
+
+int coil_ssh_session_connect_endpoint(coil_reactor *r, const char *text,
+                                      coil_ssh_session **out, char *label,
+                                      size_t label_size, coil_failure **err)
+{
+    *out = NULL;
+    if (err)
+        *err = NULL;
+    parse_ctx c = {NULL, text ? text : "", err};
+    coil_endpoint_desc *d = NULL;
+    coil_failure *inner = NULL;
+    int rc = coil_endpoint_desc_parse(text, &d, &inner);
+    if (rc) {
+        const char *msg = inner ? strstr(coil_failure_message(inner), "': ") : NULL;
+        rc = rc == COIL_ENOMEM ? rc : bad(&c, "%s", msg ? msg + 3 : "cannot parse it");
+        coil_failure_free(inner);
+        return rc;
+    }
+    if (strcmp(d->kind, "ssh") != 0) {
+        rc = bad(&c, "it is not an ssh: description (kind '%.40s')", d->kind);
+        coil_endpoint_desc_free(d);
+        return rc;
+    }
+    ssh_ep *e = NULL;
+    rc = parse_ssh(&c, d, 0, &e);
+    coil_endpoint_desc_free(d);
+    if (rc == 0)
+        rc = session_start(r, e, out, err);
+    if (rc == 0 && label && label_size)
+        snprintf(label, label_size, "%s", e->label);
+    ep_unref(e);
+    return rc;
+}
