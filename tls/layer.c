@@ -54,7 +54,7 @@ typedef struct tls_layer {
     int refs;
     char *server_name;
     char *session_key;
-    const coil__tls_owner *owner;
+    const coil_layer_events *owner;
 
     /* inbound ciphertext OpenSSL has not read: queued, then lent */
     coil__chunk *in_head, *in_tail;
@@ -1150,7 +1150,7 @@ fail:
 
 coil_protocol *coil__tls_wrap_owned(coil_tls_context *ctx, const char *server_name,
                                     const char *session_key, coil_protocol *upper,
-                                    const coil__tls_owner *owner)
+                                    const coil_layer_events *owner)
 {
     if (!ctx || !upper)
         return NULL;
@@ -1203,8 +1203,54 @@ coil_transport *coil_tls_lower(const coil_transport *t)
     return L->lower_gone ? NULL : L->lower;
 }
 
-/* The start_tls operation of TCP, UNIX and in-memory transports. */
-int coil__stream_start_tls(coil_transport *t, void *tls_context, int server)
+/* ---- the plug-in layer ------------------------------------------------------- */
+
+typedef struct tls_plugin_layer {
+    coil_layer base; /* first */
+    coil_tls_context *ctx;
+    char *server_name;
+} tls_plugin_layer;
+
+static coil_protocol *plugin_wrap(coil_layer *layer, coil_protocol *upper,
+                                  const char *peer, const coil_layer_events *events)
+{
+    tls_plugin_layer *pl = (tls_plugin_layer *)layer;
+    return coil__tls_wrap_owned(pl->ctx, pl->server_name, peer, upper, events);
+}
+
+static void plugin_free(coil_layer *layer)
+{
+    tls_plugin_layer *pl = (tls_plugin_layer *)layer;
+    coil_tls_context_free(pl->ctx);
+    free(pl->server_name);
+    free(pl);
+}
+
+static const coil_layer_ops plugin_layer_ops = {
+    .name = "tls",
+    .wrap = plugin_wrap,
+    .free = plugin_free,
+};
+
+coil_layer *coil_tls_layer_new(coil_tls_context *ctx, const char *server_name)
+{
+    if (!ctx)
+        return NULL;
+    tls_plugin_layer *pl = calloc(1, sizeof *pl);
+    if (!pl)
+        return NULL;
+    if (server_name && !(pl->server_name = strdup(server_name))) {
+        free(pl);
+        return NULL;
+    }
+    pl->base.ops = &plugin_layer_ops;
+    pl->ctx = coil_tls_context_ref(ctx);
+    return &pl->base;
+}
+
+/* The start_tls operation of TCP, UNIX and in-memory transports (the hook
+ * transports/stream.c calls; registered by tls/endpoint.c). */
+int coil__tls_stream_start_tls(coil_transport *t, void *tls_context, int server)
 {
     coil_tls_context *ctx = tls_context;
     if (!ctx ||

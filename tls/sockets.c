@@ -1,8 +1,7 @@
-/* TLS over TCP and UNIX sockets: the listeners and connectors of
- * transports/socket.c with a TLS layer on each connection. */
+/* TLS over TCP and UNIX sockets: their listeners and connectors with the
+ * TLS layer (coil_tls_layer_new) on each connection. */
+#include <coil/plugin.h>
 #include <coil/tls.h>
-
-#include "socket.h"
 
 static int check_role(coil_tls_context *ctx, int role, coil_failure **err)
 {
@@ -19,13 +18,30 @@ static int check_role(coil_tls_context *ctx, int role, coil_failure **err)
     return COIL_EINVAL;
 }
 
+/* Put the layer on a new listener `l`; on failure close it (*out NULL). */
+static int layer_listener(coil_listener *l, coil_tls_context *ctx, coil_listener **out,
+                          coil_failure **err)
+{
+    coil_layer *layer = coil_tls_layer_new(ctx, NULL);
+    int rc = layer ? coil_listener_set_layer(l, layer) : COIL_ENOMEM;
+    if (rc != 0) {
+        coil_listener_close(l);
+        *out = NULL;
+        if (err)
+            *err =
+                coil_failure_new(COIL_DOMAIN_COIL, rc, "cannot put TLS on a listener: %s",
+                                 coil_strerror(rc));
+    }
+    return rc;
+}
+
 int coil_tls_listen_tcp(coil_reactor *r, const coil_tcp_listen_options *o,
                         coil_tls_context *ctx, coil_factory *f, coil_listener **out,
                         coil_failure **err)
 {
     int rc = check_role(ctx, COIL_TLS_SERVER, err);
     if (rc == 0 && (rc = coil_tcp_listen(r, o, f, out, err)) == 0)
-        coil__listener_set_tls(*out, ctx);
+        rc = layer_listener(*out, ctx, out, err);
     return rc;
 }
 
@@ -35,7 +51,7 @@ int coil_tls_listen_unix(coil_reactor *r, const coil_unix_listen_options *o,
 {
     int rc = check_role(ctx, COIL_TLS_SERVER, err);
     if (rc == 0 && (rc = coil_unix_listen(r, o, f, out, err)) == 0)
-        coil__listener_set_tls(*out, ctx);
+        rc = layer_listener(*out, ctx, out, err);
     return rc;
 }
 
@@ -43,7 +59,8 @@ int coil_tls_listen_unix(coil_reactor *r, const coil_unix_listen_options *o,
  * call, so the layer is in place before any connection exists. */
 static int attach(coil_connector *k, coil_tls_context *ctx, const char *server_name)
 {
-    int rc = coil__connector_set_tls(k, ctx, server_name);
+    coil_layer *layer = coil_tls_layer_new(ctx, server_name);
+    int rc = layer ? coil_connector_set_layer(k, layer) : COIL_ENOMEM;
     if (rc != 0)
         coil_connector_free(k);
     return rc;

@@ -1,13 +1,13 @@
 /* TLS internals shared by tls/context.c (options -> SSL_CTX, the client
- * session cache, the key log) and tls/layer.c (the transport), and the hooks
- * that let socket connectors and listeners put the layer on their
- * connections. */
+ * session cache, the key log), tls/layer.c (the transport, the plug-in
+ * layer) and tls/endpoint.c (the endpoint kinds). */
 #ifndef COIL_TLS_PRIVATE_H
 #define COIL_TLS_PRIVATE_H
 
 #include <openssl/ssl.h>
 
 #include <coil/log.h>
+#include <coil/plugin.h>
 #include <coil/tls.h>
 
 typedef struct coil__tls_session {
@@ -56,18 +56,19 @@ SSL_SESSION *coil__tls_cache_get(coil_tls_context *ctx, const char *key);
  * failed"), with the system error for file errors; clears the queue. */
 void coil__tls_error_text(char *buf, size_t size);
 
-/* What a socket connection (the owner of the transport below) hears from
- * the TLS layer on it. Each gets that transport; the layer calls them only
- * while it is alive. */
-typedef struct coil__tls_owner {
-    void (*up)(coil_transport *lower, coil_transport *tls); /* handshake done */
-    void (*failed)(coil_transport *lower, const coil_failure *reason);
-    void (*lost)(coil_transport *lower, const coil_failure *reason); /* after up */
-} coil__tls_owner;
-
-/* coil_tls_wrap with an owner and a session-cache key ("host:port"). */
+/* coil_tls_wrap with the events of a connector's layer (coil/plugin.h:
+ * what the owner of the transport below hears) and a session-cache key
+ * ("host:port"). */
 coil_protocol *coil__tls_wrap_owned(coil_tls_context *ctx, const char *server_name,
                                     const char *session_key, coil_protocol *upper,
-                                    const coil__tls_owner *owner);
+                                    const coil_layer_events *owner);
+
+/* STARTTLS on coil's byte streams (TCP, UNIX, memory): the hook behind
+ * their start_tls operation. */
+int coil__tls_stream_start_tls(coil_transport *t, void *tls_context, int server);
+
+/* The plug-ins of tls/ (tls/endpoint.c): the ssl: and tls: endpoint kinds
+ * and the start_tls hook of byte streams. Listed in COIL_BUILTIN_PLUGINS. */
+void coil__tls_plugin_register(void);
 
 #endif

@@ -9,10 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include <coil/endpoint.h>
-#include <coil/tls.h>
 #include <coil/log.h>
+#include <coil/plugin.h>
 #include <coil/unix.h>
+
+#include "plugins_private.h"
 
 /* ---- the generic syntax ------------------------------------------------------ */
 
@@ -196,49 +200,189 @@ bad_field:
                : desc_error(err, COIL_ENOMEM, what, text, "out of memory");
 }
 
+/* ---- the table of kinds -------------------------------------------------------- */
+
+#define MAX_KINDS 64
+
+static pthread_mutex_t kinds_lock = PTHREAD_MUTEX_INITIALIZER;
+static const coil_endpoint_kind_ops *kinds[MAX_KINDS];
+static int n_kinds;
+static pthread_once_t plugins_once = PTHREAD_ONCE_INIT;
+/* Set on the thread registering coil's own kinds (inside the once). */
+static _Thread_local int in_builtins;
+
+static const coil_endpoint_kind_ops tcp_kind, unix_kind;
+
+static void register_builtins(void)
+{
+    in_builtins = 1;
+    if (coil_endpoint_register_kind(&tcp_kind, NULL) != 0 ||
+        coil_endpoint_register_kind(&unix_kind, NULL) != 0)
+        coil_log(COIL_LOG_ERROR, "endpoint", "cannot register the tcp: and unix: kinds");
+    coil__builtin_plugins_register();
+    in_builtins = 0;
+}
+
+void coil__plugins_init(void)
+{
+    pthread_once(&plugins_once, register_builtins);
+}
+
+static int kind_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 31)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_')
+            return 0;
+    return 1;
+}
+
+/* The kind answering to `name` (its name or alias); the lock is held. */
+static const coil_endpoint_kind_ops *find_locked(const char *name)
+{
+    for (int i = 0; i < n_kinds; i++)
+        if (strcmp(kinds[i]->name, name) == 0 ||
+            (kinds[i]->alias && strcmp(kinds[i]->alias, name) == 0))
+            return kinds[i];
+    return NULL;
+}
+
+static int register_error(coil_failure **err, int code, const char *fmt, ...)
+    COIL_PRINTF(3, 4);
+static int register_error(coil_failure **err, int code, const char *fmt, ...)
+{
+    if (err) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        *err = coil_failure_new(COIL_DOMAIN_COIL, code, "%s", msg);
+    }
+    return code;
+}
+
+int coil_endpoint_register_kind(const coil_endpoint_kind_ops *k, coil_failure **err)
+{
+    if (err)
+        *err = NULL;
+    if (!in_builtins)
+        coil__plugins_init(); /* coil's own kinds come first, always */
+    if (!k || !kind_name_ok(k->name) || (k->alias && !kind_name_ok(k->alias)))
+        return register_error(err, COIL_EINVAL,
+                              "cannot register endpoint kind '%.40s': a name (and alias) "
+                              "is 1 to 31 letters, digits, '-' or '_'",
+                              k && k->name ? k->name : "(null)");
+    if (!k->parse || (!k->listen && !k->connect))
+        return register_error(err, COIL_EINVAL,
+                              "cannot register endpoint kind '%s': it needs parse and "
+                              "listen, connect or both",
+                              k->name);
+    pthread_mutex_lock(&kinds_lock);
+    const coil_endpoint_kind_ops *old = find_locked(k->name);
+    const char *taken = k->name;
+    if (!old && k->alias && (old = find_locked(k->alias)))
+        taken = k->alias;
+    if (old || n_kinds == MAX_KINDS) {
+        pthread_mutex_unlock(&kinds_lock);
+        if (old)
+            return register_error(
+                err, COIL_EBUSY,
+                "cannot register endpoint kind '%s': the name '%s' is "
+                "taken by the kind '%s' registered before; pick another "
+                "name",
+                k->name, taken, old->name);
+        return register_error(err, COIL_ENOMEM,
+                              "cannot register endpoint kind '%s': the table is full (%d "
+                              "kinds)",
+                              k->name, MAX_KINDS);
+    }
+    kinds[n_kinds++] = k;
+    pthread_mutex_unlock(&kinds_lock);
+    return 0;
+}
+
+const coil_endpoint_kind_ops *coil_endpoint_find_kind(const char *name)
+{
+    coil__plugins_init();
+    if (!name)
+        return NULL;
+    pthread_mutex_lock(&kinds_lock);
+    const coil_endpoint_kind_ops *k = find_locked(name);
+    pthread_mutex_unlock(&kinds_lock);
+    return k;
+}
+
+/* "tcp:PORT, unix:PATH or mykind:ARGS": every kind's short
+ * form for one side, in the order they were registered. */
+static void list_examples(int server, char *out, size_t size)
+{
+    const char *ex[MAX_KINDS];
+    int n = 0;
+    pthread_mutex_lock(&kinds_lock);
+    for (int i = 0; i < n_kinds; i++) {
+        const char *e = server ? kinds[i]->server_example : kinds[i]->client_example;
+        if (e && (server ? kinds[i]->listen != NULL : kinds[i]->connect != NULL))
+            ex[n++] = e;
+    }
+    pthread_mutex_unlock(&kinds_lock);
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && o < size; i++)
+        o += (size_t)snprintf(out + o, size - o, "%s%s",
+                              i == 0       ? ""
+                              : i == n - 1 ? " or "
+                                           : ", ",
+                              ex[i]);
+}
+
+/* "tcp, unix, mykind, its-alias": the names every kind answers to. */
+static void list_names(char *out, size_t size)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    pthread_mutex_lock(&kinds_lock);
+    for (int i = 0; i < n_kinds && o < size; i++) {
+        o += (size_t)snprintf(out + o, size - o, "%s%s", i ? ", " : "", kinds[i]->name);
+        if (kinds[i]->alias && o < size)
+            o += (size_t)snprintf(out + o, size - o, ", %s", kinds[i]->alias);
+    }
+    pthread_mutex_unlock(&kinds_lock);
+}
+
 /* ---- endpoints --------------------------------------------------------------- */
 
-typedef enum {
-    EP_TCP_SERVER,
-    EP_UNIX_SERVER,
-    EP_TCP_CLIENT,
-    EP_UNIX_CLIENT,
-    EP_TLS_SERVER,
-    EP_TLS_CLIENT
-} ep_type;
-
 struct coil_endpoint {
-    ep_type type;
-    coil_tls_context *tls; /* TLS endpoints: built once at parse time */
-    char *sni;             /* TLS clients: the name to verify (default host) */
+    int refs; /* coil__endpoint_copy shares */
+    const coil_endpoint_kind_ops *kind;
+    int server;
     char *text;
-    char *host; /* interface / host / path */
-    char *bind;
-    int port;
-    int backlog;
-    unsigned mode;
-    double timeout;
-    double resolve_timeout;       /* clients: seconds to resolve the host name */
-    size_t high_water, low_water; /* each connection's write queue; 0: default */
+    void *state; /* the kind's */
+};
+
+struct coil_endpoint_parser {
+    const char *text;
+    const char *what; /* "server endpoint" */
+    const char *use;
+    int server;
+    coil_failure **err;
 };
 
 void coil_endpoint_free(coil_endpoint *e)
 {
-    if (!e)
+    if (!e || --e->refs > 0)
         return;
+    if (e->state && e->kind->free_state)
+        e->kind->free_state(e->state);
     free(e->text);
-    free(e->host);
-    free(e->bind);
-    free(e->sni);
-    coil_tls_context_free(e->tls);
     free(e);
 }
 
 const char *coil_endpoint_kind(const coil_endpoint *e)
 {
-    if (e->type == EP_TLS_SERVER || e->type == EP_TLS_CLIENT)
-        return "tls";
-    return e->type == EP_TCP_SERVER || e->type == EP_TCP_CLIENT ? "tcp" : "unix";
+    return e->kind->name;
 }
 
 const char *coil_endpoint_text(const coil_endpoint *e)
@@ -246,42 +390,38 @@ const char *coil_endpoint_text(const coil_endpoint *e)
     return e->text;
 }
 
-static const char TCP_SERVER_USE[] =
-    "tcp:PORT[:interface=ADDR][:backlog=N][:highWater=BYTES][:lowWater=BYTES]";
-static const char UNIX_SERVER_USE[] =
-    "unix:PATH[:mode=0660][:backlog=N][:highWater=BYTES][:lowWater=BYTES]";
-static const char TCP_CLIENT_USE[] =
-    "tcp:HOST:PORT or tcp:host=HOST:port=PORT, then [:timeout=S][:bindAddress=ADDR]"
-    "[:resolveTimeout=S][:highWater=BYTES][:lowWater=BYTES]";
-static const char UNIX_CLIENT_USE[] =
-    "unix:PATH or unix:path=PATH, then [:timeout=S][:highWater=BYTES][:lowWater=BYTES]";
-static const char TLS_SERVER_USE[] =
-    "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=FILE]"
-    "[:caCerts=FILE][:requireCert=yes][:alpn=h2,http/1.1][:interface=ADDR]"
-    "[:ciphersuites=TLS_AES_128_GCM_SHA256][:groups=X25519][:tickets=N]"
-    "[:handshakeTimeout=S][:closeTimeout=S][:highWater=BYTES][:lowWater=BYTES]";
-static const char TLS_CLIENT_USE[] =
-    "tls:HOST:PORT[:caCerts=FILE][:certificate=FILE:privateKey=FILE][:sni=NAME]"
-    "[:alpn=...][:resume=no][:ciphersuites=...][:groups=...][:timeout=S]"
-    "[:resolveTimeout=S][:handshakeTimeout=S][:closeTimeout=S]"
-    "[:bindAddress=ADDR][:highWater=BYTES][:lowWater=BYTES]";
+/* ---- helpers for the kinds' parsers -------------------------------------------- */
 
-typedef struct parse_ctx {
-    const char *text;
-    const char *what; /* "server endpoint" */
-    const char *use;
-    coil_failure **err;
-} parse_ctx;
-
-static int bad(const parse_ctx *c, const char *fmt, ...) COIL_PRINTF(2, 3);
-static int bad(const parse_ctx *c, const char *fmt, ...)
+static int vbad(const coil_endpoint_parser *c, const char *fmt, va_list ap)
+    COIL_PRINTF(2, 0);
+static int vbad(const coil_endpoint_parser *c, const char *fmt, va_list ap)
 {
     char msg[600];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (c->err && *c->err) /* the first mistake is the one to fix */
+        return COIL_EINVAL;
+    return desc_error(c->err, COIL_EINVAL, c->what, c->text, "%s (use %s)", msg, c->use);
+}
+
+int coil_endpoint_bad(const coil_endpoint_parser *c, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = vbad(c, fmt, ap);
     va_end(ap);
-    return desc_error(c->err, COIL_EINVAL, c->what, c->text, "%s (use %s)", msg, c->use);
+    return rc;
+}
+
+#define bad coil_endpoint_bad
+
+int coil_endpoint_parser_is_server(const coil_endpoint_parser *p)
+{
+    return p->server;
+}
+
+const char *coil_endpoint_parser_text(const coil_endpoint_parser *p)
+{
+    return p->text;
 }
 
 static int parse_long(const char *s, int base, long lo, long hi, long *out)
@@ -297,7 +437,8 @@ static int parse_long(const char *s, int base, long lo, long hi, long *out)
     return 0;
 }
 
-static int get_port(const parse_ctx *c, const char *s, int *out, int allow_zero)
+int coil_endpoint_port(const coil_endpoint_parser *c, const char *s, int allow_zero,
+                       int *out)
 {
     long v;
     if (parse_long(s, 10, allow_zero ? 0 : 1, 65535, &v) != 0)
@@ -307,29 +448,40 @@ static int get_port(const parse_ctx *c, const char *s, int *out, int allow_zero)
     return 0;
 }
 
-static int get_timeout(const parse_ctx *c, const char *s, double *out)
+int coil_endpoint_seconds(const coil_endpoint_parser *c, const char *key, const char *s,
+                          double *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (!*s || *end || errno || !(v > 0) || v > 86400 || isspace((unsigned char)*s))
-        return bad(c, "timeout '%.40s' is not a number of seconds above 0", s);
+        return bad(c, "%s '%.40s' is not a number of seconds above 0", key, s);
     *out = v;
     return 0;
 }
 
-static int get_backlog(const parse_ctx *c, const char *s, int *out)
+int coil_endpoint_number(const coil_endpoint_parser *c, const char *key, const char *s,
+                         long lo, long hi, long *out)
 {
-    long v;
-    if (parse_long(s, 10, 1, 65535, &v) != 0)
-        return bad(c, "backlog '%.40s' is not a number from 1 to 65535", s);
-    *out = (int)v;
+    if (parse_long(s, 10, lo, hi, out) != 0)
+        return bad(c, "%s '%.40s' is not a number from %ld to %ld", key, s, lo, hi);
     return 0;
 }
 
-/* Every KEY= must be one of `keys`; at most `max_pos` positionals. */
-static int check_args(const parse_ctx *c, const coil_endpoint_desc *d,
-                      const char *const *keys, int max_pos)
+int coil_endpoint_yes_no(const coil_endpoint_parser *c, const char *key, const char *v,
+                         int *out)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+        *out = 1;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+        *out = 0;
+    else
+        return bad(c, "%s='%.40s' is not yes or no", key, v);
+    return 0;
+}
+
+int coil_endpoint_check_keys(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                             const char *const *keys, int max_pos)
 {
     int pos = 0;
     for (int i = 0; i < d->nargs; i++) {
@@ -340,7 +492,7 @@ static int check_args(const parse_ctx *c, const coil_endpoint_desc *d,
             continue;
         }
         int ok = 0;
-        for (const char *const *k = keys; *k; k++)
+        for (const char *const *k = keys; k && *k; k++)
             ok |= strcmp(*k, a->key) == 0;
         if (!ok)
             return bad(c, "unknown option '%.40s'", a->key);
@@ -348,8 +500,7 @@ static int check_args(const parse_ctx *c, const coil_endpoint_desc *d,
     return 0;
 }
 
-/* The i-th positional argument, or NULL. */
-static const char *positional(const coil_endpoint_desc *d, int n)
+const char *coil_endpoint_positional(const coil_endpoint_desc *d, int n)
 {
     for (int i = 0; i < d->nargs; i++)
         if (!d->args[i].key && n-- == 0)
@@ -357,16 +508,40 @@ static const char *positional(const coil_endpoint_desc *d, int n)
     return NULL;
 }
 
-/* A value given positionally at `n` or as `key`, not both. `*out` is always
- * set (NULL on error), so callers never read an uninitialised pointer. */
-static int pick(const parse_ctx *c, const coil_endpoint_desc *d, int n, const char *key,
-                const char **out)
+int coil_endpoint_pick(const coil_endpoint_parser *c, const coil_endpoint_desc *d, int n,
+                       const char *key, const char **out)
 {
-    const char *p = positional(d, n), *k = coil_endpoint_desc_get(d, key);
+    const char *p = coil_endpoint_positional(d, n), *k = coil_endpoint_desc_get(d, key);
     *out = NULL;
     if (p && k)
         return bad(c, "%s is given both as '%.40s' and as %s=%.40s", key, p, key, k);
     *out = p ? p : k;
+    return 0;
+}
+
+/* highWater= / lowWater=: the write queue marks of each connection, in
+ * bytes (coil_transport_set_water_marks); unset, the defaults (64 KiB, and
+ * a quarter of highWater). */
+int coil_endpoint_water_marks(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                              size_t *high_out, size_t *low_out)
+{
+    static const char *const keys[] = {"highWater", "lowWater"};
+    size_t *dst[] = {high_out, low_out};
+    *high_out = *low_out = 0;
+    for (int i = 0; i < 2; i++) {
+        const char *v = coil_endpoint_desc_get(d, keys[i]);
+        long n;
+        if (!v)
+            continue;
+        if (parse_long(v, 10, 1, 1L << 30, &n) != 0)
+            return bad(c, "%s '%.40s' is not a number of bytes from 1 to 1073741824",
+                       keys[i], v);
+        *dst[i] = (size_t)n;
+    }
+    size_t high = *high_out ? *high_out : 64 * 1024;
+    size_t low = *low_out ? *low_out : high / 4;
+    if (low > high)
+        return bad(c, "lowWater (%zu) is above highWater (%zu)", low, high);
     return 0;
 }
 
@@ -378,51 +553,50 @@ static int dup_to(char **dst, const char *s)
     return *dst ? 0 : COIL_ENOMEM;
 }
 
+/* ---- tcp: ----------------------------------------------------------------------- */
+
+struct coil_endpoint_tcp {
+    int server;
+    char *host; /* server: the interface */
+    char *bind;
+    int port;
+    int backlog;
+    double timeout;
+    double resolve_timeout;       /* clients: seconds to resolve the host name */
+    size_t high_water, low_water; /* each connection's write queue; 0: default */
+};
+
+static const char TCP_SERVER_USE[] =
+    "tcp:PORT[:interface=ADDR][:backlog=N][:highWater=BYTES][:lowWater=BYTES]";
+static const char TCP_CLIENT_USE[] =
+    "tcp:HOST:PORT or tcp:host=HOST:port=PORT, then [:timeout=S][:bindAddress=ADDR]"
+    "[:resolveTimeout=S][:highWater=BYTES][:lowWater=BYTES]";
+
 static const char *const TCP_SERVER_KEYS[] = {"port",      "interface", "backlog",
                                               "highWater", "lowWater",  NULL};
 static const char *const TCP_CLIENT_KEYS[] = {
     "host",           "port",      "timeout",  "bindAddress",
     "resolveTimeout", "highWater", "lowWater", NULL};
 
-/* highWater= / lowWater=: the write queue marks of each connection, in
- * bytes (coil_transport_set_water_marks); unset, the defaults (64 KiB, and
- * a quarter of highWater). */
-static int get_marks(const parse_ctx *c, const coil_endpoint_desc *d, coil_endpoint *e)
-{
-    static const char *const keys[] = {"highWater", "lowWater"};
-    size_t *dst[] = {&e->high_water, &e->low_water};
-    for (int i = 0; i < 2; i++) {
-        const char *v = coil_endpoint_desc_get(d, keys[i]);
-        long n;
-        if (!v)
-            continue;
-        if (parse_long(v, 10, 1, 1L << 30, &n) != 0)
-            return bad(c, "%s '%.40s' is not a number of bytes from 1 to 1073741824",
-                       keys[i], v);
-        *dst[i] = (size_t)n;
-    }
-    size_t high = e->high_water ? e->high_water : 64 * 1024;
-    size_t low = e->low_water ? e->low_water : high / 4;
-    if (low > high)
-        return bad(c, "lowWater (%zu) is above highWater (%zu)", low, high);
-    return 0;
-}
-
-static int parse_tcp_server(const parse_ctx *c, const coil_endpoint_desc *d,
-                            coil_endpoint *e, const char *const *keys)
+static int tcp_parse_server(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                            coil_endpoint_tcp *e, const char *const *keys)
 {
     const char *v;
     int rc;
-    if ((rc = check_args(c, d, keys, 1)) || (rc = pick(c, d, 0, "port", &v)))
+    if ((rc = coil_endpoint_check_keys(c, d, keys, 1)) ||
+        (rc = coil_endpoint_pick(c, d, 0, "port", &v)))
         return rc;
     if (!v)
         return bad(c, "the port is missing");
-    if ((rc = get_port(c, v, &e->port, 1)))
+    if ((rc = coil_endpoint_port(c, v, 1, &e->port)))
         return rc;
+    long n;
     if ((v = coil_endpoint_desc_get(d, "backlog")) &&
-        (rc = get_backlog(c, v, &e->backlog)))
+        (rc = coil_endpoint_number(c, "backlog", v, 1, 65535, &n)))
         return rc;
-    if ((rc = get_marks(c, d, e)))
+    if (v)
+        e->backlog = (int)n;
+    if ((rc = coil_endpoint_water_marks(c, d, &e->high_water, &e->low_water)))
         return rc;
     v = coil_endpoint_desc_get(d, "interface");
     if (v && !*v)
@@ -430,15 +604,183 @@ static int parse_tcp_server(const parse_ctx *c, const coil_endpoint_desc *d,
     return dup_to(&e->host, v);
 }
 
-static int parse_unix_server(const parse_ctx *c, const coil_endpoint_desc *d,
-                             coil_endpoint *e)
+static int tcp_parse_client(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                            coil_endpoint_tcp *e, const char *const *keys)
+{
+    const char *host, *port, *v;
+    int rc;
+    if ((rc = coil_endpoint_check_keys(c, d, keys, 2)))
+        return rc;
+    if (coil_endpoint_desc_get(d, "host")) {
+        /* host= given: a lone positional is the port. */
+        if (coil_endpoint_positional(d, 1))
+            return bad(c, "host is given both as '%.40s' and as host=%.40s",
+                       coil_endpoint_positional(d, 0), coil_endpoint_desc_get(d, "host"));
+        host = coil_endpoint_desc_get(d, "host");
+        rc = coil_endpoint_pick(c, d, 0, "port", &port);
+    } else {
+        host = coil_endpoint_positional(d, 0);
+        rc = coil_endpoint_pick(c, d, 1, "port", &port);
+    }
+    if (rc)
+        return rc;
+    if (!host || !*host)
+        return bad(c, "the host is missing");
+    if (!port)
+        return bad(c, "the port is missing");
+    if ((rc = coil_endpoint_port(c, port, 0, &e->port)))
+        return rc;
+    if ((v = coil_endpoint_desc_get(d, "timeout")) &&
+        (rc = coil_endpoint_seconds(c, "timeout", v, &e->timeout)))
+        return rc;
+    /* Said as "timeout" too, as it always was. */
+    if ((v = coil_endpoint_desc_get(d, "resolveTimeout")) &&
+        (rc = coil_endpoint_seconds(c, "timeout", v, &e->resolve_timeout)))
+        return rc;
+    if ((rc = coil_endpoint_water_marks(c, d, &e->high_water, &e->low_water)))
+        return rc;
+    v = coil_endpoint_desc_get(d, "bindAddress");
+    if (v && !*v)
+        return bad(c, "bindAddress is empty");
+    if ((rc = dup_to(&e->bind, v)))
+        return rc;
+    return dup_to(&e->host, host);
+}
+
+void coil_endpoint_tcp_free(coil_endpoint_tcp *t)
+{
+    if (!t)
+        return;
+    free(t->host);
+    free(t->bind);
+    free(t);
+}
+
+int coil_endpoint_tcp_parse(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                            int server, const char *const *extra_keys,
+                            coil_endpoint_tcp **out)
+{
+    *out = NULL;
+    const char *keys[COIL_ENDPOINT_MAX_ARGS * 2 + 16];
+    size_t n = 0;
+    for (const char *const *k = server ? TCP_SERVER_KEYS : TCP_CLIENT_KEYS; *k; k++)
+        keys[n++] = *k;
+    for (const char *const *k = extra_keys; k && *k && n + 1 < sizeof keys / sizeof *keys;
+         k++)
+        keys[n++] = *k;
+    keys[n] = NULL;
+    coil_endpoint_tcp *t = calloc(1, sizeof *t);
+    if (!t)
+        return COIL_ENOMEM;
+    t->server = server;
+    int rc = server ? tcp_parse_server(c, d, t, keys) : tcp_parse_client(c, d, t, keys);
+    if (rc) {
+        coil_endpoint_tcp_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+const char *coil_endpoint_tcp_host(const coil_endpoint_tcp *t)
+{
+    return t->host;
+}
+
+int coil_endpoint_tcp_port(const coil_endpoint_tcp *t)
+{
+    return t->port;
+}
+
+int coil_endpoint_tcp_listen(coil_reactor *r, const coil_endpoint_tcp *e, coil_factory *f,
+                             coil_listener **out, coil_failure **err)
+{
+    coil_tcp_listen_options o = {.interface = e->host,
+                                 .port = e->port,
+                                 .backlog = e->backlog,
+                                 .high_water = e->high_water,
+                                 .low_water = e->low_water};
+    return coil_tcp_listen(r, &o, f, out, err);
+}
+
+int coil_endpoint_tcp_connect(coil_reactor *r, const coil_endpoint_tcp *e,
+                              coil_factory *f, coil_connector **out, coil_failure **err)
+{
+    coil_tcp_connect_options o = {.host = e->host,
+                                  .port = e->port,
+                                  .timeout = e->timeout,
+                                  .resolve_timeout = e->resolve_timeout,
+                                  .bind_address = e->bind,
+                                  .high_water = e->high_water,
+                                  .low_water = e->low_water};
+    if (err)
+        *err = NULL;
+    return coil_tcp_connect(r, &o, f, out);
+}
+
+static int tcp_kind_parse(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                          int server, void **state)
+{
+    coil_endpoint_tcp *t;
+    int rc = coil_endpoint_tcp_parse(c, d, server, NULL, &t);
+    *state = t;
+    return rc;
+}
+
+static int tcp_kind_listen(coil_reactor *r, void *state, coil_factory *f,
+                           coil_listener **out, coil_failure **err)
+{
+    return coil_endpoint_tcp_listen(r, state, f, out, err);
+}
+
+static int tcp_kind_connect(coil_reactor *r, void *state, coil_factory *f,
+                            coil_connector **out, coil_failure **err)
+{
+    return coil_endpoint_tcp_connect(r, state, f, out, err);
+}
+
+static void tcp_kind_free(void *state)
+{
+    coil_endpoint_tcp_free(state);
+}
+
+static const coil_endpoint_kind_ops tcp_kind = {
+    .name = "tcp",
+    .server_example = "tcp:PORT",
+    .client_example = "tcp:HOST:PORT",
+    .server_usage = TCP_SERVER_USE,
+    .client_usage = TCP_CLIENT_USE,
+    .parse = tcp_kind_parse,
+    .listen = tcp_kind_listen,
+    .connect = tcp_kind_connect,
+    .free_state = tcp_kind_free,
+};
+
+/* ---- unix: ---------------------------------------------------------------------- */
+
+typedef struct unix_ep {
+    char *path;
+    unsigned mode;
+    int backlog;
+    double timeout;
+    size_t high_water, low_water;
+} unix_ep;
+
+static const char UNIX_SERVER_USE[] =
+    "unix:PATH[:mode=0660][:backlog=N][:highWater=BYTES][:lowWater=BYTES]";
+static const char UNIX_CLIENT_USE[] =
+    "unix:PATH or unix:path=PATH, then [:timeout=S][:highWater=BYTES][:lowWater=BYTES]";
+
+static int unix_parse_server(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                             unix_ep *e)
 {
     static const char *const keys[] = {"address",  "path",      "mode",     "backlog",
                                        "lockfile", "highWater", "lowWater", NULL};
     const char *v, *alt;
     int rc;
-    if ((rc = check_args(c, d, keys, 1)) || (rc = pick(c, d, 0, "address", &v)) ||
-        (rc = pick(c, d, 0, "path", &alt)))
+    if ((rc = coil_endpoint_check_keys(c, d, keys, 1)) ||
+        (rc = coil_endpoint_pick(c, d, 0, "address", &v)) ||
+        (rc = coil_endpoint_pick(c, d, 0, "path", &alt)))
         return rc;
     if (v && alt && coil_endpoint_desc_get(d, "path") &&
         coil_endpoint_desc_get(d, "address"))
@@ -456,203 +798,94 @@ static int parse_unix_server(const parse_ctx *c, const coil_endpoint_desc *d,
             return bad(c, "mode '%.40s' is not an octal file mode such as 0660", m);
         e->mode = (unsigned)mode;
     }
+    long n;
     if ((m = coil_endpoint_desc_get(d, "backlog")) &&
-        (rc = get_backlog(c, m, &e->backlog)))
+        (rc = coil_endpoint_number(c, "backlog", m, 1, 65535, &n)))
         return rc;
-    if ((rc = get_marks(c, d, e)))
+    if (m)
+        e->backlog = (int)n;
+    if ((rc = coil_endpoint_water_marks(c, d, &e->high_water, &e->low_water)))
         return rc;
-    return dup_to(&e->host, v);
+    return dup_to(&e->path, v);
 }
 
-static int parse_tcp_client(const parse_ctx *c, const coil_endpoint_desc *d,
-                            coil_endpoint *e, const char *const *keys)
-{
-    const char *host, *port, *v;
-    int rc;
-    if ((rc = check_args(c, d, keys, 2)))
-        return rc;
-    if (coil_endpoint_desc_get(d, "host")) {
-        /* host= given: a lone positional is the port. */
-        if (positional(d, 1))
-            return bad(c, "host is given both as '%.40s' and as host=%.40s",
-                       positional(d, 0), coil_endpoint_desc_get(d, "host"));
-        host = coil_endpoint_desc_get(d, "host");
-        rc = pick(c, d, 0, "port", &port);
-    } else {
-        host = positional(d, 0);
-        rc = pick(c, d, 1, "port", &port);
-    }
-    if (rc)
-        return rc;
-    if (!host || !*host)
-        return bad(c, "the host is missing");
-    if (!port)
-        return bad(c, "the port is missing");
-    if ((rc = get_port(c, port, &e->port, 0)))
-        return rc;
-    if ((v = coil_endpoint_desc_get(d, "timeout")) &&
-        (rc = get_timeout(c, v, &e->timeout)))
-        return rc;
-    if ((v = coil_endpoint_desc_get(d, "resolveTimeout")) &&
-        (rc = get_timeout(c, v, &e->resolve_timeout)))
-        return rc;
-    if ((rc = get_marks(c, d, e)))
-        return rc;
-    v = coil_endpoint_desc_get(d, "bindAddress");
-    if (v && !*v)
-        return bad(c, "bindAddress is empty");
-    if ((rc = dup_to(&e->bind, v)))
-        return rc;
-    return dup_to(&e->host, host);
-}
-
-static int parse_unix_client(const parse_ctx *c, const coil_endpoint_desc *d,
-                             coil_endpoint *e)
+static int unix_parse_client(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                             unix_ep *e)
 {
     static const char *const keys[] = {"path",      "timeout",  "checkPID",
                                        "highWater", "lowWater", NULL};
     const char *v;
     int rc;
-    if ((rc = check_args(c, d, keys, 1)) || (rc = pick(c, d, 0, "path", &v)))
+    if ((rc = coil_endpoint_check_keys(c, d, keys, 1)) ||
+        (rc = coil_endpoint_pick(c, d, 0, "path", &v)))
         return rc;
     if (!v || !*v)
         return bad(c, "the socket path is missing");
     if (strlen(v) > 107)
         return bad(c, "socket path '%.40s...' is longer than 107 bytes", v);
     const char *t = coil_endpoint_desc_get(d, "timeout");
-    if (t && (rc = get_timeout(c, t, &e->timeout)))
+    if (t && (rc = coil_endpoint_seconds(c, "timeout", t, &e->timeout)))
         return rc;
-    if ((rc = get_marks(c, d, e)))
+    if ((rc = coil_endpoint_water_marks(c, d, &e->high_water, &e->low_water)))
         return rc;
-    return dup_to(&e->host, v);
+    return dup_to(&e->path, v);
 }
 
-/* yes/no, true/false, 1/0 */
-static int get_bool(const parse_ctx *c, const char *key, const char *v, int *out)
+static void unix_kind_free(void *state)
 {
-    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
-        *out = 1;
-    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
-        *out = 0;
-    else
-        return bad(c, "%s='%.40s' is not yes or no", key, v);
-    return 0;
-}
-
-static int tls_context(const parse_ctx *c, coil_endpoint *e, int role,
-                       const coil_tls_options *o)
-{
-    coil_failure *why = NULL;
-    int rc = coil_tls_context_new(role, o, &e->tls, &why);
-    if (rc != 0) {
-        rc = bad(c, "%s", why ? coil_failure_message(why) : "cannot set up TLS");
-        coil_failure_free(why);
+    unix_ep *e = state;
+    if (e) {
+        free(e->path);
+        free(e);
     }
-    return rc;
 }
 
-/* The keys both TLS sides take: handshakeTimeout=, closeTimeout= (seconds). */
-static int tls_timeouts(const parse_ctx *c, const coil_endpoint_desc *d,
-                        coil_tls_options *o)
+static int unix_kind_parse(const coil_endpoint_parser *c, const coil_endpoint_desc *d,
+                           int server, void **state)
 {
-    static const char *const keys[] = {"handshakeTimeout", "closeTimeout"};
-    double *dst[] = {&o->handshake_timeout, &o->close_timeout};
-    for (int i = 0; i < 2; i++) {
-        const char *v = coil_endpoint_desc_get(d, keys[i]);
-        if (!v)
-            continue;
-        char *end;
-        errno = 0;
-        double x = strtod(v, &end);
-        if (!*v || *end || errno || !(x > 0) || x > 86400 || isspace((unsigned char)*v))
-            return bad(c, "%s '%.40s' is not a number of seconds above 0", keys[i], v);
-        *dst[i] = x;
-    }
-    return 0;
+    unix_ep *e = calloc(1, sizeof *e);
+    if (!e)
+        return COIL_ENOMEM;
+    *state = e;
+    return server ? unix_parse_server(c, d, e) : unix_parse_client(c, d, e);
 }
 
-static int parse_tls_server(const parse_ctx *c, const coil_endpoint_desc *d,
-                            coil_endpoint *e)
+static int unix_kind_listen(coil_reactor *r, void *state, coil_factory *f,
+                            coil_listener **out, coil_failure **err)
 {
-    static const char *const keys[] = {
-        "port",           "interface", "backlog",          "privateKey",   "certKey",
-        "extraCertChain", "caCerts",   "requireCert",      "alpn",         "ciphersuites",
-        "groups",         "tickets",   "handshakeTimeout", "closeTimeout", "highWater",
-        "lowWater",       NULL};
-    int rc = parse_tcp_server(c, d, e, keys);
-    if (rc)
-        return rc;
-    coil_tls_options o = {0};
-    if ((rc = tls_timeouts(c, d, &o)))
-        return rc;
-    const char *t = coil_endpoint_desc_get(d, "tickets");
-    if (t) {
-        long n;
-        if (parse_long(t, 10, 0, 16, &n) != 0)
-            return bad(c, "tickets '%.40s' is not a number from 0 to 16", t);
-        if (n == 0)
-            o.no_session_tickets = 1;
-        else
-            o.tickets = (int)n;
-    }
-    o.key_file = coil_endpoint_desc_get(d, "privateKey");
-    o.cert_file = coil_endpoint_desc_get(d, "certKey");
-    if (!o.key_file)
-        return bad(c, "privateKey= is missing (the PEM file of the server's key)");
-    if (!o.cert_file)
-        o.cert_file = o.key_file; /* Twisted: the key file may hold both */
-    o.extra_chain_file = coil_endpoint_desc_get(d, "extraCertChain");
-    o.ca_file = coil_endpoint_desc_get(d, "caCerts");
-    o.alpn = coil_endpoint_desc_get(d, "alpn");
-    const char *v = coil_endpoint_desc_get(d, "requireCert");
-    if (v && (rc = get_bool(c, "requireCert", v, &o.require_client_cert)))
-        return rc;
-    if (o.require_client_cert && !o.ca_file)
-        return bad(c, "requireCert=yes needs caCerts=FILE (whom to trust)");
-    o.request_client_cert = o.ca_file != NULL;
-    o.ciphersuites = coil_endpoint_desc_get(d, "ciphersuites");
-    o.groups = coil_endpoint_desc_get(d, "groups");
-    return tls_context(c, e, COIL_TLS_SERVER, &o);
+    const unix_ep *e = state;
+    coil_unix_listen_options o = {.path = e->path,
+                                  .mode = e->mode,
+                                  .backlog = e->backlog,
+                                  .high_water = e->high_water,
+                                  .low_water = e->low_water};
+    return coil_unix_listen(r, &o, f, out, err);
 }
 
-static int parse_tls_client(const parse_ctx *c, const coil_endpoint_desc *d,
-                            coil_endpoint *e)
+static int unix_kind_connect(coil_reactor *r, void *state, coil_factory *f,
+                             coil_connector **out, coil_failure **err)
 {
-    static const char *const keys[] = {"host",         "port",
-                                       "timeout",      "resolveTimeout",
-                                       "bindAddress",  "caCerts",
-                                       "certificate",  "privateKey",
-                                       "sni",          "alpn",
-                                       "resume",       "ciphersuites",
-                                       "groups",       "handshakeTimeout",
-                                       "closeTimeout", "highWater",
-                                       "lowWater",     NULL};
-    int rc = parse_tcp_client(c, d, e, keys);
-    if (rc)
-        return rc;
-    coil_tls_options o = {0};
-    if ((rc = tls_timeouts(c, d, &o)))
-        return rc;
-    o.ca_file = coil_endpoint_desc_get(d, "caCerts");
-    o.cert_file = coil_endpoint_desc_get(d, "certificate");
-    o.key_file = coil_endpoint_desc_get(d, "privateKey");
-    if (o.key_file && !o.cert_file)
-        return bad(c, "privateKey= needs certificate= (the client certificate)");
-    o.alpn = coil_endpoint_desc_get(d, "alpn");
-    const char *v = coil_endpoint_desc_get(d, "resume");
-    int resume = 1;
-    if (v && (rc = get_bool(c, "resume", v, &resume)))
-        return rc;
-    o.no_session_cache = !resume;
-    o.ciphersuites = coil_endpoint_desc_get(d, "ciphersuites");
-    o.groups = coil_endpoint_desc_get(d, "groups");
-    const char *sni = coil_endpoint_desc_get(d, "sni");
-    if (sni && !*sni)
-        return bad(c, "sni is empty");
-    if ((rc = dup_to(&e->sni, sni)))
-        return rc;
-    return tls_context(c, e, COIL_TLS_CLIENT, &o);
+    const unix_ep *e = state;
+    coil_unix_connect_options o = {.path = e->path,
+                                   .timeout = e->timeout,
+                                   .high_water = e->high_water,
+                                   .low_water = e->low_water};
+    return coil_unix_connect(r, &o, f, out);
 }
+
+static const coil_endpoint_kind_ops unix_kind = {
+    .name = "unix",
+    .server_example = "unix:PATH",
+    .client_example = "unix:PATH",
+    .server_usage = UNIX_SERVER_USE,
+    .client_usage = UNIX_CLIENT_USE,
+    .parse = unix_kind_parse,
+    .listen = unix_kind_listen,
+    .connect = unix_kind_connect,
+    .free_state = unix_kind_free,
+};
+
+/* ---- parsing a description ------------------------------------------------------- */
 
 static int endpoint_parse(const char *text, int server, coil_endpoint **out,
                           coil_failure **err)
@@ -660,10 +893,11 @@ static int endpoint_parse(const char *text, int server, coil_endpoint **out,
     *out = NULL;
     if (err)
         *err = NULL;
-    parse_ctx c = {text ? text : "", server ? "server endpoint" : "client endpoint",
-                   server ? "tcp:PORT, unix:PATH or ssl:PORT:privateKey=KEY.pem"
-                          : "tcp:HOST:PORT, unix:PATH or tls:HOST:PORT",
-                   err};
+    char examples[1024];
+    list_examples(server, examples, sizeof examples);
+    coil_endpoint_parser c = {text ? text : "",
+                              server ? "server endpoint" : "client endpoint", examples,
+                              server, err};
     coil_endpoint_desc *d;
     int rc = coil_endpoint_desc_parse(text, &d, NULL);
     if (rc == COIL_ENOMEM)
@@ -678,30 +912,43 @@ static int endpoint_parse(const char *text, int server, coil_endpoint **out,
         coil_failure_free(inner);
         return rc;
     }
+    const coil_endpoint_kind_ops *kind = coil_endpoint_find_kind(d->kind);
+    if (!kind) {
+        char names[1024];
+        list_names(names, sizeof names);
+        rc = bad(&c, "unknown kind '%.40s'; registered kinds: %s", d->kind, names);
+        coil_endpoint_desc_free(d);
+        return rc;
+    }
+    if (server ? !kind->listen : !kind->connect) {
+        rc =
+            bad(&c, "kind '%s' has no %s side", kind->name, server ? "server" : "client");
+        coil_endpoint_desc_free(d);
+        return rc;
+    }
     coil_endpoint *e = calloc(1, sizeof *e);
     if (!e || !(e->text = strdup(text))) {
         free(e);
         coil_endpoint_desc_free(d);
         return desc_error(err, COIL_ENOMEM, c.what, c.text, "out of memory");
     }
-    if (strcmp(d->kind, "tcp") == 0) {
-        e->type = server ? EP_TCP_SERVER : EP_TCP_CLIENT;
-        c.use = server ? TCP_SERVER_USE : TCP_CLIENT_USE;
-        rc = server ? parse_tcp_server(&c, d, e, TCP_SERVER_KEYS)
-                    : parse_tcp_client(&c, d, e, TCP_CLIENT_KEYS);
-    } else if (strcmp(d->kind, "unix") == 0) {
-        e->type = server ? EP_UNIX_SERVER : EP_UNIX_CLIENT;
-        c.use = server ? UNIX_SERVER_USE : UNIX_CLIENT_USE;
-        rc = server ? parse_unix_server(&c, d, e) : parse_unix_client(&c, d, e);
-    } else if (strcmp(d->kind, "ssl") == 0 || strcmp(d->kind, "tls") == 0) {
-        e->type = server ? EP_TLS_SERVER : EP_TLS_CLIENT;
-        c.use = server ? TLS_SERVER_USE : TLS_CLIENT_USE;
-        rc = server ? parse_tls_server(&c, d, e) : parse_tls_client(&c, d, e);
-    } else {
-        rc = bad(&c, "unknown kind '%.40s'", d->kind);
-    }
-    if (rc == COIL_ENOMEM)
+    e->refs = 1;
+    e->kind = kind;
+    e->server = server;
+    const char *use = server ? kind->server_usage : kind->client_usage;
+    if (!use)
+        use = server ? kind->server_example : kind->client_example;
+    c.use = use ? use : kind->name;
+    rc = kind->parse(&c, d, server, &e->state);
+    if (rc == COIL_ENOMEM) {
+        if (err) {
+            coil_failure_free(*err);
+            *err = NULL;
+        }
         desc_error(err, rc, c.what, c.text, "out of memory");
+    } else if (rc && err && !*err) {
+        bad(&c, "it is not a valid %s: description", kind->name);
+    }
     coil_endpoint_desc_free(d);
     if (rc) {
         coil_endpoint_free(e);
@@ -721,20 +968,13 @@ int coil_endpoint_client(const char *text, coil_endpoint **out, coil_failure **e
     return endpoint_parse(text, 0, out, err);
 }
 
+/* For the reconnector: the same endpoint, shared (the kinds' states are
+ * read-only once parsed). */
 coil_endpoint *coil__endpoint_copy(const coil_endpoint *e);
 coil_endpoint *coil__endpoint_copy(const coil_endpoint *e)
 {
-    coil_endpoint *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    *c = *e;
-    c->text = c->host = c->bind = c->sni = NULL;
-    c->tls = coil_tls_context_ref(e->tls);
-    if (dup_to(&c->text, e->text) || dup_to(&c->host, e->host) ||
-        dup_to(&c->bind, e->bind) || dup_to(&c->sni, e->sni)) {
-        coil_endpoint_free(c);
-        return NULL;
-    }
+    coil_endpoint *c = (coil_endpoint *)e;
+    c->refs++;
     return c;
 }
 
@@ -753,25 +993,13 @@ int coil_endpoint_listen(coil_reactor *r, const coil_endpoint *e, coil_factory *
 {
     if (err)
         *err = NULL;
-    if (e->type == EP_TCP_SERVER || e->type == EP_TLS_SERVER) {
-        coil_tcp_listen_options o = {.interface = e->host,
-                                     .port = e->port,
-                                     .backlog = e->backlog,
-                                     .high_water = e->high_water,
-                                     .low_water = e->low_water};
-        if (e->tls)
-            return coil_tls_listen_tcp(r, &o, e->tls, f, out, err);
-        return coil_tcp_listen(r, &o, f, out, err);
-    }
-    if (e->type == EP_UNIX_SERVER) {
-        coil_unix_listen_options o = {.path = e->host,
-                                      .mode = e->mode,
-                                      .backlog = e->backlog,
-                                      .high_water = e->high_water,
-                                      .low_water = e->low_water};
-        return coil_unix_listen(r, &o, f, out, err);
-    }
-    return wrong_side(e, "server", err);
+    if (!e->server)
+        return wrong_side(e, "server", err);
+    int rc = e->kind->listen(r, e->state, f, out, err);
+    if (rc && err && !*err)
+        *err = coil_failure_new(COIL_DOMAIN_COIL, rc, "cannot listen on '%s': %s",
+                                e->text, coil_strerror(rc));
+    return rc;
 }
 
 int coil_endpoint_connect(coil_reactor *r, const coil_endpoint *e, coil_factory *f,
@@ -779,29 +1007,16 @@ int coil_endpoint_connect(coil_reactor *r, const coil_endpoint *e, coil_factory 
 {
     if (err)
         *err = NULL;
-    int rc;
-    if (e->type == EP_TCP_CLIENT || e->type == EP_TLS_CLIENT) {
-        coil_tcp_connect_options o = {.host = e->host,
-                                      .port = e->port,
-                                      .timeout = e->timeout,
-                                      .resolve_timeout = e->resolve_timeout,
-                                      .bind_address = e->bind,
-                                      .high_water = e->high_water,
-                                      .low_water = e->low_water};
-        rc = e->tls ? coil_tls_connect_tcp(r, &o, e->tls, e->sni, f, out)
-                    : coil_tcp_connect(r, &o, f, out);
-    } else if (e->type == EP_UNIX_CLIENT) {
-        coil_unix_connect_options o = {.path = e->host,
-                                       .timeout = e->timeout,
-                                       .high_water = e->high_water,
-                                       .low_water = e->low_water};
-        rc = coil_unix_connect(r, &o, f, out);
-    } else {
+    if (e->server)
         return wrong_side(e, "client", err);
-    }
+    coil_failure *why = NULL;
+    int rc = e->kind->connect(r, e->state, f, out, &why);
     if (rc && err)
-        *err = coil_failure_new(COIL_DOMAIN_COIL, rc, "cannot connect to '%s': %s",
-                                e->text, coil_strerror(rc));
+        *err = why ? why
+                   : coil_failure_new(COIL_DOMAIN_COIL, rc, "cannot connect to '%s': %s",
+                                      e->text, coil_strerror(rc));
+    else
+        coil_failure_free(why);
     return rc;
 }
 

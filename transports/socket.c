@@ -1,6 +1,5 @@
 /* Sockets: connections, listeners and connectors shared by TCP and UNIX. */
 #include "socket.h"
-#include "tls_private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include <coil/log.h>
+#include <coil/plugin.h>
 
 #define LOG_MODULE        "socket"
 #define READ_SIZE         (64 * 1024)
@@ -43,14 +43,17 @@ void coil_factory_do_stop(coil_factory *f)
 
 /* ---- connections ---------------------------------------------------------------- */
 
+typedef struct sock_connector sock_connector;
+
 typedef struct sock_conn {
     coil__stream s; /* first */
     int fd;
     coil_watch *w;
     unsigned events;
-    coil_connector *connector;
-    int layered;           /* a TLS layer is our protocol and tells the
-                              connector what happens (see tls_owner) */
+    sock_connector *connector;
+    int layered;           /* the connector's layer is our protocol and tells
+                              it what happens (see layer_events) */
+    int layer_up;          /* ... it said up, not yet lost */
     coil_transport *upper; /* that layer's transport, once up */
     /* The peer's address, kept from accept (or read before closing), so
      * get_peer still answers once the socket is closed: a message about a
@@ -59,7 +62,8 @@ typedef struct sock_conn {
     int peer_known;
 } sock_conn;
 
-struct coil_connector {
+struct sock_connector {
+    coil_connector base; /* first */
     coil_reactor *r;
     const coil_transport_ops *ops;
     coil_factory *f;
@@ -75,8 +79,7 @@ struct coil_connector {
     int started;           /* factory do_start done */
     coil_failure *error;   /* every attempt fails with it (unresolvable) */
     coil_failure *pending; /* a failure found at once, reported from the loop */
-    coil_tls_context *tls; /* run TLS on each connection (a reference) */
-    char *tls_name;        /* the name to verify and send as SNI */
+    coil_layer *layer;     /* runs on each connection (ours) */
     /* A host name resolved before each attempt (NULL: `addr` is fixed). */
     char *host;
     int port;
@@ -166,57 +169,60 @@ static void sock_close(coil__stream *s, int abort)
 static void sock_lost(coil__stream *s, const coil_failure *reason)
 {
     sock_conn *c = (sock_conn *)s;
-    coil_connector *k = c->connector;
+    sock_connector *k = c->connector;
     if (!k)
         return;
     k->conn = NULL;
     c->connector = NULL;
-    if (c->layered) {
-        /* The TLS layer ended without a word (it always reports first). */
+    if (c->layered && !c->layer_up) {
+        /* The layer ended without a word (it should report first). */
         if (k->f->ops->connection_failed)
-            k->f->ops->connection_failed(k->f, k, reason);
+            k->f->ops->connection_failed(k->f, &k->base, reason);
     } else if (k->f->ops->connection_lost) {
-        k->f->ops->connection_lost(k->f, k, reason);
+        k->f->ops->connection_lost(k->f, &k->base, reason);
     }
 }
 
-/* ---- a TLS layer on a connector's connection --------------------------------- */
+/* ---- a layer on a connector's connection -------------------------------------- */
 
-static void tls_up(coil_transport *lower, coil_transport *tls)
+static void layer_up(coil_transport *lower, coil_transport *top)
 {
     sock_conn *c = (sock_conn *)lower;
-    coil_connector *k = c->connector;
-    c->upper = tls;
+    sock_connector *k = c->connector;
+    if (c->layer_up || !c->layered)
+        return;
+    c->upper = top;
+    c->layer_up = 1;
     if (k && k->f->ops->connected)
-        k->f->ops->connected(k->f, k, tls);
+        k->f->ops->connected(k->f, &k->base, top);
 }
 
-static void tls_failed(coil_transport *lower, const coil_failure *reason)
+static void layer_failed(coil_transport *lower, const coil_failure *reason)
 {
     sock_conn *c = (sock_conn *)lower;
-    coil_connector *k = c->connector;
-    if (!k)
+    sock_connector *k = c->connector;
+    if (!k || c->layer_up)
         return;
     k->conn = NULL;
     c->connector = NULL;
     if (k->f->ops->connection_failed)
-        k->f->ops->connection_failed(k->f, k, reason);
+        k->f->ops->connection_failed(k->f, &k->base, reason);
 }
 
-static void tls_lost(coil_transport *lower, const coil_failure *reason)
+static void layer_lost(coil_transport *lower, const coil_failure *reason)
 {
     sock_conn *c = (sock_conn *)lower;
-    coil_connector *k = c->connector;
+    sock_connector *k = c->connector;
     c->upper = NULL;
-    if (!k)
+    if (!k || !c->layer_up)
         return;
     k->conn = NULL;
     c->connector = NULL;
     if (k->f->ops->connection_lost)
-        k->f->ops->connection_lost(k->f, k, reason);
+        k->f->ops->connection_lost(k->f, &k->base, reason);
 }
 
-static const coil__tls_owner tls_owner = {tls_up, tls_failed, tls_lost};
+static const coil_layer_events layer_events = {layer_up, layer_failed, layer_lost};
 
 static void sock_free(coil__stream *s)
 {
@@ -348,7 +354,7 @@ static void apply_options(int fd, const coil_transport_ops *ops,
 /* coil__sock_conn_new, with the peer's address when known (accept). */
 static coil_transport *sock_conn_create(coil_reactor *r, const coil_transport_ops *ops,
                                         int fd, coil_protocol *p,
-                                        coil_connector *connector,
+                                        sock_connector *connector,
                                         const coil__sock_options *o,
                                         const coil_address *peer)
 {
@@ -367,7 +373,7 @@ static coil_transport *sock_conn_create(coil_reactor *r, const coil_transport_op
         c->peer_known = 1;
     }
     c->connector = connector;
-    c->layered = connector && connector->tls;
+    c->layered = connector && connector->layer;
     coil__stream_init(&c->s, ops, &sock_lower, r, p);
     if (o && (o->high_water || o->low_water)) {
         size_t high, low;
@@ -383,15 +389,15 @@ static coil_transport *sock_conn_create(coil_reactor *r, const coil_transport_op
 }
 
 coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *ops,
-                                    int fd, coil_protocol *p, coil_connector *connector,
-                                    const coil__sock_options *o)
+                                    int fd, coil_protocol *p, const coil__sock_options *o)
 {
-    return sock_conn_create(r, ops, fd, p, connector, o, NULL);
+    return sock_conn_create(r, ops, fd, p, NULL, o, NULL);
 }
 
 /* ---- listeners -------------------------------------------------------------- */
 
-struct coil_listener {
+typedef struct sock_listener {
+    coil_listener base; /* first */
     coil_reactor *r;
     const coil_transport_ops *ops;
     coil_factory *f;
@@ -403,12 +409,14 @@ struct coil_listener {
     coil_timer *retry;
     double pause;             /* the next pause after an accept error (0: the least) */
     coil_log_limit log_limit; /* accept errors: a few lines, then a count */
-    coil_tls_context *tls;    /* run TLS on each connection (a reference) */
-};
+    coil_layer *layer;        /* runs on each connection (ours) */
+} sock_listener;
+
+static int sock_listener_get_host(const coil_listener *base, coil_address *out);
 
 static int resume_accepting(void *arg)
 {
-    coil_listener *l = arg;
+    sock_listener *l = arg;
     coil_timer_release(l->retry);
     l->retry = NULL;
     if (coil_watch_set_events(l->w, COIL_IO_READ) != 0)
@@ -442,12 +450,12 @@ static int accept_error_transient(int err)
 /* Any other error (out of descriptors, ENOBUFS, ENOMEM, EPERM, or one we
  * do not know): the socket stays readable and accepting again at once
  * would spin, so pause accepting for a while, longer while it goes on. */
-static void accept_failed(coil_listener *l, int err)
+static void accept_failed(sock_listener *l, int err)
 {
     double pause = l->pause > 0 ? l->pause : ACCEPT_PAUSE_MIN;
     char where[160] = "?";
     coil_address a;
-    if (coil_listener_get_host(l, &a) == 0)
+    if (sock_listener_get_host(&l->base, &a) == 0)
         coil_address_format(&a, where, sizeof where);
     if (err == EMFILE || err == ENFILE) {
         /* Accept the waiting connection on the spare descriptor and close it
@@ -487,7 +495,7 @@ static void accept_failed(coil_listener *l, int err)
 
 static void listener_io(void *arg, int fd, unsigned events)
 {
-    coil_listener *l = arg;
+    sock_listener *l = arg;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -512,8 +520,8 @@ static void listener_io(void *arg, int fd, unsigned events)
         if (coil_address_from_sockaddr(&peer, (struct sockaddr *)&ss, len) != 0)
             memset(&peer, 0, sizeof peer);
         coil_protocol *p = l->f->ops->build_protocol(l->f, &peer);
-        if (p && l->tls)
-            p = coil_tls_wrap(l->tls, NULL, p); /* NULL: destroyed p */
+        if (p && l->layer)
+            p = l->layer->ops->wrap(l->layer, p, NULL, NULL); /* NULL: destroyed p */
         if (!p) {
             close(cfd);
             continue;
@@ -522,13 +530,31 @@ static void listener_io(void *arg, int fd, unsigned events)
     }
 }
 
+static void sock_listener_close(coil_listener *base);
+static int sock_listener_set_layer(coil_listener *base, coil_layer *layer);
+
+static const coil_listener_ops tcp_listener_ops = {
+    .kind = "tcp",
+    .get_host = sock_listener_get_host,
+    .set_layer = sock_listener_set_layer,
+    .close = sock_listener_close,
+};
+
+static const coil_listener_ops unix_listener_ops = {
+    .kind = "unix",
+    .get_host = sock_listener_get_host,
+    .set_layer = sock_listener_set_layer,
+    .close = sock_listener_close,
+};
+
 int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
                        coil_factory *f, const coil__sock_options *o,
                        const char *unlink_path, coil_listener **out, coil_failure **err)
 {
-    coil_listener *l = calloc(1, sizeof *l);
+    sock_listener *l = calloc(1, sizeof *l);
     if (!l)
         goto oom;
+    l->base.ops = strcmp(ops->kind, "unix") == 0 ? &unix_listener_ops : &tcp_listener_ops;
     l->r = r;
     l->ops = ops;
     l->f = f;
@@ -542,7 +568,7 @@ int coil__listener_new(coil_reactor *r, const coil_transport_ops *ops, int fd,
     if (coil_reactor_watch_fd(r, fd, COIL_IO_READ, listener_io, l, &l->w) != 0)
         goto oom;
     coil_factory_do_start(f);
-    *out = l;
+    *out = &l->base;
     return 0;
 oom:
     if (l) {
@@ -557,8 +583,9 @@ oom:
     return COIL_ENOMEM;
 }
 
-int coil_listener_get_host(const coil_listener *l, coil_address *out)
+static int sock_listener_get_host(const coil_listener *base, coil_address *out)
 {
+    const sock_listener *l = (const sock_listener *)base;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(l->fd, (struct sockaddr *)&ss, &len) != 0)
@@ -566,10 +593,20 @@ int coil_listener_get_host(const coil_listener *l, coil_address *out)
     return coil_address_from_sockaddr(out, (struct sockaddr *)&ss, len);
 }
 
-void coil_listener_close(coil_listener *l)
+static int sock_listener_set_layer(coil_listener *base, coil_layer *layer)
 {
-    if (!l)
-        return;
+    sock_listener *l = (sock_listener *)base;
+    if (l->layer) {
+        layer->ops->free(layer);
+        return COIL_EBUSY;
+    }
+    l->layer = layer;
+    return 0;
+}
+
+static void sock_listener_close(coil_listener *base)
+{
+    sock_listener *l = (sock_listener *)base;
     coil_timer_cancel(l->retry);
     coil_timer_release(l->retry);
     coil_watch_free(l->w);
@@ -579,14 +616,15 @@ void coil_listener_close(coil_listener *l)
     if (l->unlink_path)
         unlink(l->unlink_path);
     free(l->unlink_path);
-    coil_tls_context_free(l->tls);
+    if (l->layer)
+        l->layer->ops->free(l->layer);
     coil_factory_do_stop(l->f);
     free(l);
 }
 
 /* ---- connectors -------------------------------------------------------------- */
 
-static void connector_reset(coil_connector *k)
+static void connector_reset(sock_connector *k)
 {
     coil_failure_free(k->pending);
     k->pending = NULL;
@@ -611,17 +649,17 @@ static void connector_reset(coil_connector *k)
     }
 }
 
-static void connect_failed(coil_connector *k, coil_failure *reason)
+static void connect_failed(sock_connector *k, coil_failure *reason)
 {
     connector_reset(k);
     if (k->f->ops->connection_failed)
-        k->f->ops->connection_failed(k->f, k, reason);
+        k->f->ops->connection_failed(k->f, &k->base, reason);
     coil_failure_free(reason);
 }
 
 static int deliver_pending(void *arg)
 {
-    coil_connector *k = arg;
+    sock_connector *k = arg;
     coil_timer_release(k->timer);
     k->timer = NULL;
     coil_failure *reason = k->pending;
@@ -633,7 +671,7 @@ static int deliver_pending(void *arg)
 /* A failure found inside coil_connector_connect (refused at once by a UNIX
  * socket, bind failed, no address) reaches the factory from the loop, as
  * every other failure does, never before the connect call has returned. */
-static void fail_soon(coil_connector *k, coil_failure *reason)
+static void fail_soon(sock_connector *k, coil_failure *reason)
 {
     connector_reset(k);
     k->pending = reason;
@@ -646,7 +684,7 @@ static void fail_soon(coil_connector *k, coil_failure *reason)
 
 static int connect_timeout(void *arg)
 {
-    coil_connector *k = arg;
+    sock_connector *k = arg;
     coil_timer_release(k->timer);
     k->timer = NULL;
     connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
@@ -655,7 +693,7 @@ static int connect_timeout(void *arg)
     return 0;
 }
 
-static void connected(coil_connector *k)
+static void connected(sock_connector *k)
 {
     int fd = k->fd;
     k->fd = -1;
@@ -673,30 +711,30 @@ static void connected(coil_connector *k)
         coil_address_from_sockaddr(&peer, (struct sockaddr *)&ss, len) != 0)
         memset(&peer, 0, sizeof peer);
     coil_protocol *p = k->f->ops->build_protocol(k->f, &peer);
-    if (p && k->tls)
-        p = coil__tls_wrap_owned(k->tls, k->tls_name, k->desc, p, &tls_owner);
+    if (p && k->layer)
+        p = k->layer->ops->wrap(k->layer, p, k->desc, &layer_events);
     if (!p) {
         close(fd);
         if (k->f->ops->connection_failed) {
             coil_failure *f =
                 coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                  "connection to %s refused by the factory", k->desc);
-            k->f->ops->connection_failed(k->f, k, f);
+            k->f->ops->connection_failed(k->f, &k->base, f);
             coil_failure_free(f);
         }
         return;
     }
-    coil_transport *t = coil__sock_conn_new(k->r, k->ops, fd, p, k, &k->opts);
+    coil_transport *t = sock_conn_create(k->r, k->ops, fd, p, k, &k->opts, NULL);
     if (t && ((sock_conn *)t)->connector == k) {
         k->conn = (sock_conn *)t;
-        if (!k->tls && k->f->ops->connected)
-            k->f->ops->connected(k->f, k, t);
+        if (!k->layer && k->f->ops->connected)
+            k->f->ops->connected(k->f, &k->base, t);
     }
 }
 
 static void connector_io(void *arg, int fd, unsigned events)
 {
-    coil_connector *k = arg;
+    sock_connector *k = arg;
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
@@ -708,15 +746,16 @@ static void connector_io(void *arg, int fd, unsigned events)
     connect_failed(k, coil_failure_from_errno(err, "connect to %s failed", k->desc));
 }
 
-static void connect_socket(coil_connector *k);
-static void start_resolving(coil_connector *k);
+static void connect_socket(sock_connector *k);
+static void start_resolving(sock_connector *k);
 
-int coil_connector_connect(coil_connector *k)
+static int sock_connector_connect(coil_connector *base)
 {
+    sock_connector *k = (sock_connector *)base;
     if (k->fd >= 0 || k->conn || k->pending || k->resolving)
         return COIL_ESTATE;
     if (k->f->ops->started_connecting)
-        k->f->ops->started_connecting(k->f, k);
+        k->f->ops->started_connecting(k->f, &k->base);
     if (k->error) {
         fail_soon(k, coil_failure_copy(k->error));
         return 0;
@@ -729,7 +768,7 @@ int coil_connector_connect(coil_connector *k)
 }
 
 /* Open the socket and start connecting to k->addr. */
-static void connect_socket(coil_connector *k)
+static void connect_socket(sock_connector *k)
 {
     int fd = socket(k->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -760,7 +799,7 @@ static void connect_socket(coil_connector *k)
 
 /* Say which name: the resolver's own failures do; the pool's (timed out,
  * cancelled by a shutdown, queue full) do not. */
-static coil_failure *resolve_failure(coil_connector *k, coil_failure *f)
+static coil_failure *resolve_failure(sock_connector *k, coil_failure *f)
 {
     if (coil_failure_check(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT))
         return coil_failure_wrap(f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
@@ -778,7 +817,7 @@ static coil_failure *resolve_failure(coil_connector *k, coil_failure *f)
 /* The name is resolved (or not) on the reactor thread. */
 static void resolve_done(coil_deferred *d, void *arg)
 {
-    coil_connector *k = arg;
+    sock_connector *k = arg;
     if (k->resolving != d) {
         /* Cancelled by a reset (stop, free, a new attempt): nobody waits. */
         coil_deferred_set_result(d, NULL, NULL);
@@ -797,7 +836,7 @@ static void resolve_done(coil_deferred *d, void *arg)
 }
 
 /* Resolve k->host on the thread pool; the attempt goes on in resolve_done. */
-static void start_resolving(coil_connector *k)
+static void start_resolving(sock_connector *k)
 {
     snprintf(k->desc, sizeof k->desc, "%s:%d", k->host, k->port);
     coil_deferred *d =
@@ -832,15 +871,40 @@ static void start_resolving(coil_connector *k)
     coil_deferred_unref(d);
 }
 
+static void sock_connector_stop_connecting(coil_connector *base);
+static coil_transport *sock_connector_transport(const coil_connector *base);
+static int sock_connector_set_layer(coil_connector *base, coil_layer *layer);
+static void sock_connector_free(coil_connector *base);
+
+static const coil_connector_ops tcp_connector_ops = {
+    .kind = "tcp",
+    .connect = sock_connector_connect,
+    .stop_connecting = sock_connector_stop_connecting,
+    .transport = sock_connector_transport,
+    .set_layer = sock_connector_set_layer,
+    .free = sock_connector_free,
+};
+
+static const coil_connector_ops unix_connector_ops = {
+    .kind = "unix",
+    .connect = sock_connector_connect,
+    .stop_connecting = sock_connector_stop_connecting,
+    .transport = sock_connector_transport,
+    .set_layer = sock_connector_set_layer,
+    .free = sock_connector_free,
+};
+
 /* A connector with what every kind shares; connects nothing yet. */
-static coil_connector *connector_alloc(coil_reactor *r, const coil_transport_ops *ops,
+static sock_connector *connector_alloc(coil_reactor *r, const coil_transport_ops *ops,
                                        const struct sockaddr *bind_addr,
                                        socklen_t bind_len, double timeout,
                                        const coil__sock_options *o, coil_factory *f)
 {
-    coil_connector *k = calloc(1, sizeof *k);
+    sock_connector *k = calloc(1, sizeof *k);
     if (!k)
         return NULL;
+    k->base.ops =
+        strcmp(ops->kind, "unix") == 0 ? &unix_connector_ops : &tcp_connector_ops;
     k->r = r;
     k->ops = ops;
     k->f = f;
@@ -855,12 +919,12 @@ static coil_connector *connector_alloc(coil_reactor *r, const coil_transport_ops
     return k;
 }
 
-static int connector_start(coil_connector *k, coil_connector **out)
+static int connector_start(sock_connector *k, coil_connector **out)
 {
     coil_factory_do_start(k->f);
     k->started = 1;
-    *out = k;
-    return coil_connector_connect(k);
+    *out = &k->base;
+    return sock_connector_connect(&k->base);
 }
 
 int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
@@ -874,7 +938,7 @@ int coil__connector_new(coil_reactor *r, const coil_transport_ops *ops,
         coil_failure_free(error);
         return COIL_EINVAL;
     }
-    coil_connector *k = connector_alloc(r, ops, bind_addr, bind_len, timeout, o, f);
+    sock_connector *k = connector_alloc(r, ops, bind_addr, bind_len, timeout, o, f);
     if (!k) {
         coil_failure_free(error);
         return COIL_ENOMEM;
@@ -897,7 +961,7 @@ int coil__connector_new_named(coil_reactor *r, const coil_transport_ops *ops,
     if (bind_len > sizeof(struct sockaddr_storage) || !(timeout >= 0) ||
         !(resolve_timeout >= 0))
         return COIL_EINVAL;
-    coil_connector *k = connector_alloc(r, ops, bind_addr, bind_len, timeout, o, f);
+    sock_connector *k = connector_alloc(r, ops, bind_addr, bind_len, timeout, o, f);
     if (!k)
         return COIL_ENOMEM;
     if (!(k->host = strdup(host))) {
@@ -912,51 +976,46 @@ int coil__connector_new_named(coil_reactor *r, const coil_transport_ops *ops,
     return connector_start(k, out);
 }
 
-void coil_connector_stop_connecting(coil_connector *k)
+static void sock_connector_stop_connecting(coil_connector *base)
 {
+    sock_connector *k = (sock_connector *)base;
     if (k->fd < 0 && !k->pending && !k->resolving)
         return;
     connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                        "connecting to %s was stopped", k->desc));
 }
 
-coil_transport *coil_connector_transport(const coil_connector *k)
+static coil_transport *sock_connector_transport(const coil_connector *base)
 {
+    const sock_connector *k = (const sock_connector *)base;
     if (!k->conn)
         return NULL;
-    return k->conn->layered ? k->conn->upper : &k->conn->s.base;
+    if (k->conn->layered)
+        return k->conn->layer_up ? k->conn->upper : NULL;
+    return &k->conn->s.base;
 }
 
-int coil__connector_set_tls(coil_connector *k, coil_tls_context *ctx,
-                            const char *server_name)
+static int sock_connector_set_layer(coil_connector *base, coil_layer *layer)
 {
-    char *name = NULL;
-    if (server_name && !(name = strdup(server_name)))
-        return COIL_ENOMEM;
-    free(k->tls_name);
-    k->tls_name = name;
-    coil_tls_context_free(k->tls);
-    k->tls = coil_tls_context_ref(ctx);
+    sock_connector *k = (sock_connector *)base;
+    if (k->layer || k->conn) {
+        layer->ops->free(layer);
+        return COIL_EBUSY;
+    }
+    k->layer = layer;
     return 0;
 }
 
-void coil__listener_set_tls(coil_listener *l, coil_tls_context *ctx)
+static void sock_connector_free(coil_connector *base)
 {
-    coil_tls_context_free(l->tls);
-    l->tls = coil_tls_context_ref(ctx);
-}
-
-void coil_connector_free(coil_connector *k)
-{
-    if (!k)
-        return;
+    sock_connector *k = (sock_connector *)base;
     connector_reset(k);
     if (k->conn)
         k->conn->connector = NULL; /* the connection goes on alone */
     if (k->started)
         coil_factory_do_stop(k->f);
-    coil_tls_context_free(k->tls);
-    free(k->tls_name);
+    if (k->layer)
+        k->layer->ops->free(k->layer);
     coil_failure_free(k->error);
     free(k->host);
     free(k);

@@ -8,8 +8,8 @@
 #include <sys/socket.h>
 
 #include <coil/deferred.h>
+#include <coil/plugin.h>
 #include <coil/tcp.h>
-#include <coil/tls.h>
 #include <coil/unix.h>
 
 #include "stream.h"
@@ -25,11 +25,10 @@ typedef struct coil__sock_options {
 int coil__sock_marks_valid(size_t high_water, size_t low_water);
 
 /* Wrap a connected fd (owned from now on) as a transport for `p`, and
- * deliver connection_made. `ops` is the kind's table. `connector` (may be
- * NULL) hears about the end. Returns the transport or NULL (fd closed,
- * protocol destroyed). */
+ * deliver connection_made. `ops` is the kind's table. Returns the
+ * transport or NULL (fd closed, protocol destroyed). */
 coil_transport *coil__sock_conn_new(coil_reactor *r, const coil_transport_ops *ops,
-                                    int fd, coil_protocol *p, coil_connector *connector,
+                                    int fd, coil_protocol *p,
                                     const coil__sock_options *o);
 
 /* Tests only: when set, listeners call this instead of accept4 (same
@@ -74,11 +73,5 @@ typedef struct coil__resolved {
  * NULL when memory runs out. In tcp.c. */
 coil_deferred *coil__tcp_resolve(coil_reactor *r, const char *host, int port,
                                  coil_resolver_fn fn, void *arg);
-
-/* Run TLS with `ctx` on every connection of this listener / connector
- * (takes a reference). A client verifies `server_name` and sends it as SNI. */
-void coil__listener_set_tls(coil_listener *l, coil_tls_context *ctx);
-int coil__connector_set_tls(coil_connector *k, coil_tls_context *ctx,
-                            const char *server_name);
 
 #endif

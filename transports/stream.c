@@ -1,5 +1,6 @@
 /* The shared stream machinery; see stream.h. */
 #include "stream.h"
+#include "plugins_private.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -479,8 +480,8 @@ int coil_transport_set_water_marks(coil_transport *t, size_t high, size_t low)
 {
     if (!t || low > high)
         return COIL_EINVAL;
-    /* Every kind built on this machinery (TCP, UNIX, memory, the TLS
-     * layer's plaintext queue) registers producers here; another kind has
+    /* Every kind built on this machinery (TCP, UNIX, memory, a layer's
+     * plaintext queue) registers producers here; another kind has
      * no queue of ours to mark. */
     if (t->ops->register_producer != coil__stream_register_producer)
         return COIL_ENOTSUP;
@@ -637,4 +638,21 @@ coil_transport_info_layer(const coil_transport_info *info, const char *kind)
         if (strcmp(info->layers[i].kind, kind) == 0)
             return &info->layers[i];
     return NULL;
+}
+
+/* ---- start_tls ----------------------------------------------------------------- */
+
+static coil__start_tls_fn start_tls_hook;
+
+void coil__stream_set_start_tls_hook(coil__start_tls_fn fn)
+{
+    start_tls_hook = fn;
+}
+
+int coil__stream_start_tls(coil_transport *t, void *tls_context, int server)
+{
+    coil__plugins_init(); /* the hook is set by a builtin plug-in */
+    if (!start_tls_hook)
+        return COIL_ENOTSUP;
+    return start_tls_hook(t, tls_context, server);
 }

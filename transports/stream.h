@@ -30,7 +30,7 @@ typedef struct coil__stream_lower {
     int (*shutdown_write)(coil__stream *s);
     /* Release what is below (close the fd, detach from the peer), once.
      * `abort` is 1 for abort_connection and lost connections. A layer whose
-     * close goes on below (TLS waits for the peer to take every byte) sets
+     * close goes on below (one that waits for the peer to take every byte) sets
      * s->lingering here and calls coil__stream_close_done() when it ends:
      * connection_lost waits for it. */
     void (*close)(coil__stream *s, int abort);
@@ -95,7 +95,7 @@ void coil__stream_init(coil__stream *s, const coil_transport_ops *ops,
  * reactor; a layer that learns its reactor later calls this then. Idempotent;
  * the entry goes when the stream is torn down. */
 void coil__stream_track(coil__stream *s);
-/* `lower` carries the layer whose stream is `upper` (TLS over it): shutdown
+/* `lower` carries the layer whose stream is `upper` (a layer over it): shutdown
  * closes the layer, not `lower`, and counts the two as one connection.
  * Does nothing when `lower` is not a stream of this machinery. */
 void coil__stream_set_upper(coil_transport *lower, coil__stream *upper);
@@ -135,8 +135,12 @@ void coil__stream_close_done(coil__stream *s, coil_failure *reason);
     .start_tls = coil__stream_start_tls, .info = coil__stream_info,                  \
     .pending = coil_transport_no_pending
 
-/* STARTTLS on a byte stream (tls/layer.c): puts the TLS layer on `t`. */
+/* The start_tls operation of byte streams: calls the hook a plug-in set
+ * (coil's builtin plug-ins are registered first), COIL_ENOTSUP without
+ * one. */
 int coil__stream_start_tls(coil_transport *t, void *tls_context, int server);
+typedef int (*coil__start_tls_fn)(coil_transport *t, void *tls_context, int server);
+void coil__stream_set_start_tls_hook(coil__start_tls_fn fn);
 
 /* The operations, for kinds that wrap one (all take the coil_transport). */
 int coil__stream_write(coil_transport *t, const void *data, size_t len);
