@@ -448,6 +448,16 @@ static void entry_release(sess_entry *en)
         entry_finish(en);
 }
 
+size_t coil_ssh_endpoint_session_count(const coil_reactor *r)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&cache_lock);
+    for (sess_entry *en = cache; en; en = en->next)
+        n += en->r == r;
+    pthread_mutex_unlock(&cache_lock);
+    return n;
+}
+
 /* A new session with the options of `e`, connecting. */
 static int session_start(coil_reactor *r, const ssh_ep *e, coil_ssh_session **out,
                          coil_failure **err)

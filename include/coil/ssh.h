@@ -299,6 +299,9 @@ int coil_ssh_session_connect_endpoint(coil_reactor *r, const char *text,
                                       coil_ssh_session **out, char *label,
                                       size_t label_size,
                                       coil_failure **err) COIL_MUST_CHECK;
+/* How many sessions the ssh: endpoint kind holds for reactor `r` now (live
+ * or connecting; for tests and status). */
+size_t coil_ssh_endpoint_session_count(const coil_reactor *r);
 
 /* ---- misc ------------------------------------------------------------------------ */
 
