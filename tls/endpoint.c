@@ -207,12 +207,8 @@ static const coil_endpoint_kind_ops tls_kind = {
     .free_state = tls_kind_free,
 };
 
-void coil__tls_plugin_register(void)
+int coil__tls_plugin_register(coil_failure **err)
 {
-    coil_failure *err = NULL;
-    if (coil_endpoint_register_kind(&tls_kind, &err) != 0) {
-        coil_log(COIL_LOG_ERROR, "tls", "%s", coil_failure_message(err));
-        coil_failure_free(err);
-    }
     coil__stream_set_start_tls_hook(coil__tls_stream_start_tls);
+    return coil_endpoint_register_kind(&tls_kind, err);
 }

@@ -69,6 +69,6 @@ int coil__tls_stream_start_tls(coil_transport *t, void *tls_context, int server)
 
 /* The plug-ins of tls/ (tls/endpoint.c): the ssl: and tls: endpoint kinds
  * and the start_tls hook of byte streams. Listed in COIL_BUILTIN_PLUGINS. */
-void coil__tls_plugin_register(void);
+int coil__tls_plugin_register(coil_failure **err);
 
 #endif
