@@ -29,6 +29,12 @@ typedef struct coil_conformance_kind {
     /* 1 when an abort reaches the far end as EOF, not as a reset (UNIX
      * sockets have no reset). */
     int abort_is_eof;
+    /* How get_peer / get_host are checked (may be NULL: each end's peer is
+     * the other's host, as on TCP). A kind whose two ends are different
+     * sockets joined by a relay (an SSH server) says what holds instead;
+     * the strings are the addresses as coil_address_format writes them. */
+    void (*check_addresses)(const char *client_host, const char *client_peer,
+                            const char *server_host, const char *server_peer, void *ctx);
 } coil_conformance_kind;
 
 /* Register one CUnit suite per kind, each with every case. The table must
