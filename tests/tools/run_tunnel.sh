@@ -44,7 +44,7 @@ load_env() {
 }
 load_env "$sshd_dir"
 ssh_ep() {
-    echo "ssh:$SSHD_HOST:$SSHD_PORT:user=$SSH_USER:identity=$SSH_KEY_ED25519:knownHosts=$SSH_KNOWN_HOSTS$1"
+    echo "ssh:$SSHD_HOST:$SSHD_PORT:user=$SSH_USER:identity=$SSH_KEY_ED25519:knownHosts=$SSH_KNOWN_HOSTS${1:-}"
 }
 
 # start_echo NAME: a coil-echo server on a free loopback port -> $port.
@@ -52,7 +52,7 @@ start_echo() {
     "$ECHO" serve tcp:0:interface=127.0.0.1 2>"$dir/$1.err" &
     pid=$!
     pids="$pids $pid"
-    wait_for "$1 saying it serves" "$pid" grep -q "serving .* on tcp:" "$dir/$1.err"
+    wait_for "$1 saying it serves" "$pid" grep -qs "serving .* on tcp:" "$dir/$1.err"
     port=$(sed -n 's/.*serving .* on tcp:\([0-9][0-9]*\).*/\1/p' "$dir/$1.err" | head -n1)
     [ -n "$port" ] || fail "$1 printed no TCP port"
 }
@@ -101,6 +101,7 @@ test_local() {
     start_echo echo2
     p2=$port
     start_tunnel tunnel -v -L "0:127.0.0.1:$p1" -L "127.0.0.1:0:127.0.0.1:$p2" "$(ssh_ep)"
+    t1=$tpid
     wait_for "coil-tunnel listening twice" "$tpid" lines_ge "$dir/tunnel.err" "listening on" 2
     grep -q "listening on 127.0.0.1:[0-9]* -> 127.0.0.1:$p1 via ssh $SSH_USER@$SSHD_HOST:$SSHD_PORT" \
         "$dir/tunnel.err" || fail "no listening line for -L $p1: $(cat "$dir/tunnel.err")"
@@ -134,15 +135,16 @@ test_local() {
     dead=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     start_tunnel tunnel2 -L "0:127.0.0.1:$dead" "$(ssh_ep)"
     t2=$tpid
-    wait_for "the second tunnel listening" "$t2" grep -q "listening on" "$dir/tunnel2.err"
+    wait_for "the second tunnel listening" "$t2" grep -qs "listening on" "$dir/tunnel2.err"
     l3=$(listen_port "$dir/tunnel2.err" 1)
     rc=0
     printf 'x' | $T "$ECHO" send "tcp:127.0.0.1:$l3" >/dev/null 2>&1 || rc=$?
     [ "$rc" -ne 0 ] || fail "a refused direct-tcpip destination looked like success"
-    wait_for "the refusal printed" "$t2" grep -q -- "-> 127.0.0.1:$dead: " "$dir/tunnel2.err"
+    wait_for "the refusal printed" "$t2" grep -qs -- "-> 127.0.0.1:$dead: " "$dir/tunnel2.err"
     kill -TERM "$t2"
     wait "$t2" || fail "second tunnel: exit $? after SIGTERM"
     roundtrip "tcp:127.0.0.1:$l1"
+    tpid=$t1
     stop_tunnel TERM
 }
 
@@ -152,7 +154,7 @@ test_remote() {
     start_echo echo
     ep=$port
     start_tunnel tunnel -v -R "0:127.0.0.1:$ep" "$(ssh_ep)"
-    wait_for "coil-tunnel forwarding from the server" "$tpid" grep -q "forwarding localhost:[0-9]* at the server" "$dir/tunnel.err"
+    wait_for "coil-tunnel forwarding from the server" "$tpid" grep -qs "forwarding localhost:[0-9]* at the server" "$dir/tunnel.err"
     rp=$(sed -n 's/.*forwarding localhost:\([0-9][0-9]*\) at the server.*/\1/p' "$dir/tunnel.err" | head -n1)
     [ -n "$rp" ] && [ "$rp" -gt 0 ] || fail "no server port in: $(cat "$dir/tunnel.err")"
     # The sshd listens on $rp (this machine is the server too).
@@ -199,7 +201,7 @@ test_endpoint() {
     "$CHAT" serve tcp:0:interface=127.0.0.1 2>"$dir/chat.err" &
     cpid=$!
     pids="$pids $cpid"
-    wait_for "coil-chat serving" "$cpid" grep -q "serving .* on tcp:" "$dir/chat.err"
+    wait_for "coil-chat serving" "$cpid" grep -qs "serving .* on tcp:" "$dir/chat.err"
     cp=$(sed -n 's/.*serving .* on tcp:\([0-9][0-9]*\).*/\1/p' "$dir/chat.err" | head -n1)
     "$PY" - "$cp" "$dir/watch.ready" >"$dir/watch.out" 2>"$dir/watch.err" <<'EOF' &
 import socket, sys
@@ -219,13 +221,22 @@ expect(b"Welcome, watcher!")
 open(sys.argv[2], "w").close()
 expect(b"dave has joined the channel.")
 expect(b"<dave> hello through ssh")
+open(sys.argv[2] + ".got", "w").close()
 expect(b"dave has left the channel.")
 print("ok")
 EOF
     wpid=$!
     pids="$pids $wpid"
     wait_for "the chat watcher" "$wpid" test -f "$dir/watch.ready"
-    out=$(printf 'hello through ssh\n' | $T "$CHAT" join "$(ssh_ep ":to=127.0.0.1\\:$cp")" --name dave 2>"$dir/join.err") ||
+    # stdin stays open until the watcher has the line (join leaves at EOF).
+    out=$({
+        printf 'hello through ssh\n'
+        i=0
+        until [ -f "$dir/watch.ready.got" ] || [ $i -ge 600 ]; do
+            i=$((i + 1))
+            sleep 0.05
+        done
+    } | $T "$CHAT" join "$(ssh_ep ":to=127.0.0.1\\:$cp")" --name dave 2>"$dir/join.err") ||
         fail "coil-chat join through ssh: $(cat "$dir/join.err")"
     echo "$out" | grep -q "Welcome, dave!" || fail "coil-chat join through ssh printed: $out"
     wait "$wpid" || fail "the chat watcher: $(cat "$dir/watch.err")"
@@ -264,8 +275,8 @@ test_reconnect() {
     start_echo echo
     ep=$port
     start_tunnel tunnel -v -L "0:127.0.0.1:$ep" -R "0:127.0.0.1:$ep" "$(ssh_ep ":keepalive=5")"
-    wait_for "coil-tunnel listening" "$tpid" grep -q "listening on" "$dir/tunnel.err"
-    wait_for "coil-tunnel forwarding" "$tpid" grep -q "forwarding localhost" "$dir/tunnel.err"
+    wait_for "coil-tunnel listening" "$tpid" grep -qs "listening on" "$dir/tunnel.err"
+    wait_for "coil-tunnel forwarding" "$tpid" grep -qs "forwarding localhost" "$dir/tunnel.err"
     l1=$(listen_port "$dir/tunnel.err" 1)
     roundtrip "tcp:127.0.0.1:$l1"
     # The sshd processes of our one session: the children of the listener.
@@ -274,7 +285,7 @@ test_reconnect() {
     for k in $kids; do
         kill -KILL "$k"
     done
-    wait_for "the tunnel noticing the loss" "$tpid" grep -q "lost the session to" "$dir/tunnel.err"
+    wait_for "the tunnel noticing the loss" "$tpid" grep -qs "lost the session to" "$dir/tunnel.err"
     wait_for "the session coming back" "$tpid" lines_ge "$dir/tunnel.err" "session to .* up" 2
     wait_for "-R asked for again" "$tpid" lines_ge "$dir/tunnel.err" "forwarding localhost" 2
     roundtrip "tcp:127.0.0.1:$l1"
