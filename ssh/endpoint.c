@@ -843,7 +843,7 @@ static void open_failed(coil_deferred *d, void *arg)
     ssh_connector *k = a->k;
     shim *s = a->s;
     int made = s && s->made;
-    coil_failure *why = coil_failure_copy(coil_deferred_failure(d));
+    coil_failure *why = coil_deferred_take_failure(d);
     int in_connect = k && k->in_connect;
     attempt_done(a);
     if (s && s->k == k && k)
@@ -1067,7 +1067,10 @@ int coil_ssh_session_connect_endpoint(coil_reactor *r, const char *text,
     int rc = coil_endpoint_desc_parse(text, &d, &inner);
     if (rc) {
         const char *msg = inner ? strstr(coil_failure_message(inner), "': ") : NULL;
-        rc = rc == COIL_ENOMEM ? rc : bad(&c, "%s", msg ? msg + 3 : "cannot parse it");
+        const char *use = msg ? strstr(msg, " (use ") : NULL;
+        int n = use ? (int)(use - msg - 3) : 200;
+        rc = rc == COIL_ENOMEM ? rc
+                               : bad(&c, "%.*s", n, msg ? msg + 3 : "cannot parse it");
         coil_failure_free(inner);
         return rc;
     }

@@ -331,7 +331,9 @@ static void channel_opened(coil_deferred *d, void *arg)
 static void channel_refused(coil_deferred *d, void *arg)
 {
     pair *pr = arg;
-    char *txt = tool_failure_text(coil_deferred_failure(d));
+    coil_failure *f = coil_deferred_take_failure(d); /* handled here */
+    char *txt = tool_failure_text(f);
+    coil_failure_free(f);
     tool_error("#%lu %s -> %s: %s", pr->id, pr->from, pr->fw->target,
                txt ? txt : "cannot open the channel");
     free(txt);
@@ -446,7 +448,9 @@ static void dest_connected(coil_deferred *d, void *arg)
 static void dest_failed(coil_deferred *d, void *arg)
 {
     pair *pr = arg;
-    char *txt = tool_failure_text(coil_deferred_failure(d));
+    coil_failure *f = coil_deferred_take_failure(d); /* handled here */
+    char *txt = tool_failure_text(f);
+    coil_failure_free(f);
     tool_error("#%lu %s <- %s: %s", pr->id, pr->from, pr->fw->target,
                txt ? txt : "cannot connect");
     free(txt);
@@ -621,7 +625,9 @@ static void remote_refused(coil_deferred *d, void *arg)
 {
     forward *fw = arg;
     fw->asked_on = NULL;
-    char *txt = tool_failure_text(coil_deferred_failure(d));
+    coil_failure *f = coil_deferred_take_failure(d); /* handled here */
+    char *txt = tool_failure_text(f);
+    coil_failure_free(f);
     tool_error("the server refused to listen on %s:%d for -R: %s", fw->bind, fw->port,
                txt ? txt : "refused");
     free(txt);
@@ -676,7 +682,9 @@ static void session_ready(coil_deferred *d, void *arg)
 static void session_failed(coil_deferred *d, void *arg)
 {
     session *w = arg;
-    session_down(w, coil_deferred_failure(d));
+    coil_failure *f = coil_deferred_take_failure(d);
+    session_down(w, f);
+    coil_failure_free(f);
     session_unref(w);
 }
 
@@ -761,7 +769,7 @@ static int parse_forward(const char *spec, int remote, forward *fw)
         return -1;
     int i = 0;
     if (n == 4)
-        snprintf(fw->bind, sizeof fw->bind, "%s", parts[i++]);
+        snprintf(fw->bind, sizeof fw->bind, "%.255s", parts[i++]);
     else
         snprintf(fw->bind, sizeof fw->bind, "%s", remote ? "localhost" : "127.0.0.1");
     char *end;
@@ -769,7 +777,7 @@ static int parse_forward(const char *spec, int remote, forward *fw)
     if (!parts[i][0] || *end || port < 0 || port > 65535)
         return -1;
     fw->port = (int)port;
-    snprintf(fw->host, sizeof fw->host, "%s", parts[i + 1]);
+    snprintf(fw->host, sizeof fw->host, "%.255s", parts[i + 1]);
     long hp = strtol(parts[i + 2], &end, 10);
     if (!parts[i + 2][0] || *end || hp < 1 || hp > 65535 || !fw->host[0] || !fw->bind[0])
         return -1;

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# The issue-11 SSH tunnel comparison in one run: coil-tunnel -L against
+# OpenSSH's `ssh -N -L` (its default cipher, chacha20-poly1305, and
+# -c aes128-ctr -m hmac-sha2-256, what libssh2 1.10 negotiates), through
+# the same throwaway sshd (tests/ssh/sshd-fixture.sh, loopback) to the same
+# coil-echo server, and direct for reference; driven by coil-bench.
+#
+#   bench/run_ssh_bench.sh [BUILD_DIR]          (default BUILD_DIR: build)
+#
+# Environment: BENCH_SECONDS (default 5), RUNS (default 3; medians; a short
+# run 0 warms up), TUNNELS (default "coil ssh-default ssh-aes128ctr direct").
+#
+# Loads: stream c=1 s=64k (MB/s echoed; each byte crosses the tunnel twice)
+# and echo c=10 s=64 (requests/s). The CPU measured is the CLIENT-side
+# tunnel process's (coil-tunnel or ssh): utime+stime from /proc/PID/stat over
+# exactly the measured window (coil-bench --cpu-pid), per MB echoed and per
+# request. The cipher each negotiated: coil-tunnel -v prints it
+# (coil_ssh_session_cipher / _mac); ssh -v prints "kex: server->client
+# cipher: ...". Output: Markdown on stdout for BENCHMARKS.md; progress on
+# stderr. Everything started here is stopped by PID on exit.
+set -uo pipefail
+
+build=${1:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+case $build in /*) ;; *) build=$root/$build ;; esac
+seconds=${BENCH_SECONDS:-5}
+runs=${RUNS:-3}
+tunnels=${TUNNELS:-coil ssh-default ssh-aes128ctr direct}
+bench=$build/tools/coil-bench
+echo_bin=$build/tools/coil-echo
+tunnel_bin=$build/tools/coil-tunnel
+for b in "$bench" "$echo_bin" "$tunnel_bin"; do
+    [ -x "$b" ] || { echo "run_ssh_bench: $b is not built" >&2; exit 2; }
+done
+command -v ssh >/dev/null || { echo "run_ssh_bench: ssh (openssh-client) is missing" >&2; exit 2; }
+
+tmp=$(mktemp -d)
+all_pids=()
+cleanup() {
+    local p
+    for p in "${all_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    sh "$root/tests/ssh/sshd-fixture.sh" stop "$tmp/sshd" >/dev/null 2>&1
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+sh "$root/tests/ssh/sshd-fixture.sh" start "$tmp/sshd" >"$tmp/fixture.out" 2>&1 ||
+    { cat "$tmp/fixture.out" >&2; exit 2; }
+while IFS='=' read -r k v; do
+    case $k in [A-Z]*) printf -v "$k" '%s' "$v" ;; esac
+done <"$tmp/sshd/env"
+
+# wait_line FILE PATTERN PID: until FILE has PATTERN (30 s at most).
+wait_line() {
+    for _ in $(seq 1 300); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run_ssh_bench: waited in vain for '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+free_port() {
+    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+"$echo_bin" serve tcp:0:interface=127.0.0.1 2>"$tmp/echo.err" &
+echo_pid=$!
+all_pids+=("$echo_pid")
+wait_line "$tmp/echo.err" "serving .* on tcp:" "$echo_pid" || exit 1
+eport=$(sed -n 's/.*serving .* on tcp:\([0-9][0-9]*\).*/\1/p' "$tmp/echo.err" | head -n 1)
+
+declare -A tpid=() tport=() cipher=()
+ssh_opts=(-N -v -p "$SSHD_PORT" -i "$SSH_KEY_ED25519" -o IdentitiesOnly=yes -o BatchMode=yes
+    -o UserKnownHostsFile="$SSH_KNOWN_HOSTS" -o StrictHostKeyChecking=yes
+    -o ExitOnForwardFailure=yes -o ControlMaster=no -o ControlPath=none -F /dev/null)
+start_tunnel() { # NAME
+    local name=$1 lp
+    case $name in
+    coil)
+        "$tunnel_bin" -v -L "0:127.0.0.1:$eport" \
+            "ssh:$SSHD_HOST:$SSHD_PORT:user=$SSH_USER:identity=$SSH_KEY_ED25519:knownHosts=$SSH_KNOWN_HOSTS" \
+            2>"$tmp/$name.err" &
+        tpid[$name]=$!
+        all_pids+=("${tpid[$name]}")
+        wait_line "$tmp/$name.err" "listening on" "${tpid[$name]}" || return 1
+        tport[$name]=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\) -> .*/\1/p' "$tmp/$name.err" | head -n 1)
+        cipher[$name]=$(sed -n 's/.*session to .* up (\([^ ]*\) \([^,]*\),.*/\1 \2/p' "$tmp/$name.err" | head -n 1)
+        ;;
+    ssh-default | ssh-aes128ctr)
+        lp=$(free_port)
+        local extra=()
+        [ "$name" = ssh-aes128ctr ] && extra=(-c aes128-ctr -m hmac-sha2-256)
+        ssh "${ssh_opts[@]}" "${extra[@]}" -L "127.0.0.1:$lp:127.0.0.1:$eport" \
+            "$SSH_USER@$SSHD_HOST" 2>"$tmp/$name.err" &
+        tpid[$name]=$!
+        all_pids+=("${tpid[$name]}")
+        wait_line "$tmp/$name.err" "Local forwarding listening on 127.0.0.1 port $lp" "${tpid[$name]}" || return 1
+        tport[$name]=$lp
+        cipher[$name]=$(sed -n 's/.*kex: server->client cipher: \([^ ]*\) MAC: \([^ ]*\) .*/\1 \2/p' "$tmp/$name.err" | head -n 1)
+        ;;
+    direct)
+        tpid[$name]=
+        tport[$name]=$eport
+        cipher[$name]="(none)"
+        ;;
+    esac
+    echo "== $name: 127.0.0.1:${tport[$name]}, ${cipher[$name]}" >&2
+}
+
+up=()
+for name in $tunnels; do
+    start_tunnel "$name" && up+=("$name")
+done
+
+results=$tmp/results.tsv
+: >"$results"
+failures=0
+loads=("stream|stream|1|64k" "echo|echo|10|64")
+for load in "${loads[@]}"; do
+    IFS='|' read -r label mode conns size <<<"$load"
+    for run in 0 $(seq 1 "$runs"); do # run 0 warms up
+        for name in "${up[@]}"; do
+            d=$seconds
+            [ "$run" = 0 ] && d=1
+            cpu=()
+            [ -n "${tpid[$name]}" ] && cpu=(--cpu-pid "${tpid[$name]}")
+            out=$("$bench" "$mode" "tcp:127.0.0.1:${tport[$name]}" -c "$conns" -s "$size" \
+                -d "$d" -w 0 -q "${cpu[@]}" 2>"$tmp/err")
+            rc=$?
+            line=$(grep '^RESULT' <<<"$out" | tail -n 1)
+            if [ $rc -ne 0 ] || [ -z "$line" ]; then
+                echo "   $name $label run $run FAILED: $(cat "$tmp/err")" >&2
+                failures=$((failures + 1))
+                continue
+            fi
+            echo "   $name $label run $run: $line" >&2
+            [ "$run" = 0 ] || printf '%s\t%s\t%s\n' "$name" "$label" "$line" >>"$results"
+        done
+    done
+done
+
+ciphers=$tmp/ciphers.tsv
+: >"$ciphers"
+for name in "${up[@]}"; do printf '%s\t%s\n' "$name" "${cipher[$name]}" >>"$ciphers"; done
+cmdline="BENCH_SECONDS=$seconds RUNS=$runs bench/run_ssh_bench.sh ${1:-build}"
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+python3 - "$results" "$ciphers" "$cmdline" "$cpu" "$(nproc)" "$(ssh -V 2>&1 | head -n 1)" <<'PY'
+import statistics, sys
+results, ciphers, cmdline, cpu, ncpu, sshv = sys.argv[1:]
+rows = {}
+for line in open(results):
+    name, label, res = line.rstrip("\n").split("\t")
+    kv = dict(p.split("=", 1) for p in res.split()[1:] if "=" in p)
+    rows.setdefault((name, label), []).append(kv)
+cipher = dict(l.rstrip("\n").split("\t", 1) for l in open(ciphers) if "\t" in l)
+names = list(cipher)
+title = {"coil": "coil-tunnel -L", "ssh-default": "ssh -N -L (default)",
+         "ssh-aes128ctr": "ssh -N -L -c aes128-ctr -m hmac-sha2-256", "direct": "direct (no tunnel)"}
+
+def med(name, label, f):
+    r = rows.get((name, label))
+    if not r:
+        return None
+    vals = [f(k) for k in r]
+    vals = [v for v in vals if v == v]
+    return statistics.median(vals) if vals else None
+
+def cpu_per(name, label, unit):
+    def f(k):
+        if "server_cpu_s" not in k:
+            return float("nan")
+        c = float(k["server_cpu_s"])
+        n = float(k["bytes"]) / 1e6 if unit == "MB" else float(k["requests"])
+        return c * 1e6 / n if n else float("nan")
+    return med(name, label, f)
+
+fig = {}
+for n in names:
+    fig[n] = (med(n, "stream", lambda k: float(k["mbps"])), cpu_per(n, "stream", "MB"),
+              med(n, "echo", lambda k: float(k["rps"])), cpu_per(n, "echo", "req"))
+
+def fmt(v, f="%.0f"):
+    return "—" if v is None else f % v
+
+print("Command: `%s`" % cmdline)
+print()
+print("Machine: %s, %s CPUs, nothing pinned (coil-bench, the tunnel client, sshd and the"
+      " coil-echo server share them). %s; the sshd is tests/ssh/sshd-fixture.sh's on"
+      " loopback. Medians of the runs. CPU = the client-side tunnel process"
+      " (coil-tunnel or ssh), utime+stime over the measured window; MB = 10^6 bytes"
+      " echoed (each crosses the tunnel twice)." % (cpu, ncpu, sshv))
+print()
+print("| tunnel | cipher, MAC | stream c=1 s=64k MB/s | client CPU µs/MB | echo c=10 s=64 req/s | client CPU µs/req |")
+print("|---|---|---:|---:|---:|---:|")
+for n in names:
+    s, sc, e, ec = fig[n]
+    print("| %s | %s | %s | %s | %s | %s |" % (title.get(n, n), cipher[n], fmt(s), fmt(sc),
+                                             fmt(e), fmt(ec, "%.1f")))
+base = fig.get("ssh-aes128ctr")
+if base and all(base):
+    print()
+    print("Ratios against `ssh -L -c aes128-ctr -m hmac-sha2-256` (throughput: higher is better;"
+          " CPU: lower is better):")
+    print()
+    print("| tunnel | MB/s | CPU/MB | req/s | CPU/req |")
+    print("|---|---:|---:|---:|---:|")
+    for n in names:
+        if n == "direct":
+            continue
+        s, sc, e, ec = fig[n]
+        r = lambda a, b: "—" if a is None or not b else "%.2f" % (a / b)
+        print("| %s | %s | %s | %s | %s |" % (title.get(n, n), r(s, base[0]), r(sc, base[1]),
+                                             r(e, base[2]), r(ec, base[3])))
+PY
+[ "$failures" -eq 0 ] || { echo "run_ssh_bench: $failures failed run(s)" >&2; exit 1; }
