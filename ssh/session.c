@@ -514,48 +514,78 @@ static void tried_add(coil_ssh_session *s, const char *fmt, const char *arg)
     snprintf(s->tried + len, sizeof s->tried - len, fmt, arg ? arg : "");
 }
 
-/* 1 when the private key text (PEM or OpenSSH format) holds an RSA key. */
-static int key_text_is_rsa(const char *text)
+/* What a private key text (PEM or OpenSSH format) says about itself: an RSA
+ * key (*rsa), encrypted (*enc). Only the public header is decoded. */
+static void key_text_info(const char *text, int *rsa, int *enc)
 {
-    if (strstr(text, "BEGIN RSA PRIVATE KEY"))
-        return 1;
+    *rsa = strstr(text, "BEGIN RSA PRIVATE KEY") != NULL;
+    *enc = strstr(text, "ENCRYPTED") != NULL;
     const char *b = strstr(text, "BEGIN OPENSSH PRIVATE KEY-----");
-    if (!b)
-        return 0;
-    b = strchr(b, '\n');
-    if (!b)
-        return 0;
-    /* The first lines hold "openssh-key-v1", the cipher, the KDF and the
-     * public key blob, whose first string is the key type. */
-    char b64[1024];
+    if (!b || !(b = strchr(b, '\n')))
+        return;
+    /* "openssh-key-v1\0", the cipher ("none" unless encrypted), the KDF,
+     * its options, the key count and the public key, whose first string is
+     * the key type: all in the first 120 bytes. */
+    char b64[161];
     size_t n = 0;
     for (const char *p = b + 1; *p && *p != '-' && n < sizeof b64 - 1; p++)
         if (*p != '\n' && *p != '\r')
             b64[n++] = *p;
     n -= n % 4;
     b64[n] = 0;
-    unsigned char raw[800];
+    unsigned char raw[128];
     int got = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
-    if (got <= 0)
-        return 0;
+    if (got > 23 && memcmp(raw, "openssh-key-v1", 15) == 0) {
+        unsigned clen = (unsigned)raw[15] << 24 | raw[16] << 16 | raw[17] << 8 | raw[18];
+        *enc = !(clen == 4 && memcmp(raw + 19, "none", 4) == 0);
+    }
     for (int i = 0; i + 7 <= got; i++)
         if (memcmp(raw + i, "ssh-rsa", 7) == 0)
-            return 1;
-    return 0;
+            *rsa = 1;
+    sodium_memzero(b64, sizeof b64);
+    sodium_memzero(raw, sizeof raw);
 }
 
-static int key_file_is_rsa(const char *path)
+static void key_file_info(const char *path, int *rsa, int *enc)
 {
+    *rsa = *enc = 0;
     FILE *f = fopen(path, "r");
     if (!f)
-        return 0;
+        return;
     char buf[2048];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    int rsa = key_text_is_rsa(buf);
+    key_text_info(buf, rsa, enc);
     sodium_memzero(buf, sizeof buf);
-    return rsa;
+}
+
+/* Why a key was not used, in words: its passphrase, or the server. */
+static void key_refused(coil_ssh_session *s, const char *what, int rc, int rsa, int enc)
+{
+    int code;
+    const char *msg = coil__ssh_errmsg(s, &code);
+    char text[1400];
+    int unreadable = rc == LIBSSH2_ERROR_FILE ||
+                     rc == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED ||
+                     strstr(msg, "Callback returned error") != NULL ||
+                     strstr(msg, "Unable to") != NULL;
+    if (unreadable && enc && !s->passphrase)
+        snprintf(text, sizeof text,
+                 "publickey (%s: the key is encrypted and no passphrase was given)",
+                 what);
+    else if (unreadable && enc)
+        snprintf(text, sizeof text,
+                 "publickey (%s: the key could not be decrypted: wrong passphrase?)",
+                 what);
+    else if (unreadable)
+        snprintf(text, sizeof text, "publickey (%s: the key could not be read: %s)", what,
+                 msg);
+    else
+        snprintf(text, sizeof text, "publickey (%s: refused by the server)", what);
+    tried_add(s, "%s", text);
+    if (rsa && !unreadable)
+        s->rsa_refused = 1;
 }
 
 static void kbd_cb(const char *name, int name_len, const char *instruction,
@@ -617,6 +647,7 @@ static coil_failure *auth_failure(coil_ssh_session *s)
  * on), negative: fatal. */
 static int attempt_result(coil_ssh_session *s, int rc)
 {
+    s->last_rc = rc;
     if (rc == LIBSSH2_ERROR_EAGAIN)
         return 1;
     if (rc == 0)
@@ -715,13 +746,9 @@ static int auth_step(coil_ssh_session *s, coil__ssh_op *op)
                 return r;
             if (r == 0)
                 goto done;
-            int code;
-            const char *msg = coil__ssh_errmsg(s, &code);
-            char what[1200];
-            snprintf(what, sizeof what, "publickey (%s: %s)", s->identity_file, msg);
-            tried_add(s, "%s", what);
-            if (key_file_is_rsa(s->identity_file))
-                s->rsa_refused = 1;
+            int rsa, enc;
+            key_file_info(s->identity_file, &rsa, &enc);
+            key_refused(s, s->identity_file, s->last_rc, rsa, enc);
             s->auth_stage = AUTH_MEM;
             continue;
         }
@@ -738,11 +765,9 @@ static int auth_step(coil_ssh_session *s, coil__ssh_op *op)
                 return r;
             if (r == 0)
                 goto done;
-            int code;
-            const char *msg = coil__ssh_errmsg(s, &code);
-            tried_add(s, "publickey (key in memory: %s)", msg);
-            if (key_text_is_rsa(s->key_pem))
-                s->rsa_refused = 1;
+            int rsa, enc;
+            key_text_info(s->key_pem, &rsa, &enc);
+            key_refused(s, "key in memory", s->last_rc, rsa, enc);
             s->auth_stage = AUTH_PASSWORD;
             continue;
         }

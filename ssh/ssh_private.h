@@ -131,6 +131,7 @@ struct coil_ssh_session {
     char *auth_methods; /* what the server allows (copy) */
     char tried[512];    /* "publickey (agent), password" */
     int rsa_refused;
+    int last_rc; /* the last attempt's libssh2 code */
     struct libssh2_agent_publickey *agent_prev;
     int agent_connected;
 
