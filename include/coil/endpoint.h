@@ -31,7 +31,22 @@
  *  caCerts or the system store, and resuming sessions unless resume=no.
  *  Both sides also take ciphersuites= (TLS 1.3) and groups= (OpenSSL's
  *  lists). Certificates are loaded when the description is parsed.
- * A later issue adds ssh:.
+ *
+ * SSH (client only; coil/ssh.h): "ssh:HOST[:PORT]:user=USER[:identity=FILE]
+ *  [:knownHosts=FILE][:agent=yes][:password=env:VAR][:hostKeys=strict|
+ *  accept-new|insecure-accept-any][:keepalive=S][:timeout=S]:to=DESTHOST\:DESTPORT"
+ *  opens a direct-tcpip channel (a TCP connection the SSH server makes to
+ *  DESTHOST:DESTPORT), "...:exec=COMMAND" an exec channel (the command's
+ *  stdin and stdout). Every ':' inside a value is escaped with a backslash:
+ *    ssh:gw.example:22:user=me:agent=yes:to=[\:\:1]\:7000     (IPv6, bracketed
+ *                                                   or bare: to=\:\:1\:7000)
+ *    ssh:gw.example:22:user=me:identity=/home/me/.ssh/id_ed25519:exec=date +%H\:%M
+ *  (in a shell, single-quote the description so the backslashes stay). The
+ *  password is never in the text: password=env:VAR names the variable
+ *  holding it. Connections of one reactor to the same HOST, PORT and USER
+ *  with the same session options share one SSH session (opened on first
+ *  use, closed when its last connection and connector are gone); each
+ *  connection is a channel, a transport of kind "ssh-channel".
  */
 #ifndef COIL_ENDPOINT_H
 #define COIL_ENDPOINT_H
