@@ -146,6 +146,25 @@ test_local() {
     roundtrip "tcp:127.0.0.1:$l1"
     tpid=$t1
     stop_tunnel TERM
+
+    # No SSH server at all: the tunnel retries with back-off; a local
+    # connection waits --wait seconds, then is closed with the reason.
+    noport=$(free_port)
+    lp=$(free_port)
+    start_tunnel tunnel3 -w 0.5 -L "$lp:127.0.0.1:$p1" \
+        "ssh:127.0.0.1:$noport:user=$SSH_USER:identity=$SSH_KEY_ED25519:knownHosts=$SSH_KNOWN_HOSTS"
+    wait_for "a retry line" "$tpid" grep -qs "reconnecting to .* in" "$dir/tunnel3.err"
+    wait_for "the -L port accepting" "$tpid" "$PY" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' "$lp"
+    rc=0
+    printf 'x' | $T "$ECHO" send "tcp:127.0.0.1:$lp" >/dev/null 2>&1 || rc=$?
+    [ "$rc" -ne 0 ] || fail "a connection without an SSH session looked like success"
+    wait_for "the wait bound said" "$tpid" grep -qs "did not come up within 0.5 s" "$dir/tunnel3.err"
+    stop_tunnel INT
+    rm -f "$dir/tunnel3.err"
+}
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # ---- remote -------------------------------------------------------------------
@@ -286,6 +305,8 @@ test_reconnect() {
         kill -KILL "$k"
     done
     wait_for "the tunnel noticing the loss" "$tpid" grep -qs "lost the session to" "$dir/tunnel.err"
+    # A local connection while the session is down waits for the next one.
+    roundtrip "tcp:127.0.0.1:$l1"
     wait_for "the session coming back" "$tpid" lines_ge "$dir/tunnel.err" "session to .* up" 2
     wait_for "-R asked for again" "$tpid" lines_ge "$dir/tunnel.err" "forwarding localhost" 2
     roundtrip "tcp:127.0.0.1:$l1"
