@@ -225,7 +225,8 @@ static void register_builtins(void)
 
 void coil__plugins_init(void)
 {
-    pthread_once(&plugins_once, register_builtins);
+    if (!in_builtins) /* a builtin plug-in asking from inside: it is under way */
+        pthread_once(&plugins_once, register_builtins);
 }
 
 static int kind_name_ok(const char *name)
@@ -268,8 +269,7 @@ int coil_endpoint_register_kind(const coil_endpoint_kind_ops *k, coil_failure **
 {
     if (err)
         *err = NULL;
-    if (!in_builtins)
-        coil__plugins_init(); /* coil's own kinds come first, always */
+    coil__plugins_init(); /* coil's own kinds come first, always */
     if (!k || !kind_name_ok(k->name) || (k->alias && !kind_name_ok(k->alias)))
         return register_error(err, COIL_EINVAL,
                               "cannot register endpoint kind '%.40s': a name (and alias) "

@@ -47,6 +47,11 @@
  *  with the same session options share one SSH session (opened on first
  *  use, closed when its last connection and connector are gone); each
  *  connection is a channel, a transport of kind "ssh-channel".
+ *
+ * ssl:/tls: come from coil's TLS module and ssh: from its SSH module: every
+ * kind, coil's and yours, is a plug-in in one table (coil/plugin.h says how
+ * to add one). A description of an unknown kind is refused with the names
+ * of the registered ones.
  */
 #ifndef COIL_ENDPOINT_H
 #define COIL_ENDPOINT_H
@@ -99,7 +104,7 @@ int coil_endpoint_server(const char *text, coil_endpoint **out,
 int coil_endpoint_client(const char *text, coil_endpoint **out,
                          coil_failure **err) COIL_MUST_CHECK;
 void coil_endpoint_free(coil_endpoint *e);
-/* "tcp", "unix", ... */
+/* The kind's name: "tcp", "unix", "tls" (also for ssl:), a plug-in's. */
 const char *coil_endpoint_kind(const coil_endpoint *e);
 /* The description it came from (for messages). */
 const char *coil_endpoint_text(const coil_endpoint *e);

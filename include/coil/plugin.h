@@ -86,6 +86,10 @@
  *
  * Kinds and layers are used on the reactor's thread; registering may happen
  * on any thread, but before the kind's name is first used.
+ *
+ * coil's own modules plug in the same way: tls/ registers ssl:/tls: and the
+ * TLS layer, ssh/ registers ssh: and its channel connector, from a list the
+ * build turns into one registration call made before the first lookup.
  */
 #ifndef COIL_PLUGIN_H
 #define COIL_PLUGIN_H
@@ -256,10 +260,12 @@ typedef struct coil_endpoint_kind_ops {
 } coil_endpoint_kind_ops;
 
 /* Add a kind (borrowed: it must stay valid while the program runs; a static
- * const table). Returns 0, or COIL_EBUSY when the name or alias is taken
- * ("endpoint kind 'tcp' is registered already (by coil); pick another
- * name"), COIL_EINVAL for a bad name or a missing function, COIL_ENOMEM for
- * a full table (64 kinds), each with *err (may be NULL). Thread-safe. */
+ * const table). coil's own kinds (tcp, unix, tls/ssl, ssh) are always
+ * registered first. Returns 0, or COIL_EBUSY when the name or alias is
+ * taken ("cannot register endpoint kind 'tcp': the name 'tcp' is taken by
+ * the kind 'tcp' registered before; pick another name"), COIL_EINVAL for a
+ * bad name or a missing function, COIL_ENOMEM for a full table (64 kinds),
+ * each with *err (may be NULL). Thread-safe. */
 int coil_endpoint_register_kind(const coil_endpoint_kind_ops *k,
                                 coil_failure **err) COIL_MUST_CHECK;
 /* The kind registered under `name` (or alias), or NULL. */
@@ -303,7 +309,8 @@ int coil_endpoint_number(const coil_endpoint_parser *p, const char *key,
  * the same checks as tcp: ("lowWater (9000) is above highWater (8192)"). */
 int coil_endpoint_water_marks(const coil_endpoint_parser *p, const coil_endpoint_desc *d,
                               size_t *high, size_t *low);
-/* "server endpoint" or "client endpoint", and the description's text. */
+/* 1 while parsing a server description, 0 for a client; the description's
+ * text (as given). */
 int coil_endpoint_parser_is_server(const coil_endpoint_parser *p);
 const char *coil_endpoint_parser_text(const coil_endpoint_parser *p);
 

@@ -92,6 +92,10 @@ typedef struct coil_tcp_connect_options {
 int coil_tcp_connect(coil_reactor *r, const coil_tcp_connect_options *o, coil_factory *f,
                      coil_connector **out) COIL_MUST_CHECK;
 
+/* These work on every connector, whatever its kind (TCP, UNIX, a plug-in's:
+ * coil/plugin.h), as do coil_listener_get_host and coil_listener_close on
+ * every listener. */
+
 /* Connect again with the same options (after a failure or a loss). */
 int coil_connector_connect(coil_connector *c);
 /* Stop an attempt under way (connection_failed with COIL_ECANCELLED). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <coil/endpoint.h>
+#include <coil/plugin.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -45,6 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         : coil_endpoint_client(text, &e, &err);
         if (rc == 0) {
             if (!e || err || strcmp(coil_endpoint_text(e), text) != 0)
+                abort();
+            /* Its kind is a registered one, by its own name. */
+            const coil_endpoint_kind_ops *k =
+                coil_endpoint_find_kind(coil_endpoint_kind(e));
+            if (!k || strcmp(k->name, coil_endpoint_kind(e)) != 0)
                 abort();
             coil_endpoint_free(e);
         } else if (e || !err) {
