@@ -256,8 +256,8 @@ typedef struct coil_ssh_channel_options {
  * (administratively prohibited / connect failed)"). Waits for the session
  * to be ready when it is not yet. Cancelling the deferred gives up the open.
  * Returns NULL only when memory runs out (p destroyed). */
-coil_deferred *coil_ssh_open_channel(coil_ssh_session *s, const coil_ssh_channel_options *o,
-                                     coil_protocol *p);
+coil_deferred *coil_ssh_open_channel(coil_ssh_session *s,
+                                     const coil_ssh_channel_options *o, coil_protocol *p);
 
 /* During (and before) connection_lost of an exec / shell channel: 1 with
  * *status set when the remote command exited, 2 with *signal ("TERM") when
