@@ -126,10 +126,10 @@ for load in "${loads[@]}"; do
         for name in "${up[@]}"; do
             d=$seconds
             [ "$run" = 0 ] && d=1
-            cpu=()
-            [ -n "${tpid[$name]}" ] && cpu=(--cpu-pid "${tpid[$name]}")
+            cpu_opt=()
+            [ -n "${tpid[$name]}" ] && cpu_opt=(--cpu-pid "${tpid[$name]}")
             out=$("$bench" "$mode" "tcp:127.0.0.1:${tport[$name]}" -c "$conns" -s "$size" \
-                -d "$d" -w 0 -q "${cpu[@]}" 2>"$tmp/err")
+                -d "$d" -w 0 -q "${cpu_opt[@]}" 2>"$tmp/err")
             rc=$?
             line=$(grep '^RESULT' <<<"$out" | tail -n 1)
             if [ $rc -ne 0 ] || [ -z "$line" ]; then
