@@ -2,7 +2,7 @@
 # coil-tunnel and the ssh: endpoint for real, against the throwaway OpenSSH
 # sshd of the `sshd` ctest fixture (COIL_TEST_SSHD=DIR, DIR/env).
 #
-# Usage: run_tunnel.sh local|remote|endpoint|reconnect COIL_TUNNEL COIL_ECHO COIL_CHAT
+# Usage: run_tunnel.sh local|remote|endpoint|reconnect|bench TUNNEL ECHO CHAT [BENCH]
 #   local     two -L forwards at once to coil-echo servers: round trips of
 #             1 byte and 1 MiB (hashed), four connections at once over the
 #             one session, one -v line per connection, SIGTERM: exit 0
@@ -15,6 +15,9 @@
 #   reconnect a private sshd (same fixture script, own DIR): the sshd
 #             process serving the tunnel's session is killed; the tunnel
 #             says so, reconnects, asks for -R again and works again
+#   bench     coil-bench smoke runs (1 s) through ssh:...:to= (echo c=10,
+#             stream, connect: one channel per connection on one session)
+#             and through coil-tunnel -L: RESULT lines without errors
 # Tests wait for lines and ports, never fixed sleeps.
 set -eu
 
@@ -22,6 +25,7 @@ part=$1
 TUNNEL=$2
 ECHO=$3
 CHAT=$4
+BENCH=${5:-}
 PY=${PYTHON3:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 fixture=$here/../ssh/sshd-fixture.sh
@@ -316,13 +320,41 @@ test_reconnect() {
     stop_tunnel TERM
 }
 
+# ---- bench --------------------------------------------------------------------
+
+bench_ok() { # WHAT ARGS...: coil-bench ARGS ran, RESULT with errors=0
+    what=$1
+    shift
+    $T "$BENCH" "$@" -d 1 -w 0.2 -q >"$dir/bench.out" 2>"$dir/bench.err" ||
+        fail "coil-bench $what: $(cat "$dir/bench.err" "$dir/bench.out")"
+    grep -q "^RESULT .*errors=0" "$dir/bench.out" || fail "coil-bench $what: $(cat "$dir/bench.out")"
+    rm -f "$dir/bench.err"
+}
+
+test_bench() {
+    [ -n "$BENCH" ] || fail "bench: the coil-bench path is missing"
+    start_echo echo
+    ep=$port
+    to=$(ssh_ep ":to=127.0.0.1\\:$ep")
+    bench_ok "echo through ssh:" echo "$to" -c 10 -s 64
+    bench_ok "stream through ssh:" stream "$to" -c 1 -s 64k
+    bench_ok "connect through ssh:" connect "$to" -c 4
+    start_tunnel tunnel -L "0:127.0.0.1:$ep" "$(ssh_ep)"
+    wait_for "coil-tunnel listening" "$tpid" grep -qs "listening on" "$dir/tunnel.err"
+    l1=$(listen_port "$dir/tunnel.err" 1)
+    bench_ok "echo through coil-tunnel" echo "tcp:127.0.0.1:$l1" -c 10 -s 64 --cpu-pid "$tpid"
+    bench_ok "stream through coil-tunnel" stream "tcp:127.0.0.1:$l1" -c 1 -s 64k --cpu-pid "$tpid"
+    stop_tunnel TERM
+}
+
 case $part in
+bench) test_bench ;;
 local) test_local ;;
 remote) test_remote ;;
 endpoint) test_endpoint ;;
 reconnect) test_reconnect ;;
 *)
-    echo "usage: run_tunnel.sh local|remote|endpoint|reconnect TUNNEL ECHO CHAT" >&2
+    echo "usage: run_tunnel.sh local|remote|endpoint|reconnect|bench TUNNEL ECHO CHAT [BENCH]" >&2
     exit 2
     ;;
 esac
