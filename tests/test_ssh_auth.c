@@ -184,6 +184,8 @@ static void attempt_run(attempt *a, const coil_ssh_options *o)
     if (a->fired && coil_deferred_is_failure(d)) {
         a->fail = coil_deferred_take_failure(d);
         a->text = coil_failure_to_string(a->fail);
+        if (getenv("COIL_TEST_VERBOSE")) /* to read the messages */
+            fprintf(stderr, "\n    [%s] %s\n", o->user ? o->user : "", a->text);
     }
     if (!a->fired)
         coil_deferred_cancel(d);
@@ -653,6 +655,84 @@ static void test_host_key_changed(void)
     unlink(kh);
 }
 
+/* known_hosts text made of `fmt` lines with %1$d the port and %2$s / %3$s
+ * the server's ecdsa / ed25519 public key ("type base64"). */
+static void write_known_hosts_with_server_keys(const char *kh, const char *fmt, int port)
+{
+    char *ecdsa = slurp(coil_test_sshd("SSHD_HOST_KEY_ECDSA_PUB"));
+    char *ed = slurp(coil_test_sshd("SSHD_HOST_KEY_ED25519_PUB"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ecdsa);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ed);
+    ecdsa[strcspn(ecdsa, "\n")] = '\0';
+    ed[strcspn(ed, "\n")] = '\0';
+    char text[8192];
+    snprintf(text, sizeof text, fmt, port, ecdsa, ed);
+    CU_ASSERT_EQUAL(write_text(kh, text), 0);
+    free(ecdsa);
+    free(ed);
+}
+
+/* Both server keys @revoked (and listed plainly too): refused as revoked,
+ * whichever type is negotiated. */
+static void test_host_key_revoked(void)
+{
+    char kh[256];
+    CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-revoked"), 0);
+    write_known_hosts_with_server_keys(kh,
+                                       "[127.0.0.1]:%1$d %2$s\n[127.0.0.1]:%1$d %3$s\n"
+                                       "@revoked * %2$s\n@revoked * %3$s\n",
+                                       sshd_port());
+    coil_ssh_options o = sshd_options();
+    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
+    o.known_hosts_file = kh;
+    attempt a;
+    attempt_run(&a, &o);
+    if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_REVOKED)) {
+        ASSERT_HAS(a.text, "REVOKED");
+        ASSERT_HAS(a.text, host_port(sshd_port()));
+    }
+    attempt_end(&a);
+    /* No policy gets past a revoked key, accept-new included. */
+    o.host_key_policy = COIL_SSH_HOST_KEY_ACCEPT_NEW;
+    attempt_run(&a, &o);
+    attempt_failed_with(&a, COIL_SSH_EHOSTKEY_REVOKED);
+    attempt_end(&a);
+    unlink(kh);
+}
+
+/* The keys listed for the same address on another port, and for the
+ * address without a port (port 22): unknown here. Then, in a file of
+ * comments, other hosts and the right line in the middle: accepted. */
+static void test_host_key_port_specific(void)
+{
+    char kh[256];
+    CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-port"), 0);
+    int other = sshd_port() == 65000 ? 65001 : 65000;
+    write_known_hosts_with_server_keys(kh,
+                                       "[127.0.0.1]:%1$d %2$s\n[127.0.0.1]:%1$d %3$s\n"
+                                       "127.0.0.1 %2$s\n127.0.0.1 %3$s\n",
+                                       other);
+    coil_ssh_options o = sshd_options();
+    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
+    o.known_hosts_file = kh;
+    attempt a;
+    attempt_run(&a, &o);
+    attempt_failed_with(&a, COIL_SSH_EHOSTKEY_UNKNOWN);
+    attempt_end(&a);
+
+    write_known_hosts_with_server_keys(kh,
+                                       "# coil test\n\nexample.org %2$s\n"
+                                       "[localhost]:%1$d %3$s\n"
+                                       "[127.0.0.1]:%1$d,[::1]:%1$d %2$s\n"
+                                       "[127.0.0.1]:%1$d %3$s\n# end\n",
+                                       sshd_port());
+    attempt_run(&a, &o);
+    if (attempt_ok(&a))
+        check_sshd_host_key(&a);
+    attempt_end(&a);
+    unlink(kh);
+}
+
 /* accept-new: an empty file gets the key and the next strict connection
  * with it succeeds. */
 static void test_host_key_accept_new(void)
@@ -844,33 +924,81 @@ static int conch_start(conch *c, const char *host_key)
     return 0;
 }
 
-static void conch_stop(conch *c)
+/* Stop a Conch server: EOF on its stdin, then TERM, then KILL (bounded,
+ * 30 s in all). 0, or -1 (with a message) when it had to be killed. */
+static int conch_stop(conch *c)
 {
+    int rc = 0;
     if (c->in_fd >= 0)
         close(c->in_fd); /* it exits on EOF */
+    c->in_fd = -1;
     if (c->pid > 0) {
         int status = 0;
-        /* Bounded: EOF should end it at once; TERM, then KILL, if not. */
-        for (int i = 0; i < 200; i++) {
-            pid_t w = waitpid(c->pid, &status, WNOHANG);
-            if (w == c->pid) {
+        for (int i = 0; i < 600 && c->pid > 0; i++) {
+            if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
                 c->pid = -1;
                 break;
             }
-            if (i == 100)
+            if (i == 300)
                 kill(c->pid, SIGTERM);
+            /* waiting for the child to exit: poll its status every 50 ms */
             struct timespec ts = {0, 50 * 1000 * 1000};
-            /* waiting for the child to exit, bounded: 10 s in all */
             nanosleep(&ts, NULL);
         }
         if (c->pid > 0) {
             kill(c->pid, SIGKILL);
             waitpid(c->pid, &status, 0);
-            CU_FAIL("the Conch test server did not exit on stdin EOF or SIGTERM");
+            c->pid = -1;
+            fprintf(stderr,
+                    "the Conch test server did not exit on stdin EOF or SIGTERM\n");
+            rc = -1;
         }
     }
     if (c->known_hosts[0])
         unlink(c->known_hosts);
+    c->known_hosts[0] = '\0';
+    return rc;
+}
+
+/* The Conch servers are shared by the tests of the suite (a Python start
+ * costs more than all the logins): one per host key type, started on first
+ * use, stopped by the suite's cleanup. */
+static conch conch_servers[2];
+static int conch_started[2];
+
+static const conch *conch_get(const char *host_key)
+{
+    int i = strcmp(host_key, "ecdsa") == 0;
+    if (conch_started[i]) {
+        int status;
+        if (waitpid(conch_servers[i].pid, &status, WNOHANG) == 0)
+            return &conch_servers[i];
+        fprintf(stderr,
+                "\n    the Conch test server (%s) died (status %d); starting another\n",
+                host_key, status);
+        CU_FAIL("the Conch test server died");
+        conch_servers[i].pid = -1; /* reaped */
+        conch_stop(&conch_servers[i]);
+        conch_started[i] = 0;
+    }
+    if (conch_start(&conch_servers[i], host_key) != 0) {
+        conch_stop(&conch_servers[i]);
+        return NULL;
+    }
+    conch_started[i] = 1;
+    return &conch_servers[i];
+}
+
+static int conch_cleanup(void)
+{
+    int rc = 0;
+    for (int i = 0; i < 2; i++)
+        if (conch_started[i]) {
+            if (conch_stop(&conch_servers[i]) != 0)
+                rc = -1;
+            conch_started[i] = 0;
+        }
+    return rc;
 }
 
 static coil_ssh_options conch_options(const conch *c, const char *user)
@@ -902,8 +1030,9 @@ static void check_conch_host_key(const conch *c, const attempt *a, const char *t
 
 static void test_password(void)
 {
-    conch c;
-    if (conch_start(&c, "ed25519") == 0) {
+    const conch *cp = conch_get("ed25519");
+    if (cp) {
+        conch c = *cp;
         coil_ssh_options o = conch_options(&c, "alice");
         o.password = "wonderland";
         attempt a;
@@ -915,13 +1044,13 @@ static void test_password(void)
         }
         attempt_end(&a);
     }
-    conch_stop(&c);
 }
 
 static void test_password_wrong(void)
 {
-    conch c;
-    if (conch_start(&c, "ed25519") == 0) {
+    const conch *cp = conch_get("ed25519");
+    if (cp) {
+        conch c = *cp;
         coil_ssh_options o = conch_options(&c, "alice");
         o.password = "looking-glass";
         attempt a;
@@ -938,7 +1067,6 @@ static void test_password_wrong(void)
         }
         attempt_end(&a);
     }
-    conch_stop(&c);
 }
 
 /* Answers keyboard-interactive prompts from a table; records what it saw. */
@@ -974,8 +1102,9 @@ static int answer(void *arg, const char *name, const char *instruction,
 
 static void test_keyboard_interactive(void)
 {
-    conch c;
-    if (conch_start(&c, "ed25519") == 0) {
+    const conch *cp = conch_get("ed25519");
+    if (cp) {
+        conch c = *cp;
         coil_ssh_options o = conch_options(&c, "bob");
         prompter p = {.answer_password = "hunter2"};
         o.prompt = answer;
@@ -989,14 +1118,14 @@ static void test_keyboard_interactive(void)
         CU_ASSERT_EQUAL(p.echo_seen[0], 0);
         attempt_end(&a);
     }
-    conch_stop(&c);
 }
 
 /* Two prompts in one request, one echoed; the server's key is ECDSA. */
 static void test_keyboard_interactive_two_prompts(void)
 {
-    conch c;
-    if (conch_start(&c, "ecdsa") == 0) {
+    const conch *cp = conch_get("ecdsa");
+    if (cp) {
+        conch c = *cp;
         coil_ssh_options o = conch_options(&c, "carol");
         prompter p = {.answer_password = "hunter2", .answer_code = "42"};
         o.prompt = answer;
@@ -1012,7 +1141,6 @@ static void test_keyboard_interactive_two_prompts(void)
         CU_ASSERT_NOT_EQUAL(p.echo_seen[1], 0);
         attempt_end(&a);
     }
-    conch_stop(&c);
 }
 
 /* A password and no prompt callback: the password answers the one
@@ -1020,8 +1148,9 @@ static void test_keyboard_interactive_two_prompts(void)
  * bob has no password in the server's table). */
 static void test_keyboard_interactive_with_password(void)
 {
-    conch c;
-    if (conch_start(&c, "ed25519") == 0) {
+    const conch *cp = conch_get("ed25519");
+    if (cp) {
+        conch c = *cp;
         coil_ssh_options o = conch_options(&c, "bob");
         o.password = "hunter2";
         attempt a;
@@ -1029,13 +1158,13 @@ static void test_keyboard_interactive_with_password(void)
         attempt_ok(&a);
         attempt_end(&a);
     }
-    conch_stop(&c);
 }
 
 static void test_keyboard_interactive_wrong(void)
 {
-    conch c;
-    if (conch_start(&c, "ed25519") == 0) {
+    const conch *cp = conch_get("ed25519");
+    if (cp) {
+        conch c = *cp;
         coil_ssh_options o = conch_options(&c, "bob");
         prompter p = {.answer_password = "swordfish"};
         o.prompt = answer;
@@ -1052,14 +1181,14 @@ static void test_keyboard_interactive_wrong(void)
         CU_ASSERT(p.calls >= 1);
         attempt_end(&a);
     }
-    conch_stop(&c);
 }
 
 /* The prompt callback gives up (-1): authentication fails cleanly. */
 static void test_keyboard_interactive_give_up(void)
 {
-    conch c;
-    if (conch_start(&c, "ed25519") == 0) {
+    const conch *cp = conch_get("ed25519");
+    if (cp) {
+        conch c = *cp;
         coil_ssh_options o = conch_options(&c, "carol");
         prompter p = {.answer_password = "hunter2"}; /* no answer for "Code: " */
         o.prompt = answer;
@@ -1069,15 +1198,15 @@ static void test_keyboard_interactive_give_up(void)
         attempt_failed_with(&a, COIL_SSH_EAUTH);
         attempt_end(&a);
     }
-    conch_stop(&c);
 }
 
 /* The Conch server's key is not in an empty known_hosts: refused (strict)
  * with its fingerprint, as with sshd. */
 static void test_conch_host_key_unknown(void)
 {
-    conch c;
-    if (conch_start(&c, "ed25519") == 0) {
+    const conch *cp = conch_get("ed25519");
+    if (cp) {
+        conch c = *cp;
         char kh[256];
         CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-conch-empty"), 0);
         coil_ssh_options o = conch_options(&c, "alice");
@@ -1093,12 +1222,11 @@ static void test_conch_host_key_unknown(void)
         attempt_end(&a);
         unlink(kh);
     }
-    conch_stop(&c);
 }
 
 static int add(void)
 {
-    static const coil_test_case cases[] = {
+    static const coil_test_case sshd_cases[] = {
         COIL_TEST(test_fixture_banner),
         COIL_TEST(test_key_ed25519),
         COIL_TEST(test_key_ecdsa),
@@ -1118,9 +1246,13 @@ static int add(void)
         COIL_TEST(test_host_key_unknown),
         COIL_TEST(test_host_key_unknown_missing_file),
         COIL_TEST(test_host_key_changed),
+        COIL_TEST(test_host_key_revoked),
+        COIL_TEST(test_host_key_port_specific),
         COIL_TEST(test_host_key_accept_new),
         COIL_TEST(test_host_key_insecure_accept_any),
         COIL_TEST(test_host_key_hashed),
+        {NULL, NULL}};
+    static const coil_test_case conch_cases[] = {
         COIL_TEST(test_password),
         COIL_TEST(test_password_wrong),
         COIL_TEST(test_keyboard_interactive),
@@ -1130,7 +1262,15 @@ static int add(void)
         COIL_TEST(test_keyboard_interactive_give_up),
         COIL_TEST(test_conch_host_key_unknown),
         {NULL, NULL}};
-    return coil_test_add_suite("ssh_auth", cases);
+    if (coil_test_add_suite("ssh_auth_sshd", sshd_cases) != 0)
+        return -1;
+    CU_pSuite conch_suite = CU_add_suite("ssh_auth_conch", NULL, conch_cleanup);
+    if (!conch_suite)
+        return -1;
+    for (const coil_test_case *t = conch_cases; t->name; t++)
+        if (!CU_add_test(conch_suite, t->name, t->fn))
+            return -1;
+    return 0;
 }
 
 int main(void)
