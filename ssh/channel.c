@@ -359,18 +359,41 @@ static int ch_get_host(const coil__stream *st, coil_address *out)
     return 0;
 }
 
+/* "a b" (or "a") into dst, cut to fit. */
+static void put2(char *dst, size_t size, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = b ? strlen(b) : 0, n = 0;
+    for (size_t i = 0; i < la && n + 1 < size; i++)
+        dst[n++] = a[i];
+    if (b && n + 1 < size)
+        dst[n++] = ' ';
+    for (size_t i = 0; i < lb && n + 1 < size; i++)
+        dst[n++] = b[i];
+    dst[n] = 0;
+}
+
 static void ch_info(const coil__stream *st, coil_transport_info *out)
 {
     const coil__ssh_channel *c = (const coil__ssh_channel *)st;
     const coil_ssh_session *s = c->s;
-    if (s->lower && !s->lower_gone) {
-        coil_transport_info li;
-        if (coil_transport_info_get(s->lower, &li) == 0) {
-            out->peer_pid = li.peer_pid;
-            out->peer_uid = li.peer_uid;
-            out->peer_gid = li.peer_gid;
-        }
+    coil_transport_info li;
+    const coil_transport_info *below = NULL;
+    if (s->lower && !s->lower_gone && coil_transport_info_get(s->lower, &li) == 0) {
+        out->peer_pid = li.peer_pid;
+        out->peer_uid = li.peer_uid;
+        out->peer_gid = li.peer_gid;
+        below = &li;
     }
+    coil_transport_layer_info *me = coil_transport_info_push(out, below, "ssh-channel");
+    if (!me)
+        return;
+    put2(me->detail, sizeof me->detail, c->desc, NULL);
+    if (!s->hs_done)
+        return;
+    put2(me->protocol, sizeof me->protocol, s->banner, NULL);
+    put2(me->cipher, sizeof me->cipher, s->cipher, s->mac);
+    put2(me->peer, sizeof me->peer, s->hk_type, s->hk_fp);
+    me->verified = s->policy != COIL_SSH_HOST_KEY_INSECURE_ACCEPT_ANY;
 }
 
 static size_t ch_pending(const coil_transport *t)
@@ -592,6 +615,17 @@ int coil__ssh_open_step(coil_ssh_session *s, coil__ssh_op *op)
         return 0;
     }
     const coil_ssh_channel_options *o = &op->co;
+    if (op->stage == 0 && s->state == COIL__SSH_CLOSING) {
+        char where[300];
+        coil__ssh_where(s, where, sizeof where);
+        coil_failure *f = coil_failure_new(COIL_DOMAIN_COIL, COIL_ECLOSED,
+                                           "cannot open a channel: the SSH session with "
+                                           "%s is closing",
+                                           where);
+        coil__ssh_op_fail(s, op, f);
+        coil_failure_free(f);
+        return 0;
+    }
     for (;;) {
         switch (op->stage) {
         case 0: {

@@ -141,6 +141,7 @@ void coil__ssh_ref(coil_ssh_session *s)
 
 static void session_destroy(coil_ssh_session *s)
 {
+    coil__reactor_untrack(&s->tracked);
     cancel_timer(&s->hs_timer);
     cancel_timer(&s->ka_timer);
     if (s->connector) {
@@ -204,6 +205,8 @@ static void session_end(coil_ssh_session *s, coil_failure *reason)
     }
     coil__ssh_ref(s);
     s->state = COIL__SSH_DEAD;
+    /* The transport below, if still there, is a connection of its own now. */
+    coil__reactor_untrack(&s->tracked);
     cancel_timer(&s->hs_timer);
     cancel_timer(&s->ka_timer);
     s->end_reason = reason;
@@ -1018,6 +1021,31 @@ static int ka_tick(void *arg)
 /* ---- the protocol on the transport below
  * ------------------------------------------------------- */
 
+/* The reactor's registry: shutdown closes cleanly, then aborts. */
+static coil_ssh_session *from_tracked(coil__tracked *t)
+{
+    return (coil_ssh_session *)((char *)t - offsetof(coil_ssh_session, tracked));
+}
+
+static void tracked_close(coil__tracked *t)
+{
+    coil_ssh_session *s = from_tracked(t);
+    coil_deferred_unref(coil_ssh_session_close(s));
+}
+
+static void tracked_abort(coil__tracked *t)
+{
+    coil_ssh_session *s = from_tracked(t);
+    coil__reactor_untrack(&s->tracked);
+    if (s->lower && !s->lower_gone)
+        coil_transport_abort_connection(s->lower);
+}
+
+static const coil__track_ops track_ops = {
+    .close = tracked_close,
+    .abort = tracked_abort,
+};
+
 static coil_ssh_session *from_down(coil_protocol *p)
 {
     return (coil_ssh_session *)((char *)p - offsetof(coil_ssh_session, down));
@@ -1051,6 +1079,11 @@ static void down_connection_made(coil_protocol *p)
     }
     s->state = COIL__SSH_HANDSHAKE;
     s->last_rx = coil_reactor_seconds(s->r);
+    /* coil_reactor_shutdown closes the session (channels, DISCONNECT), not
+     * the transport below it directly. */
+    coil__reactor_track(s->r, &s->tracked, &track_ops);
+    if (s->lower->ops->abort_connection == coil__stream_abort_connection)
+        ((coil__stream *)s->lower)->tracked.upper = &s->tracked;
     coil_transport_register_producer(s->lower, &s->prod, 1);
     coil__ssh_op *hs = calloc(1, sizeof *hs);
     coil__ssh_op *au = calloc(1, sizeof *au);

@@ -78,6 +78,8 @@ struct coil_ssh_session {
     int lower_full;   /* the transport below is past its high-water mark */
     int lower_paused; /* we paused reading below (s->in is full) */
     int lower_eof;
+    coil__tracked tracked;     /* in the reactor's registry while connected:
+                                  coil_reactor_shutdown closes the session */
     coil_connector *connector; /* coil_ssh_session_connect */
     coil_factory cfactory;     /* its factory */
 

@@ -348,6 +348,20 @@ static void test_direct_tcpip_echo(void)
     CU_ASSERT(a.kind == COIL_ADDR_SSH);
     ASSERT_HAS(a.name, "direct-tcpip");
     CU_ASSERT(coil_ssh_session_channel_count(s) == 1);
+    coil_transport_info info;
+    CU_ASSERT(coil_transport_info_get(t, &info) == 0);
+    CU_ASSERT_STRING_EQUAL(info.stack, "ssh-channel/tcp");
+    const coil_transport_layer_info *li = coil_transport_info_layer(&info, "ssh-channel");
+    CU_ASSERT_FATAL(li != NULL);
+    ASSERT_HAS(li->protocol, "SSH-2.0-OpenSSH");
+    ASSERT_HAS(li->cipher, "aes");
+    ASSERT_HAS(li->cipher, "hmac-sha2");
+    ASSERT_HAS(li->peer, coil_test_sshd("SSHD_FP_ECDSA"));
+    ASSERT_HAS(li->peer, "ecdsa-sha2-nistp256");
+    CU_ASSERT(li->verified == 1);
+    char want[64];
+    snprintf(want, sizeof want, "direct-tcpip 127.0.0.1:%d", e.port);
+    CU_ASSERT_STRING_EQUAL(li->detail, want);
     CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
     CU_ASSERT(x.len == N);
     CU_ASSERT(x.len == N && memcmp(x.data, msg, N) == 0);
@@ -782,6 +796,30 @@ static void test_close_when_idle_keepalive(void)
 /* ---- a session over a UNIX socket to `sshd -i`
  * ----------------------------------------------------------------- */
 
+/* coil_reactor_shutdown closes channels and the session cleanly. */
+static void test_reactor_shutdown(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_ssh_options o;
+    base_options(&o);
+    coil_ssh_session *s = session_up(r, &o);
+    lost_note note = {0};
+    coil_ssh_session_on_lost(s, on_lost, &note);
+    rec x;
+    rec_init(&x);
+    coil_ssh_channel_options co = {.type = COIL_SSH_EXEC, .command = "cat"};
+    CU_ASSERT_FATAL(open_ch(r, s, &co, &x) != NULL);
+    CU_ASSERT(coil_reactor_transport_count(r) == 3); /* channel, session, tcp */
+    CU_ASSERT(coil_reactor_shutdown(r, 10.0) == 0);
+    CU_ASSERT(x.lost);
+    CU_ASSERT(x.reason_code == COIL_ECLOSED);
+    CU_ASSERT(note.called == 1);
+    ASSERT_HAS(note.reason, "closed");
+    coil_ssh_session_free(s);
+    free(x.data);
+    end_reactor(r);
+}
+
 static void test_over_unix_sshd_inetd(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
@@ -857,6 +895,7 @@ static int add(void)
         COIL_TEST(test_paused_reader_bounded),
         COIL_TEST(test_session_lost),
         COIL_TEST(test_close_when_idle_keepalive),
+        COIL_TEST(test_reactor_shutdown),
         COIL_TEST(test_over_unix_sshd_inetd),
         {NULL, NULL},
     };
