@@ -689,8 +689,10 @@ static void low_read_lost(coil_protocol *p)
     shim *s = SHIM_OF_LOW(p);
     if (s->user->ops->read_connection_lost)
         s->user->ops->read_connection_lost(s->user);
-    else if (s->lower)
+    else if (s->lower) {
+        s->top.disconnecting = 1;
         coil_transport_lose_connection(s->lower); /* what a transport does */
+    }
 }
 
 static void low_write_lost(coil_protocol *p)

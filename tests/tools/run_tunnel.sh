@@ -279,6 +279,9 @@ EOF
     : >"$dir/empty_known_hosts"
     expect_rc 1 "not in $dir/empty_known_hosts.*SHA256:.*ssh-keyscan" \
         sh -c "printf x | '$ECHO' send 'ssh:$SSHD_HOST:$SSHD_PORT:user=$SSH_USER:identity=$SSH_KEY_ED25519:knownHosts=$dir/empty_known_hosts:exec=cat'"
+    # coil-tunnel: a host key it cannot trust ends it (exit 1), no retries.
+    expect_rc 1 "cannot connect to $SSH_USER@$SSHD_HOST:$SSHD_PORT: host key for .* is not in $dir/empty_known_hosts" \
+        "$TUNNEL" -L 0:127.0.0.1:1 "ssh:$SSHD_HOST:$SSHD_PORT:user=$SSH_USER:identity=$SSH_KEY_ED25519:knownHosts=$dir/empty_known_hosts"
     # coil-tunnel: bad arguments.
     expect_rc 2 "bad -L '99999:x:1'" "$TUNNEL" -L 99999:x:1 "$base"
     expect_rc 2 "nothing to forward" "$TUNNEL" "$base"
