@@ -861,6 +861,34 @@ static int disconnect_step(coil_ssh_session *s, coil__ssh_op *op)
 /* ---- driving
  * ----------------------------------------------------------------------------- */
 
+/* Keepalive. libssh2_keepalive_send's global request would do, but its
+ * reply (REQUEST_FAILURE from OpenSSH) stays in libssh2 1.10's packet list
+ * and the next tcpip-forward takes it for its own answer. So the probe is a
+ * channel open of a type no server has: the server must answer at once
+ * with OPEN_FAILURE (unknown channel type), and libssh2 consumes that
+ * answer, keyed by the channel number. Any bytes from the server count as
+ * a sign of life (last_rx). */
+static int keepalive_step(coil_ssh_session *s, coil__ssh_op *op)
+{
+    static const char type[] = "keepalive@coil.invalid";
+    LIBSSH2_CHANNEL *ch =
+        libssh2_channel_open_ex(s->ssh, type, sizeof type - 1, 4096, 4096, NULL, 0);
+    if (!ch) {
+        int rc = libssh2_session_last_errno(s->ssh);
+        if (rc == LIBSSH2_ERROR_EAGAIN)
+            return 1;
+        s->ka_queued = 0;
+        if (is_fatal(rc) && rc != LIBSSH2_ERROR_ALLOC) {
+            coil__ssh_fatal(s, rc, "sending a keepalive");
+            return -1;
+        }
+        return 0; /* refused, as expected */
+    }
+    s->ka_queued = 0;
+    coil__ssh_free_lchannel(s, ch); /* a server that took it: close it */
+    return 0;
+}
+
 static int run_op(coil_ssh_session *s, coil__ssh_op *op)
 {
     switch (op->kind) {
@@ -876,6 +904,8 @@ static int run_op(coil_ssh_session *s, coil__ssh_op *op)
         return coil__ssh_cancel_step(s, op);
     case COIL__OP_DISCONNECT:
         return disconnect_step(s, op);
+    case COIL__OP_KEEPALIVE:
+        return keepalive_step(s, op);
     }
     return 0;
 }
@@ -1006,12 +1036,12 @@ static int ka_tick(void *arg)
                                         where, now - s->last_rx));
         return 0;
     }
-    if (s->auth_done) {
-        int next = 0;
-        int rc = libssh2_keepalive_send(s->ssh, &next);
-        if (rc != 0 && rc != LIBSSH2_ERROR_EAGAIN && is_fatal(rc)) {
-            coil__ssh_fatal(s, rc, "sending a keepalive");
-            return 0;
+    if (s->auth_done && !s->ka_queued && s->state == COIL__SSH_READY) {
+        coil__ssh_op *op = calloc(1, sizeof *op);
+        if (op) {
+            op->kind = COIL__OP_KEEPALIVE;
+            s->ka_queued = 1;
+            coil__ssh_enqueue(s, op);
         }
     }
     s->ka_timer = coil_reactor_call_later(s->r, s->keepalive_interval, ka_tick, s);
@@ -1261,10 +1291,6 @@ int coil_ssh_session_new(coil_reactor *r, const coil_ssh_options *o,
     libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_SEND, (void *)send_cb);
     libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_DISCONNECT,
                                  (void *)disconnect_cb);
-    if (s->keepalive_interval > 0) {
-        unsigned iv = s->keepalive_interval < 1 ? 1 : (unsigned)s->keepalive_interval;
-        libssh2_keepalive_config(s->ssh, 1, iv);
-    }
     *out = s;
     return 0;
 nomem:

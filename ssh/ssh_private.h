@@ -37,7 +37,8 @@ enum coil__ssh_op_kind {
     COIL__OP_OPEN,   /* a channel (open + pty + exec/shell/subsystem) */
     COIL__OP_LISTEN, /* tcpip-forward */
     COIL__OP_CANCEL, /* cancel-tcpip-forward */
-    COIL__OP_DISCONNECT
+    COIL__OP_DISCONNECT,
+    COIL__OP_KEEPALIVE /* a probe the server must answer */
 };
 
 /* One multi-step operation; the head of the session's queue is the one
@@ -141,6 +142,7 @@ struct coil_ssh_session {
     coil_timer *hs_timer;
     coil_timer *ka_timer;
     double last_rx; /* when bytes last came from the server */
+    int ka_queued;  /* a keepalive probe is in the queue */
     int drive_scheduled;
     int driving, drive_again;
     int lost_delivered;

@@ -820,23 +820,20 @@ static void test_reactor_shutdown(void)
     end_reactor(r);
 }
 
-static void test_over_unix_sshd_inetd(void)
+/* `sshd -i` on the other end of a UNIX socket (its stdin and stdout), the
+ * session `s` on ours; waits until it is ready. Returns sshd's pid. */
+static pid_t sshd_inetd(coil_reactor *r, coil_ssh_session *s)
 {
-    coil_reactor *r = coil_test_reactor(NULL);
     char path[108];
     snprintf(path, sizeof path, "/tmp/coil-ssh-i-%d.sock", (int)getpid());
     unlink(path);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = NULL;
     coil_failure *err = NULL;
-    CU_ASSERT_FATAL(coil_ssh_session_new(r, &o, &s, &err) == 0);
     one_factory of = {.f.ops = &one_ops, .s = s};
     coil_unix_listen_options lo = {.path = path};
     coil_listener *l = NULL;
     CU_ASSERT_FATAL(coil_unix_listen(r, &lo, &of.f, &l, &err) == 0);
-
-    /* sshd -i on the other end of a UNIX socket: its stdin and stdout. */
+    const char *bin = coil_test_sshd("SSHD_BIN");
+    const char *config = coil_test_sshd("SSHD_CONFIG");
     pid_t pid = fork();
     CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0) {
@@ -848,19 +845,30 @@ static void test_over_unix_sshd_inetd(void)
         dup2(fd, 0);
         dup2(fd, 1);
         close(fd);
-        execl(coil_test_sshd("SSHD_BIN"), "sshd", "-i", "-f",
-              coil_test_sshd("SSHD_CONFIG"), (char *)NULL);
+        execl(bin, "sshd", "-i", "-f", config, (char *)NULL);
         _exit(112);
     }
     coil_deferred *d = coil_ssh_session_ready(s);
     CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
     if (coil_deferred_is_failure(d))
         coil_failure_print(coil_deferred_failure(d), stderr);
-    CU_ASSERT(!coil_deferred_is_failure(d));
+    CU_ASSERT_FATAL(!coil_deferred_is_failure(d));
     coil_deferred_unref(d);
     coil_listener_close(l);
     unlink(path);
+    return pid;
+}
 
+static void test_over_unix_sshd_inetd(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_ssh_options o;
+    base_options(&o);
+    coil_ssh_session *s = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_ssh_session_new(r, &o, &s, &err) == 0);
+    pid_t pid = sshd_inetd(r, s);
+    coil_transport_info info;
     rec x;
     rec_init(&x);
     x.send = (const unsigned char *)"over a unix socket\n";
@@ -868,7 +876,15 @@ static void test_over_unix_sshd_inetd(void)
     x.half_close_on_made = 1;
     x.handle_eof = 1;
     coil_ssh_channel_options co = {.type = COIL_SSH_EXEC, .command = "cat"};
-    CU_ASSERT_FATAL(open_ch(r, s, &co, &x) != NULL);
+    coil_transport *t = open_ch(r, s, &co, &x);
+    CU_ASSERT_FATAL(t != NULL);
+    if (!x.lost) {
+        CU_ASSERT(coil_transport_info_get(t, &info) == 0);
+        CU_ASSERT_STRING_EQUAL(info.stack, "ssh-channel/unix");
+        const coil_transport_layer_info *li =
+            coil_transport_info_layer(&info, "ssh-channel");
+        CU_ASSERT(li && strcmp(li->detail, "exec 'cat'") == 0);
+    }
     CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
     CU_ASSERT(x.len == x.send_len && memcmp(x.data, x.send, x.len) == 0);
     ASSERT_HAS(x.reason, "exited with status 0");
@@ -879,9 +895,49 @@ static void test_over_unix_sshd_inetd(void)
     end_reactor(r);
 }
 
-/* ---- main
- * ------------------------------------------------------------------------------------------------------
- */
+/* A server that stops answering (SIGSTOP) is lost after about 3 keepalive
+ * intervals, with the reason. */
+static void test_keepalive_silent_server(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_ssh_options o;
+    base_options(&o);
+    o.keepalive_interval = 0.5;
+    coil_ssh_session *s = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_ssh_session_new(r, &o, &s, &err) == 0);
+    pid_t pid = sshd_inetd(r, s);
+    lost_note note = {0};
+    coil_ssh_session_on_lost(s, on_lost, &note);
+    /* Alive: probes are answered for several intervals. */
+    double end = coil_reactor_seconds(r) + 2.5;
+    while (coil_reactor_seconds(r) < end)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT(note.called == 0);
+    CU_ASSERT(coil_ssh_session_is_ready(s));
+    /* Still usable after the probes (their answers do not linger). */
+    rf_factory rf = {.f.ops = &rf_ops};
+    coil_deferred *d = coil_ssh_listen(s, "127.0.0.1", 0, &rf.f);
+    CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
+    CU_ASSERT(!coil_deferred_is_failure(d));
+    coil_ssh_listener *l = coil_deferred_is_failure(d) ? NULL : coil_deferred_result(d);
+    coil_deferred_unref(d);
+    kill(pid, SIGSTOP);
+    double t0 = coil_reactor_seconds(r);
+    CU_ASSERT(wait_flag(r, &note.called, WAIT_SECONDS));
+    double took = coil_reactor_seconds(r) - t0;
+    CU_ASSERT(took >= 1.0 && took < 4.0);
+    ASSERT_HAS(note.reason, "3 keepalive intervals");
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (l)
+        coil_ssh_listener_close(l);
+    coil_ssh_session_free(s);
+    end_reactor(r);
+}
+
+/* ---- main -------------------------------------------------------------- */
 
 static int add(void)
 {
@@ -897,6 +953,7 @@ static int add(void)
         COIL_TEST(test_close_when_idle_keepalive),
         COIL_TEST(test_reactor_shutdown),
         COIL_TEST(test_over_unix_sshd_inetd),
+        COIL_TEST(test_keepalive_silent_server),
         {NULL, NULL},
     };
     return coil_test_add_suite("ssh_channel", cases);
