@@ -8,7 +8,10 @@
 #   bench/run_ssh_bench.sh [BUILD_DIR]          (default BUILD_DIR: build)
 #
 # Environment: BENCH_SECONDS (default 5), RUNS (default 3; medians; a short
-# run 0 warms up), TUNNELS (default "coil ssh-default ssh-aes128ctr direct").
+# run 0 warms up), TUNNELS (default "coil ssh-default ssh-aes128ctr direct"),
+# PROFILE (default 0; 1, as root with perf: where coil-tunnel's CPU goes in
+# a stream run, by library, and how often each tunnel calls OpenSSL's
+# EVP_Cipher per MB, counted with a uprobe; the probe is removed after).
 #
 # Loads: stream c=1 s=64k (MB/s echoed; each byte crosses the tunnel twice)
 # and echo c=10 s=64 (requests/s). The CPU measured is the CLIENT-side
@@ -143,14 +146,53 @@ for load in "${loads[@]}"; do
     done
 done
 
+# Where the time goes (PROFILE=1): perf record on coil-tunnel during a
+# stream run; then OpenSSL EVP_Cipher calls (a uprobe) while a fixed 8 MB
+# goes through coil-tunnel and through ssh -c aes128-ctr and back (16 MB
+# ciphered by each client: out and back).
+profile=$tmp/profile.txt
+: >"$profile"
+if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null && [ -n "${tpid[coil]:-}" ]; then
+    perf record -g -o "$tmp/perf.data" -p "${tpid[coil]}" -- sleep "$seconds" >"$tmp/perf.out" 2>&1 &
+    rec=$!
+    "$bench" stream "tcp:127.0.0.1:${tport[coil]}" -c 1 -s 64k -d "$seconds" -w 0 -q >/dev/null 2>&1
+    wait "$rec"
+    {
+        echo "perf record -g -p <coil-tunnel>, stream c=1 s=64k for $seconds s; self time by library:"
+        perf report -i "$tmp/perf.data" --no-children --sort dso --stdio -g none 2>&1 |
+            grep '%' | head -n 6
+        echo "top symbols:"
+        perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --stdio -g none 2>&1 |
+            grep '%' | head -n 8
+    } >>"$profile"
+    libcrypto=$(ldd "$tunnel_bin" | awk '/libcrypto/ { print $3 }')
+    head -c 8000000 /dev/urandom >"$tmp/8mb"
+    if perf probe -q -x "$libcrypto" EVP_Cipher 2>/dev/null; then
+        for name in coil ssh-aes128ctr; do
+            [ -n "${tpid[$name]:-}" ] || continue
+            perf stat -e probe_libcrypto:EVP_Cipher -p "${tpid[$name]}" -o "$tmp/stat.$name" &
+            st=$!
+            sleep 0.5 # perf attaches
+            "$echo_bin" send "tcp:127.0.0.1:${tport[$name]}" <"$tmp/8mb" >/dev/null 2>&1
+            kill -INT "$st"
+            wait "$st"
+            calls=$(awk '/EVP_Cipher/ { gsub(",", "", $1); print $1 }' "$tmp/stat.$name")
+            [ -n "$calls" ] && [ "$calls" -gt 0 ] &&
+                echo "EVP_Cipher calls by $name for 8 MB there and back (16 MB ciphered): $calls," \
+                    "$(awk -v c="$calls" 'BEGIN { printf "%.0f per MB ciphered, one per %.0f bytes", c / 16, 16e6 / c }')" >>"$profile"
+        done
+        perf probe -q -d probe_libcrypto:EVP_Cipher 2>/dev/null
+    fi
+fi
+
 ciphers=$tmp/ciphers.tsv
 : >"$ciphers"
 for name in "${up[@]}"; do printf '%s\t%s\n' "$name" "${cipher[$name]}" >>"$ciphers"; done
-cmdline="BENCH_SECONDS=$seconds RUNS=$runs bench/run_ssh_bench.sh ${1:-build}"
+cmdline="BENCH_SECONDS=$seconds RUNS=$runs${PROFILE:+ PROFILE=$PROFILE} bench/run_ssh_bench.sh ${1:-build}"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-python3 - "$results" "$ciphers" "$cmdline" "$cpu" "$(nproc)" "$(ssh -V 2>&1 | head -n 1)" <<'PY'
+python3 - "$results" "$ciphers" "$cmdline" "$cpu" "$(nproc)" "$(ssh -V 2>&1 | head -n 1)" "$profile" <<'PY'
 import statistics, sys
-results, ciphers, cmdline, cpu, ncpu, sshv = sys.argv[1:]
+results, ciphers, cmdline, cpu, ncpu, sshv, profile = sys.argv[1:]
 rows = {}
 for line in open(results):
     name, label, res = line.rstrip("\n").split("\t")
@@ -215,5 +257,11 @@ if base and all(base):
         r = lambda a, b: "—" if a is None or not b else "%.2f" % (a / b)
         print("| %s | %s | %s | %s | %s |" % (title.get(n, n), r(s, base[0]), r(sc, base[1]),
                                              r(e, base[2]), r(ec, base[3])))
+prof = open(profile).read().strip()
+if prof:
+    print()
+    print("```")
+    print(prof)
+    print("```")
 PY
 [ "$failures" -eq 0 ] || { echo "run_ssh_bench: $failures failed run(s)" >&2; exit 1; }
