@@ -12,8 +12,9 @@
  * exactly this:
  *   stdin EOF       -> shutdown(SHUT_WR) on the socket (the channel's EOF
  *                      reaches the coil server as a half-close);
- *   socket EOF      -> close stdout (the server's half-close reaches the
- *                      channel as EOF);
+ *   socket EOF      -> close stdout and stderr (the server's half-close
+ *                      reaches the channel as EOF: sshd sends EOF only once
+ *                      both of the command's outputs are closed);
  *   both done       -> exit 0 (exit-status 0, a clean close);
  *   a socket error (the server reset the connection) or a write error on
  *   stdout (the channel is gone) -> exit 1 at once.
@@ -100,6 +101,7 @@ int main(int argc, char **argv)
             if (n == 0) {
                 sock_open = 0;
                 close(1);
+                close(2);
             } else if (write_all(1, buf, (size_t)n) != 0) {
                 return 1;
             }
