@@ -462,8 +462,7 @@ static void rf_connected(coil_factory *f, coil_connector *c, coil_transport *t)
     rfact *rf = (rfact *)f;
     if (++rf->connected == 2)
         coil_reactor_stop(rf->r);
-    else
-        coil_transport_lose_connection(t);
+    coil_transport_lose_connection(t);
 }
 
 static coil_protocol *rf_build(coil_factory *f, const coil_address *peer)
@@ -506,8 +505,9 @@ static void test_user_kind_reconnects(void)
     CU_ASSERT_EQUAL(rf.connected, 2);
     coil_reconnector_free(rc);
     coil_listener_close(l);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 500 && coil_reactor_transport_count(r) > 0; i++)
         coil_reactor_iterate(r, 0.01);
+    CU_ASSERT_EQUAL(coil_reactor_transport_count(r), 0);
     coil_reactor_free(r);
 }
 
