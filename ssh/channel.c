@@ -597,9 +597,16 @@ static int open_refused(coil_ssh_session *s, coil__ssh_op *op, int rc, const cha
         describe(desc, sizeof desc, &op->co);
     int code;
     const char *msg = coil__ssh_errmsg(s, &code);
+    /* OpenSSH refuses session channels past MaxSessions (10 by default)
+     * with "connect failed": say so. */
+    const char *hint = op->co.type != COIL_SSH_DIRECT_TCPIP && !*what &&
+                               strstr(msg, "connect failed") && s->n_channels >= 10
+                           ? " (the server's limit of sessions per connection? "
+                             "OpenSSH's MaxSessions is 10 by default)"
+                           : "";
     coil_failure *f = coil_failure_new(COIL_DOMAIN_SSH, COIL_SSH_ECHANNEL,
-                                       "%s%s refused by %s: %s (libssh2 error %d)", desc,
-                                       what, where, msg, rc);
+                                       "%s%s refused by %s: %s%s (libssh2 error %d)",
+                                       desc, what, where, msg, hint, rc);
     coil__ssh_op_fail(s, op, f);
     coil_failure_free(f);
     return 0;
@@ -867,8 +874,22 @@ static int sweep_one(coil__ssh_channel *c)
             c->ch = NULL;
             coil__stream_close_done(&c->st, clean_reason(c));
         } else if (c->st.state != COIL__STREAM_CLOSED) {
-            /* The far side closed while ours was half open: the end. */
-            coil__stream_lost(&c->st, clean_reason(c));
+            /* The far side closed while ours was open or half open: the
+             * end, and lost if bytes of ours could not go (as a reset on
+             * TCP: sshd closes a direct-tcpip channel when its socket to
+             * the far end breaks). */
+            if (c->st.queued > 0) {
+                char where[300];
+                coil__ssh_where(s, where, sizeof where);
+                coil__stream_lost(
+                    &c->st, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECONNLOST,
+                                             "SSH channel %s on %s lost: the server "
+                                             "closed it with %zu bytes of ours "
+                                             "not sent",
+                                             c->desc, where, c->st.queued));
+            } else {
+                coil__stream_lost(&c->st, clean_reason(c));
+            }
         }
     }
     return more;
