@@ -34,6 +34,7 @@ static const char usage[] =
     "Server endpoints: tcp:PORT[:interface=ADDR][:backlog=N]\n"
     "                  unix:PATH[:mode=0660][:backlog=N]\n"
     "Client endpoints: tcp:HOST:PORT[:timeout=S]   unix:PATH[:timeout=S]\n"
+    "                  ssh:HOST:PORT:user=USER:to=DESTHOST\\:DESTPORT (via sshd)\n"
     "\n"
     "Examples:\n"
     "  coil-echo serve tcp:8000 unix:/tmp/echo.sock\n"
