@@ -614,7 +614,10 @@ static int open_refused(coil_ssh_session *s, coil__ssh_op *op, int rc, const cha
 
 int coil__ssh_open_step(coil_ssh_session *s, coil__ssh_op *op)
 {
-    if (op->cancelled) {
+    /* Cancelled: at once, unless libssh2 is inside its one session-wide
+     * channel open (abandoning that would hand its answer to the next
+     * open); then once the answer is in (the channel is freed). */
+    if (op->cancelled && (op->stage > 0 || !op->started)) {
         coil_failure *f =
             coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED, "channel open cancelled");
         coil__ssh_op_fail(s, op, f);
@@ -637,6 +640,7 @@ int coil__ssh_open_step(coil_ssh_session *s, coil__ssh_op *op)
         switch (op->stage) {
         case 0: {
             LIBSSH2_CHANNEL *lch;
+            op->started = 1;
             unsigned win = (unsigned)s->window;
             if (o->type == COIL_SSH_DIRECT_TCPIP) {
                 /* libssh2_channel_direct_tcpip_ex takes no window size: the
@@ -667,6 +671,13 @@ int coil__ssh_open_step(coil_ssh_session *s, coil__ssh_op *op)
                 return -1;
             }
             op->lch = lch;
+            if (op->cancelled) {
+                coil_failure *f = coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                                   "channel open cancelled");
+                coil__ssh_op_fail(s, op, f);
+                coil_failure_free(f);
+                return 0;
+            }
             op->stage = o->type == COIL_SSH_DIRECT_TCPIP ? 3 : (o->pty ? 1 : 2);
             continue;
         }

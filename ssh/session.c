@@ -336,8 +336,15 @@ static ssize_t recv_cb(libssh2_socket_t fd, void *buf, size_t len, int flags,
     size_t n = have < len ? have : len;
     memcpy(buf, s->in + s->in_start, n);
     s->in_start += n;
-    if (s->in_start == s->in_end)
+    if (s->in_start == s->in_end) {
         s->in_start = s->in_end = 0;
+        if (s->in_cap > 64 * 1024) {
+            /* A burst is over: an idle session keeps no large buffer. */
+            free(s->in);
+            s->in = NULL;
+            s->in_cap = 0;
+        }
+    }
     if (s->lower_paused && s->in_end - s->in_start <= IN_LOW && s->lower &&
         !s->lower_gone) {
         s->lower_paused = 0;
@@ -1027,6 +1034,18 @@ static int ka_tick(void *arg)
     if (s->state == COIL__SSH_DEAD)
         return 0;
     double now = coil_reactor_seconds(s->r);
+    if (s->op_head && s->op_head->kind == COIL__OP_OPEN && s->op_head->started) {
+        /* A channel open waits for the server (a direct-tcpip connect at the
+         * far side may take minutes) and holds the queue: no probe can be
+         * asked now, and the server's silence means nothing. Keep the link
+         * warm (a keepalive that wants no reply) and count again after. */
+        int next = 0;
+        libssh2_keepalive_config(s->ssh, 0, 1);
+        libssh2_keepalive_send(s->ssh, &next);
+        s->last_rx = now;
+        s->ka_timer = coil_reactor_call_later(s->r, s->keepalive_interval, ka_tick, s);
+        return 0;
+    }
     if (now - s->last_rx > 3 * s->keepalive_interval) {
         char where[300];
         coil__ssh_where(s, where, sizeof where);

@@ -54,6 +54,7 @@ struct coil__ssh_op {
     char *strings;               /* host, command, term */
     LIBSSH2_CHANNEL *lch;        /* opened, requests not yet done */
     int cancelled;               /* the deferred was cancelled */
+    int started;                 /* libssh2's open is under way */
     /* COIL__OP_LISTEN / _CANCEL */
     coil_ssh_listener *l;
     LIBSSH2_LISTENER *lls; /* _CANCEL: the libssh2 listener to cancel */

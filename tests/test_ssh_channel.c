@@ -937,6 +937,97 @@ static void test_keepalive_silent_server(void)
     end_reactor(r);
 }
 
+/* A silent "server" (a coil listener that never speaks). */
+static coil_protocol *mute_build(coil_factory *f, const coil_address *peer)
+{
+    echo_proto *e = calloc(1, sizeof *e);
+    static const coil_protocol_ops mute_ops = {.destroy = echo_destroy};
+    e->base.ops = &mute_ops;
+    return &e->base;
+}
+
+static const coil_factory_ops mute_factory_ops = {.build_protocol = mute_build};
+
+/* TCP refused, a server that never answers, and a cancelled open. */
+static void test_connect_failures_and_cancel(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    /* Nothing listens: ready (and the handshake) fail with the TCP error. */
+    echo_server e;
+    echo_start(r, &e);
+    int closed_port = e.port;
+    echo_stop(&e);
+    coil_ssh_options o;
+    base_options(&o);
+    o.port = closed_port;
+    coil_ssh_session *s = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_ssh_session_connect(r, &o, &s, &err) == 0);
+    coil_deferred *hs = coil_ssh_session_handshake(s);
+    coil_deferred *rd = coil_ssh_session_ready(s);
+    CU_ASSERT_FATAL(wait_fired(r, rd, WAIT_SECONDS));
+    CU_ASSERT(coil_deferred_called(hs) && coil_deferred_is_failure(hs));
+    CU_ASSERT(coil_deferred_is_failure(rd));
+    char text[1024] = "";
+    if (coil_deferred_is_failure(rd))
+        coil_failure_format(coil_deferred_failure(rd), text, sizeof text);
+    ASSERT_HAS(text, "refused");
+    coil_failure_free(coil_deferred_take_failure(hs));
+    coil_failure_free(coil_deferred_take_failure(rd));
+    coil_deferred_unref(hs);
+    coil_deferred_unref(rd);
+    coil_ssh_session_free(s);
+
+    /* A server that accepts and says nothing: the handshake times out. */
+    coil_factory mute = {.ops = &mute_factory_ops};
+    coil_tcp_listen_options lo = {.interface = "127.0.0.1"};
+    coil_listener *l = NULL;
+    CU_ASSERT_FATAL(coil_tcp_listen(r, &lo, &mute, &l, &err) == 0);
+    coil_address a;
+    coil_listener_get_host(l, &a);
+    base_options(&o);
+    o.port = coil_address_port(&a);
+    o.handshake_timeout = 0.5;
+    CU_ASSERT_FATAL(coil_ssh_session_connect(r, &o, &s, &err) == 0);
+    rd = coil_ssh_session_ready(s);
+    CU_ASSERT_FATAL(wait_fired(r, rd, WAIT_SECONDS));
+    CU_ASSERT(coil_deferred_is_failure(rd));
+    text[0] = 0;
+    if (coil_deferred_is_failure(rd))
+        coil_failure_format(coil_deferred_failure(rd), text, sizeof text);
+    ASSERT_HAS(text, "did not finish within 0.5 s");
+    coil_failure_free(coil_deferred_take_failure(rd));
+    coil_deferred_unref(rd);
+    coil_ssh_session_free(s);
+    coil_listener_close(l);
+
+    /* Cancelling an open: the protocol is destroyed, the session goes on. */
+    base_options(&o);
+    s = session_up(r, &o);
+    rec x;
+    rec_init(&x);
+    coil_ssh_channel_options co = {.type = COIL_SSH_EXEC, .command = "cat"};
+    coil_deferred *d = coil_ssh_open_channel(s, &co, &x.base);
+    coil_deferred_cancel(d);
+    CU_ASSERT(coil_deferred_called(d) && coil_deferred_is_failure(d));
+    coil_failure_free(coil_deferred_take_failure(d));
+    coil_deferred_unref(d);
+    rec y;
+    rec_init(&y);
+    y.send = (const unsigned char *)"still here";
+    y.send_len = 10;
+    y.half_close_on_made = 1;
+    y.handle_eof = 1;
+    CU_ASSERT_FATAL(open_ch(r, s, &co, &y) != NULL);
+    CU_ASSERT(wait_flag(r, &y.lost, WAIT_SECONDS));
+    CU_ASSERT(y.len == 10 && memcmp(y.data, "still here", 10) == 0);
+    CU_ASSERT(x.destroyed && !x.made);
+    CU_ASSERT(coil_ssh_session_channel_count(s) == 0);
+    session_down(r, s);
+    free(y.data);
+    end_reactor(r);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static int add(void)
@@ -954,6 +1045,7 @@ static int add(void)
         COIL_TEST(test_reactor_shutdown),
         COIL_TEST(test_over_unix_sshd_inetd),
         COIL_TEST(test_keepalive_silent_server),
+        COIL_TEST(test_connect_failures_and_cancel),
         {NULL, NULL},
     };
     return coil_test_add_suite("ssh_channel", cases);
