@@ -664,8 +664,15 @@ static void test_paused_reader_bounded(void)
     CU_ASSERT(x.len < 256 * 1024); /* delivered before the pause took effect */
     CU_ASSERT(pending <= 300 * 1024);
     /* Resume: everything arrives. */
+    double t0 = coil_reactor_seconds(r);
     coil_transport_resume_reading(t);
     CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    if (getenv("COIL_TEST_VERBOSE"))
+        fprintf(stderr,
+                "\n    paused: %zu bytes held in libssh2 (window 256 KiB); 64 MiB "
+                "then took %.2f s (%.0f MB/s)\n",
+                pending, coil_reactor_seconds(r) - t0,
+                67.108864 / (coil_reactor_seconds(r) - t0));
     CU_ASSERT(x.len == 67108864);
     ASSERT_HAS(x.reason, "exited with status 0");
     session_down(r, s);
@@ -1028,6 +1035,42 @@ static void test_connect_failures_and_cancel(void)
     end_reactor(r);
 }
 
+/* The server process goes away: every channel is lost, then the owner
+ * hears why. */
+static void test_server_goes_away(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_ssh_options o;
+    base_options(&o);
+    coil_ssh_session *s = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_ssh_session_new(r, &o, &s, &err) == 0);
+    pid_t pid = sshd_inetd(r, s);
+    lost_note note = {0};
+    coil_ssh_session_on_lost(s, on_lost, &note);
+    rec x[2];
+    int done = 0;
+    coil_ssh_channel_options cat = {.type = COIL_SSH_EXEC, .command = "cat"};
+    for (int i = 0; i < 2; i++) {
+        rec_init(&x[i]);
+        x[i].count_done = &done;
+        CU_ASSERT_FATAL(open_ch(r, s, &cat, &x[i]) != NULL);
+    }
+    kill(pid, SIGKILL);
+    CU_ASSERT(wait_count(r, &done, 2, WAIT_SECONDS));
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT(x[i].reason_code == COIL_ECONNLOST);
+        ASSERT_HAS(x[i].reason, "exec 'cat' lost");
+        ASSERT_HAS(x[i].reason, "the server closed the connection");
+    }
+    CU_ASSERT(note.called == 1);
+    ASSERT_HAS(note.reason, "the server closed the connection");
+    int st = 0;
+    waitpid(pid, &st, 0);
+    coil_ssh_session_free(s);
+    end_reactor(r);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static int add(void)
@@ -1046,6 +1089,7 @@ static int add(void)
         COIL_TEST(test_over_unix_sshd_inetd),
         COIL_TEST(test_keepalive_silent_server),
         COIL_TEST(test_connect_failures_and_cancel),
+        COIL_TEST(test_server_goes_away),
         {NULL, NULL},
     };
     return coil_test_add_suite("ssh_channel", cases);
