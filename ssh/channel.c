@@ -832,7 +832,9 @@ static int sweep_one(coil__ssh_channel *c)
     int open = c->st.state != COIL__STREAM_CLOSED;
     /* stderr is always read (EOF waits for it); stdout while the protocol
      * reads, or to drop it while we close. */
-    long n = read_stream(c, 1, READ_BUDGET, open, &ended);
+    long n = 0;
+    if (c->type != COIL_SSH_DIRECT_TCPIP) /* tcpip channels have no stderr */
+        n = read_stream(c, 1, READ_BUDGET, open, &ended);
     if (n < 0)
         return 0;
     if ((size_t)n >= READ_BUDGET)
@@ -847,6 +849,14 @@ static int sweep_one(coil__ssh_channel *c)
             more = 1;
         if (!c->ch)
             return 0;
+        if (ended && !c->eof_seen && c->type == COIL_SSH_DIRECT_TCPIP &&
+            libssh2_channel_eof(c->ch) == 0) {
+            /* A server that sent extended data on a tcpip channel: drop it,
+             * or EOF would never show. */
+            int e2;
+            if (read_stream(c, 1, READ_BUDGET, 0, &e2) < 0 || !c->ch)
+                return 0;
+        }
         if (ended && !c->eof_seen && libssh2_channel_eof(c->ch) == 1) {
             c->eof_seen = 1;
             if (open && !c->closing)

@@ -139,7 +139,11 @@ typedef struct coil_ssh_options {
     int host_key_policy;          /* enum coil_ssh_host_key_policy */
 
     /* Authentication, in the order coil tries them. */
-    int agent;                 /* 1: try the keys of ssh-agent (SSH_AUTH_SOCK) */
+    int agent;                 /* 1: try the keys of ssh-agent (SSH_AUTH_SOCK).
+                                  libssh2 1.10 cannot talk to the agent
+                                  without blocking: each exchange with it
+                                  (local, answering at once) runs on the
+                                  reactor thread and gives up after 5 s */
     const char *agent_socket;  /* NULL: $SSH_AUTH_SOCK */
     const char *identity_file; /* private key file (OpenSSH or PEM format);
                                   the public key is derived, or read from
@@ -156,11 +160,14 @@ typedef struct coil_ssh_options {
     double handshake_timeout;  /* handshake + authentication; 0: 30 s */
     double keepalive_interval; /* seconds between keepalives; 0: off. A
                                   server silent for 3 intervals loses the
-                                  session */
+                                  session (not counted while a channel open
+                                  waits for the server: a direct-tcpip
+                                  connect at the far end may take minutes) */
     double close_timeout;      /* a closing channel's CLOSE wait; 0: 30 s */
     int close_when_idle;       /* 1: close the session when its last channel
                                   ends (after at least one was opened) */
-    size_t window;             /* each channel's receive window; 0: 2 MiB */
+    size_t window;             /* each channel's receive window (direct-tcpip
+                                  too); 0: 2 MiB */
     size_t high_water;         /* channels' write-queue marks; 0: defaults */
     size_t low_water;
 } coil_ssh_options;
@@ -261,7 +268,9 @@ coil_deferred *coil_ssh_open_channel(coil_ssh_session *s,
 
 /* During (and before) connection_lost of an exec / shell channel: 1 with
  * *status set when the remote command exited, 2 with *signal ("TERM") when
- * it was killed by a signal, 0 when neither is known (yet). */
+ * it was killed by a signal, 0 when neither is known (yet). libssh2 1.10
+ * cannot tell "no exit-status received" from status 0: a command whose end
+ * the server did not report reads as status 0. */
 int coil_ssh_channel_exit_status(const coil_transport *t, int *status,
                                  const char **signal);
 /* The session a channel belongs to (NULL if `t` is not an SSH channel). */
