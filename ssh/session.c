@@ -231,7 +231,8 @@ static void session_end(coil_ssh_session *s, coil_failure *reason)
     }
     /* Every channel hears it, then the owner. */
     coil__ssh_channels_lost(s, reason);
-    if (s->lower && !s->lower_gone)
+    /* A close begun below (after DISCONNECT) goes on; anything else ends. */
+    if (s->lower && !s->lower_gone && !s->lower->disconnecting)
         coil_transport_abort_connection(s->lower);
     if (!s->lost_delivered) {
         s->lost_delivered = 1;
