@@ -125,6 +125,7 @@ typedef struct side {
     coil_producer prod; /* pauses this side's reading; on the other's transport */
     pair *pair;
     int alive; /* between connection_made and connection_lost */
+    int ended; /* connection_lost ran, or it was destroyed unmade */
     int read_eof, write_shut;
     uint64_t bytes; /* received on this side */
 } side;
@@ -195,6 +196,8 @@ static void wait_remove(pair *pr)
     }
 }
 
+static void maybe_close(side *s);
+
 static void side_made(coil_protocol *p)
 {
     side *s = (side *)p;
@@ -209,6 +212,12 @@ static void side_made(coil_protocol *p)
     coil_transport_register_producer(o->p.transport, &s->prod, 1);
     coil_transport_register_producer(p->transport, &o->prod, 1);
     coil_transport_resume_reading(o->p.transport);
+    if (o->read_eof && !s->write_shut) {
+        /* The other side's EOF came while this one was connecting. */
+        s->write_shut = 1;
+        coil_transport_lose_write_connection(p->transport);
+        maybe_close(o);
+    }
 }
 
 static void side_data(coil_protocol *p, const void *data, size_t len)
@@ -236,6 +245,10 @@ static void side_read_lost(coil_protocol *p)
         coil_transport_lose_write_connection(o->p.transport);
         maybe_close(o);
     } else if (!o->alive) {
+        /* The other side still connecting: it gets the EOF once up (the
+         * bytes before it were delivered or wait here, reading paused). */
+        if (!o->ended)
+            return;
         coil_transport_lose_connection(p->transport);
         return;
     }
@@ -258,6 +271,7 @@ static void side_lost(coil_protocol *p, const coil_failure *reason)
     side *o = other(s);
     pair *pr = s->pair;
     s->alive = 0;
+    s->ended = 1;
     if (!pr->why[0] && reason && coil_failure_code(reason) != COIL_ECLOSED) {
         char *txt = tool_failure_text(reason);
         snprintf(pr->why, sizeof pr->why, "%s", txt ? txt : "lost");
@@ -275,6 +289,7 @@ static void side_destroy(coil_protocol *p)
 {
     side *s = (side *)p;
     pair *pr = s->pair;
+    s->ended = 1;
     /* The other side was never handed to anyone: its share goes too. */
     if (s == &pr->l && !pr->fw->remote && !pr->other_given) {
         pr->other_given = 1;
