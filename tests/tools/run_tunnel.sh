@@ -134,6 +134,38 @@ test_local() {
     wait_for "ten -v lines" "$tpid" lines_ge "$dir/tunnel.err" "bytes out" 10
     grep -q "#[0-9]* 127.0.0.1:[0-9]* -> 127.0.0.1:$p1: 1048576 bytes out, 1048576 bytes in" \
         "$dir/tunnel.err" || fail "no -v line for a 1 MiB connection: $(cat "$dir/tunnel.err")"
+    # Flow control: a client that writes and never reads. The echo comes
+    # back through the channel into the tunnel's queue towards the client;
+    # past the marks the tunnel stops reading the channel, the window is
+    # not re-granted, sshd stops, and in turn the tunnel stops reading the
+    # client: the tunnel's memory stays bounded (a channel window, 2 MiB,
+    # plus the queues) however much the client pushes.
+    rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$t1/status"; }
+    before=$(rss)
+    $T "$PY" - "$l1" >"$dir/flood.out" 2>"$dir/flood.err" <<'EOF2' || fail "flood: $(cat "$dir/flood.err")"
+import select, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.setblocking(False)
+sent, chunk = 0, b"f" * 65536
+deadline = time.time() + 10
+while time.time() < deadline:
+    if not select.select([], [s], [], 1.0)[1]:
+        break
+    try:
+        sent += s.send(chunk)
+    except BlockingIOError:
+        pass
+print(sent)
+if sent > 256 * 1024 * 1024:
+    sys.exit("the tunnel never pushed back (%d bytes taken)" % sent)
+s.close()
+EOF2
+    after=$(rss)
+    [ $((after - before)) -lt 16384 ] ||
+        fail "the tunnel grew by $((after - before)) kB while a client flooded it ($(cat "$dir/flood.out") bytes sent)"
+    rm -f "$dir/flood.err"
+    roundtrip "tcp:127.0.0.1:$l1"
+
     # A destination the server cannot reach: the local connection is
     # closed, with the server's reason printed; the tunnel goes on.
     dead=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
