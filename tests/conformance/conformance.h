@@ -35,6 +35,10 @@ typedef struct coil_conformance_kind {
      * the strings are the addresses as coil_address_format writes them. */
     void (*check_addresses)(const char *client_host, const char *client_peer,
                             const char *server_host, const char *server_peer, void *ctx);
+    /* How many connections the "many at once" case opens (0: 1,000). A
+     * kind whose every connection costs a process somewhere (an SSH exec
+     * channel runs a command on the server) may ask for fewer. */
+    int many;
 } coil_conformance_kind;
 
 /* Register one CUnit suite per kind, each with every case. The table must

@@ -253,14 +253,14 @@ static sock_ctx tcp4 = {.kind = "tcp4"}, tcp6 = {.kind = "tcp6"},
 
 /* The table: one row per transport kind. */
 static const coil_conformance_kind table[] = {
-    {"memory pair", memory_pair, NULL, NULL, 0, 0, NULL},
-    {"TCP over IPv4", socket_pair, &tcp4, socket_cleanup, 0, 0, NULL},
-    {"TCP over IPv6", socket_pair, &tcp6, socket_cleanup, 0, 0, NULL},
-    {"UNIX socket", socket_pair, &unixs, socket_cleanup, 0, 1, NULL},
+    {"memory pair", memory_pair, NULL, NULL, 0, 0, NULL, 0},
+    {"TCP over IPv4", socket_pair, &tcp4, socket_cleanup, 0, 0, NULL, 0},
+    {"TCP over IPv6", socket_pair, &tcp6, socket_cleanup, 0, 0, NULL, 0},
+    {"UNIX socket", socket_pair, &unixs, socket_cleanup, 0, 1, NULL, 0},
     /* TLS: the queue bound allows one 16 KiB record in the layer. */
-    {"TLS over TCP", socket_pair, &tls_tcp4, socket_cleanup, 0, 0, NULL},
-    {"TLS over UNIX", socket_pair, &tls_unix, socket_cleanup, 0, 1, NULL},
-    {"TLS over memory pair", tls_memory_pair, NULL, tls_memory_cleanup, 0, 0, NULL},
+    {"TLS over TCP", socket_pair, &tls_tcp4, socket_cleanup, 0, 0, NULL, 0},
+    {"TLS over UNIX", socket_pair, &tls_unix, socket_cleanup, 0, 1, NULL, 0},
+    {"TLS over memory pair", tls_memory_pair, NULL, tls_memory_cleanup, 0, 0, NULL, 0},
 };
 
 static int add_suites(void)

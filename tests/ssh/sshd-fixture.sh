@@ -202,7 +202,7 @@ Banner none
 UseDNS no
 Compression no
 MaxStartups 200
-MaxSessions 200
+MaxSessions 1100
 MaxAuthTries 10
 LoginGraceTime 60
 ClientAliveInterval 0
