@@ -208,6 +208,11 @@ LoginGraceTime 60
 ClientAliveInterval 0
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
+# Sessions run the user's login shell; Debian's bash sources ~/.bashrc when
+# started by sshd (SSH_CLIENT set, SHLVL < 2). A user's rc (pyenv init takes
+# a lock shared by every shell) made commands wait up to a minute on a busy
+# machine: with SHLVL=1 inherited, bash skips it and commands start at once.
+SetEnv SHLVL=1
 EOF
 }
 
