@@ -321,7 +321,15 @@ static void check_exec(attempt *a, const char *command, const char *want)
         CU_FAIL("exec channel did not open");
         coil_failure_free(coil_deferred_take_failure(d));
     } else {
-        CU_ASSERT(wait_flag(a->r, &c.lost, WAIT_SECONDS));
+        int lost = wait_flag(a->r, &c.lost, WAIT_SECONDS);
+        if (!lost || strcmp(c.out, want) != 0)
+            fprintf(
+                stderr,
+                "\n    exec '%s': made %d, connection_lost %s in %.0f s, output \"%s\" "
+                "(wanted \"%s\")\n",
+                command, c.made, lost ? "came" : "did NOT come", WAIT_SECONDS, c.out,
+                want);
+        CU_ASSERT(lost);
         CU_ASSERT(c.made);
         CU_ASSERT_STRING_EQUAL(c.out, want);
     }
