@@ -8,6 +8,7 @@
 #                                  until sshd accepts, write DIR/env
 #   sh sshd-fixture.sh stop DIR    stop both (by their PIDs) and check they
 #                                  are gone
+# (COIL_SSHD=/abs/path/sshd picks another sshd binary.)
 #
 # DIR/env holds KEY=VALUE lines (no quotes, absolute paths):
 #   SSHD_HOST SSHD_PORT SSHD_PID SSHD_CONFIG SSHD_LOG SSHD_BIN
@@ -118,11 +119,18 @@ fi
 [ "$cmd" = start ] || usage
 
 # ---- what we need -------------------------------------------------------------
+# $COIL_SSHD names another sshd binary (absolute path) to use instead.
 sshd_bin=
+if [ -n "${COIL_SSHD:-}" ]; then
+    case $COIL_SSHD in /*) ;; *) fail "COIL_SSHD must be an absolute path (sshd re-executes itself): $COIL_SSHD" ;; esac
+    [ -x "$COIL_SSHD" ] || fail "COIL_SSHD=$COIL_SSHD is not an executable sshd"
+    sshd_bin=$COIL_SSHD
+fi
 for c in /usr/sbin/sshd /usr/local/sbin/sshd $(command -v sshd 2>/dev/null || true); do
+    [ -z "$sshd_bin" ] || break
+    case $c in /*) ;; *) continue ;; esac
     if [ -x "$c" ]; then
         sshd_bin=$c
-        break
     fi
 done
 [ -n "$sshd_bin" ] ||
