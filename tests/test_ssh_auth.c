@@ -436,12 +436,13 @@ static void test_key_no_passphrase(void)
     key_bad_passphrase(NULL);
 }
 
-static void key_memory_ok(const char *env_key)
+static void key_memory_ok(const char *env_key, const char *passphrase)
 {
     char *pem = slurp(coil_test_sshd(env_key));
     CU_ASSERT_PTR_NOT_NULL_FATAL(pem);
     coil_ssh_options o = sshd_options();
     o.key_pem = pem;
+    o.passphrase = passphrase;
     attempt a;
     attempt_run(&a, &o);
     attempt_ok(&a);
@@ -451,12 +452,38 @@ static void key_memory_ok(const char *env_key)
 
 static void test_key_memory_ed25519(void)
 {
-    key_memory_ok("SSH_KEY_ED25519");
+    key_memory_ok("SSH_KEY_ED25519", NULL);
 }
 
 static void test_key_memory_ecdsa(void)
 {
-    key_memory_ok("SSH_KEY_ECDSA");
+    key_memory_ok("SSH_KEY_ECDSA", NULL);
+}
+
+static void test_key_memory_passphrase(void)
+{
+    key_memory_ok("SSH_KEY_ED25519_PASS", coil_test_sshd("SSH_KEY_PASSPHRASE"));
+}
+
+/* An encrypted key in memory with the wrong passphrase: says so, and the
+ * key's text never appears in the message. */
+static void test_key_memory_wrong_passphrase(void)
+{
+    char *pem = slurp(coil_test_sshd("SSH_KEY_ED25519_PASS"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pem);
+    coil_ssh_options o = sshd_options();
+    o.key_pem = pem;
+    o.passphrase = "not the passphrase";
+    attempt a;
+    attempt_run(&a, &o);
+    CU_ASSERT_PTR_NOT_NULL(a.fail);
+    if (a.fail) {
+        ASSERT_HAS_CI(a.text, "passphrase");
+        CU_ASSERT(strstr(a.text, "not the passphrase") == NULL);
+        CU_ASSERT(strstr(a.text, "BEGIN OPENSSH") == NULL);
+    }
+    attempt_end(&a);
+    free(pem);
 }
 
 static void test_agent(void)
@@ -1244,6 +1271,8 @@ static int add(void)
         COIL_TEST(test_key_no_passphrase),
         COIL_TEST(test_key_memory_ed25519),
         COIL_TEST(test_key_memory_ecdsa),
+        COIL_TEST(test_key_memory_passphrase),
+        COIL_TEST(test_key_memory_wrong_passphrase),
         COIL_TEST(test_agent),
         COIL_TEST(test_agent_then_file),
         COIL_TEST(test_key_rsa_refused),
