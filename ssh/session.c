@@ -577,10 +577,14 @@ static void key_refused(coil_ssh_session *s, const char *what, int rc, int rsa, 
     int code;
     const char *msg = coil__ssh_errmsg(s, &code);
     char text[1400];
-    int unreadable = rc == LIBSSH2_ERROR_FILE ||
-                     rc == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED ||
-                     strstr(msg, "Callback returned error") != NULL ||
-                     strstr(msg, "Unable to") != NULL;
+    /* libssh2 1.10: a key file it cannot decrypt fails in the signing
+     * callback ("Callback returned error"), a key in memory with
+     * LIBSSH2_ERROR_KEYFILE_AUTH_FAILED ("Private key unpack failed"). */
+    int unreadable =
+        rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED ||
+        rc == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED || strstr(msg, "unpack failed") != NULL ||
+        strstr(msg, "Callback returned error") != NULL ||
+        strstr(msg, "Unable to") != NULL;
     if (unreadable && enc && !s->passphrase)
         snprintf(text, sizeof text,
                  "publickey (%s: the key is encrypted and no passphrase was given)",
