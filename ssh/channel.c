@@ -298,6 +298,24 @@ static void ch_close(coil__stream *st, int abort)
 
 static void ch_lost(coil__stream *st, const coil_failure *reason)
 {
+    coil__ssh_channel *c = (coil__ssh_channel *)st;
+    void (*fn)(void *, coil_transport *, const coil_failure *) = c->on_lost;
+    c->on_lost = NULL;
+    if (fn)
+        fn(c->on_lost_arg, &st->base, reason);
+}
+
+int coil__ssh_channel_on_lost(coil_transport *t,
+                              void (*fn)(void *arg, coil_transport *t,
+                                         const coil_failure *reason),
+                              void *arg)
+{
+    if (!t || t->ops != &channel_ops)
+        return COIL_EINVAL;
+    coil__ssh_channel *c = (coil__ssh_channel *)t;
+    c->on_lost = fn;
+    c->on_lost_arg = arg;
+    return 0;
 }
 
 static void ch_free(coil__stream *st)

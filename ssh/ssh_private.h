@@ -177,6 +177,11 @@ struct coil__ssh_channel {
     coil_failure *close_reason; /* why the linger ended badly */
     int eof_pending;            /* EOF to send (the first try met EAGAIN) */
     int in_list;
+    /* Told once the protocol heard connection_lost (the ssh: connector's
+     * factory hears connection_lost from it); see
+     * coil__ssh_channel_on_lost. */
+    void (*on_lost)(void *arg, coil_transport *t, const coil_failure *reason);
+    void *on_lost_arg;
 };
 
 struct coil_ssh_listener {
@@ -190,6 +195,17 @@ struct coil_ssh_listener {
     int pending; /* the LISTEN operation runs */
     int closed;  /* coil_ssh_listener_close called */
 };
+
+/* ---- channel.c ---- */
+/* Call fn(arg, t, reason) after the protocol of channel `t` heard its
+ * connection_lost (reason borrowed), once; NULL removes it. For whoever
+ * made the channel on behalf of a factory (the ssh: endpoint's connector),
+ * as a socket connector hears its connection end. Returns COIL_EINVAL when
+ * `t` is not an SSH channel. */
+int coil__ssh_channel_on_lost(coil_transport *t,
+                              void (*fn)(void *arg, coil_transport *t,
+                                         const coil_failure *reason),
+                              void *arg);
 
 /* ---- session.c ---- */
 void coil__ssh_ref(coil_ssh_session *s);
