@@ -4,7 +4,8 @@
  *
  *   ssh:HOST[:PORT]:user=USER[:identity=FILE][:knownHosts=FILE][:agent=yes]
  *       [:password=env:VAR][:hostKeys=strict|accept-new|insecure-accept-any]
- *       [:keepalive=S][:timeout=S]:to=DESTHOST\:DESTPORT     (or :exec=COMMAND)
+ *       [:keepalive=S][:timeout=S][:highWater=BYTES][:lowWater=BYTES]
+ *       :to=DESTHOST\:DESTPORT     (or :exec=COMMAND)
  *
  * Pieces:
  *  - the parser (one function for the registry's parse and for
@@ -14,10 +15,15 @@
  *    (connectors and live channels); dropped from the cache when the
  *    session ends, closed when the last user goes;
  *  - the connector (struct coil_connector first): each attempt opens a
- *    channel on the shared session;
- *  - a thin transport above each channel ("shim"), so the connector hears
- *    the channel end and tells the factory connection_lost, as TCP does.
- *    Every operation passes straight down to the channel.
+ *    channel on the shared session, the factory's protocol running on the
+ *    channel transport itself (so coil_ssh_channel_exit_status,
+ *    coil_ssh_channel_session and coil_transport_set_water_marks work on
+ *    it); highWater=/lowWater= are set on the channel once it is open.
+ *    The connector hears the channel end through coil__ssh_channel_on_lost
+ *    (after the protocol's connection_lost) and tells the factory
+ *    connection_lost, as TCP does. A live channel holds a user of its
+ *    session entry until that hook runs; a connector freed first hands the
+ *    hook over to one that only releases that user.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +40,8 @@
 #include <coil/log.h>
 #include <coil/plugin.h>
 #include <coil/ssh.h>
+
+#include "ssh_private.h"
 
 /* ---- the parsed description ----------------------------------------------- */
 
@@ -55,6 +63,8 @@ typedef struct ssh_ep {
     char *to_host;
     int to_port;
     char *command;
+    size_t high_water; /* highWater=/lowWater= of each channel; 0: not given */
+    size_t low_water;
     char *key;         /* the session cache key */
     char peer[64];     /* for build_protocol: "ssh:127.0.0.1:7000" */
     char label[200];   /* "deploy@gw.example:22" for messages */
@@ -84,7 +94,8 @@ static void ep_free_state(void *state)
 static const char SSH_CLIENT_USE[] =
     "ssh:HOST[:PORT]:user=USER[:identity=FILE][:knownHosts=FILE][:agent=yes]"
     "[:password=env:VAR][:hostKeys=strict|accept-new|insecure-accept-any]"
-    "[:keepalive=S][:timeout=S]:to=DESTHOST\\:DESTPORT or ...:exec=COMMAND";
+    "[:keepalive=S][:timeout=S][:highWater=BYTES][:lowWater=BYTES]"
+    ":to=DESTHOST\\:DESTPORT or ...:exec=COMMAND";
 static const char SSH_SESSION_USE[] =
     "ssh:HOST[:PORT]:user=USER[:identity=FILE][:knownHosts=FILE][:agent=yes]"
     "[:password=env:VAR][:hostKeys=strict|accept-new|insecure-accept-any]"
@@ -192,9 +203,10 @@ static int parse_to(const parse_ctx *c, const char *v, ssh_ep *e)
     return 0;
 }
 
-static const char *const SSH_KEYS[] = {
-    "host",     "port",      "user",    "identity", "knownHosts", "agent", "password",
-    "hostKeys", "keepalive", "timeout", "to",       "exec",       NULL};
+static const char *const SSH_KEYS[] = {"host",       "port",     "user",     "identity",
+                                       "knownHosts", "agent",    "password", "hostKeys",
+                                       "keepalive",  "timeout",  "to",       "exec",
+                                       "highWater",  "lowWater", NULL};
 
 /* Parse `d` into a new *out (set as soon as it exists). `channel`: to= or
  * exec= is required (the endpoint kind); 0: refused (a session only). */
@@ -326,6 +338,13 @@ static int parse_ssh(const parse_ctx *c, const coil_endpoint_desc *d, int channe
     if (!channel && (to || exec))
         return bad(c, "%s= does not belong here: give the SSH server only",
                    to ? "to" : "exec");
+    if (!channel &&
+        (coil_endpoint_desc_get(d, "highWater") || coil_endpoint_desc_get(d, "lowWater")))
+        return bad(c, "highWater=/lowWater= do not belong here (they are a channel's "
+                      "write queue marks): give the SSH server only");
+    if (channel && c->p &&
+        (rc = coil_endpoint_water_marks(c->p, d, &e->high_water, &e->low_water)))
+        return rc;
     if (channel) {
         if (to && exec)
             return bad(c, "give to= or exec=, not both");
@@ -532,225 +551,14 @@ static int entry_acquire(coil_reactor *r, const ssh_ep *e, sess_entry **out,
     return 0;
 }
 
-/* ---- the transport above each channel ---------------------------------------- */
+/* ---- the connector ------------------------------------------------------------ */
 
 typedef struct ssh_connector ssh_connector;
-
-typedef struct shim {
-    coil_transport top;    /* the factory's protocol writes here */
-    coil_protocol low;     /* runs on the channel */
-    coil_transport *lower; /* the channel, while it lives */
-    coil_protocol *user;   /* the factory's protocol */
-    ssh_connector *k;      /* until the connection is reported over */
-    sess_entry *entry;     /* one user of the session */
-    int made;              /* the user's connection_made ran */
-} shim;
-
-#define SHIM_OF_TOP(t) ((shim *)(t))
-#define SHIM_OF_LOW(p) ((shim *)((char *)(p)-offsetof(shim, low)))
-
-static int shim_write(coil_transport *t, const void *data, size_t len)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_write(s->lower, data, len) : COIL_ECLOSED;
-}
-
-static int shim_writev(coil_transport *t, const struct iovec *iov, int iovcnt)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_writev(s->lower, iov, iovcnt) : COIL_ECLOSED;
-}
-
-static int shim_lose(coil_transport *t)
-{
-    shim *s = SHIM_OF_TOP(t);
-    t->disconnecting = 1;
-    return s->lower ? coil_transport_lose_connection(s->lower) : 0;
-}
-
-static int shim_abort(coil_transport *t)
-{
-    shim *s = SHIM_OF_TOP(t);
-    t->disconnecting = 1;
-    return s->lower ? coil_transport_abort_connection(s->lower) : 0;
-}
-
-static int shim_lose_write(coil_transport *t)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_lose_write_connection(s->lower) : COIL_ECLOSED;
-}
-
-static int shim_get_peer(const coil_transport *t, coil_address *out)
-{
-    const shim *s = (const shim *)t;
-    if (s->lower)
-        return coil_transport_get_peer(s->lower, out);
-    return COIL_ECLOSED;
-}
-
-static int shim_get_host(const coil_transport *t, coil_address *out)
-{
-    const shim *s = (const shim *)t;
-    if (s->lower)
-        return coil_transport_get_host(s->lower, out);
-    return COIL_ECLOSED;
-}
-
-static int shim_pause(coil_transport *t)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_pause_reading(s->lower) : COIL_ECLOSED;
-}
-
-static int shim_resume(coil_transport *t)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_resume_reading(s->lower) : COIL_ECLOSED;
-}
-
-static int shim_register(coil_transport *t, coil_producer *p, int streaming)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_register_producer(s->lower, p, streaming)
-                    : COIL_ECLOSED;
-}
-
-static int shim_unregister(coil_transport *t)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_unregister_producer(s->lower) : 0;
-}
-
-static int shim_start_tls(coil_transport *t, void *ctx, int server)
-{
-    shim *s = SHIM_OF_TOP(t);
-    return s->lower ? coil_transport_start_tls(s->lower, ctx, server) : COIL_ECLOSED;
-}
-
-static int shim_info(const coil_transport *t, coil_transport_info *out)
-{
-    const shim *s = (const shim *)t;
-    if (s->lower)
-        return coil_transport_info_get(s->lower, out);
-    memset(out, 0, sizeof *out);
-    out->kind = "ssh-channel";
-    out->peer_pid = -1;
-    out->peer_uid = out->peer_gid = -1;
-    coil_transport_info_push(out, NULL, "ssh-channel");
-    return 0;
-}
-
-static size_t shim_pending(const coil_transport *t)
-{
-    const shim *s = (const shim *)t;
-    return s->lower ? coil_transport_pending(s->lower) : 0;
-}
-
-/* Same kind as the channel below: to the protocol it is the channel. */
-static const coil_transport_ops shim_ops = {
-    .kind = "ssh-channel",
-    .write = shim_write,
-    .writev = shim_writev,
-    .lose_connection = shim_lose,
-    .abort_connection = shim_abort,
-    .lose_write_connection = shim_lose_write,
-    .get_peer = shim_get_peer,
-    .get_host = shim_get_host,
-    .pause_reading = shim_pause,
-    .resume_reading = shim_resume,
-    .register_producer = shim_register,
-    .unregister_producer = shim_unregister,
-    .start_tls = shim_start_tls,
-    .info = shim_info,
-    .pending = shim_pending,
-};
-
-static void low_made(coil_protocol *p)
-{
-    shim *s = SHIM_OF_LOW(p);
-    s->lower = p->transport;
-    s->top.reactor = p->transport->reactor;
-    s->user->transport = &s->top;
-    s->made = 1;
-    if (s->user->ops->connection_made)
-        s->user->ops->connection_made(s->user);
-}
-
-static void low_data(coil_protocol *p, const void *data, size_t len)
-{
-    shim *s = SHIM_OF_LOW(p);
-    if (s->user->ops->data_received)
-        s->user->ops->data_received(s->user, data, len);
-}
-
-static void low_read_lost(coil_protocol *p)
-{
-    shim *s = SHIM_OF_LOW(p);
-    if (s->user->ops->read_connection_lost)
-        s->user->ops->read_connection_lost(s->user);
-    else if (s->lower) {
-        s->top.disconnecting = 1;
-        coil_transport_lose_connection(s->lower); /* what a transport does */
-    }
-}
-
-static void low_write_lost(coil_protocol *p)
-{
-    shim *s = SHIM_OF_LOW(p);
-    if (s->user->ops->write_connection_lost)
-        s->user->ops->write_connection_lost(s->user);
-}
-
-static void connector_lost(ssh_connector *k, shim *s, const coil_failure *reason);
-
-static void low_lost(coil_protocol *p, const coil_failure *reason)
-{
-    shim *s = SHIM_OF_LOW(p);
-    s->top.disconnecting = 1;
-    if (s->made && s->user->ops->connection_lost)
-        s->user->ops->connection_lost(s->user, reason);
-    s->lower = NULL;
-    s->user->transport = NULL;
-    if (s->user->ops->destroy)
-        s->user->ops->destroy(s->user);
-    s->user = NULL;
-    if (s->k)
-        connector_lost(s->k, s, reason);
-}
-
-static void connector_forget(ssh_connector *k, shim *s);
-
-static void low_destroy(coil_protocol *p)
-{
-    shim *s = SHIM_OF_LOW(p);
-    if (s->user) {
-        /* The channel never opened: the protocol was never used. */
-        s->user->transport = NULL;
-        if (s->user->ops->destroy)
-            s->user->ops->destroy(s->user);
-    }
-    if (s->k)
-        connector_forget(s->k, s);
-    entry_release(s->entry);
-    free(s);
-}
-
-static const coil_protocol_ops low_ops = {
-    .connection_made = low_made,
-    .data_received = low_data,
-    .read_connection_lost = low_read_lost,
-    .write_connection_lost = low_write_lost,
-    .connection_lost = low_lost,
-    .destroy = low_destroy,
-};
-
-/* ---- the connector ------------------------------------------------------------ */
 
 /* One open under way; outlives a connector freed meanwhile (k NULL). */
 typedef struct attempt {
     ssh_connector *k;
-    shim *s;
+    sess_entry *entry; /* one user of the session, handed to the channel */
     coil_deferred *d;
 } attempt;
 
@@ -761,31 +569,38 @@ struct ssh_connector {
     ssh_ep *e;         /* a reference */
     sess_entry *entry; /* the session last used (one user) */
     attempt *opening;  /* the open under way */
-    shim *conn;        /* the channel, once open, until it ends */
-    coil_timer *timer; /* a failure found inside connect, delivered soon */
+    /* The channel, once open, until its lost hook ran; the factory's
+     * protocol runs on it directly. */
+    coil_transport *conn;
+    sess_entry *conn_entry; /* the channel's user of its session */
+    coil_timer *timer;      /* a failure found inside connect, delivered soon */
     coil_failure *pending;
     int in_connect;
     int started;
 };
 
-static void connector_forget(ssh_connector *k, shim *s)
+/* The channel of a freed connector ended: only its session user goes. */
+static void channel_lost_alone(void *arg, coil_transport *t, const coil_failure *reason)
 {
-    if (k->conn == s)
-        k->conn = NULL;
-    if (k->opening && k->opening->s == s)
-        k->opening->s = NULL;
-    s->k = NULL;
+    (void)t;
+    (void)reason;
+    entry_release(arg);
 }
 
-static void connector_lost(ssh_connector *k, shim *s, const coil_failure *reason)
+/* The channel ended (its protocol heard connection_lost and was destroyed):
+ * as TCP, the factory hears connection_lost, also when the channel ended
+ * before `connected` was said. */
+static void channel_lost(void *arg, coil_transport *t, const coil_failure *reason)
 {
-    int was_up = k->conn == s;
-    connector_forget(k, s);
-    (void)was_up;
-    /* As TCP: a connection that came up (connection_made ran) and ended is
-     * connection_lost, also when it ended before `connected` was said. */
+    (void)t;
+    ssh_connector *k = arg;
+    sess_entry *en = k->conn_entry;
+    k->conn = NULL;
+    k->conn_entry = NULL;
+    /* The factory may free the connector or connect again from here. */
     if (k->f->ops->connection_lost)
         k->f->ops->connection_lost(k->f, &k->base, reason);
+    entry_release(en);
 }
 
 static void fail_now(ssh_connector *k, coil_failure *reason)
@@ -825,32 +640,54 @@ static void attempt_done(attempt *a)
     free(a);
 }
 
+/* The channel is open (its protocol's connection_made ran; the channel is
+ * held until this returns, so it is alive here even if it already ended). */
 static void open_ok(coil_deferred *d, void *arg)
 {
-    (void)d;
     attempt *a = arg;
     ssh_connector *k = a->k;
-    shim *s = a->s;
+    sess_entry *en = a->entry;
+    coil_transport *t = coil_deferred_result(d);
     attempt_done(a);
-    if (!k || !s || s->k != k || !s->lower)
-        return; /* freed meanwhile, or already ended (reported as lost) */
-    k->conn = s;
+    if (!k) {
+        /* Freed meanwhile: the channel goes on alone, holding its user. */
+        if (coil__ssh_channel_on_lost(t, channel_lost_alone, en) != 0)
+            entry_release(en);
+        return;
+    }
+    k->conn = t;
+    k->conn_entry = en;
+    if (coil__ssh_channel_on_lost(t, channel_lost, k) != 0) {
+        k->conn = NULL;
+        k->conn_entry = NULL;
+        entry_release(en);
+        coil_log(COIL_LOG_ERROR, "ssh", "ssh: %s via %s: not an SSH channel",
+                 k->e->channel, k->e->label);
+        return;
+    }
+    if (k->e->high_water || k->e->low_water) {
+        size_t high = k->e->high_water ? k->e->high_water : 64 * 1024;
+        size_t low = k->e->low_water ? k->e->low_water : high / 4;
+        int rc = coil_transport_set_water_marks(t, high, low);
+        if (rc)
+            coil_log(COIL_LOG_WARN, "ssh",
+                     "%s via ssh %s: highWater=%zu/lowWater=%zu not applied: %s",
+                     k->e->channel, k->e->label, high, low, coil_strerror(rc));
+    }
     if (k->f->ops->connected)
-        k->f->ops->connected(k->f, &k->base, &s->top);
+        k->f->ops->connected(k->f, &k->base, t);
 }
 
 static void open_failed(coil_deferred *d, void *arg)
 {
     attempt *a = arg;
     ssh_connector *k = a->k;
-    shim *s = a->s;
-    int made = s && s->made;
+    sess_entry *en = a->entry;
     coil_failure *why = coil_deferred_take_failure(d);
     int in_connect = k && k->in_connect;
     attempt_done(a);
-    if (s && s->k == k && k)
-        connector_forget(k, s);
-    if (!k || made) {
+    if (!k) {
+        entry_release(en);
         coil_failure_free(why);
         return;
     }
@@ -861,6 +698,7 @@ static void open_failed(coil_deferred *d, void *arg)
         entry_release(k->entry);
         k->entry = NULL;
     }
+    entry_release(en);
     if (in_connect)
         fail_soon(k, why);
     else
@@ -900,33 +738,24 @@ static int ssh_connect_again(coil_connector *base)
                                       e->label));
         return 0;
     }
-    shim *s = calloc(1, sizeof *s);
     attempt *a = calloc(1, sizeof *a);
-    if (!s || !a) {
-        free(s);
-        free(a);
+    if (!a) {
         if (p->ops->destroy)
             p->ops->destroy(p);
         fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM, "out of memory"));
         return 0;
     }
-    s->top.ops = &shim_ops;
-    s->top.protocol = p;
-    s->top.reactor = k->r;
-    s->low.ops = &low_ops;
-    s->user = p;
-    s->k = k;
-    s->entry = k->entry;
-    k->entry->users++;
     a->k = k;
-    a->s = s;
+    a->entry = k->entry;
+    k->entry->users++;
     k->opening = a;
     coil_ssh_channel_options co = {
         .type = e->type, .host = e->to_host, .port = e->to_port, .command = e->command};
-    coil_deferred *d = coil_ssh_open_channel(k->entry->s, &co, &s->low);
+    coil_deferred *d = coil_ssh_open_channel(k->entry->s, &co, p);
     if (!d) {
-        /* The shim was destroyed (low_destroy ran): nothing else to undo. */
+        /* The protocol was destroyed: nothing else to undo. */
         k->opening = NULL;
+        entry_release(a->entry);
         free(a);
         fail_soon(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM, "out of memory"));
         return 0;
@@ -959,7 +788,7 @@ static void ssh_stop_connecting(coil_connector *base)
 static coil_transport *ssh_transport(const coil_connector *base)
 {
     const ssh_connector *k = (const ssh_connector *)base;
-    return k->conn ? &k->conn->top : NULL;
+    return k->conn;
 }
 
 static int ssh_set_layer(coil_connector *base, coil_layer *layer)
@@ -984,12 +813,16 @@ static void ssh_connector_free(coil_connector *base)
         attempt *a = k->opening;
         k->opening = NULL;
         a->k = NULL;
-        if (a->s)
-            a->s->k = NULL;
         coil_deferred_cancel(a->d); /* give up the open; `a` frees itself */
     }
-    if (k->conn)
-        k->conn->k = NULL; /* the channel goes on alone */
+    if (k->conn) {
+        /* The channel goes on alone: its hook no longer names us, and its
+         * session user is released when it ends. */
+        if (coil__ssh_channel_on_lost(k->conn, channel_lost_alone, k->conn_entry) != 0)
+            entry_release(k->conn_entry);
+        k->conn = NULL;
+        k->conn_entry = NULL;
+    }
     if (k->started)
         coil_factory_do_stop(k->f);
     entry_release(k->entry);

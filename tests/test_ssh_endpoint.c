@@ -3,7 +3,9 @@
  * channels through coil_connect_protocol and through a connector (the
  * factory hears started_connecting / connected / connection_failed /
  * connection_lost as with TCP), and one shared session per reactor, server,
- * user and session options, dropped when nothing uses it.
+ * user and session options, dropped when nothing uses it. The protocol runs
+ * on the channel itself: coil_ssh_channel_exit_status and
+ * coil_ssh_channel_session work, and highWater=/lowWater= are its marks.
  *
  * Every wait runs the reactor until something happened, bounded by a
  * generous timeout that fails the test; nothing sleeps. */
@@ -115,6 +117,10 @@ static void test_parse_errors(void)
                "the environment variable COIL_TEST_NO_SUCH_VAR is not set");
     expect_bad("ssh:h:22:user=u:identity=/nonexistent/key:exec=cat",
                "identity file '/nonexistent/key' cannot be read: No such file");
+    expect_bad("ssh:h:22:user=u:highWater=8192:lowWater=9000:exec=cat",
+               "lowWater (9000) is above highWater (8192)");
+    expect_bad("ssh:h:22:user=u:highWater=lots:exec=cat",
+               "highWater 'lots' is not a number of bytes");
 
     /* No server side. */
     coil_endpoint *e = COIL_TEST_POISON;
@@ -135,6 +141,13 @@ static void test_parse_errors(void)
     CU_ASSERT_PTR_NULL(s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
     ASSERT_HAS(coil_failure_message(err), "to= does not belong here");
+    coil_failure_free(err);
+    err = NULL;
+    CU_ASSERT_EQUAL(coil_ssh_session_connect_endpoint(r, "ssh:h:22:user=u:highWater=9000",
+                                                      &s, NULL, 0, &err),
+                    COIL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+    ASSERT_HAS(coil_failure_message(err), "highWater=/lowWater= do not belong here");
     coil_failure_free(err);
     err = NULL;
     CU_ASSERT_EQUAL(coil_ssh_session_connect_endpoint(r, "tcp:h:22", &s, NULL, 0, &err),
@@ -172,6 +185,8 @@ static void test_parse_good(void)
     expect_good("ssh:gw:22:user=me:exec=date +%H\\:%M\\:%S; echo a\\\\b");
     expect_good("ssh:gw:22:user=me:password=env\\:COIL_TEST_SSH_PW:hostKeys=accept-new"
                 ":keepalive=15:timeout=5:exec=cat");
+    expect_good("ssh:gw:22:user=me:highWater=4096:lowWater=1024:to=db\\:5432");
+    expect_good("ssh:gw:22:user=me:lowWater=100:exec=cat");
     unsetenv("COIL_TEST_SSH_PW");
 }
 
@@ -227,6 +242,8 @@ typedef struct client {
     size_t n;
     int made, lost, destroyed;
     char reason[512];
+    int exit_known, exit_status; /* coil_ssh_channel_exit_status in connection_lost */
+    int had_session;             /* coil_ssh_channel_session non-NULL there */
 } client;
 
 static void client_made(coil_protocol *p)
@@ -247,8 +264,13 @@ static void client_data(coil_protocol *p, const void *data, size_t len)
 static void client_lost(coil_protocol *p, const coil_failure *reason)
 {
     client *c = (client *)p;
-    c->lost = 1;
+    c->lost++;
     snprintf(c->reason, sizeof c->reason, "%s", coil_failure_message(reason));
+    /* The protocol runs on the channel itself: what coil/ssh.h says of a
+     * channel works through an ssh: endpoint too. */
+    const char *sig = NULL;
+    c->exit_known = coil_ssh_channel_exit_status(p->transport, &c->exit_status, &sig);
+    c->had_session = coil_ssh_channel_session(p->transport) != NULL;
 }
 
 static void client_destroy(coil_protocol *p)
@@ -343,14 +365,23 @@ static void test_exec(void)
     CU_ASSERT_FATAL(connect_client(r, ssh_desc(":exec=cat"), &a));
     CU_ASSERT_EQUAL(coil_transport_write(a.p.transport, "x:y", 3), 0);
     CU_ASSERT(has_echo(r, &a, "x:y"));
+    CU_ASSERT_PTR_NOT_NULL(coil_ssh_channel_session(a.p.transport));
     coil_transport_lose_write_connection(a.p.transport); /* EOF: cat exits */
     CU_ASSERT(wait_flag(r, &a.lost, WAIT_SECONDS));
     ASSERT_HAS(a.reason, "status 0");
+    CU_ASSERT_EQUAL(a.exit_known, 1);
+    CU_ASSERT_EQUAL(a.exit_status, 0);
+    CU_ASSERT(a.had_session);
     /* A command with ':' in it, and its exit status. */
     CU_ASSERT_FATAL(connect_client(r, ssh_desc(":exec=echo a\\:b; exit 3"), &b));
     CU_ASSERT(wait_flag(r, &b.lost, WAIT_SECONDS));
     CU_ASSERT_STRING_EQUAL(b.got, "a:b\n");
     ASSERT_HAS(b.reason, "status 3");
+    CU_ASSERT_EQUAL(b.exit_known, 1);
+    CU_ASSERT_EQUAL(b.exit_status, 3);
+    CU_ASSERT(b.had_session);
+    CU_ASSERT(wait_flag(r, &b.destroyed, WAIT_SECONDS));
+    CU_ASSERT_EQUAL(b.lost, 1);
     CU_ASSERT(wait_sessions(r, 0, WAIT_SECONDS));
     CU_ASSERT(coil_reactor_shutdown(r, 5.0) >= 0);
     coil_reactor_free(r);
@@ -509,6 +540,94 @@ static void test_connector(void)
     coil_reactor_free(r);
 }
 
+/* The factory's protocol on the channel itself (exit status, session, water
+ * marks through a connector); connection_lost once; a connector freed while
+ * its channel lives, or while it opens, is never called again and the
+ * session still goes when the channel does. */
+static void test_connector_channel(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_endpoint *e = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        coil_endpoint_client(ssh_desc(":highWater=4096:lowWater=1024:exec=cat"), &e,
+                             &err),
+        0);
+    counting k = {.f.ops = &counting_ops};
+    coil_connector *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k.f, &c, &err), 0);
+    CU_ASSERT(wait_flag(r, &k.connected, WAIT_SECONDS));
+    CU_ASSERT_FATAL(k.t != NULL);
+    CU_ASSERT(k.c.p.transport == k.t); /* no transport in between */
+    CU_ASSERT(coil_connector_transport(c) == k.t);
+    coil_transport_info info;
+    CU_ASSERT_EQUAL(coil_transport_info_get(k.t, &info), 0);
+    CU_ASSERT_STRING_EQUAL(info.kind, "ssh-channel");
+    CU_ASSERT_EQUAL(info.high_water, 4096);
+    CU_ASSERT_EQUAL(info.low_water, 1024);
+    /* The caller may set them again on the channel. */
+    CU_ASSERT_EQUAL(coil_transport_set_water_marks(k.t, 8192, 2048), 0);
+    CU_ASSERT_EQUAL(coil_transport_info_get(k.t, &info), 0);
+    CU_ASSERT_EQUAL(info.high_water, 8192);
+    CU_ASSERT_EQUAL(info.low_water, 2048);
+    CU_ASSERT_PTR_NOT_NULL(coil_ssh_channel_session(k.t));
+    CU_ASSERT_EQUAL(coil_transport_write(k.t, "ping", 4), 0);
+    CU_ASSERT(has_echo(r, &k.c, "ping"));
+    coil_transport_lose_write_connection(k.t); /* EOF: cat exits 0 */
+    CU_ASSERT(wait_flag(r, &k.lost, WAIT_SECONDS));
+    CU_ASSERT_EQUAL(k.c.lost, 1);
+    CU_ASSERT_EQUAL(k.c.exit_known, 1);
+    CU_ASSERT_EQUAL(k.c.exit_status, 0);
+    CU_ASSERT(k.c.had_session);
+    CU_ASSERT(wait_flag(r, &k.c.destroyed, WAIT_SECONDS));
+    /* Exactly once, also after more turns of the loop. */
+    for (int i = 0; i < 10; i++)
+        coil_reactor_iterate(r, 0.01);
+    CU_ASSERT_EQUAL(k.lost, 1);
+    CU_ASSERT_EQUAL(k.failed, 0);
+    CU_ASSERT_PTR_NULL(coil_connector_transport(c));
+    /* The connector keeps its session; the ended channel's user is gone. */
+    CU_ASSERT_EQUAL(coil_ssh_endpoint_session_count(r), 1);
+
+    /* Again, with a command that ends by itself; the connector is freed
+     * while the channel lives: its end reaches the protocol only. */
+    coil_endpoint_free(e);
+    coil_connector_free(c);
+    CU_ASSERT_EQUAL_FATAL(
+        coil_endpoint_client(ssh_desc(":exec=read x; echo got $x; exit 7"), &e, &err), 0);
+    counting k2 = {.f.ops = &counting_ops};
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k2.f, &c, &err), 0);
+    CU_ASSERT(wait_flag(r, &k2.connected, WAIT_SECONDS));
+    CU_ASSERT_FATAL(k2.t != NULL);
+    coil_connector_free(c);
+    coil_endpoint_free(e);
+    CU_ASSERT_EQUAL(coil_transport_write(k2.t, "it\n", 3), 0);
+    CU_ASSERT(wait_flag(r, &k2.c.destroyed, WAIT_SECONDS));
+    CU_ASSERT_STRING_EQUAL(k2.c.got, "got it\n");
+    CU_ASSERT_EQUAL(k2.c.lost, 1);
+    CU_ASSERT_EQUAL(k2.c.exit_known, 1);
+    CU_ASSERT_EQUAL(k2.c.exit_status, 7);
+    CU_ASSERT_EQUAL(k2.lost, 0); /* the freed connector reports nothing */
+    CU_ASSERT_EQUAL(k2.failed, 0);
+    /* Its user of the session went with the channel. */
+    CU_ASSERT(wait_sessions(r, 0, WAIT_SECONDS));
+
+    /* A connector freed while its channel opens: nothing more is heard and
+     * the session goes. */
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(ssh_desc(":exec=cat"), &e, &err), 0);
+    counting k3 = {.f.ops = &counting_ops};
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k3.f, &c, &err), 0);
+    coil_connector_free(c);
+    coil_endpoint_free(e);
+    CU_ASSERT(wait_sessions(r, 0, WAIT_SECONDS));
+    for (int i = 0; i < 10; i++)
+        coil_reactor_iterate(r, 0.01);
+    CU_ASSERT_EQUAL(k3.connected + k3.failed + k3.lost, 0);
+
+    CU_ASSERT(coil_reactor_shutdown(r, 5.0) >= 0);
+    coil_reactor_free(r);
+}
+
 static int add(void)
 {
     static const coil_test_case parse[] = {
@@ -516,6 +635,7 @@ static int add(void)
     static const coil_test_case live[] = {COIL_TEST(test_shared_session),
                                           COIL_TEST(test_exec),
                                           COIL_TEST(test_connector),
+                                          COIL_TEST(test_connector_channel),
                                           {NULL, NULL}};
     if (coil_test_add_suite("ssh endpoint parser", parse) ||
         coil_test_add_suite("ssh endpoint against sshd", live))

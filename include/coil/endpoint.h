@@ -34,7 +34,8 @@
  *
  * SSH (client only; coil/ssh.h): "ssh:HOST[:PORT]:user=USER[:identity=FILE]
  *  [:knownHosts=FILE][:agent=yes][:password=env:VAR][:hostKeys=strict|
- *  accept-new|insecure-accept-any][:keepalive=S][:timeout=S]:to=DESTHOST\:DESTPORT"
+ *  accept-new|insecure-accept-any][:keepalive=S][:timeout=S][:highWater=BYTES]
+ *  [:lowWater=BYTES]:to=DESTHOST\:DESTPORT"
  *  opens a direct-tcpip channel (a TCP connection the SSH server makes to
  *  DESTHOST:DESTPORT), "...:exec=COMMAND" an exec channel (the command's
  *  stdin and stdout). Every ':' inside a value is escaped with a backslash:
@@ -46,7 +47,9 @@
  *  holding it. Connections of one reactor to the same HOST, PORT and USER
  *  with the same session options share one SSH session (opened on first
  *  use, closed when its last connection and connector are gone); each
- *  connection is a channel, a transport of kind "ssh-channel".
+ *  connection is a channel, a transport of kind "ssh-channel" (the
+ *  protocol runs on the channel itself: coil_ssh_channel_exit_status works
+ *  on it; highWater=/lowWater= are its write queue marks, as tcp:'s).
  *
  * ssl:/tls: come from coil's TLS module and ssh: from its SSH module: every
  * kind, coil's and yours, is a plug-in in one table (coil/plugin.h says how
