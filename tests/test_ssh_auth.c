@@ -263,6 +263,37 @@ static void check_sshd_host_key(const attempt *a)
     }
 }
 
+/* sshd_options() with the ed25519 key and, when `kh` is not NULL, that
+ * known_hosts file. */
+static coil_ssh_options ed25519_options(const char *kh)
+{
+    coil_ssh_options o = sshd_options();
+    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
+    if (kh)
+        o.known_hosts_file = kh;
+    return o;
+}
+
+/* Connect with `o`: the session must become ready; with `check_key`, its
+ * host key is checked against the fixture's too. */
+static void expect_ready(const coil_ssh_options *o, int check_key)
+{
+    attempt a;
+    attempt_run(&a, o);
+    if (attempt_ok(&a) && check_key)
+        check_sshd_host_key(&a);
+    attempt_end(&a);
+}
+
+/* Connect with `o`: it must fail with COIL_DOMAIN_SSH `code`. */
+static void expect_failure(const coil_ssh_options *o, int code)
+{
+    attempt a;
+    attempt_run(&a, o);
+    attempt_failed_with(&a, code);
+    attempt_end(&a);
+}
+
 /* ---- an exec channel that collects what the command prints ---------------- */
 
 typedef struct collect {
@@ -399,8 +430,7 @@ static void test_key_passphrase(void)
 /* A session runs a command end to end (the rest is test_ssh_channel's). */
 static void test_key_exec_echo(void)
 {
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
+    coil_ssh_options o = ed25519_options(NULL);
     attempt a;
     attempt_run(&a, &o);
     if (attempt_ok(&a))
@@ -443,10 +473,7 @@ static void key_memory_ok(const char *env_key, const char *passphrase)
     coil_ssh_options o = sshd_options();
     o.key_pem = pem;
     o.passphrase = passphrase;
-    attempt a;
-    attempt_run(&a, &o);
-    attempt_ok(&a);
-    attempt_end(&a);
+    expect_ready(&o, 0);
     free(pem);
 }
 
@@ -491,10 +518,7 @@ static void test_agent(void)
     coil_ssh_options o = sshd_options();
     o.agent = 1;
     o.agent_socket = coil_test_sshd("SSH_AUTH_SOCK_TEST");
-    attempt a;
-    attempt_run(&a, &o);
-    attempt_ok(&a);
-    attempt_end(&a);
+    expect_ready(&o, 0);
 }
 
 /* The agent holds only the ed25519 key; an unlisted identity file after it
@@ -505,10 +529,7 @@ static void test_agent_then_file(void)
     o.agent = 1;
     o.agent_socket = coil_test_sshd("SSH_AUTH_SOCK_TEST");
     o.identity_file = coil_test_sshd("SSH_KEY_UNLISTED");
-    attempt a;
-    attempt_run(&a, &o);
-    attempt_ok(&a);
-    attempt_end(&a);
+    expect_ready(&o, 0);
 }
 
 /* An RSA key is in authorized_keys, but libssh2 1.10 signs with ssh-rsa
@@ -565,20 +586,14 @@ static void test_no_method(void)
 /* The known_hosts file given: the fixture's, accepted with the key reported. */
 static void test_host_key_accepted(void)
 {
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    attempt a;
-    attempt_run(&a, &o);
-    if (attempt_ok(&a))
-        check_sshd_host_key(&a);
-    attempt_end(&a);
+    coil_ssh_options o = ed25519_options(NULL);
+    expect_ready(&o, 1);
 }
 
 /* Handshake only: fires once the key is verified, before authentication. */
 static void test_host_key_handshake_deferred(void)
 {
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
+    coil_ssh_options o = ed25519_options(NULL);
     coil_reactor *r = coil_test_reactor(NULL);
     coil_ssh_session *s = NULL;
     coil_failure *err = NULL;
@@ -600,9 +615,7 @@ static void test_host_key_unknown(void)
 {
     char kh[256];
     CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-empty"), 0);
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
+    coil_ssh_options o = ed25519_options(kh);
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_UNKNOWN)) {
@@ -633,13 +646,8 @@ static void test_host_key_unknown_missing_file(void)
     char kh[256];
     CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-missing"), 0);
     unlink(kh);
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
-    attempt a;
-    attempt_run(&a, &o);
-    attempt_failed_with(&a, COIL_SSH_EHOSTKEY_UNKNOWN);
-    attempt_end(&a);
+    coil_ssh_options o = ed25519_options(kh);
+    expect_failure(&o, COIL_SSH_EHOSTKEY_UNKNOWN);
     CU_ASSERT_EQUAL(access(kh, F_OK), -1);
 }
 
@@ -671,9 +679,7 @@ static void test_host_key_changed(void)
     char kh[256];
     CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-changed"), 0);
     write_changed_known_hosts(kh);
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
+    coil_ssh_options o = ed25519_options(kh);
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_CHANGED)) {
@@ -684,9 +690,7 @@ static void test_host_key_changed(void)
     attempt_end(&a);
     /* accept-new does not accept a changed key either. */
     o.host_key_policy = COIL_SSH_HOST_KEY_ACCEPT_NEW;
-    attempt_run(&a, &o);
-    attempt_failed_with(&a, COIL_SSH_EHOSTKEY_CHANGED);
-    attempt_end(&a);
+    expect_failure(&o, COIL_SSH_EHOSTKEY_CHANGED);
     unlink(kh);
 }
 
@@ -717,9 +721,7 @@ static void test_host_key_revoked(void)
                                        "[127.0.0.1]:%1$d %2$s\n[127.0.0.1]:%1$d %3$s\n"
                                        "@revoked * %2$s\n@revoked * %3$s\n",
                                        sshd_port());
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
+    coil_ssh_options o = ed25519_options(kh);
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_REVOKED)) {
@@ -729,9 +731,7 @@ static void test_host_key_revoked(void)
     attempt_end(&a);
     /* No policy gets past a revoked key, accept-new included. */
     o.host_key_policy = COIL_SSH_HOST_KEY_ACCEPT_NEW;
-    attempt_run(&a, &o);
-    attempt_failed_with(&a, COIL_SSH_EHOSTKEY_REVOKED);
-    attempt_end(&a);
+    expect_failure(&o, COIL_SSH_EHOSTKEY_REVOKED);
     unlink(kh);
 }
 
@@ -747,13 +747,8 @@ static void test_host_key_port_specific(void)
                                        "[127.0.0.1]:%1$d %2$s\n[127.0.0.1]:%1$d %3$s\n"
                                        "127.0.0.1 %2$s\n127.0.0.1 %3$s\n",
                                        other);
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
-    attempt a;
-    attempt_run(&a, &o);
-    attempt_failed_with(&a, COIL_SSH_EHOSTKEY_UNKNOWN);
-    attempt_end(&a);
+    coil_ssh_options o = ed25519_options(kh);
+    expect_failure(&o, COIL_SSH_EHOSTKEY_UNKNOWN);
 
     write_known_hosts_with_server_keys(kh,
                                        "# coil test\n\nexample.org %2$s\n"
@@ -761,10 +756,7 @@ static void test_host_key_port_specific(void)
                                        "[127.0.0.1]:%1$d,[::1]:%1$d %2$s\n"
                                        "[127.0.0.1]:%1$d %3$s\n# end\n",
                                        sshd_port());
-    attempt_run(&a, &o);
-    if (attempt_ok(&a))
-        check_sshd_host_key(&a);
-    attempt_end(&a);
+    expect_ready(&o, 1);
     unlink(kh);
 }
 
@@ -774,9 +766,7 @@ static void test_host_key_accept_new(void)
 {
     char kh[256];
     CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-new"), 0);
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
+    coil_ssh_options o = ed25519_options(kh);
     o.host_key_policy = COIL_SSH_HOST_KEY_ACCEPT_NEW;
     attempt a;
     attempt_run(&a, &o);
@@ -796,9 +786,7 @@ static void test_host_key_accept_new(void)
     CU_ASSERT_STRING_EQUAL(kfp, fp);
 
     o.host_key_policy = COIL_SSH_HOST_KEY_STRICT;
-    attempt_run(&a, &o);
-    attempt_ok(&a);
-    attempt_end(&a);
+    expect_ready(&o, 0);
     unlink(kh);
 }
 
@@ -808,15 +796,10 @@ static void test_host_key_insecure_accept_any(void)
 {
     char kh[256];
     CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(kh, sizeof kh, "kh-any"), 0);
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
+    coil_ssh_options o = ed25519_options(kh);
     o.host_key_policy = COIL_SSH_HOST_KEY_INSECURE_ACCEPT_ANY;
-    attempt a;
     coil_test_log_capture_start();
-    attempt_run(&a, &o);
-    attempt_ok(&a);
-    attempt_end(&a);
+    expect_ready(&o, 0);
     size_t warnings = coil_test_log_count(COIL_LOG_WARN);
     if (warnings == 0)
         fprintf(stderr, "\n    no warning logged; the log: %s\n", coil_test_log_text());
@@ -827,9 +810,7 @@ static void test_host_key_insecure_accept_any(void)
     free(text);
 
     write_changed_known_hosts(kh);
-    attempt_run(&a, &o);
-    attempt_ok(&a);
-    attempt_end(&a);
+    expect_ready(&o, 0);
     unlink(kh);
 }
 
@@ -853,14 +834,8 @@ static void test_host_key_hashed(void)
     CU_ASSERT(hashed && strstr(hashed, "127.0.0.1") == NULL);
     free(hashed);
 
-    coil_ssh_options o = sshd_options();
-    o.identity_file = coil_test_sshd("SSH_KEY_ED25519");
-    o.known_hosts_file = kh;
-    attempt a;
-    attempt_run(&a, &o);
-    if (attempt_ok(&a))
-        check_sshd_host_key(&a);
-    attempt_end(&a);
+    coil_ssh_options o = ed25519_options(kh);
+    expect_ready(&o, 1);
     unlink(kh);
 }
 
@@ -1188,10 +1163,7 @@ static void test_keyboard_interactive_with_password(void)
         conch c = *cp;
         coil_ssh_options o = conch_options(&c, "bob");
         o.password = "hunter2";
-        attempt a;
-        attempt_run(&a, &o);
-        attempt_ok(&a);
-        attempt_end(&a);
+        expect_ready(&o, 0);
     }
 }
 
@@ -1228,10 +1200,7 @@ static void test_keyboard_interactive_give_up(void)
         prompter p = {.answer_password = "hunter2"}; /* no answer for "Code: " */
         o.prompt = answer;
         o.prompt_arg = &p;
-        attempt a;
-        attempt_run(&a, &o);
-        attempt_failed_with(&a, COIL_SSH_EAUTH);
-        attempt_end(&a);
+        expect_failure(&o, COIL_SSH_EAUTH);
     }
 }
 
