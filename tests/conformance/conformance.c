@@ -126,15 +126,21 @@ static void peer_init(peer *p, const coil_protocol_ops *ops)
 typedef int (*cond_fn)(void *arg);
 
 /* Turn the reactor until cond(arg) holds; 1 if it did within `timeout`. */
-static int run_until(cond_fn cond, void *arg, double timeout)
+int coil_conformance_run_until(coil_reactor *r, int (*cond)(void *arg), void *arg,
+                               double timeout)
 {
-    double end = coil_reactor_seconds(R) + timeout;
+    double end = coil_reactor_seconds(r) + timeout;
     while (!cond(arg)) {
-        if (coil_reactor_seconds(R) > end)
+        if (coil_reactor_seconds(r) > end)
             return 0;
-        coil_reactor_iterate(R, 0.01);
+        coil_reactor_iterate(r, 0.01);
     }
     return 1;
+}
+
+static int run_until(cond_fn cond, void *arg, double timeout)
+{
+    return coil_conformance_run_until(R, cond, arg, timeout);
 }
 
 static int both_made(void *arg)
@@ -773,4 +779,55 @@ int coil_conformance_add_suites(const coil_conformance_kind *table, size_t n)
                 return -1;
     }
     return 0;
+}
+
+/* ---- TLS contexts for the conformance programs ---- */
+
+static coil_tls_context *tls_server_ctx, *tls_client_ctx;
+
+int coil_conformance_tls_contexts(void)
+{
+    if (tls_server_ctx)
+        return 0;
+    const char *dir = getenv("COIL_TEST_CERTS");
+    if (!dir) {
+        fprintf(stderr, "conformance: COIL_TEST_CERTS is not set: run through ctest, "
+                        "or run tests/tls/make-certs.sh DIR and set it to DIR\n");
+        return COIL_EINVAL;
+    }
+    char cert[512], key[512], ca[512];
+    snprintf(cert, sizeof cert, "%s/server-chain.pem", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    coil_tls_options so = {0}, co = {0};
+    so.cert_file = cert;
+    so.key_file = key;
+    co.ca_file = ca;
+    coil_failure *err = NULL;
+    if (coil_tls_context_new(COIL_TLS_SERVER, &so, &tls_server_ctx, &err) != 0 ||
+        coil_tls_context_new(COIL_TLS_CLIENT, &co, &tls_client_ctx, &err) != 0) {
+        coil_failure_print(err, stderr);
+        coil_failure_free(err);
+        coil_tls_context_free(tls_server_ctx);
+        tls_server_ctx = NULL;
+        return COIL_EINVAL;
+    }
+    return 0;
+}
+
+void coil_conformance_tls_contexts_free(void)
+{
+    coil_tls_context_free(tls_server_ctx);
+    coil_tls_context_free(tls_client_ctx);
+    tls_server_ctx = tls_client_ctx = NULL;
+}
+
+coil_tls_context *coil_conformance_tls_server_ctx(void)
+{
+    return tls_server_ctx;
+}
+
+coil_tls_context *coil_conformance_tls_client_ctx(void)
+{
+    return tls_client_ctx;
 }

@@ -45,4 +45,18 @@ typedef struct coil_conformance_kind {
  * outlive the run. Returns 0 or -1. */
 int coil_conformance_add_suites(const coil_conformance_kind *kinds, size_t n);
 
+/* The TLS contexts the conformance programs share, made once from the
+ * certificates of tests/tls/make-certs.sh in $COIL_TEST_CERTS (the ctest
+ * fixture tls_certs sets it): 0, or COIL_EINVAL with a message saying what
+ * to do. The getters give them (NULL before a successful call); _free
+ * frees both, and a later call makes them again. */
+int coil_conformance_tls_contexts(void);
+coil_tls_context *coil_conformance_tls_server_ctx(void);
+coil_tls_context *coil_conformance_tls_client_ctx(void);
+void coil_conformance_tls_contexts_free(void);
+
+/* Turn `r` until cond(arg) holds; 1 if it did within `timeout` seconds. */
+int coil_conformance_run_until(coil_reactor *r, int (*cond)(void *arg), void *arg,
+                               double timeout);
+
 #endif

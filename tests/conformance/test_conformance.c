@@ -15,60 +15,18 @@ static int memory_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, void
     return coil_memory_pair(r, c, s, 0, NULL, NULL);
 }
 
-/* ---- TLS: contexts from the certificates made by tests/tls/make-certs.sh
- * (the ctest fixture puts them in $COIL_TEST_CERTS) ---- */
-
-static coil_tls_context *tls_server_ctx, *tls_client_ctx;
-
-static int tls_contexts(void)
-{
-    if (tls_server_ctx)
-        return 0;
-    const char *dir = getenv("COIL_TEST_CERTS");
-    if (!dir) {
-        fprintf(stderr, "conformance: COIL_TEST_CERTS is not set: run through ctest, "
-                        "or run tests/tls/make-certs.sh DIR and set it to DIR\n");
-        return COIL_EINVAL;
-    }
-    char cert[512], key[512], ca[512];
-    snprintf(cert, sizeof cert, "%s/server-chain.pem", dir);
-    snprintf(key, sizeof key, "%s/server.key", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-    coil_tls_options so = {0}, co = {0};
-    so.cert_file = cert;
-    so.key_file = key;
-    co.ca_file = ca;
-    coil_failure *err = NULL;
-    if (coil_tls_context_new(COIL_TLS_SERVER, &so, &tls_server_ctx, &err) != 0 ||
-        coil_tls_context_new(COIL_TLS_CLIENT, &co, &tls_client_ctx, &err) != 0) {
-        coil_failure_print(err, stderr);
-        coil_failure_free(err);
-        coil_tls_context_free(tls_server_ctx);
-        tls_server_ctx = NULL;
-        return COIL_EINVAL;
-    }
-    return 0;
-}
-
-static void tls_contexts_free(void)
-{
-    coil_tls_context_free(tls_server_ctx);
-    coil_tls_context_free(tls_client_ctx);
-    tls_server_ctx = tls_client_ctx = NULL;
-}
-
 /* TLS over the in-memory pair: each side wrapped in its layer. */
 static int tls_memory_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, void *ctx)
 {
-    if (tls_contexts() != 0)
+    if (coil_conformance_tls_contexts() != 0)
         return COIL_EINVAL;
-    coil_protocol *cw = coil_tls_wrap(tls_client_ctx, "localhost", c);
+    coil_protocol *cw = coil_tls_wrap(coil_conformance_tls_client_ctx(), "localhost", c);
     if (!cw) {
         if (s->ops->destroy)
             s->ops->destroy(s);
         return COIL_ENOMEM;
     }
-    coil_protocol *sw = coil_tls_wrap(tls_server_ctx, NULL, s);
+    coil_protocol *sw = coil_tls_wrap(coil_conformance_tls_server_ctx(), NULL, s);
     if (!sw) {
         if (cw->ops->destroy)
             cw->ops->destroy(cw);
@@ -79,7 +37,7 @@ static int tls_memory_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, 
 
 static void tls_memory_cleanup(coil_reactor *r, void *ctx)
 {
-    tls_contexts_free();
+    coil_conformance_tls_contexts_free();
 }
 
 /* ---- sockets: one listener per kind, one connector per pair ---- */
@@ -147,7 +105,7 @@ static int ensure_listener(coil_reactor *r, sock_ctx *x)
 {
     if (x->listener)
         return 0;
-    if (x->tls && tls_contexts() != 0)
+    if (x->tls && coil_conformance_tls_contexts() != 0)
         return COIL_EINVAL;
     x->server_factory.ops = &server_factory_ops;
     x->server_factory.user = x;
@@ -159,15 +117,15 @@ static int ensure_listener(coil_reactor *r, sock_ctx *x)
         coil_unix_listen_options o = {0};
         o.path = x->path;
         o.backlog = 1024;
-        rc = x->tls ? coil_tls_listen_unix(r, &o, tls_server_ctx, &x->server_factory,
-                                           &x->listener, &err)
+        rc = x->tls ? coil_tls_listen_unix(r, &o, coil_conformance_tls_server_ctx(),
+                                           &x->server_factory, &x->listener, &err)
                     : coil_unix_listen(r, &o, &x->server_factory, &x->listener, &err);
     } else {
         coil_tcp_listen_options o = {0};
         o.interface = strcmp(x->kind, "tcp6") == 0 ? "::1" : "127.0.0.1";
         o.backlog = 1024;
-        rc = x->tls ? coil_tls_listen_tcp(r, &o, tls_server_ctx, &x->server_factory,
-                                          &x->listener, &err)
+        rc = x->tls ? coil_tls_listen_tcp(r, &o, coil_conformance_tls_server_ctx(),
+                                          &x->server_factory, &x->listener, &err)
                     : coil_tcp_listen(r, &o, &x->server_factory, &x->listener, &err);
         coil_address a;
         if (rc == 0 && coil_listener_get_host(x->listener, &a) == 0)
@@ -213,14 +171,15 @@ static int socket_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, void
     if (strcmp(x->kind, "unix") == 0) {
         coil_unix_connect_options o = {0};
         o.path = x->path;
-        rc = x->tls ? coil_tls_connect_unix(r, &o, tls_client_ctx, "localhost", &cf->base,
-                                            &k)
+        rc = x->tls ? coil_tls_connect_unix(r, &o, coil_conformance_tls_client_ctx(),
+                                            "localhost", &cf->base, &k)
                     : coil_unix_connect(r, &o, &cf->base, &k);
     } else {
         coil_tcp_connect_options o = {0};
         o.host = strcmp(x->kind, "tcp6") == 0 ? "::1" : "127.0.0.1";
         o.port = x->port;
-        rc = x->tls ? coil_tls_connect_tcp(r, &o, tls_client_ctx, NULL, &cf->base, &k)
+        rc = x->tls ? coil_tls_connect_tcp(r, &o, coil_conformance_tls_client_ctx(), NULL,
+                                           &cf->base, &k)
                     : coil_tcp_connect(r, &o, &cf->base, &k);
     }
     if (rc != 0 || cf->failed) {
@@ -244,7 +203,7 @@ static void socket_cleanup(coil_reactor *r, void *ctx)
     x->kind = kind;
     x->tls = tls;
     if (tls)
-        tls_contexts_free();
+        coil_conformance_tls_contexts_free();
 }
 
 static sock_ctx tcp4 = {.kind = "tcp4"}, tcp6 = {.kind = "tcp6"},

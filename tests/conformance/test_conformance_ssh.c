@@ -45,47 +45,6 @@
 #include "ssh_private.h"
 #include "testutil.h"
 
-/* ---- TLS contexts (as test_conformance.c) ------------------------------------- */
-
-static coil_tls_context *tls_server_ctx, *tls_client_ctx;
-
-static int tls_contexts(void)
-{
-    if (tls_server_ctx)
-        return 0;
-    const char *dir = getenv("COIL_TEST_CERTS");
-    if (!dir) {
-        fprintf(stderr, "conformance: COIL_TEST_CERTS is not set: run through ctest, "
-                        "or run tests/tls/make-certs.sh DIR and set it to DIR\n");
-        return COIL_EINVAL;
-    }
-    char cert[512], key[512], ca[512];
-    snprintf(cert, sizeof cert, "%s/server-chain.pem", dir);
-    snprintf(key, sizeof key, "%s/server.key", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-    coil_tls_options so = {0}, co = {0};
-    so.cert_file = cert;
-    so.key_file = key;
-    co.ca_file = ca;
-    coil_failure *err = NULL;
-    if (coil_tls_context_new(COIL_TLS_SERVER, &so, &tls_server_ctx, &err) != 0 ||
-        coil_tls_context_new(COIL_TLS_CLIENT, &co, &tls_client_ctx, &err) != 0) {
-        coil_failure_print(err, stderr);
-        coil_failure_free(err);
-        coil_tls_context_free(tls_server_ctx);
-        tls_server_ctx = NULL;
-        return COIL_EINVAL;
-    }
-    return 0;
-}
-
-static void tls_contexts_free(void)
-{
-    coil_tls_context_free(tls_server_ctx);
-    coil_tls_context_free(tls_client_ctx);
-    tls_server_ctx = tls_client_ctx = NULL;
-}
-
 /* ---- the session ----------------------------------------------------------------- */
 
 static void session_lost(void *arg, coil_ssh_session *s, const coil_failure *reason)
@@ -183,7 +142,7 @@ static int row_setup(coil_reactor *r, ssh_row *x)
 {
     if (x->session)
         return 0;
-    if (x->tls && tls_contexts() != 0)
+    if (x->tls && coil_conformance_tls_contexts() != 0)
         return COIL_EINVAL;
     x->server_factory.ops = &server_factory_ops;
     x->server_factory.user = x;
@@ -191,8 +150,8 @@ static int row_setup(coil_reactor *r, ssh_row *x)
     lo.interface = "127.0.0.1";
     lo.backlog = 1024;
     coil_failure *err = NULL;
-    int rc = x->tls ? coil_tls_listen_tcp(r, &lo, tls_server_ctx, &x->server_factory,
-                                          &x->listener, &err)
+    int rc = x->tls ? coil_tls_listen_tcp(r, &lo, coil_conformance_tls_server_ctx(),
+                                          &x->server_factory, &x->listener, &err)
                     : coil_tcp_listen(r, &lo, &x->server_factory, &x->listener, &err);
     coil_address a;
     if (rc == 0 && (rc = coil_listener_get_host(x->listener, &a)) == 0)
@@ -256,7 +215,7 @@ static int ssh_pair(coil_reactor *r, coil_protocol *c, coil_protocol *s, void *c
     }
     x->pending[x->len++] = s;
     coil_protocol *p = c;
-    if (x->tls && !(p = coil_tls_wrap(tls_client_ctx, "localhost", c)))
+    if (x->tls && !(p = coil_tls_wrap(coil_conformance_tls_client_ctx(), "localhost", c)))
         return COIL_ENOMEM;
     coil_ssh_channel_options o = {0};
     if (x->kind == ROW_DIRECT) {
@@ -297,7 +256,7 @@ static void ssh_cleanup(coil_reactor *r, void *ctx)
     x->kind = kind;
     x->tls = tls;
     if (tls)
-        tls_contexts_free();
+        coil_conformance_tls_contexts_free();
 }
 
 /* get_peer / get_host of an SSH row: see the header comment. */
@@ -372,13 +331,7 @@ typedef int (*cond_fn)(void *arg);
 
 static int run_until(cond_fn cond, void *arg, double timeout)
 {
-    double end = coil_reactor_seconds(R) + timeout;
-    while (!cond(arg)) {
-        if (coil_reactor_seconds(R) > end)
-            return 0;
-        coil_reactor_iterate(R, 0.01);
-    }
-    return 1;
+    return coil_conformance_run_until(R, cond, arg, timeout);
 }
 
 static unsigned char pattern(size_t i)
