@@ -269,6 +269,14 @@ static coil_ssh_session *session_up(coil_reactor *r, const coil_ssh_options *o)
     return s;
 }
 
+/* A session to the fixture's sshd with base_options(); asserts. */
+static coil_ssh_session *fixture_session(coil_reactor *r)
+{
+    coil_ssh_options o;
+    base_options(&o);
+    return session_up(r, &o);
+}
+
 /* Close the session and wait for the transport below to go. */
 static void session_down(coil_reactor *r, coil_ssh_session *s)
 {
@@ -322,9 +330,7 @@ static void test_direct_tcpip_echo(void)
     coil_reactor *r = coil_test_reactor(NULL);
     echo_server e;
     echo_start(r, &e);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = session_up(r, &o);
+    coil_ssh_session *s = fixture_session(r);
     CU_ASSERT_STRING_EQUAL(coil_ssh_session_host_key_fingerprint(s),
                            coil_test_sshd("SSHD_FP_ECDSA"));
     ASSERT_HAS(coil_ssh_session_server_banner(s), "OpenSSH");
@@ -406,9 +412,7 @@ static void test_direct_tcpip_echo(void)
 static void test_exec_cat(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = session_up(r, &o);
+    coil_ssh_session *s = fixture_session(r);
     const size_t N = 1024 * 1024;
     unsigned char *msg = pattern(N);
     rec x;
@@ -434,9 +438,7 @@ static void test_exec_cat(void)
 static void test_exec_stderr_status(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = session_up(r, &o);
+    coil_ssh_session *s = fixture_session(r);
     rec x;
     rec_init(&x);
     coil_ssh_channel_options co = {.type = COIL_SSH_EXEC,
@@ -483,9 +485,7 @@ static void test_exec_stderr_status(void)
 static void test_shell_pty_and_subsystem(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = session_up(r, &o);
+    coil_ssh_session *s = fixture_session(r);
 
     rec x;
     rec_init(&x);
@@ -560,9 +560,7 @@ static const coil_factory_ops tc_ops = {.build_protocol = tc_build};
 static void test_remote_forward(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = session_up(r, &o);
+    coil_ssh_session *s = fixture_session(r);
     rf_factory rf = {.f.ops = &rf_ops};
     coil_deferred *d = coil_ssh_listen(s, "127.0.0.1", 0, &rf.f);
     CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
@@ -604,9 +602,7 @@ static void test_fifty_channels(void)
     coil_reactor *r = coil_test_reactor(NULL);
     echo_server e;
     echo_start(r, &e);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = session_up(r, &o);
+    coil_ssh_session *s = fixture_session(r);
     enum { N = 50, SIZE = 200 * 1024 };
     static rec x[N];
     unsigned char *msg[N];
@@ -807,9 +803,7 @@ static void test_close_when_idle_keepalive(void)
 static void test_reactor_shutdown(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
-    coil_ssh_options o;
-    base_options(&o);
-    coil_ssh_session *s = session_up(r, &o);
+    coil_ssh_session *s = fixture_session(r);
     lost_note note = {0};
     coil_ssh_session_on_lost(s, on_lost, &note);
     rec x;
