@@ -33,16 +33,6 @@
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-/* Fails the current test, printing the text that lacked the needle. */
-#define ASSERT_HAS(hay, needle)                                                          \
-    do {                                                                                 \
-        const char *h_ = (hay), *n_ = (needle);                                          \
-        int ok_ = h_ && n_ && strstr(h_, n_) != NULL;                                    \
-        if (!ok_)                                                                        \
-            fprintf(stderr, "\n    %s:%d: expected \"%s\" in: %s\n", __FILE__, __LINE__, \
-                    n_ ? n_ : "(null)", h_ ? h_ : "(null)");                             \
-        CU_ASSERT(ok_);                                                                  \
-    } while (0)
 #define ASSERT_HAS_CI(hay, needle)                                              \
     do {                                                                        \
         const char *h_ = (hay), *n_ = (needle);                                 \
@@ -52,24 +42,6 @@
                     __FILE__, __LINE__, n_, h_ ? h_ : "(null)");                \
         CU_ASSERT(ok_);                                                         \
     } while (0)
-
-/* Run `r` until `d` fires or `seconds` pass (then 0). */
-static int wait_fired(coil_reactor *r, coil_deferred *d, double seconds)
-{
-    double end = coil_reactor_seconds(r) + seconds;
-    while (!coil_deferred_called(d) && coil_reactor_seconds(r) < end)
-        coil_reactor_iterate(r, 0.05);
-    return coil_deferred_called(d);
-}
-
-/* Run `r` until *flag is set or `seconds` pass. */
-static int wait_flag(coil_reactor *r, const int *flag, double seconds)
-{
-    double end = coil_reactor_seconds(r) + seconds;
-    while (!*flag && coil_reactor_seconds(r) < end)
-        coil_reactor_iterate(r, 0.05);
-    return *flag;
-}
 
 static int sshd_port(void)
 {
@@ -176,7 +148,7 @@ static void attempt_run(attempt *a, const coil_ssh_options *o)
     CU_ASSERT_PTR_NOT_NULL_FATAL(a->s);
     coil_deferred *d = coil_ssh_session_ready(a->s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    a->fired = wait_fired(a->r, d, WAIT_SECONDS + 10);
+    a->fired = coil_test_wait_fired(a->r, d, WAIT_SECONDS + 10);
     if (!a->fired)
         fprintf(stderr, "\n    session to %s:%d as %s: ready did not fire in %.0f s\n",
                 o->host, o->port, o->user ? o->user : "$USER", WAIT_SECONDS + 10);
@@ -223,7 +195,7 @@ static void attempt_end(attempt *a)
     if (a->s) {
         coil_deferred *c = coil_ssh_session_close(a->s);
         if (c) {
-            int fired = wait_fired(a->r, c, WAIT_SECONDS);
+            int fired = coil_test_wait_fired(a->r, c, WAIT_SECONDS);
             if (!fired)
                 fprintf(stderr, "\n    session close did not finish in %.0f s\n",
                         WAIT_SECONDS);
@@ -344,7 +316,7 @@ static void check_exec(attempt *a, const char *command, const char *want)
     coil_ssh_channel_options co = {.type = COIL_SSH_EXEC, .command = command};
     coil_deferred *d = coil_ssh_open_channel(a->s, &co, &c.base);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    CU_ASSERT(wait_fired(a->r, d, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_fired(a->r, d, WAIT_SECONDS));
     if (coil_deferred_is_failure(d)) {
         char *t = coil_failure_to_string(coil_deferred_failure(d));
         fprintf(stderr, "\n    exec '%s' failed: %s\n", command, t ? t : "?");
@@ -352,7 +324,7 @@ static void check_exec(attempt *a, const char *command, const char *want)
         CU_FAIL("exec channel did not open");
         coil_failure_free(coil_deferred_take_failure(d));
     } else {
-        int lost = wait_flag(a->r, &c.lost, WAIT_SECONDS);
+        int lost = coil_test_wait_flag(a->r, &c.lost, WAIT_SECONDS);
         if (!lost || strcmp(c.out, want) != 0)
             fprintf(
                 stderr,
@@ -365,7 +337,7 @@ static void check_exec(attempt *a, const char *command, const char *want)
         CU_ASSERT_STRING_EQUAL(c.out, want);
     }
     coil_deferred_unref(d);
-    CU_ASSERT(wait_flag(a->r, &c.destroyed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(a->r, &c.destroyed, WAIT_SECONDS));
 }
 
 /* ---- the fixture ------------------------------------------------------------------ */
@@ -389,7 +361,7 @@ static void test_fixture_banner(void)
     CU_ASSERT_FATAL(n > 8);
     buf[n] = '\0';
     CU_ASSERT_NSTRING_EQUAL(buf, "SSH-2.0-", 8);
-    ASSERT_HAS(coil_test_sshd("SSHD_FP_ECDSA"), "SHA256:");
+    COIL_TEST_ASSERT_HAS(coil_test_sshd("SSHD_FP_ECDSA"), "SHA256:");
 }
 
 /* ---- public keys --------------------------------------------------------------------
@@ -405,9 +377,9 @@ static void key_file_ok(const char *env_key, const char *passphrase)
     if (attempt_ok(&a)) {
         CU_ASSERT(coil_ssh_session_is_ready(a.s));
         check_sshd_host_key(&a);
-        ASSERT_HAS(coil_ssh_session_server_banner(a.s), "SSH-2.0-OpenSSH");
-        ASSERT_HAS(coil_ssh_session_cipher(a.s), "aes");
-        ASSERT_HAS(coil_ssh_session_mac(a.s), "hmac-sha2");
+        COIL_TEST_ASSERT_HAS(coil_ssh_session_server_banner(a.s), "SSH-2.0-OpenSSH");
+        COIL_TEST_ASSERT_HAS(coil_ssh_session_cipher(a.s), "aes");
+        COIL_TEST_ASSERT_HAS(coil_ssh_session_mac(a.s), "hmac-sha2");
     }
     attempt_end(&a);
 }
@@ -450,7 +422,7 @@ static void key_bad_passphrase(const char *passphrase)
     attempt_run(&a, &o);
     CU_ASSERT_PTR_NOT_NULL(a.fail);
     if (a.fail) {
-        ASSERT_HAS(a.text, key);
+        COIL_TEST_ASSERT_HAS(a.text, key);
         ASSERT_HAS_CI(a.text, "passphrase");
     }
     attempt_end(&a);
@@ -541,10 +513,10 @@ static void test_key_rsa_refused(void)
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EAUTH)) {
-        ASSERT_HAS(a.text, "ssh-rsa");
-        ASSERT_HAS(a.text, "SHA-1");
-        ASSERT_HAS(a.text, "libssh2");
-        ASSERT_HAS(a.text, coil_test_sshd("SSH_KEY_RSA"));
+        COIL_TEST_ASSERT_HAS(a.text, "ssh-rsa");
+        COIL_TEST_ASSERT_HAS(a.text, "SHA-1");
+        COIL_TEST_ASSERT_HAS(a.text, "libssh2");
+        COIL_TEST_ASSERT_HAS(a.text, coil_test_sshd("SSH_KEY_RSA"));
     }
     attempt_end(&a);
 }
@@ -558,11 +530,11 @@ static void test_key_unlisted(void)
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EAUTH)) {
-        ASSERT_HAS(a.text, coil_test_sshd("SSH_USER"));
-        ASSERT_HAS(a.text, host_port(sshd_port()));
-        ASSERT_HAS(a.text, coil_test_sshd("SSH_KEY_UNLISTED"));
+        COIL_TEST_ASSERT_HAS(a.text, coil_test_sshd("SSH_USER"));
+        COIL_TEST_ASSERT_HAS(a.text, host_port(sshd_port()));
+        COIL_TEST_ASSERT_HAS(a.text, coil_test_sshd("SSH_KEY_UNLISTED"));
         const char *allows = a.text ? strstr(a.text, "allows") : NULL;
-        ASSERT_HAS(allows, "publickey");
+        COIL_TEST_ASSERT_HAS(allows, "publickey");
     }
     attempt_end(&a);
 }
@@ -575,7 +547,7 @@ static void test_no_method(void)
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EAUTH)) {
         const char *allows = a.text ? strstr(a.text, "allows") : NULL;
-        ASSERT_HAS(allows, "publickey");
+        COIL_TEST_ASSERT_HAS(allows, "publickey");
     }
     attempt_end(&a);
 }
@@ -601,9 +573,9 @@ static void test_host_key_handshake_deferred(void)
     CU_ASSERT(coil_ssh_session_host_key_fingerprint(s) == NULL);
     coil_deferred *h = coil_ssh_session_handshake(s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    CU_ASSERT(wait_fired(r, h, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_fired(r, h, WAIT_SECONDS));
     CU_ASSERT_FALSE(coil_deferred_is_failure(h));
-    ASSERT_HAS(coil_ssh_session_host_key_fingerprint(s), "SHA256:");
+    COIL_TEST_ASSERT_HAS(coil_ssh_session_host_key_fingerprint(s), "SHA256:");
     coil_deferred_unref(h);
     attempt a = {.r = r, .s = s, .fired = 1};
     attempt_end(&a);
@@ -619,8 +591,8 @@ static void test_host_key_unknown(void)
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_UNKNOWN)) {
-        ASSERT_HAS(a.text, host_port(sshd_port()));
-        ASSERT_HAS(a.text, kh);
+        COIL_TEST_ASSERT_HAS(a.text, host_port(sshd_port()));
+        COIL_TEST_ASSERT_HAS(a.text, kh);
         int ecdsa = a.text && strstr(a.text, coil_test_sshd("SSHD_FP_ECDSA"));
         int ed = a.text && strstr(a.text, coil_test_sshd("SSHD_FP_ED25519"));
         if (!ecdsa && !ed)
@@ -628,9 +600,9 @@ static void test_host_key_unknown(void)
                     coil_test_sshd("SSHD_FP_ECDSA"), coil_test_sshd("SSHD_FP_ED25519"),
                     a.text);
         CU_ASSERT(ecdsa || ed);
-        ASSERT_HAS(a.text, ecdsa ? "ECDSA" : "ED25519");
-        ASSERT_HAS(a.text, "ssh-keyscan");
-        ASSERT_HAS(a.text, "accept-new");
+        COIL_TEST_ASSERT_HAS(a.text, ecdsa ? "ECDSA" : "ED25519");
+        COIL_TEST_ASSERT_HAS(a.text, "ssh-keyscan");
+        COIL_TEST_ASSERT_HAS(a.text, "accept-new");
     }
     /* Nothing was written to the file. */
     char *after = slurp(kh);
@@ -683,9 +655,9 @@ static void test_host_key_changed(void)
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_CHANGED)) {
-        ASSERT_HAS(a.text, "CHANGED");
-        ASSERT_HAS(a.text, host_port(sshd_port()));
-        ASSERT_HAS(a.text, kh);
+        COIL_TEST_ASSERT_HAS(a.text, "CHANGED");
+        COIL_TEST_ASSERT_HAS(a.text, host_port(sshd_port()));
+        COIL_TEST_ASSERT_HAS(a.text, kh);
     }
     attempt_end(&a);
     /* accept-new does not accept a changed key either. */
@@ -725,8 +697,8 @@ static void test_host_key_revoked(void)
     attempt a;
     attempt_run(&a, &o);
     if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_REVOKED)) {
-        ASSERT_HAS(a.text, "REVOKED");
-        ASSERT_HAS(a.text, host_port(sshd_port()));
+        COIL_TEST_ASSERT_HAS(a.text, "REVOKED");
+        COIL_TEST_ASSERT_HAS(a.text, host_port(sshd_port()));
     }
     attempt_end(&a);
     /* No policy gets past a revoked key, accept-new included. */
@@ -779,7 +751,7 @@ static void test_host_key_accept_new(void)
     char *text = slurp(kh);
     char want[64];
     snprintf(want, sizeof want, "[127.0.0.1]:%d ", sshd_port());
-    ASSERT_HAS(text, want);
+    COIL_TEST_ASSERT_HAS(text, want);
     free(text);
     char kfp[128] = "";
     CU_ASSERT_EQUAL(keygen_fingerprint(kh, kfp, sizeof kfp), 0);
@@ -830,7 +802,7 @@ static void test_host_key_hashed(void)
     snprintf(old, sizeof old, "%s.old", kh);
     unlink(old);
     char *hashed = slurp(kh);
-    ASSERT_HAS(hashed, "|1|");
+    COIL_TEST_ASSERT_HAS(hashed, "|1|");
     CU_ASSERT(hashed && strstr(hashed, "127.0.0.1") == NULL);
     free(hashed);
 
@@ -1035,7 +1007,7 @@ static void check_conch_host_key(const conch *c, const attempt *a, const char *t
     CU_ASSERT_STRING_EQUAL(fp, kfp);
     const char *t = coil_ssh_session_host_key_type(a->s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-    ASSERT_HAS(t, type);
+    COIL_TEST_ASSERT_HAS(t, type);
 }
 
 static void test_password(void)
@@ -1049,7 +1021,7 @@ static void test_password(void)
         attempt_run(&a, &o);
         if (attempt_ok(&a)) {
             check_conch_host_key(&c, &a, "ssh-ed25519");
-            ASSERT_HAS(coil_ssh_session_server_banner(a.s), "SSH-2.0-Twisted");
+            COIL_TEST_ASSERT_HAS(coil_ssh_session_server_banner(a.s), "SSH-2.0-Twisted");
             check_exec(&a, "echo hello", "hello\n");
         }
         attempt_end(&a);
@@ -1066,12 +1038,12 @@ static void test_password_wrong(void)
         attempt a;
         attempt_run(&a, &o);
         if (attempt_failed_with(&a, COIL_SSH_EAUTH)) {
-            ASSERT_HAS(a.text, "alice");
-            ASSERT_HAS(a.text, host_port(c.port));
-            ASSERT_HAS(a.text, "password");
+            COIL_TEST_ASSERT_HAS(a.text, "alice");
+            COIL_TEST_ASSERT_HAS(a.text, host_port(c.port));
+            COIL_TEST_ASSERT_HAS(a.text, "password");
             const char *allows = a.text ? strstr(a.text, "allows") : NULL;
-            ASSERT_HAS(allows, "password");
-            ASSERT_HAS(allows, "keyboard-interactive");
+            COIL_TEST_ASSERT_HAS(allows, "password");
+            COIL_TEST_ASSERT_HAS(allows, "keyboard-interactive");
             /* The password itself never appears in a message. */
             CU_ASSERT(a.text && strstr(a.text, "looking-glass") == NULL);
         }
@@ -1179,10 +1151,10 @@ static void test_keyboard_interactive_wrong(void)
         attempt a;
         attempt_run(&a, &o);
         if (attempt_failed_with(&a, COIL_SSH_EAUTH)) {
-            ASSERT_HAS(a.text, "keyboard-interactive");
+            COIL_TEST_ASSERT_HAS(a.text, "keyboard-interactive");
             const char *allows = a.text ? strstr(a.text, "allows") : NULL;
-            ASSERT_HAS(allows, "password");
-            ASSERT_HAS(allows, "keyboard-interactive");
+            COIL_TEST_ASSERT_HAS(allows, "password");
+            COIL_TEST_ASSERT_HAS(allows, "keyboard-interactive");
             CU_ASSERT(a.text && strstr(a.text, "swordfish") == NULL);
         }
         CU_ASSERT(p.calls >= 1);
@@ -1219,9 +1191,9 @@ static void test_conch_host_key_unknown(void)
         attempt a;
         attempt_run(&a, &o);
         if (attempt_failed_with(&a, COIL_SSH_EHOSTKEY_UNKNOWN)) {
-            ASSERT_HAS(a.text, host_port(c.port));
-            ASSERT_HAS(a.text, "ED25519");
-            ASSERT_HAS(a.text, c.fingerprint);
+            COIL_TEST_ASSERT_HAS(a.text, host_port(c.port));
+            COIL_TEST_ASSERT_HAS(a.text, "ED25519");
+            COIL_TEST_ASSERT_HAS(a.text, c.fingerprint);
         }
         attempt_end(&a);
         unlink(kh);

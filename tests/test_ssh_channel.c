@@ -25,22 +25,6 @@
 
 /* ---- waiting ------------------------------------------------------------------ */
 
-static int wait_fired(coil_reactor *r, coil_deferred *d, double seconds)
-{
-    double end = coil_reactor_seconds(r) + seconds;
-    while (!coil_deferred_called(d) && coil_reactor_seconds(r) < end)
-        coil_reactor_iterate(r, 0.05);
-    return coil_deferred_called(d);
-}
-
-static int wait_flag(coil_reactor *r, const int *flag, double seconds)
-{
-    double end = coil_reactor_seconds(r) + seconds;
-    while (!*flag && coil_reactor_seconds(r) < end)
-        coil_reactor_iterate(r, 0.05);
-    return *flag;
-}
-
 static int wait_count(coil_reactor *r, const int *n, int want, double seconds)
 {
     double end = coil_reactor_seconds(r) + seconds;
@@ -48,16 +32,6 @@ static int wait_count(coil_reactor *r, const int *n, int want, double seconds)
         coil_reactor_iterate(r, 0.05);
     return *n >= want;
 }
-
-#define ASSERT_HAS(hay, needle)                                                          \
-    do {                                                                                 \
-        const char *h_ = (hay), *n_ = (needle);                                          \
-        int ok_ = h_ && n_ && strstr(h_, n_) != NULL;                                    \
-        if (!ok_)                                                                        \
-            fprintf(stderr, "\n    %s:%d: expected \"%s\" in: %s\n", __FILE__, __LINE__, \
-                    n_ ? n_ : "(null)", h_ ? h_ : "(null)");                             \
-        CU_ASSERT(ok_);                                                                  \
-    } while (0)
 
 /* ---- a recording protocol ---------------------------------------------------------- */
 
@@ -260,7 +234,7 @@ static coil_ssh_session *session_up(coil_reactor *r, const coil_ssh_options *o)
     }
     CU_ASSERT_FATAL(rc == 0);
     coil_deferred *d = coil_ssh_session_ready(s);
-    CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, d, WAIT_SECONDS));
     if (coil_deferred_is_failure(d))
         coil_failure_print(coil_deferred_failure(d), stderr);
     CU_ASSERT_FATAL(!coil_deferred_is_failure(d));
@@ -281,7 +255,7 @@ static coil_ssh_session *fixture_session(coil_reactor *r)
 static void session_down(coil_reactor *r, coil_ssh_session *s)
 {
     coil_deferred *d = coil_ssh_session_close(s);
-    CU_ASSERT(wait_fired(r, d, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_fired(r, d, WAIT_SECONDS));
     coil_deferred_unref(d);
     coil_ssh_session_free(s);
 }
@@ -293,7 +267,7 @@ static coil_transport *open_ch(coil_reactor *r, coil_ssh_session *s,
 {
     coil_deferred *d = coil_ssh_open_channel(s, o, &x->base);
     CU_ASSERT_FATAL(d != NULL);
-    CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, d, WAIT_SECONDS));
     coil_transport *t = NULL;
     if (coil_deferred_is_failure(d)) {
         coil_failure *f = coil_deferred_take_failure(d);
@@ -333,8 +307,8 @@ static void test_direct_tcpip_echo(void)
     coil_ssh_session *s = fixture_session(r);
     CU_ASSERT_STRING_EQUAL(coil_ssh_session_host_key_fingerprint(s),
                            coil_test_sshd("SSHD_FP_ECDSA"));
-    ASSERT_HAS(coil_ssh_session_server_banner(s), "OpenSSH");
-    ASSERT_HAS(coil_ssh_session_cipher(s), "aes");
+    COIL_TEST_ASSERT_HAS(coil_ssh_session_server_banner(s), "OpenSSH");
+    COIL_TEST_ASSERT_HAS(coil_ssh_session_cipher(s), "aes");
 
     const size_t N = 4 * 1024 * 1024;
     unsigned char *msg = pattern(N);
@@ -352,27 +326,27 @@ static void test_direct_tcpip_echo(void)
     coil_address a;
     CU_ASSERT(coil_transport_get_peer(t, &a) == 0);
     CU_ASSERT(a.kind == COIL_ADDR_SSH);
-    ASSERT_HAS(a.name, "direct-tcpip");
+    COIL_TEST_ASSERT_HAS(a.name, "direct-tcpip");
     CU_ASSERT(coil_ssh_session_channel_count(s) == 1);
     coil_transport_info info;
     CU_ASSERT(coil_transport_info_get(t, &info) == 0);
     CU_ASSERT_STRING_EQUAL(info.stack, "ssh-channel/tcp");
     const coil_transport_layer_info *li = coil_transport_info_layer(&info, "ssh-channel");
     CU_ASSERT_FATAL(li != NULL);
-    ASSERT_HAS(li->protocol, "SSH-2.0-OpenSSH");
-    ASSERT_HAS(li->cipher, "aes");
-    ASSERT_HAS(li->cipher, "hmac-sha2");
-    ASSERT_HAS(li->peer, coil_test_sshd("SSHD_FP_ECDSA"));
-    ASSERT_HAS(li->peer, "ecdsa-sha2-nistp256");
+    COIL_TEST_ASSERT_HAS(li->protocol, "SSH-2.0-OpenSSH");
+    COIL_TEST_ASSERT_HAS(li->cipher, "aes");
+    COIL_TEST_ASSERT_HAS(li->cipher, "hmac-sha2");
+    COIL_TEST_ASSERT_HAS(li->peer, coil_test_sshd("SSHD_FP_ECDSA"));
+    COIL_TEST_ASSERT_HAS(li->peer, "ecdsa-sha2-nistp256");
     CU_ASSERT(li->verified == 1);
     char want[64];
     snprintf(want, sizeof want, "direct-tcpip 127.0.0.1:%d", e.port);
     CU_ASSERT_STRING_EQUAL(li->detail, want);
-    CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
     CU_ASSERT(x.len == N);
     CU_ASSERT(x.len == N && memcmp(x.data, msg, N) == 0);
     CU_ASSERT(x.reason_code == COIL_ECLOSED);
-    ASSERT_HAS(x.reason, "closed");
+    COIL_TEST_ASSERT_HAS(x.reason, "closed");
     CU_ASSERT(x.destroyed);
     CU_ASSERT(coil_ssh_session_channel_count(s) == 0);
 
@@ -384,7 +358,7 @@ static void test_direct_tcpip_echo(void)
     y.half_close_on_made = 1;
     y.handle_eof = 1;
     CU_ASSERT_FATAL(open_ch(r, s, &co, &y) != NULL);
-    CU_ASSERT(wait_flag(r, &y.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &y.lost, WAIT_SECONDS));
     CU_ASSERT(y.eof);
     CU_ASSERT(y.len == 5 && memcmp(y.data, "hello", 5) == 0);
     CU_ASSERT(y.reason_code == COIL_ECLOSED);
@@ -395,7 +369,7 @@ static void test_direct_tcpip_echo(void)
     coil_ssh_channel_options bad = {
         .type = COIL_SSH_DIRECT_TCPIP, .host = "127.0.0.1", .port = 1};
     CU_ASSERT(open_ch(r, s, &bad, &z) == NULL);
-    ASSERT_HAS(z.reason, "direct-tcpip to 127.0.0.1:1 refused by");
+    COIL_TEST_ASSERT_HAS(z.reason, "direct-tcpip to 127.0.0.1:1 refused by");
     CU_ASSERT(z.destroyed);
 
     session_down(r, s);
@@ -423,11 +397,11 @@ static void test_exec_cat(void)
     x.handle_eof = 1;
     coil_ssh_channel_options co = {.type = COIL_SSH_EXEC, .command = "cat"};
     CU_ASSERT_FATAL(open_ch(r, s, &co, &x) != NULL);
-    CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
     CU_ASSERT(x.eof);
     CU_ASSERT(x.len == N && memcmp(x.data, msg, N) == 0);
     CU_ASSERT(x.reason_code == COIL_ECLOSED);
-    ASSERT_HAS(x.reason, "exited with status 0");
+    COIL_TEST_ASSERT_HAS(x.reason, "exited with status 0");
     CU_ASSERT(x.exit_kind == 1 && x.exit_status == 0);
     session_down(r, s);
     free(msg);
@@ -446,11 +420,11 @@ static void test_exec_stderr_status(void)
                                    .on_stderr = rec_stderr,
                                    .stderr_arg = &x};
     CU_ASSERT_FATAL(open_ch(r, s, &co, &x) != NULL);
-    CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
     CU_ASSERT(x.len == 4 && memcmp(x.data, "out\n", 4) == 0);
     CU_ASSERT_STRING_EQUAL(x.err, "err\n");
     CU_ASSERT(x.reason_code == COIL_ECLOSED);
-    ASSERT_HAS(x.reason, "exited with status 3");
+    COIL_TEST_ASSERT_HAS(x.reason, "exited with status 3");
     CU_ASSERT(x.exit_kind == 1 && x.exit_status == 3);
 
     /* stderr with no callback is read and dropped: EOF still comes. */
@@ -460,18 +434,18 @@ static void test_exec_stderr_status(void)
         .type = COIL_SSH_EXEC,
         .command = "sh -c 'head -c 300000 /dev/zero >&2; echo done'"};
     CU_ASSERT_FATAL(open_ch(r, s, &co2, &y) != NULL);
-    CU_ASSERT(wait_flag(r, &y.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &y.lost, WAIT_SECONDS));
     CU_ASSERT(y.eof);
     CU_ASSERT(y.len == 5 && memcmp(y.data, "done\n", 5) == 0);
-    ASSERT_HAS(y.reason, "exited with status 0");
+    COIL_TEST_ASSERT_HAS(y.reason, "exited with status 0");
 
     /* Killed by a signal. */
     rec z;
     rec_init(&z);
     coil_ssh_channel_options co3 = {.type = COIL_SSH_EXEC, .command = "kill -TERM $$"};
     CU_ASSERT_FATAL(open_ch(r, s, &co3, &z) != NULL);
-    CU_ASSERT(wait_flag(r, &z.lost, WAIT_SECONDS));
-    ASSERT_HAS(z.reason, "killed by signal TERM");
+    CU_ASSERT(coil_test_wait_flag(r, &z.lost, WAIT_SECONDS));
+    COIL_TEST_ASSERT_HAS(z.reason, "killed by signal TERM");
     CU_ASSERT(z.exit_kind == 2);
     CU_ASSERT_STRING_EQUAL(z.exit_signal, "TERM");
 
@@ -495,11 +469,11 @@ static void test_shell_pty_and_subsystem(void)
     coil_ssh_channel_options co = {
         .type = COIL_SSH_SHELL, .pty = 1, .term = "vt100", .cols = 100, .rows = 30};
     CU_ASSERT_FATAL(open_ch(r, s, &co, &x) != NULL);
-    CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
     x.data = realloc(x.data, x.len + 1);
     x.data[x.len] = 0;
-    ASSERT_HAS((char *)x.data, "pty-is-/dev/pts");
-    ASSERT_HAS(x.reason, "exited with status 7");
+    COIL_TEST_ASSERT_HAS((char *)x.data, "pty-is-/dev/pts");
+    COIL_TEST_ASSERT_HAS(x.reason, "exited with status 7");
 
     /* The sftp subsystem opens and answers SSH_FXP_INIT with VERSION. */
     rec y;
@@ -510,7 +484,7 @@ static void test_shell_pty_and_subsystem(void)
     y.expect = 9; /* length(4) type(1) version(4) at least */
     coil_ssh_channel_options co2 = {.type = COIL_SSH_SUBSYSTEM, .command = "sftp"};
     CU_ASSERT_FATAL(open_ch(r, s, &co2, &y) != NULL);
-    CU_ASSERT(wait_flag(r, &y.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &y.lost, WAIT_SECONDS));
     CU_ASSERT(y.len >= 9 && y.data[4] == 2); /* SSH_FXP_VERSION */
 
     /* An unknown subsystem is refused. */
@@ -518,7 +492,7 @@ static void test_shell_pty_and_subsystem(void)
     rec_init(&z);
     coil_ssh_channel_options co3 = {.type = COIL_SSH_SUBSYSTEM, .command = "no-such"};
     CU_ASSERT(open_ch(r, s, &co3, &z) == NULL);
-    ASSERT_HAS(z.reason, "subsystem no-such refused");
+    COIL_TEST_ASSERT_HAS(z.reason, "subsystem no-such refused");
 
     session_down(r, s);
     free(x.data);
@@ -563,7 +537,7 @@ static void test_remote_forward(void)
     coil_ssh_session *s = fixture_session(r);
     rf_factory rf = {.f.ops = &rf_ops};
     coil_deferred *d = coil_ssh_listen(s, "127.0.0.1", 0, &rf.f);
-    CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, d, WAIT_SECONDS));
     if (coil_deferred_is_failure(d))
         coil_failure_print(coil_deferred_failure(d), stderr);
     CU_ASSERT_FATAL(!coil_deferred_is_failure(d));
@@ -583,7 +557,7 @@ static void test_remote_forward(void)
         coil_tcp_connect_options co = {.host = "127.0.0.1", .port = port};
         coil_connector *k = NULL;
         CU_ASSERT_FATAL(coil_tcp_connect(r, &co, &tc.f, &k) == 0);
-        CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+        CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
         CU_ASSERT(x.len == strlen(msg) && memcmp(x.data, msg, x.len) == 0);
         coil_connector_free(k);
         free(x.data);
@@ -662,7 +636,7 @@ static void test_paused_reader_bounded(void)
     /* Resume: everything arrives. */
     double t0 = coil_reactor_seconds(r);
     coil_transport_resume_reading(t);
-    CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
     if (getenv("COIL_TEST_VERBOSE"))
         fprintf(stderr,
                 "\n    paused: %zu bytes held in libssh2 (window 256 KiB); 64 MiB "
@@ -670,7 +644,7 @@ static void test_paused_reader_bounded(void)
                 pending, coil_reactor_seconds(r) - t0,
                 67.108864 / (coil_reactor_seconds(r) - t0));
     CU_ASSERT(x.len == 67108864);
-    ASSERT_HAS(x.reason, "exited with status 0");
+    COIL_TEST_ASSERT_HAS(x.reason, "exited with status 0");
     session_down(r, s);
     free(x.data);
     end_reactor(r);
@@ -723,7 +697,7 @@ static void test_session_lost(void)
     coil_connector *k = NULL;
     CU_ASSERT_FATAL(coil_tcp_connect(r, &tco, &of.f, &k) == 0);
     coil_deferred *rd = coil_ssh_session_ready(s);
-    CU_ASSERT_FATAL(wait_fired(r, rd, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, rd, WAIT_SECONDS));
     CU_ASSERT_FATAL(!coil_deferred_is_failure(rd));
     coil_deferred_unref(rd);
     lost_note note = {0};
@@ -746,18 +720,18 @@ static void test_session_lost(void)
     CU_ASSERT(wait_count(r, &done, N, WAIT_SECONDS));
     for (int i = 0; i < N; i++) {
         CU_ASSERT(x[i].reason_code == COIL_ECONNLOST);
-        ASSERT_HAS(x[i].reason, "lost");
+        COIL_TEST_ASSERT_HAS(x[i].reason, "lost");
         free(x[i].data);
     }
-    CU_ASSERT(wait_flag(r, &note.called, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &note.called, WAIT_SECONDS));
     CU_ASSERT(note.called == 1);
-    ASSERT_HAS(note.reason, "lost");
+    COIL_TEST_ASSERT_HAS(note.reason, "lost");
     CU_ASSERT(!coil_ssh_session_is_ready(s));
     /* New channels fail at once with why. */
     rec y;
     rec_init(&y);
     CU_ASSERT(open_ch(r, s, &co, &y) == NULL);
-    ASSERT_HAS(y.reason, "has ended");
+    COIL_TEST_ASSERT_HAS(y.reason, "has ended");
     coil_ssh_session_free(s);
     coil_connector_free(k);
     echo_stop(&e);
@@ -787,10 +761,10 @@ static void test_close_when_idle_keepalive(void)
     rec_init(&x);
     coil_ssh_channel_options co = {.type = COIL_SSH_EXEC, .command = "echo bye"};
     CU_ASSERT_FATAL(open_ch(r, s, &co, &x) != NULL);
-    CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
     /* The last channel ended: the session closes by itself, cleanly. */
-    CU_ASSERT(wait_flag(r, &note.called, WAIT_SECONDS));
-    ASSERT_HAS(note.reason, "closed");
+    CU_ASSERT(coil_test_wait_flag(r, &note.called, WAIT_SECONDS));
+    COIL_TEST_ASSERT_HAS(note.reason, "closed");
     coil_ssh_session_free(s);
     free(x.data);
     end_reactor(r);
@@ -815,7 +789,7 @@ static void test_reactor_shutdown(void)
     CU_ASSERT(x.lost);
     CU_ASSERT(x.reason_code == COIL_ECLOSED);
     CU_ASSERT(note.called == 1);
-    ASSERT_HAS(note.reason, "closed");
+    COIL_TEST_ASSERT_HAS(note.reason, "closed");
     coil_ssh_session_free(s);
     free(x.data);
     end_reactor(r);
@@ -850,7 +824,7 @@ static pid_t sshd_inetd(coil_reactor *r, coil_ssh_session *s)
         _exit(112);
     }
     coil_deferred *d = coil_ssh_session_ready(s);
-    CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, d, WAIT_SECONDS));
     if (coil_deferred_is_failure(d))
         coil_failure_print(coil_deferred_failure(d), stderr);
     CU_ASSERT_FATAL(!coil_deferred_is_failure(d));
@@ -886,9 +860,9 @@ static void test_over_unix_sshd_inetd(void)
             coil_transport_info_layer(&info, "ssh-channel");
         CU_ASSERT(li && strcmp(li->detail, "exec 'cat'") == 0);
     }
-    CU_ASSERT(wait_flag(r, &x.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &x.lost, WAIT_SECONDS));
     CU_ASSERT(x.len == x.send_len && memcmp(x.data, x.send, x.len) == 0);
-    ASSERT_HAS(x.reason, "exited with status 0");
+    COIL_TEST_ASSERT_HAS(x.reason, "exited with status 0");
     session_down(r, s);
     int st = 0;
     waitpid(pid, &st, 0);
@@ -919,16 +893,16 @@ static void test_keepalive_silent_server(void)
     /* Still usable after the probes (their answers do not linger). */
     rf_factory rf = {.f.ops = &rf_ops};
     coil_deferred *d = coil_ssh_listen(s, "127.0.0.1", 0, &rf.f);
-    CU_ASSERT_FATAL(wait_fired(r, d, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, d, WAIT_SECONDS));
     CU_ASSERT(!coil_deferred_is_failure(d));
     coil_ssh_listener *l = coil_deferred_is_failure(d) ? NULL : coil_deferred_result(d);
     coil_deferred_unref(d);
     kill(pid, SIGSTOP);
     double t0 = coil_reactor_seconds(r);
-    CU_ASSERT(wait_flag(r, &note.called, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &note.called, WAIT_SECONDS));
     double took = coil_reactor_seconds(r) - t0;
     CU_ASSERT(took >= 1.0 && took < 4.0);
-    ASSERT_HAS(note.reason, "3 keepalive intervals");
+    COIL_TEST_ASSERT_HAS(note.reason, "3 keepalive intervals");
     kill(pid, SIGKILL);
     int st = 0;
     waitpid(pid, &st, 0);
@@ -966,13 +940,13 @@ static void test_connect_failures_and_cancel(void)
     CU_ASSERT_FATAL(coil_ssh_session_connect(r, &o, &s, &err) == 0);
     coil_deferred *hs = coil_ssh_session_handshake(s);
     coil_deferred *rd = coil_ssh_session_ready(s);
-    CU_ASSERT_FATAL(wait_fired(r, rd, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, rd, WAIT_SECONDS));
     CU_ASSERT(coil_deferred_called(hs) && coil_deferred_is_failure(hs));
     CU_ASSERT(coil_deferred_is_failure(rd));
     char text[1024] = "";
     if (coil_deferred_is_failure(rd))
         coil_failure_format(coil_deferred_failure(rd), text, sizeof text);
-    ASSERT_HAS(text, "refused");
+    COIL_TEST_ASSERT_HAS(text, "refused");
     coil_failure_free(coil_deferred_take_failure(hs));
     coil_failure_free(coil_deferred_take_failure(rd));
     coil_deferred_unref(hs);
@@ -991,12 +965,12 @@ static void test_connect_failures_and_cancel(void)
     o.handshake_timeout = 0.5;
     CU_ASSERT_FATAL(coil_ssh_session_connect(r, &o, &s, &err) == 0);
     rd = coil_ssh_session_ready(s);
-    CU_ASSERT_FATAL(wait_fired(r, rd, WAIT_SECONDS));
+    CU_ASSERT_FATAL(coil_test_wait_fired(r, rd, WAIT_SECONDS));
     CU_ASSERT(coil_deferred_is_failure(rd));
     text[0] = 0;
     if (coil_deferred_is_failure(rd))
         coil_failure_format(coil_deferred_failure(rd), text, sizeof text);
-    ASSERT_HAS(text, "did not finish within 0.5 s");
+    COIL_TEST_ASSERT_HAS(text, "did not finish within 0.5 s");
     coil_failure_free(coil_deferred_take_failure(rd));
     coil_deferred_unref(rd);
     coil_ssh_session_free(s);
@@ -1020,7 +994,7 @@ static void test_connect_failures_and_cancel(void)
     y.half_close_on_made = 1;
     y.handle_eof = 1;
     CU_ASSERT_FATAL(open_ch(r, s, &co, &y) != NULL);
-    CU_ASSERT(wait_flag(r, &y.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &y.lost, WAIT_SECONDS));
     CU_ASSERT(y.len == 10 && memcmp(y.data, "still here", 10) == 0);
     CU_ASSERT(x.destroyed && !x.made);
     CU_ASSERT(coil_ssh_session_channel_count(s) == 0);
@@ -1054,11 +1028,11 @@ static void test_server_goes_away(void)
     CU_ASSERT(wait_count(r, &done, 2, WAIT_SECONDS));
     for (int i = 0; i < 2; i++) {
         CU_ASSERT(x[i].reason_code == COIL_ECONNLOST);
-        ASSERT_HAS(x[i].reason, "exec 'cat' lost");
-        ASSERT_HAS(x[i].reason, "the server closed the connection");
+        COIL_TEST_ASSERT_HAS(x[i].reason, "exec 'cat' lost");
+        COIL_TEST_ASSERT_HAS(x[i].reason, "the server closed the connection");
     }
     CU_ASSERT(note.called == 1);
-    ASSERT_HAS(note.reason, "the server closed the connection");
+    COIL_TEST_ASSERT_HAS(note.reason, "the server closed the connection");
     int st = 0;
     waitpid(pid, &st, 0);
     coil_ssh_session_free(s);

@@ -20,32 +20,6 @@
 
 #define WAIT_SECONDS 60.0
 
-#define ASSERT_HAS(hay, needle)                                                          \
-    do {                                                                                 \
-        const char *h_ = (hay), *n_ = (needle);                                          \
-        int ok_ = h_ && n_ && strstr(h_, n_) != NULL;                                    \
-        if (!ok_)                                                                        \
-            fprintf(stderr, "\n    %s:%d: expected \"%s\" in: %s\n", __FILE__, __LINE__, \
-                    n_ ? n_ : "(null)", h_ ? h_ : "(null)");                             \
-        CU_ASSERT(ok_);                                                                  \
-    } while (0)
-
-static int wait_flag(coil_reactor *r, const int *flag, double seconds)
-{
-    double end = coil_reactor_seconds(r) + seconds;
-    while (!*flag && coil_reactor_seconds(r) < end)
-        coil_reactor_iterate(r, 0.05);
-    return *flag;
-}
-
-static int wait_fired(coil_reactor *r, coil_deferred *d, double seconds)
-{
-    double end = coil_reactor_seconds(r) + seconds;
-    while (!coil_deferred_called(d) && coil_reactor_seconds(r) < end)
-        coil_reactor_iterate(r, 0.05);
-    return coil_deferred_called(d);
-}
-
 static int wait_sessions(coil_reactor *r, size_t n, double seconds)
 {
     double end = coil_reactor_seconds(r) + seconds;
@@ -78,9 +52,9 @@ static void expect_bad(const char *text, const char *needle)
     CU_ASSERT_PTR_NULL(e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
     const char *m = coil_failure_message(err);
-    ASSERT_HAS(m, needle);
-    ASSERT_HAS(m, "bad client endpoint '");
-    ASSERT_HAS(m, "(use ssh:HOST[:PORT]:user=USER");
+    COIL_TEST_ASSERT_HAS(m, needle);
+    COIL_TEST_ASSERT_HAS(m, "bad client endpoint '");
+    COIL_TEST_ASSERT_HAS(m, "(use ssh:HOST[:PORT]:user=USER");
     coil_failure_free(err);
 }
 
@@ -128,7 +102,7 @@ static void test_parse_errors(void)
     CU_ASSERT_EQUAL(coil_endpoint_server("ssh:h:22:user=u:exec=cat", &e, &err),
                     COIL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    ASSERT_HAS(coil_failure_message(err), "ssh");
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err), "ssh");
     coil_failure_free(err);
 
     /* The session part alone is for coil-tunnel. */
@@ -140,20 +114,21 @@ static void test_parse_errors(void)
                     COIL_EINVAL);
     CU_ASSERT_PTR_NULL(s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    ASSERT_HAS(coil_failure_message(err), "to= does not belong here");
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err), "to= does not belong here");
     coil_failure_free(err);
     err = NULL;
     CU_ASSERT_EQUAL(coil_ssh_session_connect_endpoint(r, "ssh:h:22:user=u:highWater=9000",
                                                       &s, NULL, 0, &err),
                     COIL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    ASSERT_HAS(coil_failure_message(err), "highWater=/lowWater= do not belong here");
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err),
+                         "highWater=/lowWater= do not belong here");
     coil_failure_free(err);
     err = NULL;
     CU_ASSERT_EQUAL(coil_ssh_session_connect_endpoint(r, "tcp:h:22", &s, NULL, 0, &err),
                     COIL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    ASSERT_HAS(coil_failure_message(err), "not an ssh: description");
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err), "not an ssh: description");
     coil_failure_free(err);
     coil_reactor_free(r);
 }
@@ -306,7 +281,7 @@ static int connect_client(coil_reactor *r, const char *text, client *c)
     coil_deferred *d = coil_connect_protocol(r, e, &c->p);
     coil_endpoint_free(e);
     CU_ASSERT_FATAL(d != NULL);
-    int ok = wait_fired(r, d, WAIT_SECONDS) && !coil_deferred_is_failure(d);
+    int ok = coil_test_wait_fired(r, d, WAIT_SECONDS) && !coil_deferred_is_failure(d);
     if (!ok && coil_deferred_called(d))
         fprintf(stderr, "\n    %s: %s\n", text,
                 coil_failure_message(coil_deferred_failure(d)));
@@ -347,10 +322,10 @@ static void test_shared_session(void)
     coil_transport_lose_connection(a.p.transport);
     coil_transport_lose_connection(b.p.transport);
     coil_transport_lose_connection(c.p.transport);
-    CU_ASSERT(wait_flag(r, &a.destroyed, WAIT_SECONDS));
-    CU_ASSERT(wait_flag(r, &b.destroyed, WAIT_SECONDS));
-    CU_ASSERT(wait_flag(r, &c.destroyed, WAIT_SECONDS));
-    ASSERT_HAS(a.reason, "");
+    CU_ASSERT(coil_test_wait_flag(r, &a.destroyed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &b.destroyed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &c.destroyed, WAIT_SECONDS));
+    COIL_TEST_ASSERT_HAS(a.reason, "");
     CU_ASSERT(wait_sessions(r, 0, WAIT_SECONDS));
 
     coil_listener_close(l);
@@ -367,20 +342,20 @@ static void test_exec(void)
     CU_ASSERT(has_echo(r, &a, "x:y"));
     CU_ASSERT_PTR_NOT_NULL(coil_ssh_channel_session(a.p.transport));
     coil_transport_lose_write_connection(a.p.transport); /* EOF: cat exits */
-    CU_ASSERT(wait_flag(r, &a.lost, WAIT_SECONDS));
-    ASSERT_HAS(a.reason, "status 0");
+    CU_ASSERT(coil_test_wait_flag(r, &a.lost, WAIT_SECONDS));
+    COIL_TEST_ASSERT_HAS(a.reason, "status 0");
     CU_ASSERT_EQUAL(a.exit_known, 1);
     CU_ASSERT_EQUAL(a.exit_status, 0);
     CU_ASSERT(a.had_session);
     /* A command with ':' in it, and its exit status. */
     CU_ASSERT_FATAL(connect_client(r, ssh_desc(":exec=echo a\\:b; exit 3"), &b));
-    CU_ASSERT(wait_flag(r, &b.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &b.lost, WAIT_SECONDS));
     CU_ASSERT_STRING_EQUAL(b.got, "a:b\n");
-    ASSERT_HAS(b.reason, "status 3");
+    COIL_TEST_ASSERT_HAS(b.reason, "status 3");
     CU_ASSERT_EQUAL(b.exit_known, 1);
     CU_ASSERT_EQUAL(b.exit_status, 3);
     CU_ASSERT(b.had_session);
-    CU_ASSERT(wait_flag(r, &b.destroyed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &b.destroyed, WAIT_SECONDS));
     CU_ASSERT_EQUAL(b.lost, 1);
     CU_ASSERT(wait_sessions(r, 0, WAIT_SECONDS));
     CU_ASSERT(coil_reactor_shutdown(r, 5.0) >= 0);
@@ -461,13 +436,13 @@ static void test_connector(void)
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k.f, &c, &err), 0);
     CU_ASSERT_STRING_EQUAL(coil_connector_kind(c), "ssh-channel");
     CU_ASSERT_EQUAL(k.started, 1);
-    CU_ASSERT(wait_flag(r, &k.connected, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k.connected, WAIT_SECONDS));
     CU_ASSERT_EQUAL(coil_transport_write(k.t, "hi", 2), 0);
     CU_ASSERT(has_echo(r, &k.c, "hi"));
     /* Busy: a second attempt while connected is refused. */
     CU_ASSERT_EQUAL(coil_connector_connect(c), COIL_ESTATE);
     coil_transport_lose_connection(k.t);
-    CU_ASSERT(wait_flag(r, &k.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k.lost, WAIT_SECONDS));
     CU_ASSERT_EQUAL(k.failed, 0);
     /* Again, on the same session (the connector keeps it). */
     CU_ASSERT_EQUAL(coil_ssh_endpoint_session_count(r), 1);
@@ -483,7 +458,7 @@ static void test_connector(void)
     CU_ASSERT_EQUAL(coil_transport_write(k.t, "yo", 2), 0);
     CU_ASSERT(has_echo(r, &k.c, "yo"));
     coil_transport_lose_connection(k.t);
-    CU_ASSERT(wait_flag(r, &k.c.destroyed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k.c.destroyed, WAIT_SECONDS));
     CU_ASSERT_EQUAL(k.lost, 1); /* the freed connector reports nothing */
     CU_ASSERT(wait_sessions(r, 0, WAIT_SECONDS));
     coil_endpoint_free(e);
@@ -498,12 +473,12 @@ static void test_connector(void)
     counting k2 = {.f.ops = &counting_ops};
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k2.f, &c, &err), 0);
     CU_ASSERT_EQUAL(k2.failed, 0); /* never before connect returns */
-    CU_ASSERT(wait_flag(r, &k2.failed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k2.failed, WAIT_SECONDS));
     CU_ASSERT_EQUAL(k2.connected, 0);
     CU_ASSERT_EQUAL(k2.c.made, 0);
     char port_text[16];
     snprintf(port_text, sizeof port_text, "%d", dead);
-    ASSERT_HAS(k2.why, port_text);
+    COIL_TEST_ASSERT_HAS(k2.why, port_text);
     /* Stopped: connection_failed with COIL_ECANCELLED. */
     CU_ASSERT_EQUAL(coil_connector_connect(c), 0);
     coil_connector_stop_connecting(c);
@@ -513,7 +488,7 @@ static void test_connector(void)
     CU_ASSERT_EQUAL(k2.failed, 2);
     char cancelled[32];
     snprintf(cancelled, sizeof cancelled, "[%d]", COIL_ECANCELLED);
-    ASSERT_HAS(k2.why, cancelled);
+    COIL_TEST_ASSERT_HAS(k2.why, cancelled);
     coil_connector_free(c);
     coil_endpoint_free(e);
     CU_ASSERT(wait_sessions(r, 0, WAIT_SECONDS));
@@ -528,8 +503,8 @@ static void test_connector(void)
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(text, &e, &err), 0);
     counting k3 = {.f.ops = &counting_ops};
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k3.f, &c, &err), 0);
-    CU_ASSERT(wait_flag(r, &k3.failed, WAIT_SECONDS));
-    ASSERT_HAS(k3.why, "SHA256:");
+    CU_ASSERT(coil_test_wait_flag(r, &k3.failed, WAIT_SECONDS));
+    COIL_TEST_ASSERT_HAS(k3.why, "SHA256:");
     coil_connector_free(c);
     coil_endpoint_free(e);
     unlink(kh);
@@ -556,7 +531,7 @@ static void test_connector_channel(void)
     counting k = {.f.ops = &counting_ops};
     coil_connector *c = NULL;
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k.f, &c, &err), 0);
-    CU_ASSERT(wait_flag(r, &k.connected, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k.connected, WAIT_SECONDS));
     CU_ASSERT_FATAL(k.t != NULL);
     CU_ASSERT(k.c.p.transport == k.t); /* no transport in between */
     CU_ASSERT(coil_connector_transport(c) == k.t);
@@ -574,12 +549,12 @@ static void test_connector_channel(void)
     CU_ASSERT_EQUAL(coil_transport_write(k.t, "ping", 4), 0);
     CU_ASSERT(has_echo(r, &k.c, "ping"));
     coil_transport_lose_write_connection(k.t); /* EOF: cat exits 0 */
-    CU_ASSERT(wait_flag(r, &k.lost, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k.lost, WAIT_SECONDS));
     CU_ASSERT_EQUAL(k.c.lost, 1);
     CU_ASSERT_EQUAL(k.c.exit_known, 1);
     CU_ASSERT_EQUAL(k.c.exit_status, 0);
     CU_ASSERT(k.c.had_session);
-    CU_ASSERT(wait_flag(r, &k.c.destroyed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k.c.destroyed, WAIT_SECONDS));
     /* Exactly once, also after more turns of the loop. */
     for (int i = 0; i < 10; i++)
         coil_reactor_iterate(r, 0.01);
@@ -597,12 +572,12 @@ static void test_connector_channel(void)
         coil_endpoint_client(ssh_desc(":exec=read x; echo got $x; exit 7"), &e, &err), 0);
     counting k2 = {.f.ops = &counting_ops};
     CU_ASSERT_EQUAL_FATAL(coil_endpoint_connect(r, e, &k2.f, &c, &err), 0);
-    CU_ASSERT(wait_flag(r, &k2.connected, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k2.connected, WAIT_SECONDS));
     CU_ASSERT_FATAL(k2.t != NULL);
     coil_connector_free(c);
     coil_endpoint_free(e);
     CU_ASSERT_EQUAL(coil_transport_write(k2.t, "it\n", 3), 0);
-    CU_ASSERT(wait_flag(r, &k2.c.destroyed, WAIT_SECONDS));
+    CU_ASSERT(coil_test_wait_flag(r, &k2.c.destroyed, WAIT_SECONDS));
     CU_ASSERT_STRING_EQUAL(k2.c.got, "got it\n");
     CU_ASSERT_EQUAL(k2.c.lost, 1);
     CU_ASSERT_EQUAL(k2.c.exit_known, 1);

@@ -262,3 +262,19 @@ const char *coil_test_sshd(const char *key)
             dir ? dir : "$COIL_TEST_SSHD", key);
     exit(1);
 }
+
+int coil_test_wait_fired(coil_reactor *r, coil_deferred *d, double seconds)
+{
+    double end = coil_reactor_seconds(r) + seconds;
+    while (!coil_deferred_called(d) && coil_reactor_seconds(r) < end)
+        coil_reactor_iterate(r, 0.05);
+    return coil_deferred_called(d);
+}
+
+int coil_test_wait_flag(coil_reactor *r, const int *flag, double seconds)
+{
+    double end = coil_reactor_seconds(r) + seconds;
+    while (!*flag && coil_reactor_seconds(r) < end)
+        coil_reactor_iterate(r, 0.05);
+    return *flag;
+}

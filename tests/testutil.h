@@ -4,6 +4,8 @@
 
 #include <CUnit/CUnit.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <coil/coil.h>
 
@@ -63,6 +65,24 @@ int coil_test_temp_file(char *buf, size_t size, const char *tag);
  * out-parameter before a call that must set the out-parameter to NULL. */
 extern char coil_test_poison_byte;
 #define COIL_TEST_POISON ((void *)&coil_test_poison_byte)
+
+/* Run `r` until `d` fires or `seconds` pass; 1 when it fired, else 0. */
+int coil_test_wait_fired(coil_reactor *r, coil_deferred *d, double seconds);
+
+/* Run `r` until *flag is set or `seconds` pass; returns *flag. */
+int coil_test_wait_flag(coil_reactor *r, const int *flag, double seconds);
+
+/* Asserts that the string `hay` contains `needle` (NULL fails), printing
+ * the text that lacked it. */
+#define COIL_TEST_ASSERT_HAS(hay, needle)                                                \
+    do {                                                                                 \
+        const char *h_ = (hay), *n_ = (needle);                                          \
+        int ok_ = h_ && n_ && strstr(h_, n_) != NULL;                                    \
+        if (!ok_)                                                                        \
+            fprintf(stderr, "\n    %s:%d: expected \"%s\" in: %s\n", __FILE__, __LINE__, \
+                    n_ ? n_ : "(null)", h_ ? h_ : "(null)");                             \
+        CU_ASSERT(ok_);                                                                  \
+    } while (0)
 
 /* Add a suite with NULL-terminated pairs of (name, fn). */
 #define COIL_TEST(fn) \
