@@ -968,20 +968,41 @@ int coil__ssh_sweep(coil_ssh_session *s)
     return more;
 }
 
-void coil__ssh_channels_lost(coil_ssh_session *s, const coil_failure *reason)
+/* The session's channels, each held (coil__stream_hold) so that none is
+ * freed while a loop calls into them, in a new array of *n; NULL when there
+ * are none or no memory. release_channels lets them go and frees it. */
+static coil__ssh_channel **hold_channels(coil_ssh_session *s, size_t *n)
 {
-    size_t n = s->n_channels;
-    if (n == 0)
-        return;
-    coil__ssh_channel **v = malloc(n * sizeof *v);
+    *n = 0;
+    size_t want = s->n_channels;
+    if (want == 0)
+        return NULL;
+    coil__ssh_channel **v = malloc(want * sizeof *v);
     if (!v)
-        return;
+        return NULL;
     size_t i = 0;
-    for (coil__ssh_channel *c = s->ch_head; c && i < n; c = c->next) {
+    for (coil__ssh_channel *c = s->ch_head; c && i < want; c = c->next) {
         coil__stream_hold(&c->st);
         v[i++] = c;
     }
-    n = i;
+    *n = i;
+    return v;
+}
+
+static void release_channels(coil__ssh_channel **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        coil__stream_release(&v[i]->st);
+    free(v);
+}
+
+void coil__ssh_channels_lost(coil_ssh_session *s, const coil_failure *reason)
+{
+    size_t n;
+    coil__ssh_channel **v = hold_channels(s, &n);
+    if (!v)
+        return;
+    size_t i;
     for (i = 0; i < n; i++) {
         coil__ssh_channel *c = v[i];
         if (c->close_timer) {
@@ -999,30 +1020,19 @@ void coil__ssh_channels_lost(coil_ssh_session *s, const coil_failure *reason)
                                                         COIL_DOMAIN_COIL, COIL_ECONNLOST,
                                                         "SSH channel %s lost", c->desc));
     }
-    for (i = 0; i < n; i++)
-        coil__stream_release(&v[i]->st);
-    free(v);
+    release_channels(v, n);
 }
 
 void coil__ssh_channels_close(coil_ssh_session *s)
 {
-    size_t n = s->n_channels;
-    if (n == 0)
-        return;
-    coil__ssh_channel **v = malloc(n * sizeof *v);
+    size_t n;
+    coil__ssh_channel **v = hold_channels(s, &n);
     if (!v)
         return;
-    size_t i = 0;
-    for (coil__ssh_channel *c = s->ch_head; c && i < n; c = c->next) {
-        coil__stream_hold(&c->st);
-        v[i++] = c;
-    }
-    n = i;
+    size_t i;
     for (i = 0; i < n; i++)
         coil_transport_lose_connection(&v[i]->st.base);
-    for (i = 0; i < n; i++)
-        coil__stream_release(&v[i]->st);
-    free(v);
+    release_channels(v, n);
 }
 
 /* ---- accessors

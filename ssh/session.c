@@ -1387,32 +1387,33 @@ int coil_ssh_session_connect(coil_reactor *r, const coil_ssh_options *o,
     return 0;
 }
 
-coil_deferred *coil_ssh_session_handshake(coil_ssh_session *s)
+/* A deferred for a step of the session (the handshake, or being ready):
+ * fired now when the step is `done` or has `failed` or the session is
+ * dead, else queued on `waiters`. */
+static coil_deferred *step_deferred(coil_ssh_session *s, int done,
+                                    const coil_failure *failed,
+                                    coil__ssh_waiter **waiters)
 {
-    if (s->hs_done)
+    if (done)
         return coil_deferred_succeed(s, NULL);
-    if (s->hs_failure)
-        return coil_deferred_fail(coil_failure_copy(s->hs_failure));
+    if (failed)
+        return coil_deferred_fail(coil_failure_copy(failed));
     if (s->state == COIL__SSH_DEAD)
         return coil_deferred_fail(coil_failure_copy(s->end_reason));
     coil_deferred *d = coil_deferred_new();
     if (d)
-        add_waiter(&s->hs_waiters, d);
+        add_waiter(waiters, d);
     return d;
+}
+
+coil_deferred *coil_ssh_session_handshake(coil_ssh_session *s)
+{
+    return step_deferred(s, s->hs_done, s->hs_failure, &s->hs_waiters);
 }
 
 coil_deferred *coil_ssh_session_ready(coil_ssh_session *s)
 {
-    if (s->auth_done)
-        return coil_deferred_succeed(s, NULL);
-    if (s->ready_failure)
-        return coil_deferred_fail(coil_failure_copy(s->ready_failure));
-    if (s->state == COIL__SSH_DEAD)
-        return coil_deferred_fail(coil_failure_copy(s->end_reason));
-    coil_deferred *d = coil_deferred_new();
-    if (d)
-        add_waiter(&s->ready_waiters, d);
-    return d;
+    return step_deferred(s, s->auth_done, s->ready_failure, &s->ready_waiters);
 }
 
 int coil_ssh_session_is_ready(const coil_ssh_session *s)
