@@ -254,10 +254,11 @@ while [ $attempt -lt 10 ]; do
     "$sshd_bin" -D -E "$log" -f "$dir/sshd_config" </dev/null >>"$log" 2>&1 &
     spid=$!
     echo "$spid" >"$dir/sshd.pid.start"
-    # Wait (bounded, 15 s) until it says it listens, or it dies.
+    # Wait (bounded, 60 s: CI machines are slow and loaded) until it says it
+    # listens, or it dies. Polls the log: the 0.1 s sleeps are the poll interval.
     i=0
     state=wait
-    while [ $i -lt 150 ]; do
+    while [ $i -lt 600 ]; do
         if grep -q "Server listening on 127.0.0.1 port $p" "$log" 2>/dev/null; then
             state=up
             break
@@ -289,7 +290,7 @@ if command -v nc >/dev/null 2>&1; then
     i=0
     while ! nc -z 127.0.0.1 "$port" 2>/dev/null; do
         i=$((i + 1))
-        if [ $i -ge 100 ] || ! alive "$spid"; then
+        if [ $i -ge 600 ] || ! alive "$spid"; then
             stop_pid "$spid" sshd || true
             echo "$me: sshd logged that it listens on 127.0.0.1:$port but does not accept; the end of $log:" >&2
             tail -n 20 "$log" >&2
@@ -313,7 +314,7 @@ echo "$apid" >"$dir/agent.pid.start"
 i=0
 while [ ! -S "$sock" ]; do
     i=$((i + 1))
-    if [ $i -ge 100 ] || ! alive "$apid"; then
+    if [ $i -ge 600 ] || ! alive "$apid"; then
         do_stop || true
         fail "ssh-agent did not create $sock: $(cat "$dir/agent.log")"
     fi
