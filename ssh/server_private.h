@@ -270,6 +270,27 @@ void coil__sshd_conn_writable(coil__sshd *s);
 /* The connection ended (why borrowed): every channel hears connection_lost. */
 void coil__sshd_conn_lost(coil__sshd *s, const coil_failure *why);
 
+/* ---- server.c: for fuzz targets and unit tests ---- */
+
+/* The connection behind a protocol from coil_ssh_server_protocol (the
+ * protocol is its first member). */
+static inline coil__sshd *coil__sshd_of(coil_protocol *p)
+{
+    return (coil__sshd *)p;
+}
+/* Skip the version and key exchange of `s` (its connection_made has run):
+ * as if client "SSH-2.0-coil-test" and we had agreed on no cipher and no
+ * MAC, no strict kex; the session id is 32 bytes of 0x5a. user == NULL: the
+ * connection waits for authentication ("ssh-userauth" accepted); otherwise
+ * it is logged in as `user` (method "none"). Plain packets are accepted
+ * from then on (see coil__sshd_test_frame). */
+void coil__sshd_test_skip_kex(coil__sshd *s, const char *user);
+/* Frame `payload` as a plain packet (uint32 length, padding length,
+ * payload, 4..11 bytes of zero padding, the whole a multiple of 8) into
+ * out. Returns the length, 0 when cap is too small. */
+size_t coil__sshd_test_frame(const void *payload, size_t len, unsigned char *out,
+                             size_t cap);
+
 /* ---- server_endpoint.c ----
  * The server side of the ssh: endpoint kind; its owner declares what
  * ssh/endpoint.c calls here. */
