@@ -19,7 +19,7 @@
 
 /* Longest client KEXINIT coil reads (bigger: the client is refused). */
 #define COIL__SSHKEX_MAX_KEXINIT 16384
-#define COIL__SSHKEX_NAME 48
+#define COIL__SSHKEX_NAME        48
 
 /* What negotiation chose (RFC 4253 7.1: the first of the client's names
  * that the server also has). */
@@ -51,9 +51,9 @@ int coil__kex_negotiate(const unsigned char *payload, size_t len, int first,
 
 /* The output of a curve25519 exchange. Wipe with coil__kex_result_wipe. */
 typedef struct coil__kex_result {
-    unsigned char H[32];     /* the exchange hash (session id on the first) */
-    unsigned char K[40];     /* the shared secret as an SSH mpint (4-byte
-                                length included), for derivation */
+    unsigned char H[32]; /* the exchange hash (session id on the first) */
+    unsigned char K[40]; /* the shared secret as an SSH mpint (4-byte
+                            length included), for derivation */
     size_t K_len;
 } coil__kex_result;
 void coil__kex_result_wipe(coil__kex_result *res);
@@ -73,10 +73,30 @@ int coil__kex_ecdh_reply(const coil__sshkey *hostkey, const char *v_c, const cha
                          size_t cap, size_t *reply_len, coil__kex_result *res, char *why,
                          size_t why_size);
 
+/* ---- for tests only (tests/test_sshkex.c, the fuzz target) ----
+ * coil__kex_ecdh_reply with a given ephemeral secret instead of a random
+ * one, so known-answer tests are deterministic. Never call it elsewhere. */
+int coil__kex_ecdh_reply_fixed(const coil__sshkey *hostkey, const unsigned char eph[32],
+                               const char *v_c, const char *v_s, const unsigned char *i_c,
+                               size_t i_c_len, const unsigned char *i_s, size_t i_s_len,
+                               const unsigned char *init, size_t init_len,
+                               unsigned char *reply, size_t cap, size_t *reply_len,
+                               coil__kex_result *res, char *why, size_t why_size);
+/* The exchange hash H = SHA-256(string V_C || string V_S || string I_C ||
+ * string I_S || string K_S || string Q_C || string Q_S || K), K given as an
+ * encoded mpint (length included). 0, or -1 when OpenSSL fails. Used by
+ * coil__kex_ecdh_reply; exposed for the known-answer tests. */
+int coil__kex_exchange_hash(const char *v_c, const char *v_s, const unsigned char *i_c,
+                            size_t i_c_len, const unsigned char *i_s, size_t i_s_len,
+                            const unsigned char *k_s, size_t k_s_len,
+                            const unsigned char q_c[32], const unsigned char q_s[32],
+                            const unsigned char *k, size_t k_len, unsigned char H[32]);
+
 /* Derive `need` bytes of key material with letter 'A'..'F' (HASH(K || H ||
  * letter || session_id), extended with HASH(K || H || K1 ...) as RFC 4253
  * 7.2 says) into out (need <= 128). */
 void coil__kex_derive(const coil__kex_result *res, const unsigned char *session_id,
-                      size_t session_id_len, char letter, unsigned char *out, size_t need);
+                      size_t session_id_len, char letter, unsigned char *out,
+                      size_t need);
 
 #endif
