@@ -145,6 +145,8 @@ typedef struct coil__sshd_conn {
     uint32_t n_slots;           /* entries in chans */
     uint32_t n_open;            /* channels not yet freed */
     uint32_t rr;                /* round-robin start for writers */
+    int no_more_sessions;       /* "no-more-sessions@openssh.com" received */
+    int sessions;               /* session channels opened so far */
 } coil__sshd_conn;
 
 /* ---- one connection ---- */
@@ -267,7 +269,9 @@ int coil__sshd_conn_packet(coil__sshd *s, const unsigned char *payload, size_t l
 /* Channel data may flow again (key exchange over, the transport below
  * drained): writers send what their windows allow. */
 void coil__sshd_conn_writable(coil__sshd *s);
-/* The connection ended (why borrowed): every channel hears connection_lost. */
+/* The connection ended (why borrowed): every channel hears connection_lost.
+ * server.c calls it once, at the end, with the connection still referenced;
+ * channels not yet freed keep their references until they are. */
 void coil__sshd_conn_lost(coil__sshd *s, const coil_failure *why);
 
 /* ---- server.c: for fuzz targets and unit tests ---- */
@@ -292,7 +296,23 @@ size_t coil__sshd_test_frame(const void *payload, size_t len, unsigned char *out
                              size_t cap);
 
 /* ---- server_endpoint.c ----
- * The server side of the ssh: endpoint kind; its owner declares what
- * ssh/endpoint.c calls here. */
+ * The server side of the ssh: endpoint kind; ssh/endpoint.c's parse and
+ * listen call these for server descriptions. */
+
+typedef struct coil__sshd_endpoint coil__sshd_endpoint;
+struct coil_endpoint_parser;
+struct coil_endpoint_desc;
+/* "ssh:PORT:hostKey=FILE[:authorizedKeys=FILE][:anonymous=yes]..." */
+extern const char coil__sshd_endpoint_usage[];
+/* Parse a server description (kind already matched) into *out (set as soon
+ * as it exists; free it whatever this returns). 0, COIL_ENOMEM or the code
+ * of a coil_endpoint_bad() message. */
+int coil__sshd_endpoint_parse(const struct coil_endpoint_parser *p,
+                              const struct coil_endpoint_desc *d, coil__sshd_endpoint **out);
+/* Listen: a server context serving `f` for shell and exec channels, on a
+ * TCP listener, both owned by the listener returned. */
+int coil__sshd_endpoint_listen(coil_reactor *r, const coil__sshd_endpoint *e,
+                               coil_factory *f, coil_listener **out, coil_failure **err);
+void coil__sshd_endpoint_free(coil__sshd_endpoint *e);
 
 #endif
