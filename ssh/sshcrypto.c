@@ -1,57 +1,466 @@
-/* Packet protection; see sshcrypto.h. (Skeleton: filled in by its owner.) */
+/* Packet protection; see sshcrypto.h.
+ *
+ * One coil__sshc protects one direction. Every per-packet operation is a
+ * whole-packet call into libsodium (ChaCha20, Poly1305, HMAC-SHA2) or
+ * OpenSSL EVP (AES-CTR, AES-GCM): no per-block loops here and no
+ * allocation per packet. */
 #include "sshcrypto.h"
 
+#include "sshwire.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sodium.h>
 #include <string.h>
+
+enum {
+    CIPH_NONE = 0,
+    CIPH_CHACHA,
+    CIPH_AES128_GCM,
+    CIPH_AES256_GCM,
+    CIPH_AES128_CTR,
+    CIPH_AES256_CTR,
+};
+
+enum {
+    MAC_NONE = 0,
+    MAC_SHA256,
+    MAC_SHA512,
+};
+
+static const struct {
+    const char *name;
+    int id;
+    size_t iv_len, key_len, block;
+} ciphers[] = {
+    {"none", CIPH_NONE, 0, 0, 8},
+    {"chacha20-poly1305@openssh.com", CIPH_CHACHA, 0, 64, 8},
+    {"aes128-gcm@openssh.com", CIPH_AES128_GCM, 12, 16, 16},
+    {"aes256-gcm@openssh.com", CIPH_AES256_GCM, 12, 32, 16},
+    {"aes128-ctr", CIPH_AES128_CTR, 16, 16, 16},
+    {"aes256-ctr", CIPH_AES256_CTR, 16, 32, 16},
+};
+
+static const struct {
+    const char *name;
+    int id;
+    int etm;
+    size_t key_len; /* = tag length */
+} macs[] = {
+    {"none", MAC_NONE, 0, 0},
+    {"hmac-sha2-256", MAC_SHA256, 0, 32},
+    {"hmac-sha2-512", MAC_SHA512, 0, 64},
+    {"hmac-sha2-256-etm@openssh.com", MAC_SHA256, 1, 32},
+    {"hmac-sha2-512-etm@openssh.com", MAC_SHA512, 1, 64},
+};
+
+#define NCIPHERS (sizeof ciphers / sizeof ciphers[0])
+#define NMACS    (sizeof macs / sizeof macs[0])
+
+static int find_cipher(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    for (size_t i = 0; i < NCIPHERS; i++)
+        if (strcmp(ciphers[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int find_mac(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    for (size_t i = 0; i < NMACS; i++)
+        if (strcmp(macs[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int id_is_aead(int id)
+{
+    return id == CIPH_CHACHA || id == CIPH_AES128_GCM || id == CIPH_AES256_GCM;
+}
+
+static int id_is_gcm(int id)
+{
+    return id == CIPH_AES128_GCM || id == CIPH_AES256_GCM;
+}
+
+static int id_is_ctr(int id)
+{
+    return id == CIPH_AES128_CTR || id == CIPH_AES256_CTR;
+}
+
+int coil__sshc_is_aead(const char *cipher)
+{
+    int i = find_cipher(cipher);
+    return i >= 0 && id_is_aead(ciphers[i].id);
+}
 
 int coil__sshc_sizes_of(const char *cipher, const char *mac, coil__sshc_sizes *out)
 {
-    (void)cipher, (void)mac, (void)out;
-    return -1;
-}
-int coil__sshc_is_aead(const char *cipher)
-{
-    (void)cipher;
+    int ci = find_cipher(cipher);
+    if (ci < 0)
+        return -1;
+    size_t mac_key_len = 0;
+    if (!id_is_aead(ciphers[ci].id)) {
+        int mi = find_mac(mac);
+        if (mi < 0)
+            return -1;
+        mac_key_len = macs[mi].key_len;
+    }
+    out->iv_len = ciphers[ci].iv_len;
+    out->key_len = ciphers[ci].key_len;
+    out->mac_key_len = mac_key_len;
     return 0;
 }
+
+/* The 4 length bytes are inside the blocks (and hidden) unless the mode
+ * sends them in the clear (etm) or protects them apart (AEAD). */
+static int length_in_blocks(const coil__sshc *c)
+{
+    return !c->etm && !id_is_aead(c->cipher);
+}
+
+static void seed_padding(coil__sshc *c)
+{
+    /* sodium_init is idempotent and thread-safe; it fails only when no
+     * random source exists, and randombytes_buf then aborts by itself. */
+    if (sodium_init() < 0) {
+        /* nothing better to do: see above */
+    }
+    randombytes_buf(c->pad_key, sizeof c->pad_key);
+    c->pad_n = 0;
+}
+
 void coil__sshc_init_none(coil__sshc *c, int encrypt)
 {
     memset(c, 0, sizeof *c);
+    c->cipher = CIPH_NONE;
+    c->mac = MAC_NONE;
     c->encrypt = encrypt;
     c->block = 8;
+    if (encrypt)
+        seed_padding(c);
 }
+
 int coil__sshc_init(coil__sshc *c, const char *cipher, const char *mac,
                     const unsigned char *iv, const unsigned char *key,
                     const unsigned char *mac_key, int encrypt)
 {
-    (void)c, (void)cipher, (void)mac, (void)iv, (void)key, (void)mac_key, (void)encrypt;
+    coil__sshc_init_none(c, encrypt);
+    int ci = find_cipher(cipher);
+    if (ci < 0)
+        return -1;
+    int id = ciphers[ci].id;
+    int mi = 0; /* "none" */
+    if (!id_is_aead(id)) {
+        mi = find_mac(mac);
+        if (mi < 0)
+            return -1;
+    }
+    c->cipher = id;
+    c->block = ciphers[ci].block;
+    c->mac = macs[mi].id;
+    c->etm = macs[mi].etm;
+    c->tag_len = macs[mi].key_len;
+    c->mac_key_len = macs[mi].key_len;
+    if (c->mac_key_len > 0)
+        memcpy(c->mac_key, mac_key, c->mac_key_len);
+
+    if (id == CIPH_CHACHA) {
+        /* PROTOCOL.chacha20poly1305: the first 256 bits are K_2 (payload
+         * and Poly1305 key), the second 256 bits K_1 (length only). */
+        memcpy(c->k_main, key, 32);
+        memcpy(c->k_hdr, key + 32, 32);
+        c->tag_len = crypto_onetimeauth_poly1305_BYTES;
+        return 0;
+    }
+    if (id == CIPH_NONE)
+        return 0;
+
+    const EVP_CIPHER *ev = NULL;
+    switch (id) {
+    case CIPH_AES128_GCM:
+        ev = EVP_aes_128_gcm();
+        break;
+    case CIPH_AES256_GCM:
+        ev = EVP_aes_256_gcm();
+        break;
+    case CIPH_AES128_CTR:
+        ev = EVP_aes_128_ctr();
+        break;
+    case CIPH_AES256_CTR:
+        ev = EVP_aes_256_ctr();
+        break;
+    default:
+        return -1;
+    }
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        goto fail;
+    c->evp = ctx;
+    if (id_is_gcm(id)) {
+        c->tag_len = 16;
+        memcpy(c->iv, iv, 12);
+        if (EVP_CipherInit_ex(ctx, ev, NULL, NULL, NULL, encrypt) != 1 ||
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
+            EVP_CipherInit_ex(ctx, NULL, NULL, key, NULL, encrypt) != 1)
+            goto fail;
+    } else {
+        if (EVP_CipherInit_ex(ctx, ev, NULL, key, iv, encrypt) != 1)
+            goto fail;
+    }
+    return 0;
+fail:
+    coil__sshc_free(c);
     return -1;
 }
+
 void coil__sshc_free(coil__sshc *c)
 {
-    (void)c;
+    int encrypt = c->encrypt;
+    if (c->evp != NULL)
+        EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)c->evp);
+    sodium_memzero(c, sizeof *c);
+    /* Left as a usable "none" state without a padding key (zeros). */
+    c->encrypt = encrypt;
+    c->block = 8;
 }
-size_t coil__sshc_seal(coil__sshc *c, uint32_t seq, unsigned char *buf, size_t payload_len)
+
+static void put64(unsigned char *p, uint64_t v)
 {
-    (void)c, (void)seq, (void)buf, (void)payload_len;
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+/* HMAC-SHA2 over uint32 seq || p[0..n) into out (tag_len bytes). */
+static void mac_compute(const coil__sshc *c, uint32_t seq, const unsigned char *p,
+                        size_t n, unsigned char *out)
+{
+    unsigned char s[4];
+    coil__ssh_put32(s, seq);
+    if (c->mac == MAC_SHA256) {
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init(&st, c->mac_key, c->mac_key_len);
+        crypto_auth_hmacsha256_update(&st, s, 4);
+        crypto_auth_hmacsha256_update(&st, p, n);
+        crypto_auth_hmacsha256_final(&st, out);
+        sodium_memzero(&st, sizeof st);
+    } else {
+        crypto_auth_hmacsha512_state st;
+        crypto_auth_hmacsha512_init(&st, c->mac_key, c->mac_key_len);
+        crypto_auth_hmacsha512_update(&st, s, 4);
+        crypto_auth_hmacsha512_update(&st, p, n);
+        crypto_auth_hmacsha512_final(&st, out);
+        sodium_memzero(&st, sizeof st);
+    }
+}
+
+/* 0 when the MAC at p + n matches. Constant time. */
+static int mac_verify(const coil__sshc *c, uint32_t seq, const unsigned char *p, size_t n)
+{
+    unsigned char want[64];
+    mac_compute(c, seq, p, n, want);
+    int ok = c->mac == MAC_SHA256 ? crypto_verify_32(want, p + n)
+                                  : crypto_verify_64(want, p + n);
+    sodium_memzero(want, sizeof want);
+    return ok == 0 ? 0 : -1;
+}
+
+static void gcm_next_iv(coil__sshc *c)
+{
+    /* 8-byte invocation counter after the 4 fixed bytes (RFC 5647 7.1). */
+    for (int i = 11; i >= 4; i--)
+        if (++c->iv[i] != 0)
+            break;
+}
+
+/* AES-GCM over buf: AAD = the 4 length bytes, then n bytes at buf + 4
+ * in place; the tag at buf + 4 + n (written when sealing, checked when
+ * opening). */
+static int gcm_crypt(coil__sshc *c, unsigned char *buf, size_t n)
+{
+    EVP_CIPHER_CTX *ctx = c->evp;
+    int outl = 0, ok = 0;
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, c->iv, -1) != 1)
+        goto out;
+    if (!c->encrypt &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, buf + 4 + n) != 1)
+        goto out;
+    if (EVP_CipherUpdate(ctx, NULL, &outl, buf, 4) != 1 ||
+        EVP_CipherUpdate(ctx, buf + 4, &outl, buf + 4, (int)n) != 1 || (size_t)outl != n)
+        goto out;
+    if (EVP_CipherFinal_ex(ctx, buf + 4 + n, &outl) != 1)
+        goto out;
+    if (c->encrypt &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, buf + 4 + n) != 1)
+        goto out;
+    ok = 1;
+out:
+    gcm_next_iv(c);
+    return ok ? 0 : -1;
+}
+
+/* AES-CTR, keystream continuous across packets. */
+static int ctr_crypt(coil__sshc *c, unsigned char *p, size_t n)
+{
+    int outl = 0;
+    if (n == 0)
+        return 0;
+    if (EVP_CipherUpdate((EVP_CIPHER_CTX *)c->evp, p, &outl, p, (int)n) != 1 ||
+        (size_t)outl != n)
+        return -1;
     return 0;
 }
+
+size_t coil__sshc_seal(coil__sshc *c, uint32_t seq, unsigned char *buf,
+                       size_t payload_len)
+{
+    size_t block = c->block ? c->block : 8;
+    if (payload_len > COIL__SSH_MAX_PACKET - 1 - (block + 3))
+        return 0;
+    size_t len = 1 + payload_len + (length_in_blocks(c) ? 4 : 0);
+    size_t pad = block - len % block;
+    if (pad < 4)
+        pad += block;
+    size_t packet_length = 1 + payload_len + pad;
+    coil__ssh_put32(buf, (uint32_t)packet_length);
+    buf[4] = (unsigned char)pad;
+
+    unsigned char nonce[8];
+    put64(nonce, c->pad_n++);
+    crypto_stream_chacha20(buf + 5 + payload_len, pad, nonce, c->pad_key);
+
+    size_t n = 4 + packet_length; /* bytes before the tag */
+    switch (c->cipher) {
+    case CIPH_NONE:
+        break;
+    case CIPH_CHACHA: {
+        unsigned char polykey[crypto_onetimeauth_poly1305_KEYBYTES];
+        put64(nonce, seq);
+        crypto_stream_chacha20_xor(buf, buf, 4, nonce, c->k_hdr);
+        crypto_stream_chacha20(polykey, sizeof polykey, nonce, c->k_main);
+        crypto_stream_chacha20_xor_ic(buf + 4, buf + 4, packet_length, nonce, 1,
+                                      c->k_main);
+        crypto_onetimeauth_poly1305(buf + n, buf, n, polykey);
+        sodium_memzero(polykey, sizeof polykey);
+        break;
+    }
+    case CIPH_AES128_GCM:
+    case CIPH_AES256_GCM:
+        if (gcm_crypt(c, buf, packet_length) != 0)
+            return 0;
+        break;
+    case CIPH_AES128_CTR:
+    case CIPH_AES256_CTR:
+        if (c->etm) {
+            if (ctr_crypt(c, buf + 4, packet_length) != 0)
+                return 0;
+            mac_compute(c, seq, buf, n, buf + n);
+        } else {
+            mac_compute(c, seq, buf, n, buf + n);
+            if (ctr_crypt(c, buf, n) != 0)
+                return 0;
+        }
+        break;
+    default:
+        return 0;
+    }
+    return n + c->tag_len;
+}
+
 size_t coil__sshc_peek_need(const coil__sshc *c)
 {
-    (void)c;
-    return 4;
+    return id_is_ctr(c->cipher) && !c->etm ? c->block : 4;
 }
-int coil__sshc_peek(coil__sshc *c, uint32_t seq, unsigned char *buf, uint32_t *packet_length)
+
+int coil__sshc_peek(coil__sshc *c, uint32_t seq, unsigned char *buf,
+                    uint32_t *packet_length)
 {
-    (void)c, (void)seq, (void)buf, (void)packet_length;
-    return -1;
+    size_t block = c->block ? c->block : 8;
+    uint32_t len;
+    c->peek_done = 0;
+    if (c->cipher == CIPH_CHACHA) {
+        unsigned char nonce[8];
+        put64(nonce, seq);
+        crypto_stream_chacha20_xor(c->peeked, buf, 4, nonce, c->k_hdr);
+        len = coil__ssh_get32(c->peeked);
+    } else if (id_is_ctr(c->cipher) && !c->etm) {
+        if (ctr_crypt(c, buf, block) != 0)
+            return -1;
+        len = coil__ssh_get32(buf);
+    } else {
+        len = coil__ssh_get32(buf);
+    }
+    if (len < 5 || len > COIL__SSH_MAX_PACKET)
+        return -1;
+    if ((length_in_blocks(c) ? 4 + (size_t)len : (size_t)len) % block != 0)
+        return -1;
+    if (id_is_ctr(c->cipher) && !c->etm && 4 + (size_t)len < block)
+        return -1;
+    c->peek_done = 1;
+    c->peek_len = len;
+    *packet_length = len;
+    return 0;
 }
+
 size_t coil__sshc_wire_len(const coil__sshc *c, uint32_t packet_length)
 {
     return 4 + (size_t)packet_length + c->tag_len;
 }
+
 int coil__sshc_open(coil__sshc *c, uint32_t seq, unsigned char *buf,
                     uint32_t packet_length, unsigned char **payload, size_t *payload_len)
 {
-    (void)c, (void)seq, (void)buf, (void)packet_length, (void)payload, (void)payload_len;
-    return -1;
+    int peeked = c->peek_done;
+    c->peek_done = 0;
+    if (!peeked || packet_length != c->peek_len)
+        return -1;
+    size_t n = 4 + (size_t)packet_length;
+    switch (c->cipher) {
+    case CIPH_NONE:
+        break;
+    case CIPH_CHACHA: {
+        unsigned char nonce[8], polykey[crypto_onetimeauth_poly1305_KEYBYTES];
+        put64(nonce, seq);
+        crypto_stream_chacha20(polykey, sizeof polykey, nonce, c->k_main);
+        int bad = crypto_onetimeauth_poly1305_verify(buf + n, buf, n, polykey);
+        sodium_memzero(polykey, sizeof polykey);
+        if (bad != 0)
+            return -1;
+        memcpy(buf, c->peeked, 4);
+        crypto_stream_chacha20_xor_ic(buf + 4, buf + 4, packet_length, nonce, 1,
+                                      c->k_main);
+        break;
+    }
+    case CIPH_AES128_GCM:
+    case CIPH_AES256_GCM:
+        if (gcm_crypt(c, buf, packet_length) != 0)
+            return -1;
+        break;
+    case CIPH_AES128_CTR:
+    case CIPH_AES256_CTR:
+        if (c->etm) {
+            if (mac_verify(c, seq, buf, n) != 0 ||
+                ctr_crypt(c, buf + 4, packet_length) != 0)
+                return -1;
+        } else {
+            if (ctr_crypt(c, buf + c->block, n - c->block) != 0 ||
+                mac_verify(c, seq, buf, n) != 0)
+                return -1;
+        }
+        break;
+    default:
+        return -1;
+    }
+    size_t pad = buf[4];
+    if (pad < 4 || pad >= packet_length)
+        return -1;
+    *payload = buf + 5;
+    *payload_len = packet_length - 1 - pad;
+    return 0;
 }

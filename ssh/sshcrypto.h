@@ -32,8 +32,8 @@
 
 /* What a cipher / MAC pair needs from key derivation (RFC 4253 7.2). */
 typedef struct coil__sshc_sizes {
-    size_t iv_len;  /* IV (A/B): 0 for chacha, 12 for GCM, 16 for CTR */
-    size_t key_len; /* key (C/D): 64 for chacha, 16/32 for AES */
+    size_t iv_len;      /* IV (A/B): 0 for chacha, 12 for GCM, 16 for CTR */
+    size_t key_len;     /* key (C/D): 64 for chacha, 16/32 for AES */
     size_t mac_key_len; /* integrity key (E/F): 0 for AEAD, 32 / 64 for HMAC */
 } coil__sshc_sizes;
 
@@ -45,19 +45,22 @@ int coil__sshc_sizes_of(const char *cipher, const char *mac, coil__sshc_sizes *o
 int coil__sshc_is_aead(const char *cipher);
 
 typedef struct coil__sshc {
-    int cipher;     /* internal enum */
-    int mac;        /* internal enum */
-    int encrypt;    /* 1 sealing, 0 opening */
-    size_t block;   /* 8 for none and chacha, 16 for AES */
-    size_t tag_len; /* bytes after the packet: 0, 16, 32, 64 */
-    int etm;        /* length in the clear, MAC over ciphertext */
-    void *evp;      /* EVP_CIPHER_CTX for AES */
+    int cipher;                          /* internal enum */
+    int mac;                             /* internal enum */
+    int encrypt;                         /* 1 sealing, 0 opening */
+    size_t block;                        /* 8 for none and chacha, 16 for AES */
+    size_t tag_len;                      /* bytes after the packet: 0, 16, 32, 64 */
+    int etm;                             /* length in the clear, MAC over ciphertext */
+    void *evp;                           /* EVP_CIPHER_CTX for AES */
     unsigned char k_main[32], k_hdr[32]; /* chacha20-poly1305 keys */
     unsigned char iv[16];                /* GCM nonce (fixed 4 + counter 8) */
     unsigned char mac_key[64];
     size_t mac_key_len;
     unsigned char peeked[16]; /* opening: the first block, decrypted by peek */
     int peek_done;
+    uint32_t peek_len;         /* packet_length peek returned */
+    unsigned char pad_key[32]; /* sealing: padding is ChaCha20 keystream */
+    uint64_t pad_n;            /* under this random key, nonce pad_n++ */
 } coil__sshc;
 
 /* A "none"/"none" state (before the first NEWKEYS). Never fails. */
@@ -75,7 +78,8 @@ void coil__sshc_free(coil__sshc *c);
  * padding length and random padding, encrypts in place and appends the
  * MAC/tag (seq = the packet's sequence number). Returns the bytes to send
  * (header + payload + padding + tag). */
-size_t coil__sshc_seal(coil__sshc *c, uint32_t seq, unsigned char *buf, size_t payload_len);
+size_t coil__sshc_seal(coil__sshc *c, uint32_t seq, unsigned char *buf,
+                       size_t payload_len);
 
 /* Opening, step 1: how many bytes must be present before peek can run
  * (4 for none, chacha, GCM and -etm; the block size for aes-ctr with a
@@ -87,7 +91,8 @@ size_t coil__sshc_peek_need(const coil__sshc *c);
  * with *packet_length checked (>= 5 ... <= COIL__SSH_MAX_PACKET, a
  * multiple of the block size where the mode demands), or -1 for a bad
  * length (the caller disconnects). */
-int coil__sshc_peek(coil__sshc *c, uint32_t seq, unsigned char *buf, uint32_t *packet_length);
+int coil__sshc_peek(coil__sshc *c, uint32_t seq, unsigned char *buf,
+                    uint32_t *packet_length);
 /* Bytes the whole packet occupies on the wire: 4 + packet_length + tag. */
 size_t coil__sshc_wire_len(const coil__sshc *c, uint32_t packet_length);
 /* Step 2, once coil__sshc_wire_len bytes are at buf: verify the MAC/tag
