@@ -214,6 +214,17 @@ struct coil__sshd {
     coil_timer *idle_timer;
     double last_rx;
 
+    /* server.c's own bookkeeping */
+    int input_held;      /* coil__sshd_hold_input(s, 1): packets wait */
+    int reading_paused;  /* we paused reading on the transport below */
+    int in_loop;         /* the packet loop is on the stack */
+    int kick_pending;    /* a call_soon to resume input is queued */
+    int counted_conn;    /* counted in srv->stats.connections */
+    int made;            /* connection_made ran */
+    int kex_replied;     /* KEX_ECDH_REPLY sent in this exchange */
+    unsigned char *spill; /* bytes that arrived while the loop ran */
+    size_t spill_len, spill_cap;
+
     coil__sshd_auth auth;
     coil__sshd_conn conn;
 };
@@ -245,6 +256,12 @@ int coil__sshd_can_send_data(const coil__sshd *s);
  * peer, and close the connection below after it is flushed. Idempotent. */
 void coil__sshd_disconnect(coil__sshd *s, int code, const char *fmt, ...)
     COIL_PRINTF(3, 4);
+/* Stop (on=1) or restart (on=0) processing received packets, for a
+ * password check running elsewhere: while held, complete packets stay in
+ * the input buffer (reading below is paused once it fills). Releasing
+ * resumes processing on the next reactor pass (never from inside this
+ * call), so it may be called from a timer or a thread-pool callback. */
+void coil__sshd_hold_input(coil__sshd *s, int on);
 /* Authentication succeeded (called by server_auth.c after it sent
  * USERAUTH_SUCCESS): the connection leaves the unauthenticated counts and
  * may use the connection protocol. */
