@@ -125,6 +125,7 @@ typedef struct coil__sshd_auth {
     int service_ok;  /* "ssh-userauth" accepted (SERVICE_ACCEPT sent) */
     int done;        /* USERAUTH_SUCCESS sent */
     int failures;    /* failed attempts so far */
+    int attempts;    /* USERAUTH_REQUESTs so far (the first "none" is not a failure) */
     int busy;        /* an attempt is being checked (thread job / delay) */
     int banner_sent;
     char user[256];         /* the user of the current / successful attempt */
