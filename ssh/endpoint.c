@@ -7,6 +7,10 @@
  *       [:keepalive=S][:timeout=S][:highWater=BYTES][:lowWater=BYTES]
  *       :to=DESTHOST\:DESTPORT     (or :exec=COMMAND)
  *
+ * Server descriptions (ssh:PORT:hostKey=FILE:..., coil's own SSH server)
+ * are parsed and served by server_endpoint.c; this file only hands them
+ * over.
+ *
  * Pieces:
  *  - the parser (one function for the registry's parse and for
  *    coil_ssh_session_connect_endpoint, which takes no to=/exec=);
@@ -41,6 +45,7 @@
 #include <coil/plugin.h>
 #include <coil/ssh.h>
 
+#include "server_private.h"
 #include "ssh_private.h"
 
 /* ---- the parsed description ----------------------------------------------- */
@@ -69,6 +74,9 @@ typedef struct ssh_ep {
     char peer[64];     /* for build_protocol: "ssh:127.0.0.1:7000" */
     char label[200];   /* "deploy@gw.example:22" for messages */
     char channel[160]; /* "direct-tcpip to 127.0.0.1:7000", "exec 'cat'" */
+    /* A server description: coil's own SSH server (server_endpoint.c);
+     * nothing above is used then. */
+    coil__sshd_endpoint *server;
 } ssh_ep;
 
 static void ep_unref(ssh_ep *e)
@@ -83,6 +91,7 @@ static void ep_unref(ssh_ep *e)
     free(e->to_host);
     free(e->command);
     free(e->key);
+    coil__sshd_endpoint_free(e->server);
     free(e);
 }
 
@@ -390,10 +399,15 @@ static int ssh_kind_parse(const coil_endpoint_parser *p, const coil_endpoint_des
                           int server, void **state)
 {
     parse_ctx c = {p, coil_endpoint_parser_text(p), NULL};
-    if (server)
-        return bad(&c, "ssh: is a client endpoint only (to serve through an SSH server, "
-                       "use coil_ssh_listen or coil-tunnel -R)");
     ssh_ep *e = NULL;
+    if (server) {
+        /* coil's own SSH server (server_endpoint.c). */
+        if (!(e = calloc(1, sizeof *e)))
+            return COIL_ENOMEM;
+        e->refs = 1;
+        *state = e;
+        return coil__sshd_endpoint_parse(p, d, &e->server);
+    }
     int rc = parse_ssh(&c, d, 1, &e);
     *state = e;
     return rc;
@@ -843,6 +857,8 @@ static int ssh_kind_connect(coil_reactor *r, void *state, coil_factory *f,
                             coil_connector **out, coil_failure **err)
 {
     (void)err;
+    if (((ssh_ep *)state)->server)
+        return COIL_EINVAL; /* a server description: the registry never asks */
     ssh_connector *k = calloc(1, sizeof *k);
     if (!k)
         return COIL_ENOMEM;
@@ -860,20 +876,22 @@ static int ssh_kind_connect(coil_reactor *r, void *state, coil_factory *f,
 static int ssh_kind_listen(coil_reactor *r, void *state, coil_factory *f,
                            coil_listener **out, coil_failure **err)
 {
-    (void)r;
-    (void)state;
-    (void)f;
+    const ssh_ep *e = state;
+    if (e->server)
+        return coil__sshd_endpoint_listen(r, e->server, f, out, err);
     *out = NULL;
     if (err)
-        *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOTSUP,
-                                "ssh: endpoints cannot listen (use coil_ssh_listen)");
-    return COIL_ENOTSUP;
+        *err = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
+                                "a client ssh: description cannot listen (serve with "
+                                "ssh:PORT:hostKey=FILE:authorizedKeys=FILE)");
+    return COIL_EINVAL;
 }
 
 static const coil_endpoint_kind_ops ssh_kind = {
     .name = "ssh",
+    .server_example = "ssh:PORT:hostKey=FILE:authorizedKeys=FILE",
     .client_example = "ssh:HOST:PORT:user=USER:to=DESTHOST\\:DESTPORT",
-    .server_usage = "(none: ssh: is a client endpoint)",
+    .server_usage = coil__sshd_endpoint_usage,
     .client_usage = SSH_CLIENT_USE,
     .parse = ssh_kind_parse,
     .listen = ssh_kind_listen,

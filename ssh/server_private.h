@@ -320,6 +320,7 @@ size_t coil__sshd_test_frame(const void *payload, size_t len, unsigned char *out
 typedef struct coil__sshd_endpoint coil__sshd_endpoint;
 struct coil_endpoint_parser;
 struct coil_endpoint_desc;
+struct coil_listener;
 /* "ssh:PORT:hostKey=FILE[:authorizedKeys=FILE][:anonymous=yes]..." */
 extern const char coil__sshd_endpoint_usage[];
 /* Parse a server description (kind already matched) into *out (set as soon
@@ -330,7 +331,8 @@ int coil__sshd_endpoint_parse(const struct coil_endpoint_parser *p,
 /* Listen: a server context serving `f` for shell and exec channels, on a
  * TCP listener, both owned by the listener returned. */
 int coil__sshd_endpoint_listen(coil_reactor *r, const coil__sshd_endpoint *e,
-                               coil_factory *f, coil_listener **out, coil_failure **err);
+                               coil_factory *f, struct coil_listener **out,
+                               coil_failure **err);
 void coil__sshd_endpoint_free(coil__sshd_endpoint *e);
 
 #endif
