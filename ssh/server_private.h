@@ -148,6 +148,7 @@ typedef struct coil__sshd_conn {
     uint32_t rr;                /* round-robin start for writers */
     int no_more_sessions;       /* "no-more-sessions@openssh.com" received */
     int sessions;               /* session channels opened so far */
+    int lost;                   /* coil__sshd_conn_lost ran */
 } coil__sshd_conn;
 
 /* ---- one connection ---- */
