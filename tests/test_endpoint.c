@@ -138,7 +138,8 @@ static void test_server_kinds(void)
     endpoint_fails(1, "quic:443", "unknown kind 'quic'");
     endpoint_fails(
         1, "tcp:80\\",
-        "lone backslash (use tcp:PORT, unix:PATH or ssl:PORT:privateKey=KEY.pem)");
+        "lone backslash (use tcp:PORT, unix:PATH, ssl:PORT:privateKey=KEY.pem or "
+        "ssh:PORT:hostKey=FILE:authorizedKeys=FILE)");
     char longpath[200] = "unix:/";
     memset(longpath + 6, 'p', 120);
     endpoint_fails(1, longpath, "longer than 107 bytes");

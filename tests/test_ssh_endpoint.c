@@ -96,13 +96,15 @@ static void test_parse_errors(void)
     expect_bad("ssh:h:22:user=u:highWater=lots:exec=cat",
                "highWater 'lots' is not a number of bytes");
 
-    /* No server side. */
+    /* A client description given to a server (the server form is tested
+     * in test_sshd_endpoint). */
     coil_endpoint *e = COIL_TEST_POISON;
     coil_failure *err = NULL;
     CU_ASSERT_EQUAL(coil_endpoint_server("ssh:h:22:user=u:exec=cat", &e, &err),
                     COIL_EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    COIL_TEST_ASSERT_HAS(coil_failure_message(err), "ssh");
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err),
+                         "user= belongs to a client description");
     coil_failure_free(err);
 
     /* The session part alone is for coil-tunnel. */

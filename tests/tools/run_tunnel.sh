@@ -306,7 +306,7 @@ EOF
         "$ECHO" send "$base:hostKeys=maybe:exec=cat"
     expect_rc 2 "password= takes env:VAR" "$ECHO" send "$base:password=hunter2:exec=cat"
     expect_rc 2 "identity file '$dir/none' cannot be read" "$ECHO" send "$base:identity=$dir/none:exec=cat"
-    expect_rc 2 "is a client endpoint only" "$CHAT" serve "$base:exec=cat"
+    expect_rc 2 "user= belongs to a client description" "$CHAT" serve "$base:exec=cat"
     # An unknown host key: refused, with the fingerprint and what to do.
     : >"$dir/empty_known_hosts"
     expect_rc 1 "not in $dir/empty_known_hosts.*SHA256:.*ssh-keyscan" \

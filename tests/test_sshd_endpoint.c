@@ -1,0 +1,268 @@
+/* The server side of the ssh: endpoint kind (ssh/server_endpoint.c): its
+ * parser's messages, and listening: the host key made when missing (mode
+ * 0600), the listener's kind and address, the factory started and stopped
+ * with it. End-to-end sessions through it are tested with OpenSSH's ssh in
+ * tests/tools/run_sshd_tools.sh and tests/sshd/. */
+#include "testutil.h"
+
+#include <coil/plugin.h>
+#include <coil/ssh_server.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A scratch folder for key files, made once. */
+static char tmpdir[256];
+
+static const char *path_in(const char *name)
+{
+    static char buf[8][512];
+    static int i;
+    char *b = buf[i++ % 8];
+    snprintf(b, sizeof buf[0], "%s/%s", tmpdir, name);
+    return b;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    CU_ASSERT_FATAL(fd >= 0);
+    size_t len = strlen(text);
+    CU_ASSERT_EQUAL(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    CU_ASSERT_EQUAL(chmod(path, mode), 0);
+}
+
+static const char USER_KEY[] =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIFexBNOwe2CVOnEiJFRasW2kQQccMHrhkAjQHgTpimO "
+    "alice@test\n";
+
+static int setup(void)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/coil-sshd-endpoint-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    return 0;
+}
+
+static int teardown(void)
+{
+    const char *names[] = {"authorized_keys", "empty_keys", "host", "host_made",
+                           "garbage",         "open_key",   NULL};
+    for (int i = 0; names[i]; i++)
+        unlink(path_in(names[i]));
+    rmdir(tmpdir);
+    return 0;
+}
+
+static void expect_bad(const char *text, const char *needle)
+{
+    coil_endpoint *e = COIL_TEST_POISON;
+    coil_failure *err = NULL;
+    int rc = coil_endpoint_server(text, &e, &err);
+    CU_ASSERT_EQUAL(rc, COIL_EINVAL);
+    CU_ASSERT_PTR_NULL(e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+    const char *m = coil_failure_message(err);
+    COIL_TEST_ASSERT_HAS(m, needle);
+    COIL_TEST_ASSERT_HAS(m, "bad server endpoint '");
+    COIL_TEST_ASSERT_HAS(m, "(use ssh:PORT:hostKey=FILE[:authorizedKeys=FILE]");
+    coil_failure_free(err);
+}
+
+static void expect_good(const char *text)
+{
+    coil_endpoint *e = NULL;
+    coil_failure *err = NULL;
+    int rc = coil_endpoint_server(text, &e, &err);
+    if (rc)
+        fprintf(stderr, "\n    %s: %s\n", text, err ? coil_failure_message(err) : "?");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NULL(err);
+    if (e)
+        CU_ASSERT_STRING_EQUAL(coil_endpoint_kind(e), "ssh");
+    coil_endpoint_free(e);
+    coil_failure_free(err);
+}
+
+static void test_parse_errors(void)
+{
+    char text[1024];
+    write_file(path_in("authorized_keys"), USER_KEY, 0600);
+    write_file(path_in("empty_keys"), "# nobody yet\n", 0600);
+    const char *ak = path_in("authorized_keys");
+    const char *host = path_in("host");
+
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s", host);
+    expect_bad(text, "nobody could log in: give authorizedKeys=FILE (an OpenSSH "
+                     "authorized_keys file) or anonymous=yes");
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:anonymous=no", host);
+    expect_bad(text, "give authorizedKeys=FILE");
+    snprintf(text, sizeof text, "ssh:2222:authorizedKeys=%s", ak);
+    expect_bad(text, "hostKey=FILE is missing");
+    expect_bad("ssh:2222:hostKey=:anonymous=yes", "hostKey is empty");
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:authorizedKeys=", host);
+    expect_bad(text, "authorizedKeys is empty");
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:anonymous=maybe", host);
+    expect_bad(text, "anonymous='maybe' is not yes or no");
+    expect_bad("ssh:2222:hostKey=/nonexistent-coil-dir/host:anonymous=yes",
+               "host key file '/nonexistent-coil-dir/host' does not exist and cannot be "
+               "made in '/nonexistent-coil-dir': No such file");
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:authorizedKeys=%s/none", host,
+             tmpdir);
+    expect_bad(text, "none");
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:authorizedKeys=%s", host,
+             path_in("empty_keys"));
+    expect_bad(text, "holds no usable key");
+    /* A host key file that is not a key: named, with what to do. */
+    write_file(path_in("garbage"), "not a key\n", 0600);
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:anonymous=yes", path_in("garbage"));
+    expect_bad(text, path_in("garbage"));
+    /* tcp:'s keys and messages. */
+    snprintf(text, sizeof text, "ssh:99999:hostKey=%s:anonymous=yes", host);
+    expect_bad(text, "port '99999' is not a number from 0 to 65535");
+    snprintf(text, sizeof text, "ssh:hostKey=%s:anonymous=yes", host);
+    expect_bad(text, "the port is missing");
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:anonymous=yes:backlog=0", host);
+    expect_bad(text, "backlog '0' is not a number from 1 to 65535");
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:anonymous=yes:colour=red", host);
+    expect_bad(text, "unknown option 'colour'");
+    snprintf(text, sizeof text,
+             "ssh:2222:hostKey=%s:anonymous=yes:highWater=8192:lowWater=9000", host);
+    expect_bad(text, "lowWater (9000) is above highWater (8192)");
+    /* A client description given to a server. */
+    expect_bad("ssh:gw:22:user=me:to=db\\:5432",
+               "user= belongs to a client description (ssh:HOST:PORT:user=USER:...); "
+               "to serve SSH give a port and hostKey=FILE");
+    expect_bad("ssh:gw:22:exec=cat", "exec= belongs to a client description");
+    /* Parsing never made the key. */
+    CU_ASSERT_NOT_EQUAL(access(host, F_OK), 0);
+}
+
+static void test_parse_good(void)
+{
+    char text[1024];
+    write_file(path_in("authorized_keys"), USER_KEY, 0600);
+    const char *host = path_in("host");
+    unlink(host);
+    snprintf(text, sizeof text, "ssh:2222:hostKey=%s:authorizedKeys=%s", host,
+             path_in("authorized_keys"));
+    expect_good(text);
+    snprintf(text, sizeof text, "ssh:0:hostKey=%s:anonymous=yes", host);
+    expect_good(text);
+    snprintf(text, sizeof text,
+             "ssh:port=2222:interface=127.0.0.1:backlog=10:highWater=65536:lowWater=1024:"
+             "hostKey=%s:authorizedKeys=%s:anonymous=no",
+             host, path_in("authorized_keys"));
+    expect_good(text);
+    /* Parsing does not make the host key (descriptions are parsed by
+     * --help paths and fuzzers too): listening does. */
+    CU_ASSERT_NOT_EQUAL(access(host, F_OK), 0);
+}
+
+/* The kinds listed after a mistake show the SSH server's form. */
+static void test_listed(void)
+{
+    coil_endpoint *e = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL(coil_endpoint_server("tcp:80\\", &e, &err), COIL_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err),
+                         "ssh:PORT:hostKey=FILE:authorizedKeys=FILE");
+    coil_failure_free(err);
+}
+
+/* ---- listening ------------------------------------------------------------------ */
+
+typedef struct counting_factory {
+    coil_factory f;
+    int starts, stops, built;
+} counting_factory;
+
+static void cf_start(coil_factory *f)
+{
+    ((counting_factory *)f)->starts++;
+}
+static void cf_stop(coil_factory *f)
+{
+    ((counting_factory *)f)->stops++;
+}
+static coil_protocol *cf_build(coil_factory *f, const coil_address *peer)
+{
+    (void)peer;
+    ((counting_factory *)f)->built++;
+    return NULL;
+}
+static const coil_factory_ops cf_ops = {
+    .build_protocol = cf_build, .start = cf_start, .stop = cf_stop};
+
+static void test_listen(void)
+{
+    char text[1024];
+    const char *host = path_in("host_made");
+    unlink(host);
+    snprintf(text, sizeof text, "ssh:0:interface=127.0.0.1:hostKey=%s:anonymous=yes",
+             host);
+    coil_reactor *r = coil_test_reactor(NULL);
+    counting_factory cf = {.f.ops = &cf_ops};
+    coil_listener *l = NULL;
+    coil_failure *err = NULL;
+    int rc = coil_listen(r, text, &cf.f, &l, &err);
+    if (rc)
+        fprintf(stderr, "\n    %s: %s\n", text, err ? coil_failure_message(err) : "?");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_STRING_EQUAL(coil_listener_kind(l), "ssh");
+    CU_ASSERT_EQUAL(cf.starts, 1);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    CU_ASSERT(coil_address_port(&a) > 0);
+    /* The host key was made, readable by its owner only. */
+    struct stat st;
+    CU_ASSERT_EQUAL_FATAL(stat(host, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    coil_listener_close(l);
+    CU_ASSERT_EQUAL(cf.stops, 1);
+    CU_ASSERT_EQUAL(cf.built, 0);
+
+    /* Now the key exists: parsing loads it, and a second server uses it. */
+    snprintf(text, sizeof text, "ssh:0:interface=127.0.0.1:hostKey=%s:anonymous=yes",
+             host);
+    expect_good(text);
+    CU_ASSERT_EQUAL(coil_listen(r, text, &cf.f, &l, &err), 0);
+    coil_listener_close(l);
+    /* A host key others may read is refused, saying how to fix it. */
+    CU_ASSERT_EQUAL(chmod(host, 0644), 0);
+    expect_bad(text, "chmod");
+    CU_ASSERT(coil_reactor_shutdown(r, 5.0) >= 0);
+    coil_reactor_free(r);
+}
+
+static int add(void)
+{
+    static const coil_test_case parse[] = {COIL_TEST(test_parse_errors),
+                                           COIL_TEST(test_parse_good),
+                                           COIL_TEST(test_listed),
+                                           {NULL, NULL}};
+    static const coil_test_case listen[] = {COIL_TEST(test_listen), {NULL, NULL}};
+    if (coil_test_add_suite("ssh server endpoint parser", parse) ||
+        coil_test_add_suite("ssh server endpoint listening", listen))
+        return -1;
+    return 0;
+}
+
+int main(void)
+{
+    if (setup() != 0) {
+        perror("test_sshd_endpoint: mkdtemp");
+        return 1;
+    }
+    int rc = coil_test_main(add);
+    teardown();
+    return rc;
+}
