@@ -32,7 +32,15 @@
  *  Both sides also take ciphersuites= (TLS 1.3) and groups= (OpenSSL's
  *  lists). Certificates are loaded when the description is parsed.
  *
- * SSH (client only; coil/ssh.h): "ssh:HOST[:PORT]:user=USER[:identity=FILE]
+ * SSH server (coil's own; coil/ssh_server.h): "ssh:PORT:hostKey=FILE
+ *  [:authorizedKeys=FILE][:anonymous=yes][:interface=ADDR]" (and tcp:'s
+ *  backlog=, highWater=, lowWater=): the factory serves every shell and exec
+ *  channel. hostKey= is an ed25519 OpenSSH private key, made (mode 0600) when
+ *  missing; authorizedKeys= an OpenSSH authorized_keys file whose keys log
+ *  in under any user name; anonymous=yes lets anyone in. One of the two is
+ *  required.
+ *
+ * SSH client (coil/ssh.h): "ssh:HOST[:PORT]:user=USER[:identity=FILE]
  *  [:knownHosts=FILE][:agent=yes][:password=env:VAR][:hostKeys=strict|
  *  accept-new|insecure-accept-any][:keepalive=S][:timeout=S][:highWater=BYTES]
  *  [:lowWater=BYTES]:to=DESTHOST\:DESTPORT"
