@@ -833,7 +833,9 @@ static int userkey_parse(const char *alg, const unsigned char *blob, size_t blob
     if (strcmp(alg, "rsa-sha2-256") == 0 || strcmp(alg, "rsa-sha2-512") == 0 ||
         strcmp(alg, "ssh-rsa") == 0) {
         uk->kind = UK_RSA;
-        uk->md = alg[8] == '2' ? "SHA256" : alg[8] == '5' ? "SHA512" : "SHA1";
+        uk->md = strcmp(alg, "rsa-sha2-256") == 0   ? "SHA256"
+                 : strcmp(alg, "rsa-sha2-512") == 0 ? "SHA512"
+                                                    : "SHA1";
         if (!coil__sshs_eq(type, "ssh-rsa")) {
             why_set(why, why_size, "algorithm %s needs an ssh-rsa key", alg);
             return -1;

@@ -22,6 +22,7 @@
 #include <coil/ssh_server.h>
 
 #include "sshkeys.h"
+#include "sshwire.h"
 #include "testutil.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -88,7 +89,7 @@ static int have_keygen(void)
     return 0;
 }
 
-static __attribute__((unused)) int have_python(void)
+static int have_python(void)
 {
     if (access(PYTHON, X_OK) == 0 &&
         run(PYTHON
@@ -483,6 +484,452 @@ static void test_checkints_differ(void)
     rm_tmpdir();
 }
 
+/* ---- user keys, signed by Python's cryptography ---------------------------------- */
+
+/* argv: key file, algorithm, data (hex), ["short"]. Prints the data (hex),
+ * the public key blob and the SSH signature blob (string alg, string sig).
+ * "short": an RSA signature whose first byte is 0, sent without it (data
+ * changes until one turns up). */
+static const char SIGNER[] =
+    "import sys, struct, base64\n"
+    "from cryptography.hazmat.primitives import serialization, hashes\n"
+    "from cryptography.hazmat.primitives.asymmetric import ed25519, ec, padding\n"
+    "from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature\n"
+    "def s(b): return struct.pack('>I', len(b)) + b\n"
+    "def mp(i): return s(i.to_bytes((i.bit_length() + 8) // 8, 'big'))\n"
+    "key = serialization.load_ssh_private_key(open(sys.argv[1], 'rb').read(), None)\n"
+    "alg, data = sys.argv[2], bytes.fromhex(sys.argv[3])\n"
+    "short = len(sys.argv) > 4\n"
+    "pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,\n"
+    "                                    serialization.PublicFormat.OpenSSH)\n"
+    "blob = base64.b64decode(pub.split()[1])\n"
+    "def sign(data):\n"
+    "    if isinstance(key, ed25519.Ed25519PrivateKey): return key.sign(data)\n"
+    "    if isinstance(key, ec.EllipticCurvePrivateKey):\n"
+    "        r, t = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))\n"
+    "        return mp(r) + mp(t)\n"
+    "    h = {'rsa-sha2-256': hashes.SHA256(), 'rsa-sha2-512': hashes.SHA512(),\n"
+    "         'ssh-rsa': hashes.SHA1()}[alg]\n"
+    "    return key.sign(data, padding.PKCS1v15(), h)\n"
+    "raw = sign(data)\n"
+    "while short and raw[0] != 0:\n"
+    "    data = data + b'x'\n"
+    "    raw = sign(data)\n"
+    "if short: raw = raw[1:]\n"
+    "print(data.hex(), blob.hex(), (s(alg.encode()) + s(raw)).hex())\n";
+
+typedef struct signed_data {
+    unsigned char data[4096], blob[2048], sig[2048];
+    size_t data_len, blob_len, sig_len;
+} signed_data;
+
+static int unhex(const char *h, size_t n, unsigned char *out, size_t cap, size_t *len)
+{
+    return sodium_hex2bin(out, cap, h, n, NULL, len, NULL);
+}
+
+/* Sign `data` with the key file tmpdir/name through Python. */
+static int py_sign(const char *name, const char *alg, const char *data, int shorten,
+                   signed_data *sd)
+{
+    char hex[256], cmd[2048];
+    static char out[32768];
+    FILE *f = fopen(path_in("signer.py"), "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(SIGNER, f);
+    fclose(f);
+    sodium_bin2hex(hex, sizeof hex, (const unsigned char *)data, strlen(data));
+    snprintf(cmd, sizeof cmd, PYTHON " '%s' '%s' '%s' %s %s", path_in("signer.py"),
+             path_in(name), alg, hex, shorten ? "short" : "");
+    int rc = run(cmd, out, sizeof out);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc) {
+        fprintf(stderr, "\n    %s failed (%d)\n", cmd, rc);
+        return -1;
+    }
+    char *a = out, *b = strchr(a, ' '), *c = b ? strchr(b + 1, ' ') : NULL;
+    CU_ASSERT_FATAL(b && c);
+    b++, c++;
+    CU_ASSERT_FATAL(
+        unhex(a, (size_t)(b - 1 - a), sd->data, sizeof sd->data, &sd->data_len) == 0);
+    CU_ASSERT_FATAL(
+        unhex(b, (size_t)(c - 1 - b), sd->blob, sizeof sd->blob, &sd->blob_len) == 0);
+    CU_ASSERT_FATAL(unhex(c, strcspn(c, "\n"), sd->sig, sizeof sd->sig, &sd->sig_len) ==
+                    0);
+    return 0;
+}
+
+static int verify(const char *alg, const signed_data *sd, int allow_sha1, char *why,
+                  size_t n)
+{
+    why[0] = 0;
+    return coil__ssh_userkey_verify(alg, sd->blob, sd->blob_len, sd->sig, sd->sig_len,
+                                    sd->data, sd->data_len, allow_sha1, why, n);
+}
+
+/* A signature by `name` for `alg` verifies; changed data does not. */
+static void check_signed(const char *name, const char *alg)
+{
+    signed_data sd;
+    char why[256];
+    if (py_sign(name, alg, "session id and userauth request", 0, &sd))
+        return;
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check(alg, sd.blob, sd.blob_len, 0, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(verify(alg, &sd, 0, why, sizeof why), 0);
+    if (why[0])
+        fprintf(stderr, "\n    %s: %s\n", alg, why);
+    sd.data[3] ^= 4;
+    CU_ASSERT_EQUAL(verify(alg, &sd, 0, why, sizeof why), -1);
+    COIL_TEST_ASSERT_HAS(why, "does not verify");
+    sd.data[3] ^= 4;
+    sd.sig[sd.sig_len - 2] ^= 1;
+    CU_ASSERT_EQUAL(verify(alg, &sd, 0, why, sizeof why), -1);
+    sd.sig[sd.sig_len - 2] ^= 1;
+    /* Every truncation of the signature and of the key blob fails. */
+    for (size_t n = 0; n < sd.sig_len; n++)
+        CU_ASSERT_EQUAL(coil__ssh_userkey_verify(alg, sd.blob, sd.blob_len, sd.sig, n,
+                                                 sd.data, sd.data_len, 0, why,
+                                                 sizeof why),
+                        -1);
+    for (size_t n = 0; n < sd.blob_len; n++)
+        CU_ASSERT_EQUAL(coil__ssh_userkey_verify(alg, sd.blob, n, sd.sig, sd.sig_len,
+                                                 sd.data, sd.data_len, 0, why,
+                                                 sizeof why),
+                        -1);
+}
+
+static void test_user_ed25519_ecdsa(void)
+{
+    make_tmpdir();
+    if (have_keygen() && have_python() && keygen("ed", "-t ed25519", NULL) == 0 &&
+        keygen("ec", "-t ecdsa -b 256", NULL) == 0) {
+        check_signed("ed", "ssh-ed25519");
+        check_signed("ec", "ecdsa-sha2-nistp256");
+    }
+    rm_tmpdir();
+}
+
+static void test_user_rsa(void)
+{
+    signed_data sd;
+    char why[256];
+    make_tmpdir();
+    if (!have_keygen() || !have_python() || keygen("rsa", "-t rsa -b 2048", NULL) ||
+        keygen("rsa1k", "-t rsa -b 1024", NULL))
+        goto out;
+    check_signed("rsa", "rsa-sha2-256");
+    check_signed("rsa", "rsa-sha2-512");
+
+    /* The signature's algorithm must be the request's. */
+    if (py_sign("rsa", "rsa-sha2-512", "data", 0, &sd) == 0) {
+        CU_ASSERT_EQUAL(verify("rsa-sha2-256", &sd, 0, why, sizeof why), -1);
+        COIL_TEST_ASSERT_HAS(why, "rsa-sha2-512");
+    }
+    /* ssh-rsa (SHA-1) only when allowed. */
+    if (py_sign("rsa", "ssh-rsa", "data", 0, &sd) == 0) {
+        CU_ASSERT_EQUAL(verify("ssh-rsa", &sd, 0, why, sizeof why), -1);
+        COIL_TEST_ASSERT_HAS(why, "ssh-rsa signs with SHA-1, refused; use rsa-sha2-256");
+        CU_ASSERT_EQUAL(
+            coil__ssh_userkey_check("ssh-rsa", sd.blob, sd.blob_len, 0, why, sizeof why),
+            -1);
+        CU_ASSERT_EQUAL(verify("ssh-rsa", &sd, 1, why, sizeof why), 0);
+        CU_ASSERT_EQUAL(
+            coil__ssh_userkey_check("ssh-rsa", sd.blob, sd.blob_len, 1, why, sizeof why),
+            0);
+    }
+    /* A signature one byte shorter than the modulus (its leading zero
+     * dropped), as some signers send: accepted, as OpenSSH does. */
+    if (py_sign("rsa", "rsa-sha2-256", "short", 1, &sd) == 0) {
+        CU_ASSERT_EQUAL(verify("rsa-sha2-256", &sd, 0, why, sizeof why), 0);
+        if (why[0])
+            fprintf(stderr, "\n    short: %s\n", why);
+    }
+    /* 1024 bits: refused, saying so. */
+    if (py_sign("rsa1k", "rsa-sha2-256", "data", 0, &sd) == 0) {
+        CU_ASSERT_EQUAL(verify("rsa-sha2-256", &sd, 0, why, sizeof why), -1);
+        COIL_TEST_ASSERT_HAS(why, "RSA keys need 2048 bits at least (this one has 1024)");
+        CU_ASSERT_EQUAL(coil__ssh_userkey_check("rsa-sha2-256", sd.blob, sd.blob_len, 0,
+                                                why, sizeof why),
+                        -1);
+        COIL_TEST_ASSERT_HAS(why, "2048 bits");
+    }
+out:
+    rm_tmpdir();
+}
+
+/* Blobs that do not match their algorithm, or are malformed. */
+static void test_user_key_check(void)
+{
+    char why[256];
+    unsigned char b[256];
+    coil__sshkey *ed = NULL, *ec = NULL;
+    size_t edl, ecl;
+    CU_ASSERT_FATAL(coil__sshkey_generate(COIL__SSHKEY_ED25519, &ed) == 0);
+    CU_ASSERT_FATAL(coil__sshkey_generate(COIL__SSHKEY_ECDSA_P256, &ec) == 0);
+    const unsigned char *edb = coil__sshkey_blob(ed, &edl),
+                        *ecb = coil__sshkey_blob(ec, &ecl);
+    CU_ASSERT_EQUAL(coil__ssh_userkey_check("ssh-ed25519", edb, edl, 0, why, sizeof why),
+                    0);
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check("ecdsa-sha2-nistp256", ecb, ecl, 0, why, sizeof why), 0);
+    /* Crossed algorithms. */
+    CU_ASSERT_EQUAL(coil__ssh_userkey_check("ssh-ed25519", ecb, ecl, 0, why, sizeof why),
+                    -1);
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check("ecdsa-sha2-nistp256", edb, edl, 0, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(coil__ssh_userkey_check("rsa-sha2-256", edb, edl, 0, why, sizeof why),
+                    -1);
+    COIL_TEST_ASSERT_HAS(why, "needs an ssh-rsa key");
+    /* Unknown algorithms. */
+    CU_ASSERT_EQUAL(coil__ssh_userkey_check("ssh-dss", edb, edl, 0, why, sizeof why), -1);
+    COIL_TEST_ASSERT_HAS(why, "not supported");
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check("ecdsa-sha2-nistp384", ecb, ecl, 0, why, sizeof why), -1);
+    /* Trailing bytes, truncations. */
+    memcpy(b, edb, edl);
+    b[edl] = 0;
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check("ssh-ed25519", b, edl + 1, 0, why, sizeof why), -1);
+    for (size_t n = 0; n < edl; n++)
+        CU_ASSERT_EQUAL(
+            coil__ssh_userkey_check("ssh-ed25519", edb, n, 0, why, sizeof why), -1);
+    for (size_t n = 0; n < ecl; n++)
+        CU_ASSERT_EQUAL(
+            coil__ssh_userkey_check("ecdsa-sha2-nistp256", ecb, n, 0, why, sizeof why),
+            -1);
+    /* A point off the curve. */
+    memcpy(b, ecb, ecl);
+    b[ecl - 1] ^= 1;
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check("ecdsa-sha2-nistp256", b, ecl, 0, why, sizeof why), -1);
+    COIL_TEST_ASSERT_HAS(why, "not a point on the curve");
+    /* Huge lengths. */
+    memcpy(b, "\xff\xff\xff\xf0ssh-ed25519", 15);
+    CU_ASSERT_EQUAL(coil__ssh_userkey_check("ssh-ed25519", b, 15, 0, why, sizeof why),
+                    -1);
+    memcpy(b, edb, edl);
+    coil__ssh_put32(b + 15, 0xffffffffu);
+    CU_ASSERT_EQUAL(coil__ssh_userkey_check("ssh-ed25519", b, edl, 0, why, sizeof why),
+                    -1);
+    /* An RSA blob by hand: e = 65537, n of 2048 bits, and a negative n. */
+    coil__sshw w;
+    unsigned char n[257];
+    memset(n, 0xa5, sizeof n);
+    n[0] = 0;
+    coil__sshw_init(&w, b, sizeof b);
+    CU_ASSERT_EQUAL(coil__ssh_userkey_check("rsa-sha2-256", NULL, 0, 0, why, sizeof why),
+                    -1);
+    unsigned char big[600];
+    coil__sshw_init(&w, big, sizeof big);
+    coil__sshw_cstring(&w, "ssh-rsa");
+    coil__sshw_mpint(&w, (const unsigned char *)"\x01\x00\x01", 3);
+    coil__sshw_mpint(&w, n + 1, 256);
+    CU_ASSERT_FATAL(!w.bad);
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check("rsa-sha2-512", big, w.len, 0, why, sizeof why), 0);
+    big[w.len - 257] = 0x80; /* the 0 byte before the top: now negative */
+    CU_ASSERT_EQUAL(
+        coil__ssh_userkey_check("rsa-sha2-512", big, w.len, 0, why, sizeof why), -1);
+    /* A signature blob with a huge length. */
+    unsigned char sig[16] = {0,   0,   0,   11,  's', 's', 'h', '-',
+                             'e', 'd', '2', '5', '5', '1', '9', 0xff};
+    CU_ASSERT_EQUAL(coil__ssh_userkey_verify("ssh-ed25519", edb, edl, sig, sizeof sig,
+                                             (const unsigned char *)"x", 1, 0, why,
+                                             sizeof why),
+                    -1);
+    coil__sshkey_free(ed);
+    coil__sshkey_free(ec);
+}
+
+/* ---- authorized_keys --------------------------------------------------------------- */
+
+static void test_authorized_keys(void)
+{
+    coil__sshkey *a = NULL, *b = NULL, *c = NULL;
+    char line[3][512];
+    size_t al, bl, cl;
+    CU_ASSERT_FATAL(coil__sshkey_generate(COIL__SSHKEY_ED25519, &a) == 0);
+    CU_ASSERT_FATAL(coil__sshkey_generate(COIL__SSHKEY_ECDSA_P256, &b) == 0);
+    CU_ASSERT_FATAL(coil__sshkey_generate(COIL__SSHKEY_ED25519, &c) == 0);
+    const unsigned char *ab = coil__sshkey_blob(a, &al), *bb = coil__sshkey_blob(b, &bl),
+                        *cb = coil__sshkey_blob(c, &cl);
+    coil__sshkey *keys[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        size_t n, len;
+        const unsigned char *blob = coil__sshkey_blob(keys[i], &len);
+        n = (size_t)snprintf(line[i], sizeof line[i], "%s ", coil__sshkey_name(keys[i]));
+        sodium_bin2base64(line[i] + n, sizeof line[i] - n, blob, len,
+                          sodium_base64_VARIANT_ORIGINAL);
+    }
+    char text[4096];
+    snprintf(
+        text, sizeof text,
+        "# comment\n"
+        "\n"
+        "   \t\n"
+        "%s user@host\r\n"
+        "  %s\n"
+        "from=\"10.0.0.1\",command=\"echo hi there\" %s c@host\n"
+        "ssh-ed25519 AAAA!!!not-base64\n"
+        "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIGlyk+lFmzCFXAQN45bLAc2+v2KgfhOmk53HNEOlruQx\n"
+        "garbage\n",
+        line[0], line[1], line[2]);
+    coil__authkeys *ak = COIL_TEST_POISON;
+    coil_test_log_capture_start();
+    CU_ASSERT_EQUAL_FATAL(coil__authkeys_parse(text, strlen(text), &ak), 0);
+    coil_test_log_capture_stop();
+    CU_ASSERT_EQUAL(coil__authkeys_count(ak), 2);
+    CU_ASSERT_EQUAL(coil__authkeys_has(ak, ab, al), 1);
+    CU_ASSERT_EQUAL(coil__authkeys_has(ak, bb, bl), 1);
+    CU_ASSERT_EQUAL(coil__authkeys_has(ak, cb, cl), 0); /* it had options */
+    CU_ASSERT_EQUAL(coil__authkeys_has(ak, ab, al - 1), 0);
+    CU_ASSERT_EQUAL(coil__authkeys_has(ak, ab, 0), 0);
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "line 6");
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "options");
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "line 7");
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "line 8");
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "line 9");
+    CU_ASSERT(strstr(coil_test_log_text(), "line 4") == NULL);
+    coil__authkeys_free(ak);
+
+    /* A line beyond 16 KiB is skipped, the next one read; no newline at
+     * the end is fine. */
+    size_t big = 17 * 1024;
+    char *t = malloc(big + 1024);
+    memset(t, 'A', big);
+    memcpy(t, "ssh-ed25519 ", 12);
+    t[big] = '\n';
+    size_t n = big + 1 + (size_t)snprintf(t + big + 1, 1000, "%s", line[2]);
+    coil_test_log_capture_start();
+    CU_ASSERT_EQUAL_FATAL(coil__authkeys_parse(t, n, &ak), 0);
+    coil_test_log_capture_stop();
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "line 1: longer than");
+    CU_ASSERT_EQUAL(coil__authkeys_count(ak), 1);
+    CU_ASSERT_EQUAL(coil__authkeys_has(ak, cb, cl), 1);
+    coil__authkeys_free(ak);
+    free(t);
+
+    /* Empty text; any bytes. */
+    CU_ASSERT_EQUAL_FATAL(coil__authkeys_parse("", 0, &ak), 0);
+    CU_ASSERT_EQUAL(coil__authkeys_count(ak), 0);
+    CU_ASSERT_EQUAL(coil__authkeys_has(ak, ab, al), 0);
+    coil__authkeys_free(ak);
+    unsigned char junk[2048];
+    for (int i = 0; i < 50; i++) {
+        randombytes_buf(junk, sizeof junk);
+        coil_test_log_capture_start();
+        CU_ASSERT_EQUAL_FATAL(coil__authkeys_parse((const char *)junk, sizeof junk, &ak),
+                              0);
+        coil_test_log_capture_stop();
+        coil__authkeys_free(ak);
+    }
+
+    /* From a file; a missing file names itself. */
+    coil_failure *err = NULL;
+    make_tmpdir();
+    write_file(path_in("authorized_keys"), text, strlen(text), 0600);
+    coil_test_log_capture_start();
+    CU_ASSERT_EQUAL(coil__authkeys_load(path_in("authorized_keys"), &ak, &err), 0);
+    coil_test_log_capture_stop();
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), path_in("authorized_keys"));
+    CU_ASSERT_EQUAL(coil__authkeys_count(ak), 2);
+    coil__authkeys_free(ak);
+    ak = COIL_TEST_POISON;
+    CU_ASSERT(coil__authkeys_load(path_in("missing"), &ak, &err) != 0);
+    CU_ASSERT(ak == NULL);
+    COIL_TEST_ASSERT_HAS(err ? coil_failure_message(err) : NULL, path_in("missing"));
+    coil_failure_free(err);
+    rm_tmpdir();
+    coil__sshkey_free(a);
+    coil__sshkey_free(b);
+    coil__sshkey_free(c);
+}
+
+/* ssh-keygen's own public key lines are read. */
+static void test_authorized_keys_ssh_keygen(void)
+{
+    char text[8192] = "";
+    make_tmpdir();
+    if (have_keygen() && keygen("ed", "-t ed25519", NULL) == 0 &&
+        keygen("ec", "-t ecdsa -b 256", NULL) == 0 &&
+        keygen("rsa", "-t rsa -b 2048", NULL) == 0) {
+        const char *names[] = {"ed.pub", "ec.pub", "rsa.pub"};
+        unsigned char blob[1024];
+        for (int i = 0; i < 3; i++)
+            strcat(text, read_file(path_in(names[i]), NULL));
+        coil__authkeys *ak = NULL;
+        CU_ASSERT_EQUAL_FATAL(coil__authkeys_parse(text, strlen(text), &ak), 0);
+        CU_ASSERT_EQUAL(coil__authkeys_count(ak), 3);
+        for (int i = 0; i < 3; i++) {
+            size_t len = pub_blob(read_file(path_in(names[i]), NULL), blob, sizeof blob);
+            CU_ASSERT(len > 0 && coil__authkeys_has(ak, blob, len) == 1);
+            blob[len - 1] ^= 1;
+            CU_ASSERT(coil__authkeys_has(ak, blob, len) == 0);
+        }
+        coil__authkeys_free(ak);
+    }
+    rm_tmpdir();
+}
+
+/* ---- password hashes --------------------------------------------------------------- */
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_password_hash(void)
+{
+    char hash[COIL_SSH_PASSWORD_HASH_SIZE], small[16];
+    CU_ASSERT_EQUAL_FATAL(coil_ssh_password_hash("hunter2", 7, hash, sizeof hash), 0);
+    CU_ASSERT(strncmp(hash, "$argon2id$", 10) == 0);
+    CU_ASSERT_EQUAL(coil_ssh_password_hash("hunter2", 7, small, sizeof small),
+                    COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash, "hunter2", 7), 1);
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash, "hunter2x", 8), 0);
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash, "hunter", 6), 0);
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash, "", 0), 0);
+    /* Not NUL terminated: len counts. */
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash, "hunter2 and more", 7), 1);
+    /* Another hash of the same password differs (salt) and verifies. */
+    char hash2[COIL_SSH_PASSWORD_HASH_SIZE];
+    CU_ASSERT_EQUAL_FATAL(coil_ssh_password_hash("hunter2", 7, hash2, sizeof hash2), 0);
+    CU_ASSERT(strcmp(hash, hash2) != 0);
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash2, "hunter2", 7), 1);
+    /* An empty password hashes and verifies too. */
+    CU_ASSERT_EQUAL_FATAL(coil_ssh_password_hash("", 0, hash2, sizeof hash2), 0);
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash2, "", 0), 1);
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash2, "x", 1), 0);
+
+    /* Malformed or NULL hashes: 0, in about the time of a real check. */
+    double t0 = cpu_now();
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(hash, "wrong", 5), 0);
+    double wrong = cpu_now() - t0;
+    const char *bad[] = {NULL,
+                         "",
+                         "hunter2",
+                         "$argon2id$",
+                         "$argon2id$v=19$m=garbage",
+                         "$2b$10$abcdefghijklmnopqrstuv"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t0 = cpu_now();
+        CU_ASSERT_EQUAL(coil_ssh_password_verify(bad[i], "hunter2", 7), 0);
+        double took = cpu_now() - t0;
+        if (took < wrong * 0.3)
+            fprintf(stderr,
+                    "\n    malformed hash %zu took %.4f s of CPU, a real check %.4f s\n",
+                    i, took, wrong);
+        CU_ASSERT(took >= wrong * 0.3);
+    }
+    char longhash[300];
+    memset(longhash, 'a', sizeof longhash - 1);
+    longhash[sizeof longhash - 1] = 0;
+    CU_ASSERT_EQUAL(coil_ssh_password_verify(longhash, "hunter2", 7), 0);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case host[] = {
@@ -496,7 +943,26 @@ static int add_suites(void)
         COIL_TEST(test_checkints_differ),
         {NULL, NULL},
     };
-    return coil_test_add_suite("sshkeys_host", host);
+    static const coil_test_case user[] = {
+        COIL_TEST(test_user_ed25519_ecdsa),
+        COIL_TEST(test_user_rsa),
+        COIL_TEST(test_user_key_check),
+        {NULL, NULL},
+    };
+    static const coil_test_case authkeys[] = {
+        COIL_TEST(test_authorized_keys),
+        COIL_TEST(test_authorized_keys_ssh_keygen),
+        {NULL, NULL},
+    };
+    static const coil_test_case password[] = {
+        COIL_TEST(test_password_hash),
+        {NULL, NULL},
+    };
+    if (coil_test_add_suite("sshkeys_host", host) ||
+        coil_test_add_suite("sshkeys_user", user) ||
+        coil_test_add_suite("sshkeys_authorized_keys", authkeys))
+        return -1;
+    return coil_test_add_suite("sshkeys_password", password);
 }
 
 int main(void)
