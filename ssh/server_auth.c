@@ -34,7 +34,7 @@
 
 #include "known_hosts.h"
 
-#define MOD "sshd"
+#define MOD "ssh-server"
 
 #define DEFAULT_MAX_TRIES     6
 #define DEFAULT_GRACE         120.0
@@ -280,7 +280,9 @@ static int succeed(coil__sshd *s, const char *method, const char *key_type,
                    const char *key_fp)
 {
     static const unsigned char msg = COIL__SSH_MSG_USERAUTH_SUCCESS;
-    char u[128];
+    char u[128], m[sizeof s->auth.method];
+    snprintf(m, sizeof m, "%s", method); /* method may be s->auth.method itself */
+    method = m;
     snprintf(s->auth.method, sizeof s->auth.method, "%s", method);
     snprintf(s->auth.key_type, sizeof s->auth.key_type, "%s", key_type ? key_type : "");
     snprintf(s->auth.key_fp, sizeof s->auth.key_fp, "%s", key_fp ? key_fp : "");
@@ -296,8 +298,7 @@ static int succeed(coil__sshd *s, const char *method, const char *key_type,
     else
         coil_log(COIL_LOG_INFO, MOD, "%s: accepted %s for %s%s", s->peer, method,
                  vis_user(s, u, sizeof u), strcmp(method, "none") ? "" : " (anonymous)");
-    s->srv->stats.logins++;
-    coil__sshd_authenticated(s);
+    coil__sshd_authenticated(s); /* counts the login in the stats */
     /* packets that arrived meanwhile are the connection protocol's now */
     release(s);
     return 0;

@@ -609,13 +609,14 @@ static void test_password_change_refused(void)
     fx_end(&f);
 }
 
-/* What a failed password attempt by `user` looks like: the bytes, and that
- * nothing came before the delay (asserted inside). */
-static size_t failed_password_bytes(const char *user, unsigned char *out, size_t cap)
+/* What a failed password attempt by `user` looks like: the payload (the
+ * padding is random), the packet's length, and that nothing came before the
+ * delay (asserted inside). */
+static size_t failed_password_bytes(const char *user, unsigned char *out, size_t cap,
+                                    size_t *packet_len)
 {
     fx f;
     size_t len;
-    const void *w;
     int before = atomic_load(&pw_calls);
     fx_options(&f);
     fx_connect(&f);
@@ -627,10 +628,11 @@ static size_t failed_password_bytes(const char *user, unsigned char *out, size_t
     coil_reactor_advance(f.r, 0.2);
     CU_ASSERT_EQUAL(take(&f), 0);
     coil_reactor_advance(f.r, 0.05);
-    w = coil_memory_transport_written(f.t, &len);
-    CU_ASSERT_FATAL(len > 0 && len <= cap);
-    memcpy(out, w, len);
+    coil_memory_transport_written(f.t, packet_len);
     expect_failure(&f, all_methods);
+    len = got[0].len;
+    CU_ASSERT_FATAL(len <= cap);
+    memcpy(out, got[0].p, len);
     CU_ASSERT_EQUAL(f.s->auth.failures, 1);
     fx_end(&f);
     return len;
@@ -639,8 +641,10 @@ static size_t failed_password_bytes(const char *user, unsigned char *out, size_t
 static void test_unknown_user_like_wrong_password(void)
 {
     unsigned char a[256], b[256];
-    size_t na = failed_password_bytes("alice", a, sizeof a);
-    size_t nb = failed_password_bytes("mallory", b, sizeof b);
+    size_t pa = 0, pb = 0;
+    size_t na = failed_password_bytes("alice", a, sizeof a, &pa);
+    size_t nb = failed_password_bytes("mallory", b, sizeof b, &pb);
+    CU_ASSERT_EQUAL(pa, pb);
     CU_ASSERT_EQUAL(na, nb);
     CU_ASSERT(na == nb && memcmp(a, b, na) == 0);
 }
