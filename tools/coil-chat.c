@@ -17,6 +17,17 @@
  * a UNIX socket); control bytes in lines are shown as "^[", "^M", ... so no
  * line can forge another or drive a terminal. coil-chat join escapes the
  * same way whatever the server sends.
+ *
+ * Over SSH (a server endpoint ssh:PORT:hostKey=FILE:authorizedKeys=FILE,
+ * coil's own SSH server) the SSH user name is the chat name: the prompt is
+ * skipped unless that name is taken or not a valid name (then the prompt
+ * asks for another). The join line shows how the user logged in, the key
+ * fingerprint for a key ("alice (ED25519 SHA256:...) has joined the
+ * channel."). A shell session with a pty gets a line editor (termline.c):
+ * what is typed is echoed and can be erased, lines from others are printed
+ * above the line being typed, and Ctrl-C or Ctrl-D (on an empty line)
+ * leaves; without a pty (ssh -T, or a command) it is the line protocol as
+ * over TCP.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,7 +39,9 @@
 #include <unistd.h>
 
 #include <coil/coil.h>
+#include <coil/ssh_server.h>
 
+#include "termline.h"
 #include "toolutil.h"
 
 static const char usage[] =
@@ -58,11 +71,18 @@ static const char usage[] =
     "\n"
     "Server endpoints: tcp:PORT[:interface=ADDR][:backlog=N]\n"
     "                  unix:PATH[:mode=0660][:backlog=N]\n"
+    "                  ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem\n"
+    "                  ssh:PORT:hostKey=FILE:authorizedKeys=FILE (or :anonymous=yes)\n"
+    "                       users log in with ssh -p PORT NAME@HOST; NAME is\n"
+    "                       their chat name; the host key is made if missing\n"
     "Client endpoints: tcp:HOST:PORT[:timeout=S]   unix:PATH[:timeout=S]\n"
     "                  ssh:HOST:PORT:user=USER:to=DESTHOST\\:DESTPORT (via sshd)\n"
     "\n"
     "Examples:\n"
     "  coil-chat serve tcp:8123 unix:/tmp/chat.sock\n"
+    "  coil-chat serve ssh:2222:hostKey=host_ed25519:authorizedKeys=$HOME/.ssh/"
+    "authorized_keys\n"
+    "  ssh -p 2222 alice@127.0.0.1\n"
     "  coil-chat join tcp:127.0.0.1:8123 --name alice\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 bad arguments.\n";
@@ -225,6 +245,8 @@ typedef struct chat_user {
     int check_always; /* max_queue is under high water: measure each send */
     int kicked;       /* closing: nothing more is sent */
     int dead;         /* destroyed during a broadcast: freed when it ends */
+    termline *term;   /* an SSH shell with a pty: the line editor, or NULL */
+    char ident[96];   /* how an SSH user logged in, for the join line */
     struct chat_user *prev, *next;
     struct chat_user *wprev, *wnext; /* the unregistered list */
 } chat_user;
@@ -304,7 +326,25 @@ static void unlink_user(chat_server *s, chat_user *u)
         s->tail = u->prev;
     s->nconns--;
     free(u->name);
+    free(u->term);
     free(u);
+}
+
+/* Send one line to `u`: with "\r\n" (coil_line_send), or, on a terminal
+ * session, printed above the line being typed. */
+static int send_line(chat_user *u, const char *msg, size_t len)
+{
+    if (!u->term)
+        return coil_line_send(&u->lr, msg, len);
+    coil_transport *t = u->lr.protocol.transport;
+    if (!t)
+        return COIL_ECLOSED;
+    termline_out o = {0};
+    int rc = termline_print(u->term, msg, len, &o) != 0
+                 ? COIL_ENOMEM
+                 : coil_transport_write(t, o.p, o.len);
+    free(o.p);
+    return rc;
 }
 
 static int kick_grace_over(void *arg)
@@ -325,7 +365,8 @@ static void kick(chat_user *u, const char *why)
     if (u->kicked || !t)
         return;
     u->kicked = 1;
-    (void)coil_line_send(&u->lr, why, strlen(why));
+    (void)send_line(u, why, strlen(why));
+    (void)coil_ssh_server_channel_set_exit(t, 1); /* COIL_EINVAL off SSH: fine */
     drop_timer(u);
     /* Armed first: should the close complete at once, destroy drops it. */
     u->timer = coil_reactor_call_later(u->srv->r, CHAT_KICK_GRACE, kick_grace_over, u);
@@ -344,7 +385,7 @@ static void user_send(chat_user *u, const char *msg, size_t len)
     if (!t || u->kicked || t->disconnecting)
         return;
     /* A failed send (the peer is closing) only concerns that peer. */
-    (void)coil_line_send(&u->lr, msg, len);
+    (void)send_line(u, msg, len);
     if (!u->over_high && !u->check_always)
         return;
     coil_transport_info info;
@@ -432,6 +473,41 @@ static int name_timeout(void *arg)
     return 0;
 }
 
+/* Register `u` as `name` (checked): welcome it, announce it. */
+static void do_register(chat_user *u, const char *name, size_t len)
+{
+    chat_server *s = u->srv;
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        tool_error("out of memory registering a user");
+        if (u->lr.protocol.transport)
+            coil_transport_lose_connection(u->lr.protocol.transport);
+        return;
+    }
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    stop_waiting(u);
+    drop_timer(u);
+    if (u->term)
+        termline_set_prompt(u->term, "> ");
+    size_t wl = len + sizeof "Welcome, !";
+    char *welcome = malloc(wl);
+    if (welcome) {
+        memcpy(welcome, "Welcome, ", 9);
+        memcpy(welcome + 9, name, len);
+        welcome[9 + len] = '!';
+        user_send(u, welcome, len + 10);
+        free(welcome);
+    }
+    /* " (ED25519 SHA256:...) has joined the channel." for SSH users. */
+    char joined[160];
+    snprintf(joined, sizeof joined, "%s%s%s has joined the channel.",
+             u->ident[0] ? " (" : "", u->ident, u->ident[0] ? ")" : "");
+    announce(s, u, "", name, len, joined, NULL, 0);
+    u->name = copy;
+    u->name_len = len;
+}
+
 static void handle_register(chat_user *u, const char *name, size_t len)
 {
     chat_server *s = u->srv;
@@ -450,28 +526,7 @@ static void handle_register(chat_user *u, const char *name, size_t len)
             send_text(u, why);
         return;
     }
-    char *copy = malloc(len + 1);
-    if (!copy) {
-        tool_error("out of memory registering a user");
-        coil_transport_lose_connection(u->lr.protocol.transport);
-        return;
-    }
-    memcpy(copy, name, len);
-    copy[len] = '\0';
-    stop_waiting(u);
-    drop_timer(u);
-    size_t wl = len + sizeof "Welcome, !";
-    char *welcome = malloc(wl);
-    if (welcome) {
-        memcpy(welcome, "Welcome, ", 9);
-        memcpy(welcome + 9, name, len);
-        welcome[9 + len] = '!';
-        user_send(u, welcome, len + 10);
-        free(welcome);
-    }
-    announce(s, u, "", name, len, " has joined the channel.", NULL, 0);
-    u->name = copy;
-    u->name_len = len;
+    do_register(u, name, len);
 }
 
 static void chat_line(coil_line_receiver *lr, const char *line, size_t len)
@@ -552,6 +607,100 @@ static void describe_source(coil_transport *t, char *buf, size_t size)
         coil_address_format(&a, buf, size);
 }
 
+/* "ED25519" for "ssh-ed25519", as ssh-keygen -l names key types. */
+static const char *key_type_label(const char *type)
+{
+    if (strcmp(type, "ssh-ed25519") == 0)
+        return "ED25519";
+    if (strncmp(type, "ecdsa-sha2-", 11) == 0)
+        return "ECDSA";
+    if (strcmp(type, "ssh-rsa") == 0 || strncmp(type, "rsa-sha2-", 9) == 0)
+        return "RSA";
+    return type;
+}
+
+/* connection_made of an SSH server channel: note how the user logged in,
+ * start the line editor on a pty, and register the SSH user name when it
+ * is a free, valid name. 1 when done with `u` (registered or closing), 0
+ * when the name prompt should follow (or this is not an SSH channel). */
+static int ssh_user_made(chat_user *u, coil_transport *t)
+{
+    const coil_ssh_channel_info *si = coil_ssh_server_channel_info(t);
+    if (!si)
+        return 0;
+    if (strcmp(si->auth_method, "publickey") == 0 && si->key_fingerprint[0])
+        snprintf(u->ident, sizeof u->ident, "%.20s %.70s", key_type_label(si->key_type),
+                 si->key_fingerprint);
+    else if (strcmp(si->auth_method, "none") == 0 || !si->auth_method[0])
+        snprintf(u->ident, sizeof u->ident, "SSH, no key");
+    else
+        snprintf(u->ident, sizeof u->ident, "SSH, %.40s", si->auth_method);
+    /* Leaving (Ctrl-C, Ctrl-D, the server stopping) is a success. */
+    (void)coil_ssh_server_channel_set_exit(t, 0);
+    if (si->has_pty && strcmp(si->request, "shell") == 0) {
+        /* The client's terminal is raw: we echo and edit (termline.c). */
+        if (!(u->term = malloc(sizeof *u->term))) {
+            tool_error("out of memory: closing a new SSH session");
+            coil_transport_abort_connection(t);
+            return 1;
+        }
+        termline_init(u->term);
+        coil_line_set_raw_mode(&u->lr);
+    }
+    const char *name = si->user;
+    size_t len = strlen(name);
+    const char *why = len == 0 ? "Bad name: empty." : bad_name(name, len);
+    if (!why && find_user(u->srv, name, len))
+        why = "Name taken.";
+    if (!why) {
+        do_register(u, name, len);
+        return 1;
+    }
+    /* The prompt follows: say why the SSH name did not do. */
+    textbuf b = {0};
+    static const char pre[] = "Your SSH user name '";
+    if (textbuf_put(&b, pre, sizeof pre - 1) == 0 &&
+        textbuf_put_visible(&b, name, len > 64 ? 64 : len) == 0 &&
+        textbuf_put(&b, "' cannot be your chat name: ", 28) == 0 &&
+        textbuf_put(&b, why, strlen(why)) == 0)
+        user_send(u, b.p, b.len);
+    free(b.p);
+    return 0;
+}
+
+/* Bytes typed on an SSH pty session: the line editor echoes them and hands
+ * over whole lines. */
+static void chat_typed(coil_line_receiver *lr, const void *data, size_t len)
+{
+    chat_user *u = (chat_user *)lr;
+    const char *p = data;
+    termline_out o = {0};
+    while (len > 0 && u->term && !u->kicked && lr->protocol.transport &&
+           !lr->protocol.transport->disconnecting) {
+        size_t used = 0;
+        o.len = 0;
+        int rc = termline_feed(u->term, p, len, &used, &o);
+        p += used;
+        len -= used;
+        if (rc == TERMLINE_NOMEM) {
+            tool_error("out of memory: closing an SSH session");
+            coil_transport_abort_connection(lr->protocol.transport);
+            break;
+        }
+        if (o.len > 0 && coil_transport_write(lr->protocol.transport, o.p, o.len) != 0)
+            break;
+        if (rc == TERMLINE_LINE) {
+            chat_line(lr, u->term->line, u->term->len);
+        } else if (rc == TERMLINE_INTERRUPT || rc == TERMLINE_EOF) {
+            /* Ctrl-C, or Ctrl-D on an empty line: the user leaves. */
+            u->kicked = 1;
+            coil_transport_lose_connection(lr->protocol.transport);
+            break;
+        }
+    }
+    free(o.p);
+}
+
 static void chat_made(coil_line_receiver *lr)
 {
     chat_user *u = (chat_user *)lr;
@@ -562,6 +711,13 @@ static void chat_made(coil_line_receiver *lr)
     if (coil_transport_register_producer(t, &u->producer, 1) != 0 ||
         coil_transport_info_get(t, &info) != 0 || s->cfg.max_queue <= info.high_water)
         u->check_always = 1;
+
+    /* An SSH channel: the user logged in already; its name is the chat
+     * name when free and valid. */
+    if (ssh_user_made(u, t))
+        return;
+    if (!lr->protocol.transport || u->kicked)
+        return;
 
     /* A connection that has no name yet costs us memory and a prompt: cap
      * how many there are, in all and from one source, so one host cannot
@@ -633,6 +789,7 @@ static void chat_destroy(coil_line_receiver *lr)
 static const coil_line_ops chat_ops = {
     .connection_made = chat_made,
     .line_received = chat_line,
+    .raw_data_received = chat_typed,
     .line_length_exceeded = chat_too_long,
     .connection_lost = chat_lost,
     .destroy = chat_destroy,

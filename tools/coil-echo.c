@@ -7,6 +7,13 @@
  * backpressure comes from the transport itself: the protocol registers as a
  * streaming producer on its own transport, so a write queue above the
  * high-water mark pauses reading and a drained one resumes it.
+ *
+ * Over SSH (server endpoint ssh:PORT:hostKey=FILE:authorizedKeys=FILE) every
+ * exec channel, whatever its command, and every shell echoes the same way,
+ * byte for byte: no line editing, no "\r\n" (the client's own terminal
+ * shows what comes back). On a shell with a pty, whose terminal is raw,
+ * Ctrl-C or Ctrl-D ends the session (there is no other way out but ssh's
+ * "~."). The exit status is 0.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +24,7 @@
 #include <unistd.h>
 
 #include <coil/coil.h>
+#include <coil/ssh_server.h>
 
 #include "toolutil.h"
 
@@ -33,11 +41,16 @@ static const char usage[] =
     "\n"
     "Server endpoints: tcp:PORT[:interface=ADDR][:backlog=N]\n"
     "                  unix:PATH[:mode=0660][:backlog=N]\n"
+    "                  ssh:PORT:hostKey=FILE:authorizedKeys=FILE (or :anonymous=yes)\n"
+    "                       exec (any command) and shell sessions echo\n"
     "Client endpoints: tcp:HOST:PORT[:timeout=S]   unix:PATH[:timeout=S]\n"
     "                  ssh:HOST:PORT:user=USER:to=DESTHOST\\:DESTPORT (via sshd)\n"
     "\n"
     "Examples:\n"
     "  coil-echo serve tcp:8000 unix:/tmp/echo.sock\n"
+    "  coil-echo serve ssh:2222:hostKey=host_ed25519:authorizedKeys=$HOME/.ssh/"
+    "authorized_keys\n"
+    "  echo hello | ssh -p 2222 127.0.0.1 anything\n"
     "  echo hello | coil-echo send tcp:127.0.0.1:8000\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 bad arguments.\n";
@@ -50,6 +63,7 @@ typedef struct echo_conn {
     coil_protocol p; /* first: the transport's protocol */
     coil_producer producer;
     echo_server *srv;
+    int raw_terminal; /* an SSH shell with a pty: Ctrl-C / Ctrl-D leave */
     struct echo_conn *prev, *next;
 } echo_conn;
 
@@ -90,12 +104,35 @@ static const coil_producer_ops echo_producer_ops = {
 static void echo_made(coil_protocol *p)
 {
     echo_conn *c = (echo_conn *)p;
-    if (coil_transport_register_producer(p->transport, &c->producer, 1) != 0)
+    if (coil_transport_register_producer(p->transport, &c->producer, 1) != 0) {
         coil_transport_abort_connection(p->transport);
+        return;
+    }
+    const coil_ssh_channel_info *si = coil_ssh_server_channel_info(p->transport);
+    if (si) {
+        (void)coil_ssh_server_channel_set_exit(p->transport, 0);
+        c->raw_terminal = si->has_pty && strcmp(si->request, "shell") == 0;
+    }
 }
 
 static void echo_data(coil_protocol *p, const void *data, size_t len)
 {
+    echo_conn *c = (echo_conn *)p;
+    if (c->raw_terminal) {
+        /* Echo up to a Ctrl-C or Ctrl-D, then close. */
+        const char *d = data;
+        size_t n = 0;
+        while (n < len && d[n] != 0x03 && d[n] != 0x04)
+            n++;
+        if (n < len) {
+            if (n > 0 && coil_transport_write(p->transport, data, n) != 0) {
+                coil_transport_abort_connection(p->transport);
+                return;
+            }
+            coil_transport_lose_connection(p->transport);
+            return;
+        }
+    }
     /* An error (out of memory) closes the connection: the echo is broken. */
     if (coil_transport_write(p->transport, data, len) != 0)
         coil_transport_abort_connection(p->transport);

@@ -219,9 +219,16 @@ void tool_listener_describe(const coil_listener *l, const char *text, char *buf,
     coil_address_format(&a, where, sizeof where);
     int port = coil_address_port(&a);
     int tls = strncmp(text, "ssl:", 4) == 0 || strncmp(text, "tls:", 4) == 0;
+    int ssh = strcmp(coil_listener_kind(l), "ssh") == 0;
     if (port >= 0)
-        snprintf(buf, size, "%s:%d (%s%s)", tls ? "ssl" : "tcp", port, where,
-                 tls ? ", TLS" : "");
+        snprintf(buf, size, "%s:%d (%s%s)",
+                 tls   ? "ssl"
+                 : ssh ? "ssh"
+                       : "tcp",
+                 port, where,
+                 tls   ? ", TLS"
+                 : ssh ? ", SSH"
+                       : "");
     else
         snprintf(buf, size, "%s", where);
 }
