@@ -8,8 +8,10 @@
 
 #include "sshwire.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -134,6 +136,16 @@ static void seed_padding(coil__sshc *c)
     c->pad_n = 0;
 }
 
+static int new_mac_ctx(coil__sshc *c, const char *name)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, name, NULL);
+    if (mac == NULL)
+        return -1;
+    c->mac_ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    return c->mac_ctx != NULL ? 0 : -1;
+}
+
 void coil__sshc_init_none(coil__sshc *c, int encrypt)
 {
     memset(c, 0, sizeof *c);
@@ -166,22 +178,28 @@ int coil__sshc_init(coil__sshc *c, const char *cipher, const char *mac,
     c->etm = macs[mi].etm;
     c->tag_len = macs[mi].key_len;
     c->mac_key_len = macs[mi].key_len;
-    if (c->mac_key_len > 0)
+    if (c->mac_key_len > 0) {
+        /* HMAC keyed once here; each packet re-initialises with the same
+         * key (EVP_MAC_init without a key). */
         memcpy(c->mac_key, mac_key, c->mac_key_len);
-
-    if (id == CIPH_CHACHA) {
-        /* PROTOCOL.chacha20poly1305: the first 256 bits are K_2 (payload
-         * and Poly1305 key), the second 256 bits K_1 (length only). */
-        memcpy(c->k_main, key, 32);
-        memcpy(c->k_hdr, key + 32, 32);
-        c->tag_len = crypto_onetimeauth_poly1305_BYTES;
-        return 0;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(
+                OSSL_MAC_PARAM_DIGEST, c->mac == MAC_SHA256 ? "SHA256" : "SHA512", 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (new_mac_ctx(c, "HMAC") != 0 ||
+            EVP_MAC_init(c->mac_ctx, c->mac_key, c->mac_key_len, params) != 1)
+            goto fail;
     }
+
     if (id == CIPH_NONE)
         return 0;
 
     const EVP_CIPHER *ev = NULL;
     switch (id) {
+    case CIPH_CHACHA:
+        ev = EVP_chacha20();
+        break;
     case CIPH_AES128_GCM:
         ev = EVP_aes_128_gcm();
         break;
@@ -201,7 +219,17 @@ int coil__sshc_init(coil__sshc *c, const char *cipher, const char *mac,
     if (ctx == NULL)
         goto fail;
     c->evp = ctx;
-    if (id_is_gcm(id)) {
+    if (id == CIPH_CHACHA) {
+        /* PROTOCOL.chacha20poly1305: the first 256 bits are K_2 (payload
+         * and Poly1305 key), the second 256 bits K_1 (length only). K_2
+         * runs in OpenSSL (long inputs), K_1 in libsodium (4 bytes). */
+        memcpy(c->k_main, key, 32);
+        memcpy(c->k_hdr, key + 32, 32);
+        c->tag_len = 16;
+        if (EVP_CipherInit_ex(ctx, ev, NULL, c->k_main, NULL, 1) != 1 ||
+            new_mac_ctx(c, "POLY1305") != 0)
+            goto fail;
+    } else if (id_is_gcm(id)) {
         c->tag_len = 16;
         memcpy(c->iv, iv, 12);
         if (EVP_CipherInit_ex(ctx, ev, NULL, NULL, NULL, encrypt) != 1 ||
@@ -221,8 +249,8 @@ fail:
 void coil__sshc_free(coil__sshc *c)
 {
     int encrypt = c->encrypt;
-    if (c->evp != NULL)
-        EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)c->evp);
+    EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)c->evp);
+    EVP_MAC_CTX_free((EVP_MAC_CTX *)c->mac_ctx);
     sodium_memzero(c, sizeof *c);
     /* Left as a usable "none" state without a padding key (zeros). */
     c->encrypt = encrypt;
@@ -238,37 +266,58 @@ static void put64(unsigned char *p, uint64_t v)
 }
 
 /* HMAC-SHA2 over uint32 seq || p[0..n) into out (tag_len bytes). */
-static void mac_compute(const coil__sshc *c, uint32_t seq, const unsigned char *p,
-                        size_t n, unsigned char *out)
+static int mac_compute(const coil__sshc *c, uint32_t seq, const unsigned char *p,
+                       size_t n, unsigned char *out)
 {
+    EVP_MAC_CTX *ctx = c->mac_ctx;
     unsigned char s[4];
+    size_t outl = 0;
     coil__ssh_put32(s, seq);
-    if (c->mac == MAC_SHA256) {
-        crypto_auth_hmacsha256_state st;
-        crypto_auth_hmacsha256_init(&st, c->mac_key, c->mac_key_len);
-        crypto_auth_hmacsha256_update(&st, s, 4);
-        crypto_auth_hmacsha256_update(&st, p, n);
-        crypto_auth_hmacsha256_final(&st, out);
-        sodium_memzero(&st, sizeof st);
-    } else {
-        crypto_auth_hmacsha512_state st;
-        crypto_auth_hmacsha512_init(&st, c->mac_key, c->mac_key_len);
-        crypto_auth_hmacsha512_update(&st, s, 4);
-        crypto_auth_hmacsha512_update(&st, p, n);
-        crypto_auth_hmacsha512_final(&st, out);
-        sodium_memzero(&st, sizeof st);
-    }
+    if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(ctx, s, 4) != 1 ||
+        EVP_MAC_update(ctx, p, n) != 1 ||
+        EVP_MAC_final(ctx, out, &outl, c->tag_len) != 1 || outl != c->tag_len)
+        return -1;
+    return 0;
 }
 
 /* 0 when the MAC at p + n matches. Constant time. */
 static int mac_verify(const coil__sshc *c, uint32_t seq, const unsigned char *p, size_t n)
 {
     unsigned char want[64];
-    mac_compute(c, seq, p, n, want);
-    int ok = c->mac == MAC_SHA256 ? crypto_verify_32(want, p + n)
-                                  : crypto_verify_64(want, p + n);
+    int bad = mac_compute(c, seq, p, n, want) != 0 ||
+              CRYPTO_memcmp(want, p + n, c->tag_len) != 0;
     sodium_memzero(want, sizeof want);
-    return ok == 0 ? 0 : -1;
+    return bad ? -1 : 0;
+}
+
+/* chacha20-poly1305@openssh.com, after the length: start K_2's stream for
+ * packet `seq` (block 0 gives the Poly1305 key, so the stream is then at
+ * block 1 for the payload) and compute the tag over n bytes at p. */
+static int chacha_start(coil__sshc *c, uint32_t seq, unsigned char *polykey)
+{
+    static const unsigned char zero[64];
+    unsigned char iv[16] = {0}; /* 64-bit block counter 0, 64-bit nonce = seq */
+    unsigned char block0[64];
+    int outl = 0;
+    put64(iv + 8, seq);
+    int rc = EVP_CipherInit_ex(c->evp, NULL, NULL, NULL, iv, -1) == 1 &&
+                     EVP_CipherUpdate(c->evp, block0, &outl, zero, 64) == 1 && outl == 64
+                 ? 0
+                 : -1;
+    memcpy(polykey, block0, 32);
+    sodium_memzero(block0, sizeof block0);
+    return rc;
+}
+
+static int poly1305(coil__sshc *c, const unsigned char *polykey, const unsigned char *p,
+                    size_t n, unsigned char *tag)
+{
+    EVP_MAC_CTX *ctx = c->mac_ctx;
+    size_t outl = 0;
+    if (EVP_MAC_init(ctx, polykey, 32, NULL) != 1 || EVP_MAC_update(ctx, p, n) != 1 ||
+        EVP_MAC_final(ctx, tag, &outl, 16) != 1 || outl != 16)
+        return -1;
+    return 0;
 }
 
 static void gcm_next_iv(coil__sshc *c)
@@ -305,7 +354,8 @@ out:
     return ok ? 0 : -1;
 }
 
-/* AES-CTR, keystream continuous across packets. */
+/* A stream cipher in place: AES-CTR (keystream continuous across
+ * packets) or ChaCha20 under K_2 (from where chacha_start left it). */
 static int ctr_crypt(coil__sshc *c, unsigned char *p, size_t n)
 {
     int outl = 0;
@@ -340,14 +390,15 @@ size_t coil__sshc_seal(coil__sshc *c, uint32_t seq, unsigned char *buf,
     case CIPH_NONE:
         break;
     case CIPH_CHACHA: {
-        unsigned char polykey[crypto_onetimeauth_poly1305_KEYBYTES];
+        unsigned char polykey[32];
         put64(nonce, seq);
         crypto_stream_chacha20_xor(buf, buf, 4, nonce, c->k_hdr);
-        crypto_stream_chacha20(polykey, sizeof polykey, nonce, c->k_main);
-        crypto_stream_chacha20_xor_ic(buf + 4, buf + 4, packet_length, nonce, 1,
-                                      c->k_main);
-        crypto_onetimeauth_poly1305(buf + n, buf, n, polykey);
+        int bad = chacha_start(c, seq, polykey) != 0 ||
+                  ctr_crypt(c, buf + 4, packet_length) != 0 ||
+                  poly1305(c, polykey, buf, n, buf + n) != 0;
         sodium_memzero(polykey, sizeof polykey);
+        if (bad)
+            return 0;
         break;
     }
     case CIPH_AES128_GCM:
@@ -358,12 +409,11 @@ size_t coil__sshc_seal(coil__sshc *c, uint32_t seq, unsigned char *buf,
     case CIPH_AES128_CTR:
     case CIPH_AES256_CTR:
         if (c->etm) {
-            if (ctr_crypt(c, buf + 4, packet_length) != 0)
+            if (ctr_crypt(c, buf + 4, packet_length) != 0 ||
+                mac_compute(c, seq, buf, n, buf + n) != 0)
                 return 0;
-            mac_compute(c, seq, buf, n, buf + n);
         } else {
-            mac_compute(c, seq, buf, n, buf + n);
-            if (ctr_crypt(c, buf, n) != 0)
+            if (mac_compute(c, seq, buf, n, buf + n) != 0 || ctr_crypt(c, buf, n) != 0)
                 return 0;
         }
         break;
@@ -425,16 +475,14 @@ int coil__sshc_open(coil__sshc *c, uint32_t seq, unsigned char *buf,
     case CIPH_NONE:
         break;
     case CIPH_CHACHA: {
-        unsigned char nonce[8], polykey[crypto_onetimeauth_poly1305_KEYBYTES];
-        put64(nonce, seq);
-        crypto_stream_chacha20(polykey, sizeof polykey, nonce, c->k_main);
-        int bad = crypto_onetimeauth_poly1305_verify(buf + n, buf, n, polykey);
+        unsigned char polykey[32], tag[16];
+        int bad = chacha_start(c, seq, polykey) != 0 ||
+                  poly1305(c, polykey, buf, n, tag) != 0 ||
+                  CRYPTO_memcmp(tag, buf + n, 16) != 0;
         sodium_memzero(polykey, sizeof polykey);
-        if (bad != 0)
+        if (bad || ctr_crypt(c, buf + 4, packet_length) != 0)
             return -1;
         memcpy(buf, c->peeked, 4);
-        crypto_stream_chacha20_xor_ic(buf + 4, buf + 4, packet_length, nonce, 1,
-                                      c->k_main);
         break;
     }
     case CIPH_AES128_GCM:

@@ -51,7 +51,8 @@ typedef struct coil__sshc {
     size_t block;                        /* 8 for none and chacha, 16 for AES */
     size_t tag_len;                      /* bytes after the packet: 0, 16, 32, 64 */
     int etm;                             /* length in the clear, MAC over ciphertext */
-    void *evp;                           /* EVP_CIPHER_CTX for AES */
+    void *evp;                           /* EVP_CIPHER_CTX: AES, ChaCha20 (K_2) */
+    void *mac_ctx;                       /* EVP_MAC_CTX: HMAC, Poly1305 */
     unsigned char k_main[32], k_hdr[32]; /* chacha20-poly1305 keys */
     unsigned char iv[16];                /* GCM nonce (fixed 4 + counter 8) */
     unsigned char mac_key[64];
