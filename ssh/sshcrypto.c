@@ -94,6 +94,17 @@ static int id_is_ctr(int id)
     return id == CIPH_AES128_CTR || id == CIPH_AES256_CTR;
 }
 
+/* The MAC table entry for a non-AEAD cipher, or -1. "none" goes only with
+ * "none": AES-CTR without a MAC (or a MAC over plaintext sent in the
+ * clear) is refused. */
+static int find_mac_for(int cipher_id, const char *mac)
+{
+    int mi = find_mac(mac);
+    if (mi < 0 || (macs[mi].id == MAC_NONE) != (cipher_id == CIPH_NONE))
+        return -1;
+    return mi;
+}
+
 int coil__sshc_is_aead(const char *cipher)
 {
     int i = find_cipher(cipher);
@@ -107,7 +118,7 @@ int coil__sshc_sizes_of(const char *cipher, const char *mac, coil__sshc_sizes *o
         return -1;
     size_t mac_key_len = 0;
     if (!id_is_aead(ciphers[ci].id)) {
-        int mi = find_mac(mac);
+        int mi = find_mac_for(ciphers[ci].id, mac);
         if (mi < 0)
             return -1;
         mac_key_len = macs[mi].key_len;
@@ -168,7 +179,7 @@ int coil__sshc_init(coil__sshc *c, const char *cipher, const char *mac,
     int id = ciphers[ci].id;
     int mi = 0; /* "none" */
     if (!id_is_aead(id)) {
-        mi = find_mac(mac);
+        mi = find_mac_for(id, mac);
         if (mi < 0)
             return -1;
     }

@@ -16,7 +16,7 @@
  * "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr",
  * "aes128-ctr"; MACs "none", "hmac-sha2-256", "hmac-sha2-512",
  * "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com" (ignored
- * for the AEAD ciphers). */
+ * for the AEAD ciphers; "none" goes only with "none"). */
 #ifndef COIL_SSH_SSHCRYPTO_H
 #define COIL_SSH_SSHCRYPTO_H
 

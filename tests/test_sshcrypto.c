@@ -175,6 +175,11 @@ static void test_names_and_sizes(void)
     CU_ASSERT_EQUAL(coil__sshc_sizes_of("aes256-ctr", NULL, &s), -1);
     CU_ASSERT_EQUAL(coil__sshc_sizes_of("3des-cbc", "hmac-sha2-256", &s), -1);
     CU_ASSERT_EQUAL(coil__sshc_sizes_of(NULL, "hmac-sha2-256", &s), -1);
+    /* no encryption without integrity, nor integrity without encryption */
+    CU_ASSERT_EQUAL(coil__sshc_sizes_of("aes128-ctr", "none", &s), -1);
+    CU_ASSERT_EQUAL(coil__sshc_sizes_of("none", "hmac-sha2-256", &s), -1);
+    CU_ASSERT_EQUAL(coil__sshc_sizes_of("none", "none", &s), 0);
+    CU_ASSERT(s.iv_len == 0 && s.key_len == 0 && s.mac_key_len == 0);
     CU_ASSERT(coil__sshc_is_aead("chacha20-poly1305@openssh.com"));
     CU_ASSERT(coil__sshc_is_aead("aes128-gcm@openssh.com"));
     CU_ASSERT(coil__sshc_is_aead("aes256-gcm@openssh.com"));
@@ -188,6 +193,11 @@ static void test_names_and_sizes(void)
         coil__sshc_init(&c, "aes128-cbc", "hmac-sha2-256", iv, key, mac_key, 1), -1);
     coil__sshc_free(&c);
     CU_ASSERT_EQUAL(coil__sshc_init(&c, "aes128-ctr", "hmac-sha1", iv, key, mac_key, 1),
+                    -1);
+    coil__sshc_free(&c);
+    CU_ASSERT_EQUAL(coil__sshc_init(&c, "aes256-ctr", "none", iv, key, mac_key, 0), -1);
+    coil__sshc_free(&c);
+    CU_ASSERT_EQUAL(coil__sshc_init(&c, "none", "hmac-sha2-512", iv, key, mac_key, 1),
                     -1);
     coil__sshc_free(&c);
     /* free is safe twice and on a zeroed state */
