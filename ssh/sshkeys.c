@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -69,11 +70,11 @@ struct coil__sshkey {
     char fp[FP_LEN];
 };
 
-static void sodium_ready(void)
+/* libsodium's sodium_init (thread-safe, idempotent): 0, or -1 when it
+ * cannot start (no random source). */
+static int sodium_ready(void)
 {
-    /* Thread-safe and idempotent; picks libsodium's implementations. */
-    if (sodium_init() < 0)
-        abort();
+    return sodium_init() < 0 ? -1 : 0;
 }
 
 static const char *type_name(int type)
@@ -214,7 +215,8 @@ int coil__sshkey_generate(int type, coil__sshkey **out)
     if (!out || (type != COIL__SSHKEY_ED25519 && type != COIL__SSHKEY_ECDSA_P256))
         return COIL_EINVAL;
     *out = NULL;
-    sodium_ready();
+    if (sodium_ready())
+        return COIL_ESYSTEM;
     coil__sshkey *k = key_new(type);
     if (!k)
         return COIL_ENOMEM;
@@ -326,7 +328,7 @@ static int fail(coil_failure **err, int code, const char *fmt, ...) COIL_PRINTF(
 static int fail(coil_failure **err, int code, const char *fmt, ...)
 {
     if (err) {
-        char msg[1024];
+        char msg[PATH_MAX + 1024];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
@@ -522,7 +524,6 @@ static int parse_text(const char *what, const char *text, size_t len, int type,
     const char *e = find(b, len - (size_t)(b - text), END);
     if (!e)
         return malformed(what, "no END line", err);
-    sodium_ready();
     size_t cap = (size_t)(e - b) / 4 * 3 + 3;
     unsigned char *buf = malloc(cap ? cap : 1);
     if (!buf)
@@ -671,7 +672,7 @@ int coil__sshkey_load_host(const char *path, int type, int generate, coil__sshke
         (type != COIL__SSHKEY_ED25519 && type != COIL__SSHKEY_ECDSA_P256))
         return fail(err, COIL_EINVAL, "loading a host key: invalid argument");
     *out = NULL;
-    char what[1100];
+    char what[PATH_MAX + 64];
     snprintf(what, sizeof what, "host key file '%s'", path);
     const char *tflag = type == COIL__SSHKEY_ECDSA_P256 ? "ecdsa -b 256" : "ed25519";
 
@@ -1220,7 +1221,6 @@ static int parse_all(const char *name, const char *text, size_t len, coil__authk
     coil__authkeys *a = calloc(1, sizeof *a);
     if (!a)
         return COIL_ENOMEM;
-    sodium_ready();
     size_t start = 0, lineno = 0;
     while (start < len) {
         const char *nl = memchr(text + start, '\n', len - start);
@@ -1259,18 +1259,19 @@ int coil__authkeys_load(const char *path, coil__authkeys **out, coil_failure **e
         return COIL_ESYSTEM;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > AUTHKEYS_MAX) {
+    if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        if (!S_ISREG(st.st_mode) || st.st_size > AUTHKEYS_MAX)
-            return fail(
-                err, COIL_EINVAL,
-                "authorized_keys file '%s' is not a regular file of at most 64 MiB",
-                path);
         if (err)
             *err =
                 coil_failure_from_errno(e, "cannot stat authorized_keys file '%s'", path);
         return COIL_ESYSTEM;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > AUTHKEYS_MAX) {
+        close(fd);
+        return fail(err, COIL_EINVAL,
+                    "authorized_keys file '%s' is not a regular file of at most 64 MiB",
+                    path);
     }
     size_t cap = (size_t)st.st_size + 1, n = 0;
     char *text = malloc(cap);
@@ -1300,7 +1301,7 @@ int coil__authkeys_load(const char *path, coil__authkeys **out, coil_failure **e
     }
     /* A file that grew meanwhile is read up to its size at open time + 1;
      * the rest waits for the next load. */
-    char name[1100];
+    char name[PATH_MAX + 64];
     snprintf(name, sizeof name, "authorized_keys file '%s'", path);
     int rc = parse_all(name, text, n, out);
     free(text);
@@ -1317,7 +1318,10 @@ static char dummy_hash[crypto_pwhash_STRBYTES];
 static void make_dummy(void)
 {
     unsigned char pw[16];
-    sodium_ready();
+    if (sodium_ready()) {
+        dummy_hash[0] = 0;
+        return;
+    }
     randombytes_buf(pw, sizeof pw);
     if (crypto_pwhash_str(dummy_hash, (const char *)pw, sizeof pw,
                           crypto_pwhash_OPSLIMIT_INTERACTIVE,
@@ -1330,7 +1334,8 @@ int coil_ssh_password_hash(const char *password, size_t len, char *out, size_t s
 {
     if ((!password && len) || !out || size < crypto_pwhash_STRBYTES)
         return COIL_EINVAL;
-    sodium_ready();
+    if (sodium_ready())
+        return COIL_ESYSTEM;
     if (crypto_pwhash_str(out, password ? password : "", len,
                           crypto_pwhash_OPSLIMIT_INTERACTIVE,
                           crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
@@ -1344,11 +1349,13 @@ int coil_ssh_password_verify(const char *hash, const char *password, size_t len)
         return 0;
     if (!password)
         password = "";
-    sodium_ready();
-    int good = hash && strnlen(hash, crypto_pwhash_STRBYTES) < crypto_pwhash_STRBYTES &&
-               strncmp(hash, "$argon2id$", 10) == 0 &&
-               crypto_pwhash_str_needs_rehash(hash, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                                              crypto_pwhash_MEMLIMIT_INTERACTIVE) >= 0;
+    if (sodium_ready())
+        return 0;
+    int good =
+        hash && strnlen(hash, crypto_pwhash_STRBYTES) < crypto_pwhash_STRBYTES &&
+        (strncmp(hash, "$argon2id$", 10) == 0 || strncmp(hash, "$argon2i$", 9) == 0) &&
+        crypto_pwhash_str_needs_rehash(hash, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                       crypto_pwhash_MEMLIMIT_INTERACTIVE) >= 0;
     if (!good) {
         /* Spend the time a real check takes, then say no. */
         pthread_once(&dummy_once, make_dummy);
