@@ -121,6 +121,18 @@ static void why_set(char *why, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
+/* At most n bytes of p (to a NUL) as printable text in out (size > n),
+ * others shown as '?': names from the network, in messages. */
+static const char *printable(char *out, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    size_t i = 0;
+    for (; i < n && b[i]; i++)
+        out[i] = b[i] >= 0x20 && b[i] < 0x7f ? (char)b[i] : '?';
+    out[i] = 0;
+    return out;
+}
+
 /* ---- ECDSA P-256 with OpenSSL ------------------------------------------------- */
 
 /* An EVP_PKEY for the point q (and the scalar d when not NULL). */
@@ -864,13 +876,10 @@ static int userkey_parse(const char *alg, const unsigned char *blob, size_t blob
         return 0;
     }
     char t[NAME_MAX_LEN + 1];
-    size_t tl = strnlen(alg, NAME_MAX_LEN);
-    memcpy(t, alg, tl);
-    t[tl] = 0;
     why_set(why, why_size,
             "public key algorithm '%s' is not supported (coil accepts ssh-ed25519, "
             "ecdsa-sha2-nistp256, rsa-sha2-256, rsa-sha2-512)",
-            t);
+            printable(t, alg, NAME_MAX_LEN));
     return -1;
 }
 
@@ -979,8 +988,9 @@ int coil__ssh_userkey_verify(const char *alg, const unsigned char *blob, size_t 
         return -1;
     }
     if (!coil__sshs_eq(salg, alg)) {
-        why_set(why, why_size, "signature is of algorithm '%.*s', the request said '%s'",
-                (int)(salg.len > 40 ? 40 : salg.len), (const char *)salg.p, alg);
+        char t[NAME_MAX_LEN + 1];
+        why_set(why, why_size, "signature is of algorithm '%s', the request said '%s'",
+                printable(t, salg.p, salg.len), alg);
         return -1;
     }
     switch (uk.kind) {
@@ -1202,12 +1212,13 @@ static int parse_line(coil__authkeys *a, const char *name, size_t lineno, const 
     if (rc < 0)
         return COIL_ENOMEM;
     if (rc == 1) {
+        char t[64];
         free(blob);
         coil_log(
             COIL_LOG_WARN, LOG_MODULE,
-            "%s line %zu: the key has options (%.*s%s); coil does not apply them, so the "
+            "%s line %zu: the key has options (%s%s); coil does not apply them, so the "
             "line is skipped",
-            name, lineno, (int)(o > 60 ? 60 : o), s + i, o > 60 ? "..." : "");
+            name, lineno, printable(t, s + i, o > 60 ? 60 : o), o > 60 ? "..." : "");
         return 0;
     }
     coil_log(COIL_LOG_WARN, LOG_MODULE, "%s line %zu: not a key coil can read, skipped",

@@ -177,7 +177,9 @@ static coil__sshkey *load(const char *name, int type, int generate, char *msg,
 static void gen_file(const char *name, int type)
 {
     char msg[1024];
+    coil_test_log_capture_start();
     coil__sshkey *k = load(name, type, 1, msg, sizeof msg);
+    coil_test_log_capture_stop();
     CU_ASSERT_FATAL(k != NULL);
     coil__sshkey_free(k);
 }
@@ -738,6 +740,14 @@ static void test_user_key_check(void)
                                              (const unsigned char *)"x", 1, 0, why,
                                              sizeof why),
                     -1);
+    /* A signature of another algorithm, its name shown printable. */
+    unsigned char sig2[16 + 64] = {0,    0,   0,   11,  's', 's', 'h', '-', 'e', 'd',
+                                   0x01, '5', '5', '1', '9', 0,   0,   0,   64};
+    CU_ASSERT_EQUAL(coil__ssh_userkey_verify("ssh-ed25519", edb, edl, sig2, 15 + 4 + 64,
+                                             (const unsigned char *)"x", 1, 0, why,
+                                             sizeof why),
+                    -1);
+    COIL_TEST_ASSERT_HAS(why, "signature is of algorithm 'ssh-ed?5519'");
     coil__sshkey_free(ed);
     coil__sshkey_free(ec);
 }
