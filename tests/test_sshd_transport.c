@@ -768,6 +768,169 @@ static void test_factory(void)
     coil_test_fake_end(r);
 }
 
+/* ---- a full handshake with coil's own libssh2 client ----------------------------- */
+
+/* Server side: an exec channel that echoes, and on EOF exits with 7. */
+static void echo_data(coil_protocol *p, const void *d, size_t n)
+{
+    coil_transport_write(p->transport, d, n);
+}
+static void echo_eof(coil_protocol *p)
+{
+    coil_ssh_server_channel_set_exit(p->transport, 7);
+    coil_transport_lose_connection(p->transport);
+}
+static void echo_destroy(coil_protocol *p)
+{
+    free(p);
+}
+static const coil_protocol_ops echo_ops = {.data_received = echo_data,
+                                           .read_connection_lost = echo_eof,
+                                           .destroy = echo_destroy};
+static coil_protocol *echo_build(coil_factory *f, const coil_address *a)
+{
+    (void)f, (void)a;
+    coil_protocol *p = calloc(1, sizeof *p);
+    if (p)
+        p->ops = &echo_ops;
+    return p;
+}
+static const coil_factory_ops echo_factory_ops = {.build_protocol = echo_build};
+
+static int check_pw(void *arg, const char *user, const char *pw, size_t len)
+{
+    (void)arg;
+    return strcmp(user, "alice") == 0 && len == 6 && memcmp(pw, "secret", 6) == 0;
+}
+
+/* Client side: writes `out` on an exec channel, half-closes, collects. */
+typedef struct client_chan {
+    coil_protocol p;
+    const unsigned char *out;
+    size_t out_len;
+    unsigned char *got;
+    size_t got_len, got_cap;
+    int lost, has_status, status;
+} client_chan;
+
+static void cc_made(coil_protocol *p)
+{
+    client_chan *c = (client_chan *)p;
+    coil_transport_write(p->transport, c->out, c->out_len);
+    coil_transport_lose_write_connection(p->transport);
+}
+static void cc_data(coil_protocol *p, const void *d, size_t n)
+{
+    client_chan *c = (client_chan *)p;
+    if (c->got_len + n > c->got_cap) {
+        size_t cap = c->got_cap ? c->got_cap * 2 : 4096;
+        while (cap < c->got_len + n)
+            cap *= 2;
+        unsigned char *g = realloc(c->got, cap);
+        CU_ASSERT_FATAL(g != NULL);
+        c->got = g;
+        c->got_cap = cap;
+    }
+    memcpy(c->got + c->got_len, d, n);
+    c->got_len += n;
+}
+static void cc_lost(coil_protocol *p, const coil_failure *why)
+{
+    (void)why;
+    client_chan *c = (client_chan *)p;
+    const char *sig = NULL;
+    c->has_status = coil_ssh_channel_exit_status(p->transport, &c->status, &sig) == 1;
+    c->lost = 1;
+}
+static const coil_protocol_ops cc_ops = {
+    .connection_made = cc_made, .data_received = cc_data, .connection_lost = cc_lost};
+
+static void libssh2_exec(size_t nbytes, uint64_t rekey_bytes)
+{
+    coil_test_log_capture_start();
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_factory exec_factory = {.ops = &echo_factory_ops};
+    coil_ssh_server_options so = {
+        .check_password = check_pw, .exec = &exec_factory, .rekey_bytes = rekey_bytes};
+    coil_ssh_server *srv = server_with(r, &so);
+
+    coil_ssh_options co = {.host = "127.0.0.1",
+                           .port = 2222,
+                           .user = "alice",
+                           .password = "secret",
+                           .host_key_policy = COIL_SSH_HOST_KEY_INSECURE_ACCEPT_ANY};
+    coil_ssh_session *cs = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_ssh_session_new(r, &co, &cs, &err) == 0);
+    coil_address a = mem_addr();
+    coil_protocol *sp = coil_ssh_server_protocol(srv, &a);
+    CU_ASSERT_FATAL(sp != NULL);
+    coil_transport *ta = NULL, *tb = NULL;
+    CU_ASSERT_FATAL(coil_memory_pair(r, coil_ssh_session_protocol(cs), sp, 0, &ta, &tb) ==
+                    0);
+
+    coil_deferred *ready = coil_ssh_session_ready(cs);
+    int ok = coil_test_wait_fired(r, ready, WAIT_SECONDS);
+    CU_ASSERT(ok);
+    if (!ok)
+        fprintf(stderr, "\n    log: %s\n", coil_test_log_text());
+    coil_deferred_unref(ready);
+    CU_ASSERT_STRING_EQUAL(coil_ssh_session_host_key_fingerprint(cs),
+                           coil_ssh_server_host_key_fingerprint(srv));
+    const char *cipher = coil_ssh_session_cipher(cs);
+    CU_ASSERT(cipher && strstr(cipher, "-ctr") != NULL);
+
+    unsigned char *out = malloc(nbytes);
+    CU_ASSERT_FATAL(out != NULL);
+    for (size_t i = 0; i < nbytes; i++)
+        out[i] = (unsigned char)(i * 7 + (i >> 9));
+    client_chan *cc = calloc(1, sizeof *cc);
+    CU_ASSERT_FATAL(cc != NULL);
+    cc->p.ops = &cc_ops;
+    cc->out = out;
+    cc->out_len = nbytes;
+    coil_ssh_channel_options cho = {.type = COIL_SSH_EXEC, .command = "echo"};
+    coil_deferred *opened = coil_ssh_open_channel(cs, &cho, &cc->p);
+    CU_ASSERT(coil_test_wait_flag(r, &cc->lost, WAIT_SECONDS));
+    coil_deferred_unref(opened);
+    CU_ASSERT(cc->got_len == nbytes &&
+              (nbytes == 0 || memcmp(cc->got, out, nbytes) == 0));
+    CU_ASSERT(cc->has_status && cc->status == 7);
+
+    coil_ssh_server_stats st;
+    coil_ssh_server_get_stats(srv, &st);
+    CU_ASSERT(st.logins == 1 && st.unauthenticated == 0 && st.connections == 1);
+    if (rekey_bytes)
+        CU_ASSERT(st.rekeys >= 2);
+
+    coil_deferred *closed_d = coil_ssh_session_close(cs);
+    CU_ASSERT(coil_test_wait_fired(r, closed_d, WAIT_SECONDS));
+    coil_deferred_unref(closed_d);
+    coil_ssh_session_free(cs);
+    for (int i = 0; i < 100 && coil_reactor_transport_count(r) > 0; i++)
+        coil_reactor_iterate(r, 0.05);
+    coil_ssh_server_get_stats(srv, &st);
+    CU_ASSERT(st.connections == 0);
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "accepted password for alice");
+    coil_ssh_server_free(srv);
+    coil_reactor_free(r);
+    free(cc->got);
+    free(cc);
+    free(out);
+    coil_test_log_capture_stop();
+}
+
+static void test_libssh2_exec(void)
+{
+    libssh2_exec(5000, 0);
+}
+
+/* Rekeys the server starts, every 64 KiB, in the middle of a 1 MiB echo. */
+static void test_libssh2_rekey(void)
+{
+    libssh2_exec(1024 * 1024, 64 * 1024);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case cases[] = {
@@ -787,6 +950,8 @@ static int add_suites(void)
         COIL_TEST(test_idle_timeout),
         COIL_TEST(test_caps),
         COIL_TEST(test_factory),
+        COIL_TEST(test_libssh2_exec),
+        COIL_TEST(test_libssh2_rekey),
         {NULL, NULL},
     };
     return coil_test_add_suite("sshd_transport", cases);
