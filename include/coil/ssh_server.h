@@ -92,7 +92,11 @@ typedef int (*coil_ssh_authorize_key_fn)(void *arg, const char *user,
 /* Is `password` (len bytes, not NUL terminated; wiped after the call) right
  * for `user`? Return 1 to allow. Runs on a thread-pool thread: it must be
  * thread-safe, and may be slow (coil_ssh_password_verify). Unknown users
- * must cost as much as known ones: verify against a dummy hash. */
+ * must cost as much as known ones: verify against a dummy hash. coil keeps
+ * no user list: it calls this for every password and keyboard-interactive
+ * attempt whatever the user name, and sends every failure answer no earlier
+ * than auth_failure_delay after the request, so an unknown user looks and
+ * times exactly like a wrong password. */
 typedef int (*coil_ssh_password_fn)(void *arg, const char *user, const char *password,
                                     size_t len);
 
