@@ -660,6 +660,74 @@ out:
     rm_tmpdir();
 }
 
+/* argv: key file, data (hex), SSH signature blob (hex). Exit 0 when the
+ * signature verifies with the key's public half. */
+static const char CHECKER[] =
+    "import sys, struct\n"
+    "from cryptography.hazmat.primitives import serialization, hashes\n"
+    "from cryptography.hazmat.primitives.asymmetric import ed25519, ec\n"
+    "from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature\n"
+    "def take(b):\n"
+    "    n = struct.unpack('>I', b[:4])[0]\n"
+    "    assert len(b) >= 4 + n\n"
+    "    return b[4:4 + n], b[4 + n:]\n"
+    "key = serialization.load_ssh_private_key(open(sys.argv[1], 'rb').read(), None)\n"
+    "data, sig = bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])\n"
+    "alg, rest = take(sig)\n"
+    "raw, rest = take(rest)\n"
+    "assert rest == b''\n"
+    "pub = key.public_key()\n"
+    "if isinstance(key, ed25519.Ed25519PrivateKey):\n"
+    "    assert alg == b'ssh-ed25519'\n"
+    "    pub.verify(raw, data)\n"
+    "else:\n"
+    "    assert alg == b'ecdsa-sha2-nistp256'\n"
+    "    r, rest = take(raw)\n"
+    "    t, rest = take(rest)\n"
+    "    assert rest == b'' and not (r[0] & 0x80) and not (t[0] & 0x80)\n"
+    "    der = encode_dss_signature(int.from_bytes(r, 'big'), int.from_bytes(t, 'big'))\n"
+    "    pub.verify(der, data, ec.ECDSA(hashes.SHA256()))\n";
+
+/* Host key signatures verify with Python's cryptography. */
+static void test_sign_verified_by_python(void)
+{
+    make_tmpdir();
+    if (!have_python())
+        goto out;
+    FILE *f = fopen(path_in("checker.py"), "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(CHECKER, f);
+    fclose(f);
+    for (int type = COIL__SSHKEY_ED25519; type <= COIL__SSHKEY_ECDSA_P256; type++) {
+        char msg[1024], cmd[2048], dhex[65], shex[2 * COIL__SSHKEY_SIG_MAX + 1];
+        unsigned char data[32], sig[COIL__SSHKEY_SIG_MAX];
+        size_t sig_len = 0;
+        const char *name = type == COIL__SSHKEY_ED25519 ? "ed" : "ec";
+        coil_test_log_capture_start();
+        coil__sshkey *k = load(name, type, 1, msg, sizeof msg);
+        coil_test_log_capture_stop();
+        CU_ASSERT_FATAL(k != NULL);
+        for (int i = 0; i < 3; i++) {
+            randombytes_buf(data, sizeof data);
+            CU_ASSERT_FATAL(
+                coil__sshkey_sign(k, data, sizeof data, sig, sizeof sig, &sig_len) == 0);
+            sodium_bin2hex(dhex, sizeof dhex, data, sizeof data);
+            sodium_bin2hex(shex, sizeof shex, sig, sig_len);
+            snprintf(cmd, sizeof cmd, PYTHON " '%s' '%s' %s %s", path_in("checker.py"),
+                     path_in(name), dhex, shex);
+            CU_ASSERT_EQUAL(run(cmd, NULL, 0), 0);
+            data[0] ^= 1;
+            sodium_bin2hex(dhex, sizeof dhex, data, sizeof data);
+            snprintf(cmd, sizeof cmd, PYTHON " '%s' '%s' %s %s 2>/dev/null",
+                     path_in("checker.py"), path_in(name), dhex, shex);
+            CU_ASSERT_NOT_EQUAL(run(cmd, NULL, 0), 0);
+        }
+        coil__sshkey_free(k);
+    }
+out:
+    rm_tmpdir();
+}
+
 /* Blobs that do not match their algorithm, or are malformed. */
 static void test_user_key_check(void)
 {
@@ -955,6 +1023,7 @@ static int add_suites(void)
     };
     static const coil_test_case user[] = {
         COIL_TEST(test_user_ed25519_ecdsa),
+        COIL_TEST(test_sign_verified_by_python),
         COIL_TEST(test_user_rsa),
         COIL_TEST(test_user_key_check),
         {NULL, NULL},
