@@ -457,23 +457,14 @@ static int parse_decoded(const char *what, const unsigned char *buf, size_t len,
         coil__sshr_string(&r, &kdf, NAME_MAX_LEN) ||
         coil__sshr_string(&r, &kdfopts, 1024) || coil__sshr_u32(&r, &n))
         return malformed(what, "truncated header", err);
-    if (!coil__sshs_eq(cipher, "none") || !coil__sshs_eq(kdf, "none"))
-        return fail(err, COIL_EINVAL,
-                    "%s is encrypted (cipher %.*s); coil needs an unencrypted host key: "
-                    "remove the "
-                    "passphrase with ssh-keygen -p -N '' -f FILE, or make a new key with "
-                    "ssh-keygen -t %s -N ''",
-                    what, (int)(cipher.len > 32 ? 32 : cipher.len),
-                    (const char *)cipher.p, type_word(type));
-    if (kdfopts.len != 0)
-        return malformed(what, "options for kdf none", err);
     if (n != 1)
         return malformed(what, "coil reads files holding exactly one key", err);
     if (coil__sshr_string(&r, &pub, KEY_FILE_MAX) ||
         coil__sshr_string(&r, &priv, KEY_FILE_MAX) || coil__sshr_done(&r, 0))
         return malformed(what, "truncated key list", err);
 
-    char pubtype[NAME_MAX_LEN + 1];
+    /* The public key is never encrypted: say first what type it is. */
+    char pubtype[NAME_MAX_LEN + 1], shown[NAME_MAX_LEN + 1];
     coil__sshr tr;
     coil__sshr_init(&tr, pub.p, pub.len);
     if (coil__sshr_cstring(&tr, pubtype, sizeof pubtype))
@@ -483,17 +474,22 @@ static int parse_decoded(const char *what, const unsigned char *buf, size_t len,
                                 : strcmp(pubtype, "ssh-dss") == 0     ? "a DSA"
                                 : strncmp(pubtype, "ecdsa-", 6) == 0  ? "an ECDSA"
                                 : strcmp(pubtype, "ssh-ed25519") == 0 ? "an ed25519"
-                                                                      : NULL;
-        if (what_type)
-            return fail(err, COIL_EINVAL,
-                        "%s holds %s key (%s); coil needs %s (%s) here: "
-                        "ssh-keygen -t %s%s -N '' -f FILE",
-                        what, what_type, pubtype, type_word(type), type_name(type),
-                        type_word(type),
-                        type == COIL__SSHKEY_ECDSA_P256 ? " -b 256" : "");
-        return fail(err, COIL_EINVAL, "%s holds a key of type '%.64s'; coil needs %s",
-                    what, pubtype, type_word(type));
+                                                                      : "a";
+        return fail(err, COIL_EINVAL,
+                    "%s holds %s key (%s); coil needs %s (%s) here: make one with "
+                    "ssh-keygen -t %s%s -N '' -f FILE",
+                    what, what_type, printable(shown, pubtype, NAME_MAX_LEN),
+                    type_word(type), type_name(type), type_word(type),
+                    type == COIL__SSHKEY_ECDSA_P256 ? " -b 256" : "");
     }
+    if (!coil__sshs_eq(cipher, "none") || !coil__sshs_eq(kdf, "none"))
+        return fail(err, COIL_EINVAL,
+                    "%s is encrypted (cipher %s); coil needs an unencrypted host key: "
+                    "remove the passphrase with ssh-keygen -p -N '' -f FILE, or make a "
+                    "new key with ssh-keygen -t %s -N ''",
+                    what, printable(shown, cipher.p, cipher.len), type_word(type));
+    if (kdfopts.len != 0)
+        return malformed(what, "options for kdf none", err);
 
     if (priv.len % 8 != 0)
         return malformed(what, "private section not a multiple of 8 bytes", err);

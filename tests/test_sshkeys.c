@@ -264,6 +264,11 @@ static void test_refused_keys(void)
         COIL_TEST_ASSERT_HAS(msg, "is encrypted");
         COIL_TEST_ASSERT_HAS(msg, "unencrypted");
     }
+    /* An encrypted RSA key: the type is what to fix first. */
+    if (keygen("encrsa", "-t rsa -b 2048", "secret pass") == 0) {
+        CU_ASSERT(load("encrsa", COIL__SSHKEY_ED25519, 0, msg, sizeof msg) == NULL);
+        COIL_TEST_ASSERT_HAS(msg, "holds an RSA key");
+    }
     /* Readable by others. */
     if (keygen("open", "-t ed25519", NULL) == 0) {
         CU_ASSERT_FATAL(chmod(path_in("open"), 0644) == 0);
