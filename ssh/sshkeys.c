@@ -646,25 +646,45 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Create `path` (O_EXCL, 0600) holding k. 0, EEXIST when it appeared
- * meanwhile, or another errno. */
+/* Write the whole text to a new file (O_CREAT | O_EXCL, 0600). 0 or errno. */
+static int write_new(const char *path, const char *text, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errno;
+    int e = 0;
+    errno = 0;
+    if (fchmod(fd, 0600) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0)
+        e = errno ? errno : EIO;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    if (e)
+        unlink(path);
+    return e;
+}
+
+/* Create `path` holding k, whole or not at all: written to a temporary
+ * file beside it, then linked to its name (which fails when the name
+ * exists, as O_EXCL would). 0, EEXIST when it appeared meanwhile, or
+ * another errno. */
 static int write_key_file(const char *path, const coil__sshkey *k)
 {
     size_t len = 0;
     char *text = key_text(k, &len);
+    char tmp[PATH_MAX];
     if (!text)
         return ENOMEM;
-    int e = 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        e = errno;
-    } else {
-        if (fchmod(fd, 0600) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0)
-            e = errno ? errno : EIO;
-        if (close(fd) != 0 && !e)
-            e = errno;
-        if (e)
-            unlink(path);
+    int e = ENAMETOOLONG;
+    unsigned rnd = randombytes_random();
+    if (snprintf(tmp, sizeof tmp, "%s.new-%08x", path, rnd) < (int)sizeof tmp) {
+        e = write_new(tmp, text, len);
+        if (!e) {
+            e = link(tmp, path) == 0 ? 0 : errno;
+            unlink(tmp);
+            /* No hard links on this file system: create the name itself. */
+            if (e == EPERM || e == ENOTSUP || e == EXDEV || e == EMLINK)
+                e = write_new(path, text, len);
+        }
     }
     sodium_memzero(text, len);
     free(text);

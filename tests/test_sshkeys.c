@@ -309,6 +309,11 @@ static void check_generate(int type, const char *alg)
     COIL_TEST_ASSERT_HAS(coil_test_log_text(), coil__sshkey_fingerprint(k));
     COIL_TEST_ASSERT_HAS(coil_test_log_text(), path_in("gen"));
     CU_ASSERT(strncmp(coil__sshkey_fingerprint(k), "SHA256:", 7) == 0);
+    /* Nothing else left beside it (the temporary file is gone). */
+    char ls[1024];
+    snprintf(cmd, sizeof cmd, "ls -A '%s'", tmpdir);
+    CU_ASSERT_EQUAL(run(cmd, ls, sizeof ls), 0);
+    CU_ASSERT_STRING_EQUAL(ls, "gen\n");
 
     /* Loading it again (generate or not) gives the same key. */
     coil__sshkey *k2 = load("gen", type, 1, msg, sizeof msg);
