@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 #include <sodium.h>
 
+#include "sshcrypto.h"
 #include "sshwire.h"
 
 /* ---- our algorithm lists (in preference order) ---- */
@@ -42,16 +43,6 @@ static const char *const mac_names[] = {"hmac-sha2-256-etm@openssh.com",
                                         "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256",
                                         "hmac-sha2-512"};
 
-/* The AEAD ciphers of our list: they carry their own tag, no MAC is
- * negotiated for them. (Kept here, not asked of sshcrypto.c, so the list
- * and the rule live together.) */
-static int cipher_is_aead(const char *name)
-{
-    return strcmp(name, "chacha20-poly1305@openssh.com") == 0 ||
-           strcmp(name, "aes256-gcm@openssh.com") == 0 ||
-           strcmp(name, "aes128-gcm@openssh.com") == 0;
-}
-
 size_t coil__kex_build_kexinit(unsigned char *buf, size_t cap, int first, int have_ecdsa)
 {
     unsigned char cookie[16];
@@ -78,10 +69,10 @@ size_t coil__kex_build_kexinit(unsigned char *buf, size_t cap, int first, int ha
 /* ---- negotiation ---- */
 
 #if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
+static void set_why(char *why, size_t why_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 #endif
-static void
-set_why(char *why, size_t why_size, const char *fmt, ...)
+static void set_why(char *why, size_t why_size, const char *fmt, ...)
 {
     va_list ap;
     if (!why || why_size == 0)
@@ -133,10 +124,8 @@ static int namelist_ok(coil__sshs list)
 }
 
 /* The first name of the client's `list` that is one of ours (`names`,
- * count n, additionally restricted by `allowed` when given). Copied into
- * out; 0, or -1 when there is none. */
-static int choose(coil__sshs list, const char *const *names, size_t n,
-                  int (*allowed)(const char *), char *out)
+ * count n). Copied into out; 0, or -1 when there is none. */
+static int choose(coil__sshs list, const char *const *names, size_t n, char *out)
 {
     size_t i = 0;
     while (i < list.len) {
@@ -145,8 +134,7 @@ static int choose(coil__sshs list, const char *const *names, size_t n,
             j++;
         for (size_t k = 0; k < n; k++) {
             size_t l = strlen(names[k]);
-            if (l == j - i && memcmp(list.p + i, names[k], l) == 0 &&
-                (!allowed || allowed(names[k]))) {
+            if (l == j - i && memcmp(list.p + i, names[k], l) == 0) {
                 memcpy(out, names[k], l + 1);
                 return 0;
             }
@@ -236,21 +224,21 @@ int coil__kex_negotiate(const unsigned char *payload, size_t len, int first,
 
     /* kex: the client's pseudo-algorithms are never among kex_names, so
      * they are never chosen. */
-    if (choose(l[0], kex_names, 2, NULL, out->kex) < 0)
+    if (choose(l[0], kex_names, 2, out->kex) < 0)
         return no_common("key exchange algorithm", l[0], KEX_LIST, why, why_size);
-    if (choose(l[1], hk_names, have_ecdsa ? 2 : 1, NULL, out->hostkey) < 0)
+    if (choose(l[1], hk_names, have_ecdsa ? 2 : 1, out->hostkey) < 0)
         return no_common("host key algorithm", l[1],
                          have_ecdsa ? HOSTKEY_ED "," HOSTKEY_EC : HOSTKEY_ED, why,
                          why_size);
-    if (choose(l[2], cipher_names, 5, NULL, out->cipher_c2s) < 0)
+    if (choose(l[2], cipher_names, 5, out->cipher_c2s) < 0)
         return no_common("cipher (client->server)", l[2], CIPHER_LIST, why, why_size);
-    if (choose(l[3], cipher_names, 5, NULL, out->cipher_s2c) < 0)
+    if (choose(l[3], cipher_names, 5, out->cipher_s2c) < 0)
         return no_common("cipher (server->client)", l[3], CIPHER_LIST, why, why_size);
-    if (!cipher_is_aead(out->cipher_c2s) &&
-        choose(l[4], mac_names, 4, NULL, out->mac_c2s) < 0)
+    if (!coil__sshc_is_aead(out->cipher_c2s) &&
+        choose(l[4], mac_names, 4, out->mac_c2s) < 0)
         return no_common("MAC (client->server)", l[4], MAC_LIST, why, why_size);
-    if (!cipher_is_aead(out->cipher_s2c) &&
-        choose(l[5], mac_names, 4, NULL, out->mac_s2c) < 0)
+    if (!coil__sshc_is_aead(out->cipher_s2c) &&
+        choose(l[5], mac_names, 4, out->mac_s2c) < 0)
         return no_common("MAC (server->client)", l[5], MAC_LIST, why, why_size);
     if (!coil__sshs_list_has(l[6], "none"))
         return no_common("compression (client->server)", l[6], "none", why, why_size);
