@@ -264,8 +264,10 @@ static void check_output(chk *c, coil_transport *t)
         }
         off += 4 + len;
     }
-    memmove(c->acc, c->acc + off, c->len - off);
-    c->len -= off;
+    if (off > 0) {
+        memmove(c->acc, c->acc + off, c->len - off);
+        c->len -= off;
+    }
 }
 
 /* ---- the server, made once ---- */
