@@ -1530,8 +1530,13 @@ static void sshd_connection_lost(coil_protocol *p, const coil_failure *reason)
     stop_idle_timer(s);
     held_drop(s);
     release_counts(s);
-    if (!s->end_reason && reason)
+    if (!s->end_reason && reason) {
+        char text[256];
+        coil_failure_format(reason, text, sizeof text);
+        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "ssh server: %s: connection ended: %s",
+                 s->peer, text);
         s->end_reason = coil_failure_copy(reason);
+    }
     if (s->made) {
         coil__sshd_auth_stop(s);
         coil__sshd_conn_lost(s, s->end_reason ? s->end_reason : reason);

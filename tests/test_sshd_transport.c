@@ -767,6 +767,148 @@ static void test_factory(void)
     coil_test_fake_end(r);
 }
 
+/* Key re-exchanges on a connection past the first one (plain packets until
+ * the new keys): the server starts one at rekey_bytes, holds what it sends
+ * meanwhile and sends it after its NEWKEYS; during the exchange the client
+ * may send only transport and kex messages. */
+static void test_rekey_plain(void)
+{
+    coil_test_log_capture_start();
+    coil_reactor *r = coil_test_fake_start();
+    coil_ssh_server_options o = {.anonymous = 1, .rekey_bytes = 2000};
+    coil_ssh_server *srv = server_with(r, &o);
+    coil__sshd *s;
+    coil_transport *t = connect_one(r, srv, &s);
+    coil__sshd_test_skip_kex(s, NULL);
+    coil_memory_transport_clear(t);
+    unsigned char ign[1000];
+    memset(ign, 0, sizeof ign);
+    ign[0] = COIL__SSH_MSG_IGNORE;
+    feed_packet(t, ign, sizeof ign);
+    size_t plen;
+    CU_ASSERT(written_packet(t, 0, &plen) == NULL);
+    feed_packet(t, ign, sizeof ign); /* past 2000 bytes received */
+    const unsigned char *p = written_packet(t, 0, &plen);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT(p[0] == COIL__SSH_MSG_KEXINIT);
+    CU_ASSERT(s->kex_running == 1);
+    /* a service request before the client's KEXINIT: its answer is held */
+    unsigned char b[64];
+    size_t n = service_request(b, sizeof b, "ssh-userauth");
+    feed_packet(t, b, n);
+    CU_ASSERT(written_packet(t, 1, &plen) == NULL);
+    CU_ASSERT(s->held_head != NULL);
+    /* the client's KEXINIT, then ECDH_INIT */
+    unsigned char kx[512];
+    n = client_kexinit(kx, sizeof kx, 0);
+    feed_packet(t, kx, n);
+    CU_ASSERT(written_packet(t, 1, &plen) == NULL);
+    unsigned char init[37];
+    init[0] = COIL__SSH_MSG_KEX_ECDH_INIT;
+    coil__ssh_put32(init + 1, 32);
+    for (int i = 0; i < 32; i++)
+        init[5 + i] = (unsigned char)(i * 13 + 9);
+    feed_packet(t, init, sizeof init);
+    p = written_packet(t, 1, &plen);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT(p[0] == COIL__SSH_MSG_KEX_ECDH_REPLY);
+    p = written_packet(t, 2, &plen);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT(p[0] == COIL__SSH_MSG_NEWKEYS && plen == 1);
+    /* the held answer went out after NEWKEYS, under the new keys */
+    CU_ASSERT(s->held_head == NULL);
+    size_t len;
+    const unsigned char *w = coil_memory_transport_written(t, &len);
+    size_t off = 0;
+    for (int i = 0; i < 3; i++)
+        off += 4 + coil__ssh_get32(w + off);
+    CU_ASSERT(len > off + 16);
+    CU_ASSERT(s->tx_seq == 1 || s->tx_seq > 3); /* strict resets, else counts on */
+    /* still in the exchange until the client's NEWKEYS: a service request
+     * now is a protocol error; NEWKEYS completes it */
+    coil_ssh_server_stats st;
+    coil_ssh_server_get_stats(srv, &st);
+    CU_ASSERT(st.rekeys == 0);
+    feed_msg(t, COIL__SSH_MSG_NEWKEYS);
+    coil_ssh_server_get_stats(srv, &st);
+    CU_ASSERT(st.rekeys == 1);
+    CU_ASSERT(s->kex_running == 0);
+    CU_ASSERT(strcmp(s->cipher_name, "aes128-ctr hmac-sha2-256") == 0);
+    CU_ASSERT(!closed(t));
+    end_conn(r, t);
+
+    /* the client starts one; a userauth message during it is fatal */
+    t = connect_one(r, srv, &s);
+    coil__sshd_test_skip_kex(s, NULL);
+    coil_memory_transport_clear(t);
+    n = client_kexinit(kx, sizeof kx, 1); /* strict is for the first only */
+    feed_packet(t, kx, n);
+    p = written_packet(t, 0, &plen);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT(p[0] == COIL__SSH_MSG_KEXINIT);
+    CU_ASSERT(s->strict == 0);
+    feed_msg(t, COIL__SSH_MSG_IGNORE);
+    CU_ASSERT(!closed(t));
+    feed_msg(t, COIL__SSH_MSG_USERAUTH_REQUEST);
+    coil_reactor_advance(r, 0);
+    CU_ASSERT(closed(t));
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "during a key re-exchange");
+    end_conn(r, t);
+    coil_ssh_server_free(srv);
+    coil_test_fake_end(r);
+    coil_test_log_capture_stop();
+}
+
+/* first_kex_packet_follows with a wrong guess: the guessed packet is
+ * dropped, the right one answered. */
+static void test_wrong_guess(void)
+{
+    coil_reactor *r = coil_test_fake_start();
+    coil_ssh_server *srv = server_anon(r);
+    coil_transport *t = connect_one(r, srv, NULL);
+    feed_str(t, "SSH-2.0-test\r\n");
+    coil_memory_transport_clear(t);
+    unsigned char kx[512];
+    coil__sshw w;
+    coil__sshw_init(&w, kx, sizeof kx);
+    coil__sshw_u8(&w, COIL__SSH_MSG_KEXINIT);
+    coil__sshw_bytes(&w, "0123456789abcdef", 16);
+    const char *lists[] = {"ecdh-sha2-nistp256,curve25519-sha256",
+                           "ssh-ed25519",
+                           "aes128-ctr",
+                           "aes128-ctr",
+                           "hmac-sha2-256",
+                           "hmac-sha2-256",
+                           "none",
+                           "none",
+                           "",
+                           ""};
+    for (int i = 0; i < 10; i++)
+        coil__sshw_cstring(&w, lists[i]);
+    coil__sshw_bool(&w, 1);
+    coil__sshw_u32(&w, 0);
+    feed_packet(t, kx, w.len);
+    unsigned char guess[70];
+    memset(guess, 7, sizeof guess);
+    guess[0] = COIL__SSH_MSG_KEX_ECDH_INIT;
+    coil__ssh_put32(guess + 1, 65);
+    feed_packet(t, guess, sizeof guess); /* an ecdh-nistp256 INIT: dropped */
+    size_t plen;
+    CU_ASSERT(written_packet(t, 0, &plen) == NULL);
+    CU_ASSERT(!closed(t));
+    unsigned char init[37];
+    init[0] = COIL__SSH_MSG_KEX_ECDH_INIT;
+    coil__ssh_put32(init + 1, 32);
+    for (int i = 0; i < 32; i++)
+        init[5 + i] = (unsigned char)(i * 5 + 1);
+    feed_packet(t, init, sizeof init);
+    const unsigned char *p = written_packet(t, 0, &plen);
+    CU_ASSERT(p && p[0] == COIL__SSH_MSG_KEX_ECDH_REPLY);
+    end_conn(r, t);
+    coil_ssh_server_free(srv);
+    coil_test_fake_end(r);
+}
+
 /* ---- a full handshake with coil's own libssh2 client ----------------------------- */
 
 /* Server side: an exec channel that echoes, and on EOF exits with 7. */
@@ -949,6 +1091,8 @@ static int add_suites(void)
         COIL_TEST(test_idle_timeout),
         COIL_TEST(test_caps),
         COIL_TEST(test_factory),
+        COIL_TEST(test_rekey_plain),
+        COIL_TEST(test_wrong_guess),
         COIL_TEST(test_libssh2_exec),
         COIL_TEST(test_libssh2_rekey),
         {NULL, NULL},
