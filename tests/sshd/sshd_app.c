@@ -14,7 +14,7 @@ struct sshd_app {
     coil_ssh_server *srv;
     coil_listener *listener;
     int port;
-    int log_stats;
+    int log_stats, quiet;
     coil_factory exec_factory, shell_factory, relay_factory;
     char alice_hash[COIL_SSH_PASSWORD_HASH_SIZE];
     char dummy_hash[COIL_SSH_PASSWORD_HASH_SIZE];
@@ -142,9 +142,11 @@ static void cmd_made(coil_protocol *p)
         coil_transport_abort_connection(t);
         return;
     }
-    fprintf(stderr, "channel: %s '%s' user=%s method=%s key=%s %s cipher=%s client=%s\n",
-            in->request, in->command, in->user, in->auth_method, in->key_type,
-            in->key_fingerprint, in->cipher, in->client_version);
+    if (!c->app->quiet)
+        fprintf(stderr,
+                "channel: %s '%s' user=%s method=%s key=%s %s cipher=%s client=%s\n",
+                in->request, in->command, in->user, in->auth_method, in->key_type,
+                in->key_fingerprint, in->cipher, in->client_version);
     const char *command = strcmp(in->request, "exec") == 0 ? in->command : "cat";
     c->prod.ops = &cmd_prod_ops;
     if (strcmp(command, "cat") == 0) {
@@ -486,6 +488,7 @@ int sshd_app_start(coil_reactor *r, const sshd_app_options *opt, sshd_app **out,
     }
     a->r = r;
     a->log_stats = opt->log_stats;
+    a->quiet = opt->quiet;
     a->exec_factory.ops = a->shell_factory.ops = &cmd_factory_ops;
     a->exec_factory.user = a->shell_factory.user = a;
     a->relay_factory.ops = &relay_factory_ops;

@@ -43,6 +43,7 @@ typedef struct sshd_app_options {
     int max_auth_tries;               /* 0: the server's default */
     uint64_t rekey_bytes;             /* 0: the server's default */
     int log_stats;                    /* stats to stderr as each channel ends */
+    int quiet;                        /* no line per channel on stderr */
     /* Set by the caller to change more options before the server is made
      * (the options are filled in already). */
     void (*tweak)(void *arg, coil_ssh_server_options *o);
