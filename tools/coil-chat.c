@@ -23,7 +23,7 @@
  * skipped unless that name is taken or not a valid name (then the prompt
  * asks for another). The join line shows how the user logged in, the key
  * fingerprint for a key ("alice (ED25519 SHA256:...) has joined the
- * channel."). A shell session with a pty gets a line editor (termline.c):
+ * channel."). A session with a pty gets a line editor (termline.c):
  * what is typed is echoed and can be erased, lines from others are printed
  * above the line being typed, and Ctrl-C or Ctrl-D (on an empty line)
  * leaves; without a pty (ssh -T, or a command) it is the line protocol as
@@ -499,6 +499,8 @@ static void do_register(chat_user *u, const char *name, size_t len)
         user_send(u, welcome, len + 10);
         free(welcome);
     }
+    if (u->term)
+        send_text(u, "Type a line and Enter to talk; Ctrl-D leaves.");
     /* " (ED25519 SHA256:...) has joined the channel." for SSH users. */
     char joined[160];
     snprintf(joined, sizeof joined, "%s%s%s has joined the channel.",
@@ -637,7 +639,7 @@ static int ssh_user_made(chat_user *u, coil_transport *t)
         snprintf(u->ident, sizeof u->ident, "SSH, %.40s", si->auth_method);
     /* Leaving (Ctrl-C, Ctrl-D, the server stopping) is a success. */
     (void)coil_ssh_server_channel_set_exit(t, 0);
-    if (si->has_pty && strcmp(si->request, "shell") == 0) {
+    if (si->has_pty) {
         /* The client's terminal is raw: we echo and edit (termline.c). */
         if (!(u->term = malloc(sizeof *u->term))) {
             tool_error("out of memory: closing a new SSH session");

@@ -11,7 +11,7 @@
  * Over SSH (server endpoint ssh:PORT:hostKey=FILE:authorizedKeys=FILE) every
  * exec channel, whatever its command, and every shell echoes the same way,
  * byte for byte: no line editing, no "\r\n" (the client's own terminal
- * shows what comes back). On a shell with a pty, whose terminal is raw,
+ * shows what comes back). On a session with a pty, whose terminal is raw,
  * Ctrl-C or Ctrl-D ends the session (there is no other way out but ssh's
  * "~."). The exit status is 0.
  */
@@ -63,7 +63,7 @@ typedef struct echo_conn {
     coil_protocol p; /* first: the transport's protocol */
     coil_producer producer;
     echo_server *srv;
-    int raw_terminal; /* an SSH shell with a pty: Ctrl-C / Ctrl-D leave */
+    int raw_terminal; /* an SSH session with a pty: Ctrl-C / Ctrl-D leave */
     struct echo_conn *prev, *next;
 } echo_conn;
 
@@ -111,7 +111,7 @@ static void echo_made(coil_protocol *p)
     const coil_ssh_channel_info *si = coil_ssh_server_channel_info(p->transport);
     if (si) {
         (void)coil_ssh_server_channel_set_exit(p->transport, 0);
-        c->raw_terminal = si->has_pty && strcmp(si->request, "shell") == 0;
+        c->raw_terminal = si->has_pty;
     }
 }
 
