@@ -376,6 +376,8 @@ static void kick(chat_user *u, const char *why)
         coil_transport_lose_connection(u->lr.protocol.transport);
 }
 
+static void check_queue(chat_user *u);
+
 /* Queue one line for `u`; a client whose queue passes max_queue is closed,
  * so that one reader that stalls costs a bounded amount of memory and the
  * others are not held up. */
@@ -386,7 +388,14 @@ static void user_send(chat_user *u, const char *msg, size_t len)
         return;
     /* A failed send (the peer is closing) only concerns that peer. */
     (void)send_line(u, msg, len);
-    if (!u->over_high && !u->check_always)
+    check_queue(u);
+}
+
+/* Close `u` when its write queue passed max_queue. */
+static void check_queue(chat_user *u)
+{
+    coil_transport *t = u->lr.protocol.transport;
+    if (!t || u->kicked || (!u->over_high && !u->check_always))
         return;
     coil_transport_info info;
     if (!u->lr.protocol.transport || coil_transport_info_get(t, &info) != 0)
@@ -689,7 +698,12 @@ static void chat_typed(coil_line_receiver *lr, const void *data, size_t len)
             coil_transport_abort_connection(lr->protocol.transport);
             break;
         }
+        /* The echo counts against max_queue as lines do: typing without
+         * reading what comes back costs a bounded amount. */
         if (o.len > 0 && coil_transport_write(lr->protocol.transport, o.p, o.len) != 0)
+            break;
+        check_queue(u);
+        if (u->kicked)
             break;
         if (rc == TERMLINE_LINE) {
             chat_line(lr, u->term->line, u->term->len);
