@@ -721,6 +721,14 @@ static int ch_write(coil_transport *t, const void *data, size_t len)
     return ch_writev(t, &v, 1);
 }
 
+/* Bytes received and held for a protocol that paused reading (at most our
+ * window): delivered by a call_soon once it reads again. */
+static size_t ch_pending(const coil_transport *t)
+{
+    const coil__sshd_channel *c = (const coil__sshd_channel *)t;
+    return c->in_end - c->in_start;
+}
+
 static const coil_transport_ops channel_ops = {
     .kind = "ssh-channel",
     .write = ch_write,
@@ -736,7 +744,7 @@ static const coil_transport_ops channel_ops = {
     .unregister_producer = coil__stream_unregister_producer,
     .start_tls = coil__stream_start_tls,
     .info = coil__stream_info,
-    .pending = coil_transport_no_pending,
+    .pending = ch_pending,
 };
 
 /* ---- starting a protocol on a channel ------------------------------------------------

@@ -642,10 +642,12 @@ static void test_paused_stops_window(void)
     coil_transport_info ti;
     CU_ASSERT_EQUAL(coil_transport_info_get(r->t, &ti), 0);
     CU_ASSERT_EQUAL(ti.reading, 0);
+    CU_ASSERT_EQUAL(coil_transport_pending(r->t), 2 * sizeof b); /* held, bounded */
     /* Resumed: everything arrives, and the window reopens. */
     coil_transport_resume_reading(r->t);
     coil_reactor_advance(x->r, 0);
     CU_ASSERT_EQUAL(r->got_len, 2 * sizeof b);
+    CU_ASSERT_EQUAL(coil_transport_pending(r->t), 0);
     coil__sshr rr = fx_expect(x, COIL__SSH_MSG_CHANNEL_WINDOW_ADJUST);
     uint32_t id = 0, n = 0;
     coil__sshr_u32(&rr, &id);
@@ -658,6 +660,7 @@ static void test_paused_stops_window(void)
     send_data(x, sid, b, sizeof b);
     send_data(x, sid, b, sizeof b);
     fx_nothing(x);
+    CU_ASSERT_EQUAL(coil_transport_pending(r->t), 64 * 1024); /* one window, no more */
     coil_test_log_capture_start();
     send_data(x, sid, b, 1);
     expect_disconnect(x);
