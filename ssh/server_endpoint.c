@@ -169,8 +169,10 @@ int coil__sshd_endpoint_parse(const coil_endpoint_parser *p, const coil_endpoint
     if (ak && !*ak)
         return coil_endpoint_bad(p, "authorizedKeys is empty");
     if (!ak && !e->anonymous)
-        return coil_endpoint_bad(p, "nobody could log in: give authorizedKeys=FILE (an "
-                                    "OpenSSH authorized_keys file) or anonymous=yes");
+        return coil_endpoint_bad(p,
+                                 "nobody could log in: give authorizedKeys=FILE or "
+                                 "anonymous=yes (an OpenSSH authorized_keys file, whose "
+                                 "keys log in under any user name; or anyone at all)");
     if ((rc = check_host_key(p, key)))
         return rc;
     if (ak && (rc = check_authorized_keys(p, ak, e->anonymous)))

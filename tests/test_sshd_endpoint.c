@@ -99,8 +99,7 @@ static void test_parse_errors(void)
     const char *host = path_in("host");
 
     snprintf(text, sizeof text, "ssh:2222:hostKey=%s", host);
-    expect_bad(text, "nobody could log in: give authorizedKeys=FILE (an OpenSSH "
-                     "authorized_keys file) or anonymous=yes");
+    expect_bad(text, "nobody could log in: give authorizedKeys=FILE or anonymous=yes");
     snprintf(text, sizeof text, "ssh:2222:hostKey=%s:anonymous=no", host);
     expect_bad(text, "give authorizedKeys=FILE");
     snprintf(text, sizeof text, "ssh:2222:authorizedKeys=%s", ak);

@@ -242,7 +242,21 @@ def check_crlf(data, who):
             fail("%s: a bare \\n at byte %d in %r" % (who, i, data[max(0, i - 40):i + 10]))
 
 
+def expect_usage_error(t, tool, endpoint, needle):
+    p = subprocess.run([tool, "serve", endpoint], stdin=subprocess.DEVNULL,
+                       capture_output=True, env=t.env, timeout=WAIT)
+    err = p.stderr.decode("utf-8", "replace")
+    if p.returncode != 2 or needle not in err:
+        fail("serve %s: exit %d, want 2 with '%s': %s" % (endpoint, p.returncode, needle, err))
+
+
 def test_chat(t):
+    # Bad descriptions: exit 2, saying what is missing.
+    expect_usage_error(t, t.chat, "ssh:0:hostKey=%s" % t.path("k"),
+                       "give authorizedKeys=FILE or anonymous=yes")
+    expect_usage_error(t, t.chat, "ssh:0:anonymous=yes", "hostKey=FILE is missing")
+    if os.path.exists(t.path("k")):
+        fail("a refused description made the host key")
     user_key = t.keygen("alice_key", comment="alice@test")
     other_key = t.keygen("stranger_key", comment="stranger@test")
     with open(t.path("authorized_keys"), "w") as f:
