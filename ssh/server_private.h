@@ -328,7 +328,8 @@ extern const char coil__sshd_endpoint_usage[];
  * as it exists; free it whatever this returns). 0, COIL_ENOMEM or the code
  * of a coil_endpoint_bad() message. */
 int coil__sshd_endpoint_parse(const struct coil_endpoint_parser *p,
-                              const struct coil_endpoint_desc *d, coil__sshd_endpoint **out);
+                              const struct coil_endpoint_desc *d,
+                              coil__sshd_endpoint **out);
 /* Listen: a server context serving `f` for shell and exec channels, on a
  * TCP listener, both owned by the listener returned. */
 int coil__sshd_endpoint_listen(coil_reactor *r, const coil__sshd_endpoint *e,
