@@ -1223,14 +1223,22 @@ void coil__sshd_conn_writable(coil__sshd *s)
     if (cn->n_slots == 0)
         return;
     coil__sshd_ref(s);
-    uint32_t n = cn->n_slots, start = cn->rr++ % n;
+    /* Fair: the channel after the one served first last time goes first,
+     * so writers take turns at the room below. */
+    uint32_t n = cn->n_slots, start = cn->rr % n;
+    int first = 1;
     for (uint32_t k = 0; k < n && coil__sshd_can_send_data(s); k++) {
         if (!cn->chans || cn->n_slots == 0)
             break;
-        coil__sshd_channel *c = chan_of(s, (start + k) % cn->n_slots);
+        uint32_t id = (start + k) % cn->n_slots;
+        coil__sshd_channel *c = chan_of(s, id);
         if (c && c->started && !c->torn &&
-            (c->want_write || c->err_head || c->eof_pending || c->closing))
+            (c->want_write || c->err_head || c->eof_pending || c->closing)) {
+            if (first)
+                cn->rr = id + 1;
+            first = 0;
             writable(c);
+        }
     }
     coil__sshd_unref(s);
 }

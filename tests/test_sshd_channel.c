@@ -1165,6 +1165,57 @@ static void test_connection_lost(void)
     fx_end(x);
 }
 
+/* Two writers behind a slow connection take turns: the second is not
+ * starved while the first still has data. */
+static void test_fair_writers(void)
+{
+    tf f = factory_of(M_WRITE);
+    f.write_n = 512 * 1024;
+    coil_ssh_server_options o = {.exec = &f.f};
+    fx *x = fx_start(&o);
+    /* Both start with a closed window: all they write waits in their
+     * queues; then one feed opens both windows while the connection below
+     * takes 16 KiB a round. */
+    uint32_t a = open_session(x, 50, 0, 32768);
+    uint32_t b = open_session(x, 51, 0, 32768);
+    request(x, a, "exec", 0, "yes");
+    request(x, b, "exec", 0, "yes");
+    fx_nothing(x);
+    coil_memory_transport_set_window(x->t, 0);
+    unsigned char two[64];
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        unsigned char m[9];
+        m[0] = COIL__SSH_MSG_CHANNEL_WINDOW_ADJUST;
+        coil__ssh_put32(m + 1, i ? b : a);
+        coil__ssh_put32(m + 5, 1 << 20);
+        n += coil__sshd_test_frame(m, sizeof m, two + n, sizeof two - n);
+    }
+    coil_memory_transport_feed(x->t, two, n);
+    size_t got[2] = {0, 0}, b_when_a_done = 0;
+    for (int round = 0; round < 1000 && (got[0] < f.write_n || got[1] < f.write_n);
+         round++) {
+        coil_memory_transport_set_window(x->t, 16 * 1024);
+        coil_reactor_advance(x->r, 0);
+        while (fx_next(x)) {
+            CU_ASSERT_EQUAL_FATAL(x->pkt[0], COIL__SSH_MSG_CHANNEL_DATA);
+            uint32_t cid = coil__ssh_get32(x->pkt + 1);
+            CU_ASSERT_FATAL(cid == 50 || cid == 51);
+            got[cid - 50] += coil__ssh_get32(x->pkt + 5);
+            if (cid == 50 && got[0] == f.write_n)
+                b_when_a_done = got[1];
+        }
+    }
+    CU_ASSERT_EQUAL(got[0], f.write_n);
+    CU_ASSERT_EQUAL(got[1], f.write_n);
+    /* Fair within the room of a few packets. */
+    CU_ASSERT(b_when_a_done + 4 * 32768 >= f.write_n);
+    if (b_when_a_done + 4 * 32768 < f.write_n)
+        fprintf(stderr, "\n    the second writer had %zu bytes when the first finished\n",
+                b_when_a_done);
+    fx_end(x);
+}
+
 static int add(void)
 {
     static const coil_test_case cases[] = {
@@ -1186,6 +1237,7 @@ static int add(void)
         COIL_TEST(test_stderr_order),
         COIL_TEST(test_linger_timeout_and_abort),
         COIL_TEST(test_connection_lost),
+        COIL_TEST(test_fair_writers),
         {NULL, NULL},
     };
     return coil_test_add_suite("sshd_channel", cases);
