@@ -1,12 +1,19 @@
 /* The server side of the ssh: endpoint kind (ssh/server_endpoint.c): its
  * parser's messages, and listening: the host key made when missing (mode
  * 0600), the listener's kind and address, the factory started and stopped
- * with it. End-to-end sessions through it are tested with OpenSSH's ssh in
- * tests/tools/run_sshd_tools.sh and tests/sshd/. */
+ * with it; and both halves of the kind together: coil's client (ssh:...:
+ * exec=) through coil's server (ssh:PORT:hostKey=...), the factory's
+ * protocol on the exec channel, learning the user and key. OpenSSH's ssh
+ * through it: tests/tools/sshd_tools.py and tests/sshd/. */
 #include "testutil.h"
 
 #include <coil/plugin.h>
+#include <coil/ssh.h>
 #include <coil/ssh_server.h>
+
+#include <sodium.h>
+
+#include "sshkeys.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -52,8 +59,8 @@ static int setup(void)
 
 static int teardown(void)
 {
-    const char *names[] = {"authorized_keys", "empty_keys", "host", "host_made",
-                           "garbage",         "open_key",   NULL};
+    const char *names[] = {"authorized_keys", "empty_keys", "host",        "host_made",
+                           "garbage",         "open_key",   "known_hosts", NULL};
     for (int i = 0; names[i]; i++)
         unlink(path_in(names[i]));
     rmdir(tmpdir);
@@ -242,13 +249,174 @@ static void test_listen(void)
     coil_reactor_free(r);
 }
 
+/* ---- coil's client through coil's server ------------------------------------------- */
+
+#define WAIT_SECONDS 60.0
+
+typedef struct echo_conn {
+    coil_protocol p;
+    char user[64], method[32], fp[80], command[64];
+    int has_pty;
+} echo_conn;
+
+static echo_conn *last_echo; /* the one the test made */
+
+static void echo_made(coil_protocol *p)
+{
+    echo_conn *c = (echo_conn *)p;
+    const coil_ssh_channel_info *si = coil_ssh_server_channel_info(p->transport);
+    if (si) {
+        snprintf(c->user, sizeof c->user, "%s", si->user);
+        snprintf(c->method, sizeof c->method, "%s", si->auth_method);
+        snprintf(c->fp, sizeof c->fp, "%s", si->key_fingerprint);
+        snprintf(c->command, sizeof c->command, "%s", si->command);
+        c->has_pty = si->has_pty;
+    }
+}
+static void echo_data(coil_protocol *p, const void *data, size_t len)
+{
+    coil_transport_write(p->transport, data, len);
+}
+static void echo_destroy(coil_protocol *p)
+{
+    if (last_echo == (echo_conn *)p)
+        last_echo = NULL;
+    free(p);
+}
+static const coil_protocol_ops echo_ops = {
+    .connection_made = echo_made, .data_received = echo_data, .destroy = echo_destroy};
+static coil_protocol *echo_build(coil_factory *f, const coil_address *peer)
+{
+    (void)f, (void)peer;
+    echo_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->p.ops = &echo_ops;
+    last_echo = c;
+    return &c->p;
+}
+static const coil_factory_ops echo_factory_ops = {.build_protocol = echo_build};
+
+typedef struct client {
+    coil_protocol p;
+    char got[64];
+    size_t n;
+    int lost;
+} client;
+static void client_data(coil_protocol *p, const void *data, size_t len)
+{
+    client *c = (client *)p;
+    if (c->n + len < sizeof c->got) {
+        memcpy(c->got + c->n, data, len);
+        c->n += len;
+        c->got[c->n] = '\0';
+    }
+}
+static void client_lost(coil_protocol *p, const coil_failure *reason)
+{
+    (void)reason;
+    ((client *)p)->lost = 1;
+}
+static void client_destroy(coil_protocol *p)
+{
+    (void)p;
+}
+static const coil_protocol_ops client_ops = {.data_received = client_data,
+                                             .connection_lost = client_lost,
+                                             .destroy = client_destroy};
+
+/* "ssh-ed25519 BASE64" of a key. */
+static void key_line(const coil__sshkey *k, char *out, size_t size)
+{
+    size_t blen;
+    const unsigned char *blob = coil__sshkey_blob(k, &blen);
+    char b64[256];
+    sodium_bin2base64(b64, sizeof b64, blob, blen, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(out, size, "%s %s", coil__sshkey_name(k), b64);
+}
+
+static void test_coil_client_to_coil_server(void)
+{
+    /* A user key in OpenSSH's format (made as a host key is), authorized. */
+    coil__sshkey *user = NULL, *hostk = NULL;
+    coil_failure *err = NULL;
+    const char *user_file = path_in("open_key");
+    unlink(user_file);
+    CU_ASSERT_EQUAL_FATAL(
+        coil__sshkey_load_host(user_file, COIL__SSHKEY_ED25519, 1, &user, &err), 0);
+    char line[512], text[2048];
+    key_line(user, line, sizeof line);
+    snprintf(text, sizeof text, "%s alice@test\n", line);
+    write_file(path_in("authorized_keys"), text, 0600);
+
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_factory f = {.ops = &echo_factory_ops};
+    coil_listener *l = NULL;
+    snprintf(text, sizeof text, "ssh:0:interface=127.0.0.1:hostKey=%s:authorizedKeys=%s",
+             path_in("host"), path_in("authorized_keys"));
+    int rc = coil_listen(r, text, &f, &l, &err);
+    if (rc)
+        fprintf(stderr, "\n    %s: %s\n", text, err ? coil_failure_message(err) : "?");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    coil_address a;
+    CU_ASSERT_EQUAL_FATAL(coil_listener_get_host(l, &a), 0);
+    int port = coil_address_port(&a);
+
+    /* known_hosts from the host key the server made. */
+    CU_ASSERT_EQUAL_FATAL(
+        coil__sshkey_load_host(path_in("host"), COIL__SSHKEY_ED25519, 0, &hostk, &err),
+        0);
+    key_line(hostk, line, sizeof line);
+    snprintf(text, sizeof text, "[127.0.0.1]:%d %s\n", port, line);
+    write_file(path_in("known_hosts"), text, 0600);
+
+    snprintf(text, sizeof text,
+             "ssh:127.0.0.1:%d:user=alice:identity=%s:knownHosts=%s:exec=echo this", port,
+             user_file, path_in("known_hosts"));
+    coil_endpoint *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(text, &e, &err), 0);
+    client c = {.p.ops = &client_ops};
+    coil_deferred *d = coil_connect_protocol(r, e, &c.p);
+    coil_endpoint_free(e);
+    CU_ASSERT_FATAL(d != NULL);
+    int ok = coil_test_wait_fired(r, d, WAIT_SECONDS) && !coil_deferred_is_failure(d);
+    if (!ok && coil_deferred_called(d))
+        fprintf(stderr, "\n    %s: %s\n", text,
+                coil_failure_message(coil_deferred_failure(d)));
+    CU_ASSERT_FATAL(ok);
+    coil_deferred_unref(d);
+    /* The factory's protocol runs on the exec channel, knowing who came. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(last_echo);
+    CU_ASSERT_STRING_EQUAL(last_echo->user, "alice");
+    CU_ASSERT_STRING_EQUAL(last_echo->method, "publickey");
+    CU_ASSERT_STRING_EQUAL(last_echo->fp, coil__sshkey_fingerprint(user));
+    CU_ASSERT_STRING_EQUAL(last_echo->command, "echo this");
+    CU_ASSERT_EQUAL(last_echo->has_pty, 0);
+    CU_ASSERT_EQUAL(coil_transport_write(c.p.transport, "ping", 4), 0);
+    double end = coil_reactor_seconds(r) + WAIT_SECONDS;
+    while (strcmp(c.got, "ping") != 0 && !c.lost && coil_reactor_seconds(r) < end)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_STRING_EQUAL(c.got, "ping");
+    coil_transport_lose_connection(c.p.transport);
+    end = coil_reactor_seconds(r) + WAIT_SECONDS;
+    while (!c.lost && coil_reactor_seconds(r) < end)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT(c.lost);
+    coil_listener_close(l);
+    CU_ASSERT(coil_reactor_shutdown(r, 5.0) >= 0);
+    coil_reactor_free(r);
+    coil__sshkey_free(user);
+    coil__sshkey_free(hostk);
+}
+
 static int add(void)
 {
     static const coil_test_case parse[] = {COIL_TEST(test_parse_errors),
                                            COIL_TEST(test_parse_good),
                                            COIL_TEST(test_listed),
                                            {NULL, NULL}};
-    static const coil_test_case listen[] = {COIL_TEST(test_listen), {NULL, NULL}};
+    static const coil_test_case listen[] = {
+        COIL_TEST(test_listen), COIL_TEST(test_coil_client_to_coil_server), {NULL, NULL}};
     if (coil_test_add_suite("ssh server endpoint parser", parse) ||
         coil_test_add_suite("ssh server endpoint listening", listen))
         return -1;
