@@ -260,8 +260,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check_output(c, t);
     }
-    if (held)
-        coil__sshd_hold_input(s, 0);
+    if (held && !(coil_memory_transport_flags(t) & COIL_MEMORY_CLOSED))
+        coil__sshd_hold_input(s, 0); /* s is freed once the transport closed */
     coil_reactor_advance(r, 0);
     check_output(c, t);
     coil_memory_transport_free(t);
