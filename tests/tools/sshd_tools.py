@@ -347,6 +347,20 @@ def test_chat(t):
     if b"<carol>" in bob_in.since_mark():
         fail("carol's half-typed line was sent")
 
+    # A taken name on a terminal: the prompt, answered through the editor.
+    rob, out4 = t.ssh("bob", user_key)
+    out4.expect(b"Your SSH user name 'bob' cannot be your chat name: Name taken.\r\n")
+    out4.expect(b"What is your name?\r\n")
+    rob.stdin.write(b"rpb\x7f\x7fob\r")
+    rob.stdin.flush()
+    out4.expect(b"rpb\b \b\b \bob\r\n", "the name typed, edited")
+    out4.expect(b"Welcome, rob!\r\n")
+    bob_in.expect(b"rob (ED25519 ")
+    rob.stdin.write(b"\x04")
+    rob.stdin.flush()
+    t.wait_exit(rob, "ssh bob (now rob) after Ctrl-D", want=0)
+    bob_in.expect(b"rob has left the channel.\r\n")
+
     # A key that is not in authorized_keys: refused.
     p, o = t.ssh("mallory", other_key, tty=False, stdin=subprocess.DEVNULL)
     rc = t.wait_exit(p, "ssh with a key not in authorized_keys", want=None)
