@@ -168,11 +168,11 @@ struct coil__sshd {
     coil_reactor *r;
     coil_transport *lower; /* NULL once its connection_lost ran */
     int refs;
-    int state;           /* enum coil__sshd_state */
-    int lower_full;      /* the transport below paused us (its queue is full) */
-    int counted_unauth;  /* counted in srv->stats.unauthenticated / source */
-    char peer[96];       /* "127.0.0.1:53122" for logs */
-    char peer_host[64];  /* "127.0.0.1" for the per-source cap */
+    int state;                /* enum coil__sshd_state */
+    int lower_full;           /* the transport below paused us (its queue is full) */
+    int counted_unauth;       /* counted in srv->stats.unauthenticated / source */
+    char peer[96];            /* "127.0.0.1:53122" for logs */
+    char peer_host[64];       /* "127.0.0.1" for the per-source cap */
     char client_version[256]; /* without CR LF */
     coil_failure *end_reason; /* why it ended (for the channels' lost) */
 
@@ -200,30 +200,30 @@ struct coil__sshd {
     int kex_running;     /* we sent KEXINIT and NEWKEYS is not done both ways */
     int kex_got_kexinit; /* the client's KEXINIT of this exchange arrived */
     int kex_sent_newkeys, kex_got_newkeys;
-    int kex_count;       /* exchanges completed */
-    int strict;          /* strict kex agreed (first exchange) */
-    int ext_info_c;      /* send EXT_INFO after the first NEWKEYS */
-    int ignore_next_kex_packet; /* a wrong first_kex_packet_follows guess */
+    int kex_count;                        /* exchanges completed */
+    int strict;                           /* strict kex agreed (first exchange) */
+    int ext_info_c;                       /* send EXT_INFO after the first NEWKEYS */
+    int ignore_next_kex_packet;           /* a wrong first_kex_packet_follows guess */
     unsigned char *kexinit_c, *kexinit_s; /* payloads of this exchange */
     size_t kexinit_c_len, kexinit_s_len;
     coil__kexalgs algs;
-    coil__kex_result kres;     /* this exchange's H and K until NEWKEYS */
+    coil__kex_result kres;             /* this exchange's H and K until NEWKEYS */
     coil__sshc pending_tx, pending_rx; /* keys taken at NEWKEYS */
     unsigned char session_id[32];
     int have_session_id;
-    char cipher_name[96];      /* "chacha20-poly1305@openssh.com" for info */
+    char cipher_name[96]; /* "chacha20-poly1305@openssh.com" for info */
 
     coil_timer *idle_timer;
     double last_rx;
 
     /* server.c's own bookkeeping */
-    int input_held;      /* coil__sshd_hold_input(s, 1): packets wait */
-    int reading_paused;  /* we paused reading on the transport below */
-    int in_loop;         /* the packet loop is on the stack */
-    int kick_pending;    /* a call_soon to resume input is queued */
-    int counted_conn;    /* counted in srv->stats.connections */
-    int made;            /* connection_made ran */
-    int kex_replied;     /* KEX_ECDH_REPLY sent in this exchange */
+    int input_held;       /* coil__sshd_hold_input(s, 1): packets wait */
+    int reading_paused;   /* we paused reading on the transport below */
+    int in_loop;          /* the packet loop is on the stack */
+    int kick_pending;     /* a call_soon to resume input is queued */
+    int counted_conn;     /* counted in srv->stats.connections */
+    int made;             /* connection_made ran */
+    int kex_replied;      /* KEX_ECDH_REPLY sent in this exchange */
     unsigned char *spill; /* bytes that arrived while the loop ran */
     size_t spill_len, spill_cap;
 
