@@ -909,6 +909,50 @@ static void test_wrong_guess(void)
     coil_test_fake_end(r);
 }
 
+/* A client that sends but never reads: once the transport below is past
+ * its high-water mark the server stops reading, so what it queues stays
+ * bounded; it goes on once the client reads again. */
+static void test_backpressure(void)
+{
+    coil_reactor *r = coil_test_fake_start();
+    coil_ssh_server *srv = server_anon(r);
+    coil__sshd *s;
+    coil_transport *t = connect_one(r, srv, &s);
+    coil__sshd_test_skip_kex(s, "erin");
+    coil_memory_transport_clear(t);
+    coil_memory_transport_set_window(t, 0);
+    /* 100 unknown messages per feed: 100 UNIMPLEMENTED answers of 16 bytes */
+    unsigned char chunk[100 * 16];
+    size_t off = 0;
+    for (int i = 0; i < 100; i++) {
+        unsigned char m = 200;
+        off += coil__sshd_test_frame(&m, 1, chunk + off, sizeof chunk - off);
+    }
+    for (int i = 0; i < 200; i++) {
+        coil_memory_transport_feed(t, chunk, off);
+        coil_reactor_advance(r, 0);
+    }
+    CU_ASSERT(s->lower_full == 1);
+    CU_ASSERT(s->reading_paused == 1);
+    coil_transport_info info;
+    CU_ASSERT(coil_transport_info_get(t, &info) == 0);
+    CU_ASSERT(info.write_queued <= COIL__STREAM_HIGH_WATER + sizeof chunk);
+    CU_ASSERT(s->rx_seq < 200 * 100);
+    /* the client reads again: everything is answered */
+    coil_memory_transport_set_window(t, (size_t)-1);
+    for (int i = 0; i < 20; i++)
+        coil_reactor_advance(r, 0);
+    CU_ASSERT(s->rx_seq == 200 * 100);
+    CU_ASSERT(s->lower_full == 0 && s->reading_paused == 0);
+    size_t len;
+    coil_memory_transport_written(t, &len);
+    CU_ASSERT(len == 200 * 100 * 16);
+    CU_ASSERT(!closed(t));
+    end_conn(r, t);
+    coil_ssh_server_free(srv);
+    coil_test_fake_end(r);
+}
+
 /* ---- a full handshake with coil's own libssh2 client ----------------------------- */
 
 /* Server side: an exec channel that echoes, and on EOF exits with 7. */
@@ -1093,6 +1137,7 @@ static int add_suites(void)
         COIL_TEST(test_factory),
         COIL_TEST(test_rekey_plain),
         COIL_TEST(test_wrong_guess),
+        COIL_TEST(test_backpressure),
         COIL_TEST(test_libssh2_exec),
         COIL_TEST(test_libssh2_rekey),
         {NULL, NULL},
