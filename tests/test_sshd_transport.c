@@ -189,6 +189,7 @@ static void end_conn(coil_reactor *r, coil_transport *t)
 
 static void test_new_validation(void)
 {
+    coil_test_log_capture_start();
     coil_reactor *r = coil_test_fake_start();
     coil_ssh_server *srv = COIL_TEST_POISON;
     coil_failure *err = NULL;
@@ -231,6 +232,8 @@ static void test_new_validation(void)
     CU_ASSERT(st.connections == 0 && st.unauthenticated == 0);
     coil_ssh_server_free(srv);
     coil_test_fake_end(r);
+    COIL_TEST_ASSERT_HAS(coil_test_log_text(), "generated a new ed25519 host key");
+    coil_test_log_capture_stop();
 }
 
 /* The context lives on while a connection uses it. */
@@ -1030,7 +1033,7 @@ static void cc_lost(coil_protocol *p, const coil_failure *why)
 static const coil_protocol_ops cc_ops = {
     .connection_made = cc_made, .data_received = cc_data, .connection_lost = cc_lost};
 
-static void libssh2_exec(size_t nbytes, uint64_t rekey_bytes)
+static void libssh2_exec(size_t nbytes, uint64_t rekey_bytes, int tcp)
 {
     coil_test_log_capture_start();
     coil_reactor *r = coil_test_reactor(NULL);
@@ -1046,13 +1049,25 @@ static void libssh2_exec(size_t nbytes, uint64_t rekey_bytes)
                            .host_key_policy = COIL_SSH_HOST_KEY_INSECURE_ACCEPT_ANY};
     coil_ssh_session *cs = NULL;
     coil_failure *err = NULL;
-    CU_ASSERT_FATAL(coil_ssh_session_new(r, &co, &cs, &err) == 0);
-    coil_address a = mem_addr();
-    coil_protocol *sp = coil_ssh_server_protocol(srv, &a);
-    CU_ASSERT_FATAL(sp != NULL);
-    coil_transport *ta = NULL, *tb = NULL;
-    CU_ASSERT_FATAL(coil_memory_pair(r, coil_ssh_session_protocol(cs), sp, 0, &ta, &tb) ==
-                    0);
+    coil_listener *l = NULL;
+    if (tcp) {
+        /* the factory on a TCP listener; the client connects over TCP */
+        coil_tcp_listen_options lo = {.interface = "127.0.0.1", .port = 0};
+        CU_ASSERT_FATAL(coil_tcp_listen(r, &lo, coil_ssh_server_factory(srv), &l, &err) ==
+                        0);
+        coil_address la;
+        CU_ASSERT_FATAL(coil_listener_get_host(l, &la) == 0);
+        co.port = coil_address_port(&la);
+        CU_ASSERT_FATAL(coil_ssh_session_connect(r, &co, &cs, &err) == 0);
+    } else {
+        CU_ASSERT_FATAL(coil_ssh_session_new(r, &co, &cs, &err) == 0);
+        coil_address a = mem_addr();
+        coil_protocol *sp = coil_ssh_server_protocol(srv, &a);
+        CU_ASSERT_FATAL(sp != NULL);
+        coil_transport *ta = NULL, *tb = NULL;
+        CU_ASSERT_FATAL(
+            coil_memory_pair(r, coil_ssh_session_protocol(cs), sp, 0, &ta, &tb) == 0);
+    }
 
     coil_deferred *ready = coil_ssh_session_ready(cs);
     int ok = coil_test_wait_fired(r, ready, WAIT_SECONDS);
@@ -1097,6 +1112,10 @@ static void libssh2_exec(size_t nbytes, uint64_t rekey_bytes)
     coil_ssh_server_get_stats(srv, &st);
     CU_ASSERT(st.connections == 0);
     COIL_TEST_ASSERT_HAS(coil_test_log_text(), "accepted password for alice");
+    if (tcp)
+        COIL_TEST_ASSERT_HAS(coil_test_log_text(), "127.0.0.1:");
+    if (l)
+        coil_listener_close(l);
     coil_ssh_server_free(srv);
     coil_reactor_free(r);
     free(cc->got);
@@ -1107,13 +1126,19 @@ static void libssh2_exec(size_t nbytes, uint64_t rekey_bytes)
 
 static void test_libssh2_exec(void)
 {
-    libssh2_exec(5000, 0);
+    libssh2_exec(5000, 0, 0);
+}
+
+/* The same through coil_ssh_server_factory on a TCP listener. */
+static void test_libssh2_tcp(void)
+{
+    libssh2_exec(100 * 1024, 0, 1);
 }
 
 /* Rekeys the server starts, every 64 KiB, in the middle of a 1 MiB echo. */
 static void test_libssh2_rekey(void)
 {
-    libssh2_exec(1024 * 1024, 64 * 1024);
+    libssh2_exec(1024 * 1024, 64 * 1024, 0);
 }
 
 static int add_suites(void)
@@ -1139,6 +1164,7 @@ static int add_suites(void)
         COIL_TEST(test_wrong_guess),
         COIL_TEST(test_backpressure),
         COIL_TEST(test_libssh2_exec),
+        COIL_TEST(test_libssh2_tcp),
         COIL_TEST(test_libssh2_rekey),
         {NULL, NULL},
     };
