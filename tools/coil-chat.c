@@ -497,8 +497,6 @@ static void do_register(chat_user *u, const char *name, size_t len)
     copy[len] = '\0';
     stop_waiting(u);
     drop_timer(u);
-    if (u->term)
-        termline_set_prompt(u->term, "> ");
     size_t wl = len + sizeof "Welcome, !";
     char *welcome = malloc(wl);
     if (welcome) {
@@ -508,8 +506,15 @@ static void do_register(chat_user *u, const char *name, size_t len)
         user_send(u, welcome, len + 10);
         free(welcome);
     }
-    if (u->term)
+    if (u->term) {
         send_text(u, "Type a line and Enter to talk; Ctrl-D leaves.");
+        /* From now on the input line starts with a prompt. */
+        termline_set_prompt(u->term, "> ");
+        termline_out o = {0};
+        if (termline_redraw(u->term, &o) == 0 && u->lr.protocol.transport && !u->kicked)
+            (void)coil_transport_write(u->lr.protocol.transport, o.p, o.len);
+        free(o.p);
+    }
     /* " (ED25519 SHA256:...) has joined the channel." for SSH users. */
     char joined[160];
     snprintf(joined, sizeof joined, "%s%s%s has joined the channel.",

@@ -278,7 +278,8 @@ def test_chat(t):
     bob, bob_in = t.tcp_user("bob")
     alice, out = t.ssh("alice", user_key)
     out.expect(b"Welcome, alice!\r\n")
-    out.expect(b"Type a line and Enter to talk; Ctrl-D leaves.\r\n> ", "the hint and the prompt")
+    out.expect(b"Type a line and Enter to talk; Ctrl-D leaves.\r\n\r\x1b[K> ",
+               "the hint and the prompt")
     fp = t.fingerprint(user_key)
     bob_in.expect(("alice (ED25519 %s) has joined the channel.\r\n" % fp).encode(),
                   "alice's join line with her key's fingerprint")
