@@ -100,7 +100,7 @@ static coil_protocol *factory_build(coil_factory *f, const coil_address *peer)
     coil_ssh_server *srv = f->user;
     if (!srv->caller_ref) {
         coil_log(COIL_LOG_WARN, LOG_MODULE,
-                 "ssh server: a listener still uses the factory of a server that was "
+                 "a listener still uses the factory of a server that was "
                  "freed; connection refused (close the listener before "
                  "coil_ssh_server_free)");
         return NULL;
@@ -254,10 +254,10 @@ int coil_ssh_server_new(coil_reactor *r, const coil_ssh_server_options *o,
             goto fail;
         if (coil__authkeys_count(srv->authkeys) == 0)
             coil_log(COIL_LOG_WARN, LOG_MODULE,
-                     "ssh server: authorized keys file '%s' holds no usable key",
+                     "authorized keys file '%s' holds no usable key",
                      o->authorized_keys_file);
     }
-    coil_log(COIL_LOG_DEBUG, LOG_MODULE, "ssh server: host key %s %s%s%s",
+    coil_log(COIL_LOG_DEBUG, LOG_MODULE, "host key %s %s%s%s",
              coil__sshkey_name(srv->host_ed25519),
              coil__sshkey_fingerprint(srv->host_ed25519), srv->host_ecdsa ? ", " : "",
              srv->host_ecdsa ? coil__sshkey_fingerprint(srv->host_ecdsa) : "");
@@ -355,7 +355,7 @@ coil_protocol *coil_ssh_server_protocol(coil_ssh_server *srv, const coil_address
     if (srv->stats.unauthenticated >= (size_t)srv->o.max_unauthenticated) {
         srv->stats.refused++;
         coil_log_ratelimited(&refuse_limit, now, COIL_LOG_WARN, LOG_MODULE,
-                             "ssh server: %s: refused: %zu connections are not logged in "
+                             "%s: refused: %zu connections are not logged in "
                              "yet (max_unauthenticated %d)",
                              full, srv->stats.unauthenticated,
                              srv->o.max_unauthenticated);
@@ -365,7 +365,7 @@ coil_protocol *coil_ssh_server_protocol(coil_ssh_server *srv, const coil_address
     if (src && src->unauth >= srv->o.max_unauthenticated_per_source) {
         srv->stats.refused++;
         coil_log_ratelimited(&refuse_limit, now, COIL_LOG_WARN, LOG_MODULE,
-                             "ssh server: %s: refused: %d connections from %s are not "
+                             "%s: refused: %d connections from %s are not "
                              "logged in yet (max_unauthenticated_per_source %d)",
                              full, src->unauth, host,
                              srv->o.max_unauthenticated_per_source);
@@ -785,7 +785,7 @@ void coil__sshd_disconnect(coil__sshd *s, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    coil_log(COIL_LOG_INFO, LOG_MODULE, "ssh server: %s: %s: %s", s->peer,
+    coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: %s: %s", s->peer,
              reason_name(code), msg);
     if (s->lower && s->state != COIL__SSHD_VERSION) {
         unsigned char buf[320];
@@ -855,7 +855,7 @@ static void start_kex(coil__sshd *s)
     s->kex_replied = 0;
     s->ignore_next_kex_packet = 0;
     if (s->kex_count > 0)
-        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "ssh server: %s: key re-exchange begins",
+        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: key re-exchange begins",
                  s->peer);
     coil__sshd_send(s, s->kexinit_s, n);
 }
@@ -892,12 +892,12 @@ static void kex_finish(coil__sshd *s)
         if (s->state == COIL__SSHD_KEX)
             s->state = COIL__SSHD_AUTH;
         coil_log(COIL_LOG_DEBUG, LOG_MODULE,
-                 "ssh server: %s: kex %s, host key %s, cipher %s%s%s", s->peer, a->kex,
+                 "%s: kex %s, host key %s, cipher %s%s%s", s->peer, a->kex,
                  a->hostkey, a->cipher_c2s, mac, s->strict ? ", strict kex" : "");
     } else {
         s->srv->stats.rekeys++;
         coil_log(COIL_LOG_DEBUG, LOG_MODULE,
-                 "ssh server: %s: key re-exchange %d done (%s, cipher %s%s)", s->peer,
+                 "%s: key re-exchange %d done (%s, cipher %s%s)", s->peer,
                  s->kex_count - 1, a->kex, a->cipher_c2s, mac);
     }
     if (coil__sshd_can_send_data(s))
@@ -1107,7 +1107,7 @@ static int on_client_disconnect(coil__sshd *s, const unsigned char *p, size_t le
     char text[160];
     printable(text, sizeof text, desc.p, r.bad ? 0 : desc.len);
     coil_log(COIL_LOG_INFO, LOG_MODULE,
-             "ssh server: %s: the client disconnected: %u (%s)%s%s", s->peer,
+             "%s: the client disconnected: %u (%s)%s%s", s->peer,
              (unsigned)code, reason_name((int)code), text[0] ? ": " : "", text);
     end_with(s, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECLOSED,
                                  "the SSH client %s disconnected: %s%s%s", s->peer,
@@ -1211,7 +1211,7 @@ static int handle_packet(coil__sshd *s, const unsigned char *p, size_t len, uint
         return 0;
     case COIL__SSH_MSG_UNIMPLEMENTED:
         coil_log(COIL_LOG_DEBUG, LOG_MODULE,
-                 "ssh server: %s: the client did not understand one of our packets",
+                 "%s: the client did not understand one of our packets",
                  s->peer);
         return 0;
     case COIL__SSH_MSG_SERVICE_REQUEST:
@@ -1253,7 +1253,7 @@ static int handle_packet(coil__sshd *s, const unsigned char *p, size_t len, uint
 static void mismatch(coil__sshd *s, const char *why)
 {
     static const char text[] = "Protocol mismatch.\r\n";
-    coil_log(COIL_LOG_INFO, LOG_MODULE, "ssh server: %s: protocol mismatch: %s", s->peer,
+    coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: protocol mismatch: %s", s->peer,
              why);
     end_with(s, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECLOSED,
                                  "SSH server: %s: protocol mismatch: %s", s->peer, why));
@@ -1304,7 +1304,7 @@ static int take_version(coil__sshd *s)
     s->state = COIL__SSHD_KEX;
     char shown[VERSION_MAX + 1];
     printable(shown, sizeof shown, (const unsigned char *)line, n);
-    coil_log(COIL_LOG_DEBUG, LOG_MODULE, "ssh server: %s: client %s", s->peer, shown);
+    coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: client %s", s->peer, shown);
     return 1;
 }
 
@@ -1493,7 +1493,7 @@ static void sshd_connection_made(coil_protocol *p)
     s->made = 1;
     s->last_rx = coil_reactor_seconds(s->r);
     if (out_reserve(s, OUT_ROOM_START) != 0) {
-        coil_log(COIL_LOG_ERROR, LOG_MODULE, "ssh server: %s: out of memory", s->peer);
+        coil_log(COIL_LOG_ERROR, LOG_MODULE, "%s: out of memory", s->peer);
         s->state = COIL__SSHD_DEAD;
         coil_transport_abort_connection(s->lower);
         return;
@@ -1533,7 +1533,7 @@ static void sshd_connection_lost(coil_protocol *p, const coil_failure *reason)
     if (!s->end_reason && reason) {
         char text[256];
         coil_failure_format(reason, text, sizeof text);
-        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "ssh server: %s: connection ended: %s",
+        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: connection ended: %s",
                  s->peer, text);
         s->end_reason = coil_failure_copy(reason);
     }
