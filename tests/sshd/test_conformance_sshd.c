@@ -352,8 +352,9 @@ static coil_reactor *R;
 #define WINDOW (1024 * 1024) /* both ends' receive windows */
 #define TOTAL  (32 * 1024 * 1024)
 /* The heap may grow by the two windows, the write queues and the session's
- * and server's input buffers while TOTAL waits: 8 MiB, a quarter of it. */
-#define HEAP_BOUND (8 * 1024 * 1024)
+ * and server's input buffers while TOTAL waits: 4 MiB, an eighth of it (about 1.2 MiB
+ * seen). */
+#define HEAP_BOUND (4 * 1024 * 1024)
 static row mem_row = {.name = "memory bound", .exec = 0, .server_window = WINDOW};
 
 extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
