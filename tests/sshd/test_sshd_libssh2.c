@@ -366,6 +366,69 @@ static void test_publickey_ecdsa(void)
                 fx("FP_ECDSA"));
 }
 
+static void allow_sha1(void *arg, coil_ssh_server_options *o)
+{
+    (void)arg;
+    o->allow_ssh_rsa_sha1 = 1;
+}
+
+static int server_idle(void *arg)
+{
+    coil_ssh_server_stats st;
+    coil_ssh_server_get_stats(sshd_app_server(arg), &st);
+    return st.connections == 0 && st.channels == 0;
+}
+
+/* libssh2 1.10 signs with an RSA key as "ssh-rsa" (SHA-1) only: refused by
+ * default, accepted by a server with allow_ssh_rsa_sha1. */
+static void test_rsa_sha1(void)
+{
+    coil_ssh_options o;
+    base_options(&o, "dave");
+    o.identity_file = fx("KEY_RSA");
+    coil_failure *f = NULL;
+    coil_ssh_session *s = connect_session(&o, &f);
+    CU_ASSERT(s == NULL);
+    CU_ASSERT(f && coil_failure_check(f, COIL_DOMAIN_SSH, COIL_SSH_EAUTH));
+    coil_failure_free(f);
+    if (s)
+        close_session(s);
+
+    sshd_app *app2 = NULL;
+    sshd_app_options ao = {0};
+    ao.host_key_file = fx("HOST_KEY");
+    ao.authorized_keys_file = fx("AUTHORIZED_KEYS");
+    ao.quiet = 1;
+    ao.tweak = allow_sha1;
+    CU_ASSERT_FATAL(sshd_app_start(R, &ao, &app2, &f) == 0);
+    /* Same host key: the known_hosts line differs only by the port. */
+    FILE *kh = fopen(KNOWN_HOSTS, "r");
+    char line[1024] = "";
+    CU_ASSERT_FATAL(kh && fgets(line, sizeof line, kh));
+    fclose(kh);
+    char *key = strchr(line, ' ');
+    kh = fopen(KNOWN_HOSTS, "a");
+    CU_ASSERT_FATAL(kh != NULL && key != NULL);
+    fprintf(kh, "[127.0.0.1]:%d%s", sshd_app_port(app2), key);
+    fclose(kh);
+    o.port = sshd_app_port(app2);
+    s = connect_session(&o, &f);
+    if (!s) {
+        coil_failure_print(f, stderr);
+        coil_failure_free(f);
+        CU_FAIL("an RSA key with SHA-1 refused by a server that allows it");
+    } else {
+        char who[1024], want[256];
+        whoami(s, who, sizeof who);
+        snprintf(want, sizeof want, "method=publickey key_type=ssh-rsa fingerprint=%s",
+                 fx("FP_RSA"));
+        COIL_TEST_ASSERT_HAS(who, want);
+        close_session(s);
+    }
+    CU_ASSERT(wait_until(server_idle, app2, WAIT));
+    sshd_app_free(app2);
+}
+
 static void test_wrong_key(void)
 {
     coil_ssh_options o;
@@ -603,6 +666,7 @@ static int add_suites(void)
         COIL_TEST(test_publickey_ed25519),
         COIL_TEST(test_publickey_ecdsa),
         COIL_TEST(test_wrong_key),
+        COIL_TEST(test_rsa_sha1),
         COIL_TEST(test_password),
         COIL_TEST(test_keyboard_interactive),
         COIL_TEST(test_wrong_password_and_unknown_user),
