@@ -24,12 +24,14 @@
  * connection. */
 #include "server_private.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <coil/log.h>
+#include <coil/tcp.h>
 
 #define LOG_MODULE       "sshd"
 #define LINGER_TIMEOUT   30.0 /* s to wait for the client's CLOSE after ours */
@@ -44,6 +46,7 @@
 #define DEFAULT_WINDOW   (2u * 1024 * 1024)
 #define DEFAULT_MAXPKT   (32u * 1024)
 #define DEFAULT_CHANNELS 64
+#define MAX_FORWARDS     16 /* tcpip-forward listeners per connection */
 
 enum {
     OPEN_PROHIBITED = 1,
@@ -51,8 +54,10 @@ enum {
     OPEN_UNKNOWN_TYPE = 3,
     OPEN_RESOURCE_SHORTAGE = 4
 };
-enum { KIND_SESSION, KIND_DIRECT_TCPIP };
+enum { KIND_SESSION, KIND_DIRECT_TCPIP, KIND_FORWARDED_TCPIP };
 enum { REQ_NONE, REQ_SHELL, REQ_EXEC, REQ_SUBSYSTEM };
+
+typedef struct relay relay;
 
 typedef struct errchunk {
     struct errchunk *next;
@@ -105,12 +110,19 @@ struct coil__sshd_channel {
     size_t modes_len;
     char *env[MAX_ENV];
     char desc[128];
+
+    /* forwarded-tcpip: a channel we opened; until the client's answer the
+     * relay's channel side waits here (not yet a transport's protocol) */
+    int we_opened, confirmed;
+    relay *relay;
 };
 
 static const coil_transport_ops channel_ops;
 static const coil__stream_lower channel_lower;
 static void writable(coil__sshd_channel *c);
 static void try_close(coil__sshd_channel *c);
+static void relay_unopened(relay *rl);
+static int protocol_error(coil__sshd *s, const char *what);
 
 /* ---- small senders ----------------------------------------------------------------- */
 
@@ -195,6 +207,11 @@ static void free_chan(coil__sshd_channel *c)
         c->err_head = e->next;
         free(e);
     }
+    if (c->relay) {
+        relay *rl = c->relay;
+        c->relay = NULL;
+        relay_unopened(rl);
+    }
     free(c->in);
     free(c->command);
     free(c->modes);
@@ -256,7 +273,9 @@ static coil__sshd_channel *chan_new(coil__sshd *s, int kind, uint32_t peer_id,
     in->key_fingerprint = s->auth.key_fp;
     in->client_version = s->client_version;
     in->cipher = s->cipher_name;
-    in->channel_type = kind == KIND_SESSION ? "session" : "direct-tcpip";
+    in->channel_type = kind == KIND_SESSION        ? "session"
+                       : kind == KIND_DIRECT_TCPIP ? "direct-tcpip"
+                                                   : "forwarded-tcpip";
     in->request = "";
     in->command = "";
     in->term = "";
@@ -781,6 +800,16 @@ static void peer_address(coil__sshd_channel *c, coil_address *a)
     snprintf(a->name, sizeof a->name, "ssh:%.24s@%.34s", c->s->auth.user, c->s->peer);
 }
 
+/* Run protocol p on c: c becomes a transport owning p. */
+static void start_protocol(coil__sshd_channel *c, coil_protocol *p)
+{
+    coil__stream_init(&c->st, &channel_ops, &channel_lower, c->s->r, p);
+    c->started = 1;
+    coil__stream_hold(&c->st);
+    coil__stream_connected(&c->st);
+    coil__stream_release(&c->st);
+}
+
 /* Build the protocol of f and run it on c. 0, or -1 (the factory said no). */
 static int start(coil__sshd_channel *c, coil_factory *f, int reply)
 {
@@ -792,11 +821,368 @@ static int start(coil__sshd_channel *c, coil_factory *f, int reply)
     describe(c);
     if (reply)
         send_reply(c, 1);
-    coil__stream_init(&c->st, &channel_ops, &channel_lower, c->s->r, p);
-    c->started = 1;
-    coil__stream_hold(&c->st);
-    coil__stream_connected(&c->st);
-    coil__stream_release(&c->st);
+    start_protocol(c, p);
+    return 0;
+}
+
+/* ---- remote forwarding (tcpip-forward, ssh -R) ---------------------------------------
+ *
+ * Each tcpip-forward the policy allows is a TCP listener of this
+ * connection. Each connection it accepts is relayed over a
+ * "forwarded-tcpip" channel we open: a relay of two protocols, one on the
+ * TCP connection, one on the channel once the client confirms it. Each
+ * side is the streaming producer of the other's transport, so a full write
+ * queue on one side stops reading on the other (the channel's queue fills
+ * while the client's window is closed; a channel that stops reading stops
+ * re-granting our window, which stops the client). An EOF on one side is a
+ * half-close of the other; the end of one side closes the other once its
+ * queue is sent. */
+
+struct coil__sshd_fwd {
+    coil_factory f; /* first: builds the TCP side of each relay */
+    struct coil__sshd_fwd *next;
+    coil__sshd *s;
+    coil_listener *l;
+    char bind[MAX_HOST + 1]; /* the address as the client asked */
+    uint32_t port;           /* the port listened on */
+};
+typedef struct coil__sshd_fwd fwd;
+
+typedef struct rside {
+    coil_protocol p;    /* first */
+    coil_producer prod; /* pauses this side's reading; on the other's transport */
+    relay *rl;
+    int alive; /* between connection_made and connection_lost */
+    int ended; /* connection_lost ran, or the side never ran */
+    int read_eof, write_shut;
+} rside;
+
+struct relay {
+    rside tcp, ch;
+    int refs; /* one per side until it is destroyed */
+};
+
+static rside *other_side(rside *x)
+{
+    return x == &x->rl->tcp ? &x->rl->ch : &x->rl->tcp;
+}
+
+static void relay_unref(relay *rl)
+{
+    if (--rl->refs == 0)
+        free(rl);
+}
+
+static void side_pause(coil_producer *pr)
+{
+    rside *x = (rside *)((char *)pr - offsetof(rside, prod));
+    if (x->alive)
+        coil_transport_pause_reading(x->p.transport);
+}
+
+static void side_resume(coil_producer *pr)
+{
+    rside *x = (rside *)((char *)pr - offsetof(rside, prod));
+    if (x->alive)
+        coil_transport_resume_reading(x->p.transport);
+}
+
+static void side_stop(coil_producer *pr)
+{
+    (void)pr;
+}
+
+static const coil_producer_ops side_producer_ops = {
+    .pause_producing = side_pause,
+    .resume_producing = side_resume,
+    .stop_producing = side_stop,
+};
+
+static void side_maybe_close(rside *x)
+{
+    if (x->alive && x->read_eof && x->write_shut)
+        coil_transport_lose_connection(x->p.transport);
+}
+
+static void side_made(coil_protocol *p)
+{
+    rside *x = (rside *)p, *o = other_side(x);
+    x->alive = 1;
+    if (o->ended) { /* the TCP connection ended before the client confirmed */
+        coil_transport_lose_connection(p->transport);
+        return;
+    }
+    if (!o->alive) { /* nowhere to put its bytes yet */
+        coil_transport_pause_reading(p->transport);
+        return;
+    }
+    coil_transport_register_producer(o->p.transport, &x->prod, 1);
+    coil_transport_register_producer(p->transport, &o->prod, 1);
+    coil_transport_resume_reading(o->p.transport);
+}
+
+static void side_data(coil_protocol *p, const void *data, size_t len)
+{
+    rside *x = (rside *)p, *o = other_side(x);
+    if (o->alive && !o->write_shut)
+        coil_transport_write(o->p.transport, data, len);
+}
+
+static void side_read_lost(coil_protocol *p)
+{
+    rside *x = (rside *)p, *o = other_side(x);
+    x->read_eof = 1;
+    if (!o->alive) {
+        coil_transport_lose_connection(p->transport);
+        return;
+    }
+    if (!o->write_shut) {
+        o->write_shut = 1;
+        coil_transport_lose_write_connection(o->p.transport);
+        side_maybe_close(o);
+    }
+    side_maybe_close(x);
+}
+
+static void side_lost(coil_protocol *p, const coil_failure *reason)
+{
+    (void)reason;
+    rside *x = (rside *)p, *o = other_side(x);
+    x->alive = 0;
+    x->ended = 1;
+    if (o->alive) {
+        coil_transport_unregister_producer(o->p.transport);
+        coil_transport_lose_connection(o->p.transport);
+    }
+}
+
+static void side_destroy(coil_protocol *p)
+{
+    rside *x = (rside *)p;
+    x->ended = 1;
+    relay_unref(x->rl);
+}
+
+static const coil_protocol_ops side_ops = {
+    .connection_made = side_made,
+    .data_received = side_data,
+    .read_connection_lost = side_read_lost,
+    .connection_lost = side_lost,
+    .destroy = side_destroy,
+};
+
+/* The channel of rl goes before the client confirmed it (refused, or the
+ * connection ended): its side never runs; the TCP connection is closed. */
+static void relay_unopened(relay *rl)
+{
+    rl->ch.ended = 1;
+    if (rl->tcp.alive)
+        coil_transport_lose_connection(rl->tcp.p.transport);
+    relay_unref(rl);
+}
+
+/* The numeric host and port of a TCP address ("" and 0 otherwise). */
+static void host_port(const coil_address *a, char *host, size_t size, uint32_t *port)
+{
+    host[0] = 0;
+    *port = 0;
+    if (a->kind == COIL_ADDR_TCP4)
+        inet_ntop(AF_INET, &a->u.in4.sin_addr, host, (socklen_t)size);
+    else if (a->kind == COIL_ADDR_TCP6)
+        inet_ntop(AF_INET6, &a->u.in6.sin6_addr, host, (socklen_t)size);
+    int p = coil_address_port(a);
+    if (p > 0)
+        *port = (uint32_t)p;
+}
+
+/* A connection on a forwarded port: open a forwarded-tcpip channel to the
+ * client; the TCP side waits (reading paused) for its answer. NULL (the
+ * connection is closed) when the SSH connection is ending or at its
+ * channel cap. */
+static coil_protocol *fwd_build(coil_factory *f, const coil_address *peer)
+{
+    fwd *fw = (fwd *)f;
+    coil__sshd *s = fw->s;
+    char orig[INET6_ADDRSTRLEN] = "";
+    uint32_t oport = 0;
+    if (peer)
+        host_port(peer, orig, sizeof orig, &oport);
+    if (!alive(s) || s->state != COIL__SSHD_OPEN)
+        return NULL;
+    if (s->conn.n_open >= max_channels(s)) {
+        coil_log(COIL_LOG_INFO, LOG_MODULE,
+                 "%s@%s: connection from %s:%u to forwarded port %s:%u refused: too "
+                 "many open channels (%u)",
+                 s->auth.user, s->peer, orig, oport, fw->bind, fw->port, max_channels(s));
+        return NULL;
+    }
+    relay *rl = calloc(1, sizeof *rl);
+    if (!rl)
+        return NULL;
+    coil__sshd_channel *c = chan_new(s, KIND_FORWARDED_TCPIP, 0, 0, 0);
+    if (!c) {
+        free(rl);
+        return NULL;
+    }
+    rl->refs = 2;
+    rl->tcp.p.ops = rl->ch.p.ops = &side_ops;
+    rl->tcp.prod.ops = rl->ch.prod.ops = &side_producer_ops;
+    rl->tcp.rl = rl->ch.rl = rl;
+    c->we_opened = 1;
+    c->relay = rl;
+    char hp[MAX_HOST + 16];
+    snprintf(hp, sizeof hp, "%s:%u", fw->bind, fw->port);
+    c->command = strdup(hp);
+    if (c->command)
+        c->info.command = c->command;
+    snprintf(c->desc, sizeof c->desc, "forwarded-tcpip %.80s from %s:%u", hp, orig,
+             oport);
+
+    unsigned char buf[64 + 2 * (MAX_HOST + 4)];
+    coil__sshw w;
+    coil__sshw_init(&w, buf, sizeof buf);
+    coil__sshw_u8(&w, COIL__SSH_MSG_CHANNEL_OPEN);
+    coil__sshw_cstring(&w, "forwarded-tcpip");
+    coil__sshw_u32(&w, c->id);
+    coil__sshw_u32(&w, c->win_size);
+    coil__sshw_u32(&w, c->max_in);
+    coil__sshw_cstring(&w, fw->bind);
+    coil__sshw_u32(&w, fw->port);
+    coil__sshw_cstring(&w, orig);
+    coil__sshw_u32(&w, oport);
+    if (!w.bad)
+        coil__sshd_send(s, buf, w.len);
+    /* Unsent (the connection is ending): the channel goes with it, and
+     * the TCP connection with the channel. */
+    return &rl->tcp.p;
+}
+
+static const coil_factory_ops fwd_factory_ops = {.build_protocol = fwd_build};
+
+static void fwd_close(fwd *fw)
+{
+    coil_listener_close(fw->l);
+    free(fw);
+}
+
+/* "tcpip-forward": listen when the policy allows it. 1 with *bound (the
+ * port listened on), or 0 refused (logged). */
+static int fwd_add(coil__sshd *s, const char *bind, uint32_t port, uint32_t *bound)
+{
+    const coil_ssh_server_options *o = &s->srv->o;
+    const char *why = NULL;
+    if (port > 65535)
+        why = "the port is beyond 65535";
+    else if (!o->tcpip_forward)
+        why = "no policy allows it";
+    else if (s->conn.n_fwds >= MAX_FORWARDS)
+        why = "already forwarding the most ports a connection may (16)";
+    else if (o->tcpip_forward(o->tcpip_forward_arg, s->auth.user, bind, (int)port) != 1)
+        why = "the tcpip_forward policy refused it";
+    if (why) {
+        coil_log(COIL_LOG_INFO, LOG_MODULE, "%s@%s: tcpip-forward %s:%u refused: %s",
+                 s->auth.user, s->peer, bind, port, why);
+        return 0;
+    }
+    fwd *fw = calloc(1, sizeof *fw);
+    if (!fw) {
+        coil_log(COIL_LOG_WARN, LOG_MODULE,
+                 "%s@%s: tcpip-forward %s:%u refused: out of memory", s->auth.user,
+                 s->peer, bind, port);
+        return 0;
+    }
+    fw->f.ops = &fwd_factory_ops;
+    fw->s = s;
+    put(fw->bind, sizeof fw->bind, bind);
+    /* As sshd with GatewayPorts no: loopback whatever the client named. */
+    coil_tcp_listen_options lo = {
+        .interface = strcmp(bind, "::1") == 0 ? "::1" : "127.0.0.1",
+        .port = (int)port,
+    };
+    coil_failure *err = NULL;
+    if (coil_tcp_listen(s->r, &lo, &fw->f, &fw->l, &err) != 0) {
+        char text[256] = "?";
+        if (err)
+            coil_failure_format(err, text, sizeof text);
+        coil_log(COIL_LOG_INFO, LOG_MODULE, "%s@%s: tcpip-forward %s:%u refused: %s",
+                 s->auth.user, s->peer, bind, port, text);
+        coil_failure_free(err);
+        free(fw);
+        return 0;
+    }
+    coil_address a;
+    int p = coil_listener_get_host(fw->l, &a) == 0 ? coil_address_port(&a) : -1;
+    fw->port = p > 0 ? (uint32_t)p : port;
+    fw->next = s->conn.fwds;
+    s->conn.fwds = fw;
+    s->conn.n_fwds++;
+    coil_log(COIL_LOG_INFO, LOG_MODULE,
+             "%s@%s: tcpip-forward %s:%u: listening on %s port %u", s->auth.user, s->peer,
+             bind, port, lo.interface, fw->port);
+    *bound = fw->port;
+    return 1;
+}
+
+/* "cancel-tcpip-forward": stop listening (relays already running go on).
+ * 1, or 0 when no such forward. */
+static int fwd_cancel(coil__sshd *s, const char *bind, uint32_t port)
+{
+    for (fwd **pp = &s->conn.fwds; *pp; pp = &(*pp)->next) {
+        fwd *fw = *pp;
+        if (fw->port == port && strcmp(fw->bind, bind) == 0) {
+            *pp = fw->next;
+            s->conn.n_fwds--;
+            fwd_close(fw);
+            coil_log(COIL_LOG_INFO, LOG_MODULE, "%s@%s: tcpip-forward %s:%u cancelled",
+                     s->auth.user, s->peer, bind, port);
+            return 1;
+        }
+    }
+    coil_log(COIL_LOG_INFO, LOG_MODULE,
+             "%s@%s: cancel-tcpip-forward %s:%u refused: no such forward", s->auth.user,
+             s->peer, bind, port);
+    return 0;
+}
+
+static void fwd_close_all(coil__sshd *s)
+{
+    while (s->conn.fwds) {
+        fwd *fw = s->conn.fwds;
+        s->conn.fwds = fw->next;
+        fwd_close(fw);
+    }
+    s->conn.n_fwds = 0;
+}
+
+/* The client's answer to a channel we opened. */
+static int on_open_answer(coil__sshd *s, coil__sshd_channel *c, int msg, coil__sshr *r)
+{
+    if (msg == COIL__SSH_MSG_CHANNEL_OPEN_FAILURE) {
+        uint32_t code = 0;
+        char why[256] = "";
+        coil__sshr_u32(r, &code);
+        coil__sshr_cstring(r, why, sizeof why);
+        for (char *q = why; *q; q++)
+            if (*q < ' ' || *q > '~')
+                *q = '?';
+        coil_log(COIL_LOG_INFO, LOG_MODULE, "%s@%s: the client refused %s: %s (%u)",
+                 s->auth.user, s->peer, c->desc, why, code);
+        free_chan(c); /* the TCP connection is closed */
+        return 0;
+    }
+    uint32_t peer_id = 0, win = 0, maxpkt = 0;
+    coil__sshr_u32(r, &peer_id);
+    coil__sshr_u32(r, &win);
+    coil__sshr_u32(r, &maxpkt);
+    if (r->bad)
+        return protocol_error(s, "malformed SSH_MSG_CHANNEL_OPEN_CONFIRMATION");
+    c->peer_id = peer_id;
+    c->remote_win = win;
+    c->remote_max = maxpkt;
+    c->confirmed = 1;
+    relay *rl = c->relay;
+    c->relay = NULL;
+    start_protocol(c, &rl->ch.p);
     return 0;
 }
 
@@ -817,18 +1203,34 @@ static int on_global_request(coil__sshd *s, coil__sshr *r)
     coil__sshr_bool(r, &want);
     if (r->bad)
         return protocol_error(s, "malformed SSH_MSG_GLOBAL_REQUEST");
-    int ok = 0;
+    int ok = 0, reply_port = 0;
+    uint32_t bound = 0;
     if (coil__sshs_eq(name, "no-more-sessions@openssh.com")) {
         s->conn.no_more_sessions = 1;
         ok = 1;
+    } else if (coil__sshs_eq(name, "tcpip-forward") ||
+               coil__sshs_eq(name, "cancel-tcpip-forward")) {
+        char bind[MAX_HOST + 1];
+        uint32_t port = 0;
+        coil__sshr_cstring(r, bind, sizeof bind);
+        coil__sshr_u32(r, &port);
+        if (r->bad)
+            return protocol_error(s, "malformed tcpip-forward request");
+        if (coil__sshs_eq(name, "cancel-tcpip-forward")) {
+            ok = fwd_cancel(s, bind, port);
+        } else {
+            ok = fwd_add(s, bind, port, &bound);
+            reply_port = ok && port == 0; /* RFC 4254 7.1: the port chosen */
+        }
     }
-    /* keepalive@openssh.com and the rest, tcpip-forward included: refused,
-     * as sshd answers what it does not serve (the failure keeps clients'
-     * keepalives going). */
+    /* keepalive@openssh.com and the rest: refused, as sshd answers what it
+     * does not serve (the failure keeps clients' keepalives going). */
     if (want) {
-        unsigned char m =
-            ok ? COIL__SSH_MSG_REQUEST_SUCCESS : COIL__SSH_MSG_REQUEST_FAILURE;
-        coil__sshd_send(s, &m, 1);
+        unsigned char m[5] = {ok ? COIL__SSH_MSG_REQUEST_SUCCESS
+                                 : COIL__SSH_MSG_REQUEST_FAILURE};
+        if (reply_port)
+            coil__ssh_put32(m + 1, bound);
+        coil__sshd_send(s, m, reply_port ? 5 : 1);
     }
     return 0;
 }
@@ -1096,6 +1498,15 @@ static int on_channel_msg(coil__sshd *s, int msg, coil__sshr *r)
         snprintf(m, sizeof m, "message %d for nonexistent channel %u", msg, id);
         return protocol_error(s, m);
     }
+    if (c->we_opened && !c->confirmed) {
+        if (msg == COIL__SSH_MSG_CHANNEL_OPEN_CONFIRMATION ||
+            msg == COIL__SSH_MSG_CHANNEL_OPEN_FAILURE)
+            return on_open_answer(s, c, msg, r);
+        char m[96];
+        snprintf(m, sizeof m, "message %d for channel %u before its open was answered",
+                 msg, id);
+        return protocol_error(s, m);
+    }
     if (c->torn && msg != COIL__SSH_MSG_CHANNEL_CLOSE)
         return 0; /* a zombie waits only for CLOSE */
     int rc = 0;
@@ -1165,8 +1576,8 @@ static int on_channel_msg(coil__sshd *s, int msg, coil__sshr *r)
     case COIL__SSH_MSG_CHANNEL_SUCCESS:
     case COIL__SSH_MSG_CHANNEL_FAILURE:
         break; /* we ask nothing with want_reply */
-    default:   /* OPEN_CONFIRMATION / OPEN_FAILURE: we open no channels */
-        rc = protocol_error(s, "channel open answer for a channel we did not open");
+    default:   /* OPEN_CONFIRMATION / OPEN_FAILURE for a channel open already */
+        rc = protocol_error(s, "channel open answer for a channel not waiting for one");
         break;
     }
     if (held)
@@ -1250,6 +1661,7 @@ void coil__sshd_conn_lost(coil__sshd *s, const coil_failure *why)
         return;
     cn->lost = 1;
     coil__sshd_ref(s);
+    fwd_close_all(s);
     for (uint32_t i = 0; cn->chans && i < cn->n_slots; i++) {
         coil__sshd_channel *c = cn->chans[i];
         if (!c)

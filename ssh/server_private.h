@@ -142,13 +142,15 @@ typedef struct coil__sshd_auth {
 /* ---- connection protocol state (server_channel.c owns these fields) ---- */
 
 typedef struct coil__sshd_conn {
-    coil__sshd_channel **chans; /* indexed by our channel number; NULL = free */
-    uint32_t n_slots;           /* entries in chans */
-    uint32_t n_open;            /* channels not yet freed */
-    uint32_t rr;                /* round-robin start for writers */
-    int no_more_sessions;       /* "no-more-sessions@openssh.com" received */
-    int sessions;               /* session channels opened so far */
-    int lost;                   /* coil__sshd_conn_lost ran */
+    coil__sshd_channel **chans;  /* indexed by our channel number; NULL = free */
+    uint32_t n_slots;            /* entries in chans */
+    uint32_t n_open;             /* channels not yet freed */
+    uint32_t rr;                 /* round-robin start for writers */
+    int no_more_sessions;        /* "no-more-sessions@openssh.com" received */
+    int sessions;                /* session channels opened so far */
+    int lost;                    /* coil__sshd_conn_lost ran */
+    struct coil__sshd_fwd *fwds; /* tcpip-forward listeners (ssh -R) */
+    int n_fwds;
 } coil__sshd_conn;
 
 /* ---- one connection ---- */

@@ -106,6 +106,18 @@ typedef int (*coil_ssh_password_fn)(void *arg, const char *user, const char *pas
 typedef coil_factory *(*coil_ssh_direct_tcpip_fn)(void *arg, const char *user,
                                                   const char *host, int port);
 
+/* May `user` have this server listen on bind_address:port and forward
+ * each connection it accepts back through the SSH connection (a
+ * "tcpip-forward" global request: ssh -R)? Return 1 to allow, 0 to refuse
+ * (REQUEST_FAILURE). bind_address is what the client asked ("" for any,
+ * "localhost", "127.0.0.1", ...); port 0 asks for a free port. As sshd does
+ * with its default GatewayPorts no, the listener is on loopback whatever
+ * the address: ::1 when "::1" is asked, 127.0.0.1 otherwise. At most 16
+ * forwards per connection; "cancel-tcpip-forward" and the end of the
+ * connection close them. Reactor thread. */
+typedef int (*coil_ssh_tcpip_forward_fn)(void *arg, const char *user,
+                                         const char *bind_address, int port);
+
 /* A subsystem ("sftp", ...) and the factory serving it. */
 typedef struct coil_ssh_subsystem {
     const char *name;
@@ -169,6 +181,12 @@ typedef struct coil_ssh_server_options {
     /* direct-tcpip: refused unless this says which factory serves it. */
     coil_ssh_direct_tcpip_fn direct_tcpip;
     void *direct_tcpip_arg;
+    /* tcpip-forward (remote forwarding, ssh -R): refused unless this
+     * allows it; each connection accepted on the forwarded port is relayed
+     * over a "forwarded-tcpip" channel to the client, both ways, with
+     * backpressure (a slow side stops the other), EOF passed on. */
+    coil_ssh_tcpip_forward_fn tcpip_forward;
+    void *tcpip_forward_arg;
 
     /* ---- identity ---- */
     /* The software version in our identification line: "coil_0.1". */
