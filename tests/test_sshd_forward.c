@@ -92,6 +92,7 @@ typedef struct fx {
 
 static fx *fx_start(int with_policy, int allow)
 {
+    coil_test_log_capture_start();
     fx *x = calloc(1, sizeof *x);
     CU_ASSERT_PTR_NOT_NULL_FATAL(x);
     x->r = coil_test_reactor(NULL);
@@ -140,6 +141,7 @@ static void fx_end(fx *x)
     coil_reactor_free(x->r);
     free(x->acc);
     free(x);
+    coil_test_log_capture_stop();
 }
 
 static void fx_send(fx *x, const coil__sshw *w)
@@ -366,7 +368,6 @@ static int log_has(const char *needle)
 
 static void test_refused_by_default(void)
 {
-    coil_test_log_capture_start();
     fx *x = fx_start(0, 0);
     CU_ASSERT_EQUAL(forward(x, "127.0.0.1", 0), -1);
     CU_ASSERT(log_has("tcpip-forward 127.0.0.1:0 refused: no policy allows it"));
@@ -375,12 +376,10 @@ static void test_refused_by_default(void)
     fx_quiet(x);
     CU_ASSERT_PTR_NULL(x->s->conn.fwds);
     fx_end(x);
-    coil_test_log_capture_stop();
 }
 
 static void test_policy_refuses(void)
 {
-    coil_test_log_capture_start();
     fx *x = fx_start(1, 0);
     CU_ASSERT_EQUAL(forward(x, "localhost", 8022), -1);
     CU_ASSERT_EQUAL(x->pol.calls, 1);
@@ -392,12 +391,10 @@ static void test_policy_refuses(void)
     CU_ASSERT_EQUAL(forward(x, "", 70000), -1);
     CU_ASSERT_EQUAL(x->pol.calls, 1);
     fx_end(x);
-    coil_test_log_capture_stop();
 }
 
 static void test_allowed_port0_and_fixed(void)
 {
-    coil_test_log_capture_start();
     fx *x = fx_start(1, 1);
     int p = forward(x, "", 0);
     CU_ASSERT_FATAL(p > 0);
@@ -418,12 +415,10 @@ static void test_allowed_port0_and_fixed(void)
     CU_ASSERT_EQUAL(forward(x, "0.0.0.0", (uint32_t)p), p);
     CU_ASSERT_EQUAL(x->s->conn.n_fwds, 1);
     fx_end(x);
-    coil_test_log_capture_stop();
 }
 
 static void test_cap(void)
 {
-    coil_test_log_capture_start();
     fx *x = fx_start(1, 1);
     int ports[16];
     for (int i = 0; i < 16; i++) {
@@ -438,12 +433,10 @@ static void test_cap(void)
     CU_ASSERT(fx_next(x) && x->pkt[0] == COIL__SSH_MSG_REQUEST_SUCCESS);
     CU_ASSERT(forward(x, "localhost", 0) > 0);
     fx_end(x);
-    coil_test_log_capture_stop();
 }
 
 static void test_cancel(void)
 {
-    coil_test_log_capture_start();
     fx *x = fx_start(1, 1);
     int p = forward(x, "127.0.0.1", 0);
     CU_ASSERT_FATAL(p > 0);
@@ -461,12 +454,10 @@ static void test_cancel(void)
     if (fd >= 0)
         close(fd);
     fx_end(x);
-    coil_test_log_capture_stop();
 }
 
 static void test_malformed(void)
 {
-    coil_test_log_capture_start();
     fx *x = fx_start(1, 1);
     W(w);
     coil__sshw_u8(&w, COIL__SSH_MSG_GLOBAL_REQUEST);
@@ -477,7 +468,6 @@ static void test_malformed(void)
     CU_ASSERT(fx_next(x) && x->pkt[0] == COIL__SSH_MSG_DISCONNECT);
     CU_ASSERT_EQUAL(x->pol.calls, 0);
     fx_end(x);
-    coil_test_log_capture_stop();
 }
 
 /* ---- the relay -------------------------------------------------------------- */
@@ -541,7 +531,6 @@ static void test_relay_both_ways(void)
 
 static void test_client_refuses_open(void)
 {
-    coil_test_log_capture_start();
     fx *x = fx_start(1, 1);
     int p = forward(x, "127.0.0.1", 0);
     CU_ASSERT_FATAL(p > 0);
@@ -577,7 +566,60 @@ static void test_client_refuses_open(void)
     CU_ASSERT(eof);
     close(fd);
     fx_end(x);
-    coil_test_log_capture_stop();
+}
+
+/* The TCP peer writes and closes before the client confirms: once it does,
+ * the bytes and the EOF go through, and the channel closes. */
+static void test_tcp_gone_before_confirm(void)
+{
+    fx *x = fx_start(1, 1);
+    int p = forward(x, "127.0.0.1", 0);
+    CU_ASSERT_FATAL(p > 0);
+    int fd = tcp_connect(p);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint32_t sid = expect_open(x, "127.0.0.1", p, local_port(fd));
+    CU_ASSERT_EQUAL(send(fd, "bye", 3, 0), 3);
+    close(fd);
+    fx_quiet(x);
+    confirm(x, sid, 9, 1 << 20);
+    coil__sshr r = fx_expect(x, COIL__SSH_MSG_CHANNEL_DATA);
+    uint32_t id = 0;
+    coil__sshs d;
+    coil__sshr_u32(&r, &id);
+    coil__sshr_string(&r, &d, 100);
+    CU_ASSERT_EQUAL(id, 9);
+    CU_ASSERT(d.len == 3 && memcmp(d.p, "bye", 3) == 0);
+    expect_u32(x, COIL__SSH_MSG_CHANNEL_EOF, 9);
+    send_u32(x, COIL__SSH_MSG_CHANNEL_EOF, sid, 0, 0);
+    expect_u32(x, COIL__SSH_MSG_CHANNEL_CLOSE, 9);
+    send_u32(x, COIL__SSH_MSG_CHANNEL_CLOSE, sid, 0, 0);
+    fx_end(x);
+}
+
+/* The client closes the channel without EOF: the TCP connection ends. */
+static void test_client_closes_channel(void)
+{
+    fx *x = fx_start(1, 1);
+    int p = forward(x, "127.0.0.1", 0);
+    CU_ASSERT_FATAL(p > 0);
+    int fd = tcp_connect(p);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint32_t sid = expect_open(x, "127.0.0.1", p, local_port(fd));
+    confirm(x, sid, 3, 1 << 20);
+    send_data(x, sid, "last", 4);
+    send_u32(x, COIL__SSH_MSG_CHANNEL_CLOSE, sid, 0, 0);
+    expect_u32(x, COIL__SSH_MSG_CHANNEL_CLOSE, 3);
+    unsigned char buf[16];
+    int eof = 0;
+    CU_ASSERT_EQUAL(fd_read(x, fd, buf, sizeof buf, &eof), 4);
+    CU_ASSERT(memcmp(buf, "last", 4) == 0);
+    CU_ASSERT(eof || fd_read(x, fd, buf, sizeof buf, &eof) == 0);
+    CU_ASSERT(eof);
+    coil_ssh_server_stats st;
+    coil_ssh_server_get_stats(x->srv, &st);
+    CU_ASSERT_EQUAL(st.channels, 0);
+    close(fd);
+    fx_end(x);
 }
 
 /* A closed client window stops reading from the TCP peer: the server holds
@@ -932,7 +974,7 @@ static void test_openssh_remote_forward(void)
     int fd = tcp_connect(fport);
     CU_ASSERT_FATAL(fd >= 0);
     size_t total = 1u << 20, sent = 0, got = 0;
-    unsigned char *out = malloc(total), *in = malloc(total);
+    unsigned char *out = malloc(total), *in = malloc(total + 1);
     CU_ASSERT_FATAL(out && in);
     for (size_t i = 0; i < total; i++)
         out[i] = (unsigned char)(i * 31 + (i >> 11));
@@ -979,8 +1021,11 @@ static void test_openssh_remote_forward(void)
         coil_reactor_iterate(r, 0.02);
     }
     coil_ssh_server_free(srv);
-    for (int i = 0; i < 20; i++)
-        coil_reactor_iterate(r, 0);
+    end = coil_reactor_seconds(r) + 5;
+    do
+        coil_reactor_iterate(r, 0.005);
+    while (coil_reactor_transport_count(r) > 0 && coil_reactor_seconds(r) < end);
+    CU_ASSERT_EQUAL(coil_reactor_transport_count(r), 0);
     coil_reactor_free(r);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)system(cmd);
@@ -1001,6 +1046,8 @@ static int add(void)
         COIL_TEST(test_malformed),
         COIL_TEST(test_relay_both_ways),
         COIL_TEST(test_client_refuses_open),
+        COIL_TEST(test_tcp_gone_before_confirm),
+        COIL_TEST(test_client_closes_channel),
         COIL_TEST(test_backpressure_tcp_to_channel),
         COIL_TEST(test_backpressure_channel_to_tcp),
         COIL_TEST(test_connection_end),
