@@ -33,7 +33,7 @@
 #include <coil/log.h>
 #include <coil/tcp.h>
 
-#define LOG_MODULE       "sshd"
+#define LOG_MODULE       "ssh-server"
 #define LINGER_TIMEOUT   30.0 /* s to wait for the client's CLOSE after ours */
 #define DATA_ROOM        (COIL__SSH_MAX_PACKET - 1024) /* data bytes per packet */
 #define DELIVER_CHUNK    (32 * 1024) /* buffered bytes per data_received */

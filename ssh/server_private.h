@@ -122,21 +122,21 @@ void coil__sshd_server_unref(coil_ssh_server *srv);
 /* ---- authentication state (server_auth.c owns these fields) ---- */
 
 typedef struct coil__sshd_auth {
-    int service_ok;  /* "ssh-userauth" accepted (SERVICE_ACCEPT sent) */
-    int done;        /* USERAUTH_SUCCESS sent */
-    int failures;    /* failed attempts so far */
-    int attempts;    /* USERAUTH_REQUESTs so far (the first "none" is not a failure) */
-    int busy;        /* an attempt is being checked (thread job / delay) */
+    int service_ok; /* "ssh-userauth" accepted (SERVICE_ACCEPT sent) */
+    int done;       /* USERAUTH_SUCCESS sent */
+    int failures;   /* failed attempts so far */
+    int attempts;   /* USERAUTH_REQUESTs so far (the first "none" is not a failure) */
+    int busy;       /* an attempt is being checked (thread job / delay) */
     int banner_sent;
-    char user[256];         /* the user of the current / successful attempt */
-    char method[32];        /* "publickey", ... after success */
-    char key_type[48];      /* publickey: the algorithm of the key */
-    char key_fp[64];        /* publickey: "SHA256:..." */
-    coil_timer *grace;      /* login_grace_time */
-    coil_timer *delay;      /* a failure answer held back until the minimum time */
-    double started;         /* when the attempt being checked began */
-    int kbd_pending;        /* an INFO_REQUEST was sent, INFO_RESPONSE expected */
-    void *job;              /* the thread-pool job's shared state, or NULL */
+    char user[256];    /* the user of the current / successful attempt */
+    char method[32];   /* "publickey", ... after success */
+    char key_type[48]; /* publickey: the algorithm of the key */
+    char key_fp[64];   /* publickey: "SHA256:..." */
+    coil_timer *grace; /* login_grace_time */
+    coil_timer *delay; /* a failure answer held back until the minimum time */
+    double started;    /* when the attempt being checked began */
+    int kbd_pending;   /* an INFO_REQUEST was sent, INFO_RESPONSE expected */
+    void *job;         /* the thread-pool job's shared state, or NULL */
 } coil__sshd_auth;
 
 /* ---- connection protocol state (server_channel.c owns these fields) ---- */

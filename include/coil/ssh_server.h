@@ -157,18 +157,18 @@ typedef struct coil_ssh_server_options {
     const char *banner;
 
     /* ---- limits (0: the default) ---- */
-    int max_auth_tries;         /* failed attempts per connection: 6 */
-    double login_grace_time;    /* seconds from connect to logged in: 120 */
-    int max_unauthenticated;    /* connections not yet logged in, in total: 100 */
+    int max_auth_tries;                 /* failed attempts per connection: 6 */
+    double login_grace_time;            /* seconds from connect to logged in: 120 */
+    int max_unauthenticated;            /* connections not yet logged in, in total: 100 */
     int max_unauthenticated_per_source; /* ... from one address: 10 */
-    double auth_failure_delay;  /* seconds every failure answer takes at
-                                   least (unknown user = wrong password): 0.25 */
-    int max_channels;           /* open channels per connection: 64 */
-    uint32_t window;            /* our receive window per channel: 2 MiB */
-    uint32_t max_packet;        /* largest channel data packet we accept: 32 KiB */
-    uint64_t rekey_bytes;       /* rekey after this many bytes each way: 1 GiB */
-    double idle_timeout;        /* seconds without a byte from the client
-                                   before the connection is dropped: 0 = never */
+    double auth_failure_delay;          /* seconds every failure answer takes at
+                                           least (unknown user = wrong password): 0.25 */
+    int max_channels;                   /* open channels per connection: 64 */
+    uint32_t window;                    /* our receive window per channel: 2 MiB */
+    uint32_t max_packet;  /* largest channel data packet we accept: 32 KiB */
+    uint64_t rekey_bytes; /* rekey after this many bytes each way: 1 GiB */
+    double idle_timeout;  /* seconds without a byte from the client
+                             before the connection is dropped: 0 = never */
 
     /* ---- what channels are for ---- */
     /* "session" channels: a "shell" request goes to `shell`, "exec" to
@@ -221,13 +221,13 @@ const char *coil_ssh_server_host_key_fingerprint(const coil_ssh_server *srv);
 
 /* Counters, for tests and monitoring. */
 typedef struct coil_ssh_server_stats {
-    size_t connections;      /* open now */
-    size_t unauthenticated;  /* open now and not logged in */
-    size_t channels;         /* open now */
-    uint64_t logins;         /* ever */
-    uint64_t auth_failures;  /* ever */
-    uint64_t rekeys;         /* ever, both directions' key changes counted once */
-    uint64_t refused;        /* connections refused at a cap */
+    size_t connections;     /* open now */
+    size_t unauthenticated; /* open now and not logged in */
+    size_t channels;        /* open now */
+    uint64_t logins;        /* ever */
+    uint64_t auth_failures; /* ever */
+    uint64_t rekeys;        /* ever, both directions' key changes counted once */
+    uint64_t refused;       /* connections refused at a cap */
 } coil_ssh_server_stats;
 void coil_ssh_server_get_stats(const coil_ssh_server *srv, coil_ssh_server_stats *out);
 
@@ -244,7 +244,8 @@ typedef struct coil_ssh_channel_info {
     const char *key_fingerprint; /* publickey: "SHA256:..." */
     const char *client_version;  /* "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3" */
     const char *cipher;          /* "chacha20-poly1305@openssh.com" */
-    const char *channel_type;    /* "session", "direct-tcpip" */
+    const char *channel_type;    /* "session", "direct-tcpip",
+                                    "forwarded-tcpip" */
     const char *request;         /* "shell", "exec", "subsystem", "" */
     const char *command;         /* exec: the command; subsystem: its name;
                                     direct-tcpip: "host:port" */
@@ -252,7 +253,7 @@ typedef struct coil_ssh_channel_info {
     const char *term;            /* TERM of the pty-req */
     unsigned cols, rows;         /* its size (updated by window-change) */
     unsigned width_px, height_px;
-    size_t n_env;                /* env requests accepted: "NAME=value" */
+    size_t n_env; /* env requests accepted: "NAME=value" */
     const char *const *env;
 } coil_ssh_channel_info;
 
