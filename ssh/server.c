@@ -785,8 +785,7 @@ void coil__sshd_disconnect(coil__sshd *s, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: %s: %s", s->peer,
-             reason_name(code), msg);
+    coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: %s: %s", s->peer, reason_name(code), msg);
     if (s->lower && s->state != COIL__SSHD_VERSION) {
         unsigned char buf[320];
         coil__sshw w;
@@ -855,8 +854,7 @@ static void start_kex(coil__sshd *s)
     s->kex_replied = 0;
     s->ignore_next_kex_packet = 0;
     if (s->kex_count > 0)
-        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: key re-exchange begins",
-                 s->peer);
+        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: key re-exchange begins", s->peer);
     coil__sshd_send(s, s->kexinit_s, n);
 }
 
@@ -891,9 +889,9 @@ static void kex_finish(coil__sshd *s)
     if (s->kex_count == 1) {
         if (s->state == COIL__SSHD_KEX)
             s->state = COIL__SSHD_AUTH;
-        coil_log(COIL_LOG_DEBUG, LOG_MODULE,
-                 "%s: kex %s, host key %s, cipher %s%s%s", s->peer, a->kex,
-                 a->hostkey, a->cipher_c2s, mac, s->strict ? ", strict kex" : "");
+        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: kex %s, host key %s, cipher %s%s%s",
+                 s->peer, a->kex, a->hostkey, a->cipher_c2s, mac,
+                 s->strict ? ", strict kex" : "");
     } else {
         s->srv->stats.rekeys++;
         coil_log(COIL_LOG_DEBUG, LOG_MODULE,
@@ -998,6 +996,21 @@ static void send_ext_info(coil__sshd *s)
         coil__sshd_send(s, buf, w.len);
 }
 
+/* NEWKEYS one way (ours sent, or the client's received): the keys taken at
+ * the key exchange replace the old ones, and the counts that trigger the
+ * next rekey start again; strict kex also restarts the sequence number. */
+static void take_keys(coil__sshd *s, coil__sshc *keys, coil__sshc *pending, uint32_t *seq,
+                      uint64_t *bytes, uint64_t *packets)
+{
+    coil__sshc_free(keys);
+    *keys = *pending;
+    memset(pending, 0, sizeof *pending);
+    if (s->strict)
+        *seq = 0;
+    *bytes = 0;
+    *packets = 0;
+}
+
 static int on_ecdh_init(coil__sshd *s, const unsigned char *p, size_t len)
 {
     if (!s->kex_got_kexinit || s->kex_replied) {
@@ -1040,13 +1053,7 @@ static int on_ecdh_init(coil__sshd *s, const unsigned char *p, size_t len)
     if (coil__sshd_send(s, &nk, 1) != 0)
         return -1;
     /* our direction switches now */
-    coil__sshc_free(&s->tx);
-    s->tx = s->pending_tx;
-    memset(&s->pending_tx, 0, sizeof s->pending_tx);
-    if (s->strict)
-        s->tx_seq = 0;
-    s->tx_bytes = 0;
-    s->tx_packets = 0;
+    take_keys(s, &s->tx, &s->pending_tx, &s->tx_seq, &s->tx_bytes, &s->tx_packets);
     s->kex_sent_newkeys = 1;
     if (s->kex_count == 0 && s->ext_info_c)
         send_ext_info(s);
@@ -1065,13 +1072,7 @@ static int on_newkeys(coil__sshd *s)
                               "NEWKEYS before the key exchange reply");
         return -1;
     }
-    coil__sshc_free(&s->rx);
-    s->rx = s->pending_rx;
-    memset(&s->pending_rx, 0, sizeof s->pending_rx);
-    if (s->strict)
-        s->rx_seq = 0;
-    s->rx_bytes = 0;
-    s->rx_packets = 0;
+    take_keys(s, &s->rx, &s->pending_rx, &s->rx_seq, &s->rx_bytes, &s->rx_packets);
     s->kex_got_newkeys = 1;
     kex_finish(s);
     return 0;
@@ -1106,9 +1107,8 @@ static int on_client_disconnect(coil__sshd *s, const unsigned char *p, size_t le
     coil__sshr_string(&r, &desc, 1024);
     char text[160];
     printable(text, sizeof text, desc.p, r.bad ? 0 : desc.len);
-    coil_log(COIL_LOG_INFO, LOG_MODULE,
-             "%s: the client disconnected: %u (%s)%s%s", s->peer,
-             (unsigned)code, reason_name((int)code), text[0] ? ": " : "", text);
+    coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: the client disconnected: %u (%s)%s%s",
+             s->peer, (unsigned)code, reason_name((int)code), text[0] ? ": " : "", text);
     end_with(s, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECLOSED,
                                  "the SSH client %s disconnected: %s%s%s", s->peer,
                                  reason_name((int)code), text[0] ? ": " : "", text));
@@ -1211,8 +1211,7 @@ static int handle_packet(coil__sshd *s, const unsigned char *p, size_t len, uint
         return 0;
     case COIL__SSH_MSG_UNIMPLEMENTED:
         coil_log(COIL_LOG_DEBUG, LOG_MODULE,
-                 "%s: the client did not understand one of our packets",
-                 s->peer);
+                 "%s: the client did not understand one of our packets", s->peer);
         return 0;
     case COIL__SSH_MSG_SERVICE_REQUEST:
         return on_service_request(s, p, len);
@@ -1253,8 +1252,7 @@ static int handle_packet(coil__sshd *s, const unsigned char *p, size_t len, uint
 static void mismatch(coil__sshd *s, const char *why)
 {
     static const char text[] = "Protocol mismatch.\r\n";
-    coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: protocol mismatch: %s", s->peer,
-             why);
+    coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: protocol mismatch: %s", s->peer, why);
     end_with(s, coil_failure_new(COIL_DOMAIN_COIL, COIL_ECLOSED,
                                  "SSH server: %s: protocol mismatch: %s", s->peer, why));
     s->state = COIL__SSHD_DEAD;
@@ -1533,8 +1531,7 @@ static void sshd_connection_lost(coil_protocol *p, const coil_failure *reason)
     if (!s->end_reason && reason) {
         char text[256];
         coil_failure_format(reason, text, sizeof text);
-        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: connection ended: %s",
-                 s->peer, text);
+        coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s: connection ended: %s", s->peer, text);
         s->end_reason = coil_failure_copy(reason);
     }
     if (s->made) {
