@@ -646,6 +646,23 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Read fd into buf until end of file or cap bytes; *n counts what was read.
+ * 0 or the errno of a failed read (what came before it stays counted). */
+static int read_fd(int fd, char *buf, size_t cap, size_t *n)
+{
+    while (*n < cap) {
+        ssize_t r = read(fd, buf + *n, cap - *n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno;
+        if (r == 0)
+            break;
+        *n += (size_t)r;
+    }
+    return 0;
+}
+
 /* Write the whole text to a new file (O_CREAT | O_EXCL, 0600). 0 or errno. */
 static int write_new(const char *path, const char *text, size_t len)
 {
@@ -775,17 +792,7 @@ int coil__sshkey_load_host(const char *path, int type, int generate, coil__sshke
                         path);
         }
         size_t n = 0;
-        int e = 0;
-        while (n <= KEY_FILE_MAX) {
-            ssize_t r = read(fd, text + n, KEY_FILE_MAX + 1 - n);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0)
-                e = errno;
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-        }
+        int e = read_fd(fd, text, KEY_FILE_MAX + 1, &n);
         close(fd);
         int rc;
         if (e) {
@@ -1307,17 +1314,7 @@ int coil__authkeys_load(const char *path, coil__authkeys **out, coil_failure **e
         return fail(err, COIL_ENOMEM, "reading authorized_keys file '%s': out of memory",
                     path);
     }
-    int e = 0;
-    while (n < cap) {
-        ssize_t r = read(fd, text + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            e = errno;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
+    int e = read_fd(fd, text, cap, &n);
     close(fd);
     if (e) {
         free(text);
