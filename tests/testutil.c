@@ -209,58 +209,115 @@ int coil_test_temp_file(char *buf, size_t size, const char *tag)
     return -1;
 }
 
-/* ---- the sshd fixture (tests/ssh/sshd-fixture.sh) -------------------------- */
+/* ---- the fixtures' env files (KEY=VALUE lines in DIR/env) ------------------ */
 
-const char *coil_test_sshd(const char *key)
+typedef struct fixture_env {
+    const char *var;     /* the variable that names DIR */
+    const char *how;     /* what to do when it is not set */
+    const char *started; /* what to check when DIR/env cannot be read */
+    const char *script;  /* the fixture's script, for a missing key */
+    char text[32768];    /* DIR/env, each line a NUL-ended string */
+    size_t text_len;
+    int loaded;
+} fixture_env;
+
+/* The value of KEY in $VAR/env, read once. A missing variable, file or key
+ * prints what to do and exits with status 1. */
+static const char *fixture_env_get(fixture_env *fe, const char *key)
 {
-    /* DIR/env, read once; each "KEY=VALUE\n" line becomes a NUL-ended string. */
-    static char text[32768];
-    static size_t text_len;
-    static int loaded;
-    const char *dir = getenv("COIL_TEST_SSHD");
-    if (!loaded) {
+    const char *dir = getenv(fe->var);
+    if (!fe->loaded) {
         if (!dir || !*dir) {
-            fprintf(
-                stderr,
-                "COIL_TEST_SSHD is not set: run the SSH tests through ctest (the sshd "
-                "fixture starts a throwaway sshd), or run `sh tests/ssh/sshd-fixture.sh "
-                "start DIR` and set COIL_TEST_SSHD=DIR\n");
+            fprintf(stderr, "%s is not set: %s\n", fe->var, fe->how);
             exit(1);
         }
         char path[4096];
         snprintf(path, sizeof path, "%s/env", dir);
         FILE *f = fopen(path, "r");
         if (!f) {
-            fprintf(stderr,
-                    "cannot read %s (%s): did the sshd fixture start? Its log is "
-                    "%s/sshd.log\n",
-                    path, strerror(errno), dir);
+            fprintf(stderr, "cannot read %s (%s): %s\n", path, strerror(errno),
+                    fe->started);
             exit(1);
         }
-        size_t n = fread(text, 1, sizeof text - 1, f);
+        size_t n = fread(fe->text, 1, sizeof fe->text - 1, f);
         int big = !feof(f);
         fclose(f);
         if (big) {
             fprintf(stderr, "%s is larger than %zu bytes: not the fixture's env file\n",
-                    path, sizeof text - 1);
+                    path, sizeof fe->text - 1);
             exit(1);
         }
         for (size_t i = 0; i < n; i++)
-            if (text[i] == '\n')
-                text[i] = '\0';
-        text[n] = '\0';
-        text_len = n;
-        loaded = 1;
+            if (fe->text[i] == '\n')
+                fe->text[i] = '\0';
+        fe->text[n] = '\0';
+        fe->text_len = n;
+        fe->loaded = 1;
     }
     size_t klen = strlen(key);
-    for (const char *line = text; line < text + text_len; line += strlen(line) + 1)
+    for (const char *line = fe->text; line < fe->text + fe->text_len;
+         line += strlen(line) + 1)
         if (strncmp(line, key, klen) == 0 && line[klen] == '=')
             return line + klen + 1;
     fprintf(stderr,
-            "%s/env has no %s= line: the sshd fixture (tests/ssh/sshd-fixture.sh) is "
-            "older than this test, or its start failed\n",
-            dir ? dir : "$COIL_TEST_SSHD", key);
+            "%s/env has no %s= line: the fixture (%s) is older than this test, or its "
+            "start failed\n",
+            dir ? dir : fe->var, key, fe->script);
     exit(1);
+}
+
+const char *coil_test_sshd(const char *key)
+{
+    static fixture_env fe = {
+        .var = "COIL_TEST_SSHD",
+        .how = "run the SSH tests through ctest (the sshd fixture starts a throwaway "
+               "sshd), or run `sh tests/ssh/sshd-fixture.sh start DIR` and set "
+               "COIL_TEST_SSHD=DIR",
+        .started = "did the sshd fixture start? Its log, sshd.log, is beside it",
+        .script = "tests/ssh/sshd-fixture.sh",
+    };
+    return fixture_env_get(&fe, key);
+}
+
+const char *coil_test_sshd_interop(const char *key)
+{
+    static fixture_env fe = {
+        .var = "COIL_TEST_SSHD_INTEROP",
+        .how = "run through ctest (the fixture sshd_interop makes the keys), or run `sh "
+               "tests/sshd/interop-fixture.sh DIR SERVER_BIN` and set "
+               "COIL_TEST_SSHD_INTEROP=DIR",
+        .started = "did the fixture sshd_interop run?",
+        .script = "tests/sshd/interop-fixture.sh",
+    };
+    return fixture_env_get(&fe, key);
+}
+
+int coil_test_sshd_interop_known_hosts(char *buf, size_t size, int port, const char *tag)
+{
+    const char *pub_file = coil_test_sshd_interop("HOST_KEY_PUB");
+    char pub[1024] = "";
+    FILE *f = fopen(pub_file, "r");
+    if (!f || !fgets(pub, sizeof pub, f)) {
+        fprintf(stderr, "cannot read the server's host key %s\n", pub_file);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    /* "TYPE BLOB COMMENT": the comment goes */
+    char *sp = strchr(pub, ' ');
+    sp = sp ? strchr(sp + 1, ' ') : NULL;
+    if (sp)
+        *sp = '\0';
+    pub[strcspn(pub, "\n")] = '\0';
+    if (coil_test_temp_file(buf, size, tag) != 0)
+        return -1;
+    f = fopen(buf, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "[127.0.0.1]:%d %s\n", port, pub);
+    fclose(f);
+    return 0;
 }
 
 int coil_test_wait_fired(coil_reactor *r, coil_deferred *d, double seconds)

@@ -57,6 +57,16 @@ const char *coil_test_cert(const char *name);
  * test never runs (or skips) without its sshd. */
 const char *coil_test_sshd(const char *key);
 
+/* The same for $COIL_TEST_SSHD_INTEROP/env, written by the ctest fixture
+ * `sshd_interop` (tests/sshd/interop-fixture.sh: the keys for the tests of
+ * coil's SSH server): "KEY_ED25519", "HOST_FP", ... */
+const char *coil_test_sshd_interop(const char *key);
+
+/* A new known_hosts file (coil_test_temp_file with TAG, its path in buf)
+ * naming the interop fixture's host key (HOST_KEY_PUB) for
+ * "[127.0.0.1]:PORT"; the test unlinks it. 0, or -1 with a message. */
+int coil_test_sshd_interop_known_hosts(char *buf, size_t size, int port, const char *tag);
+
 /* Create a new empty file $TMPDIR/coil-TAG-PID-N (mode 0600, never an
  * existing one) and put its path in buf; the test unlinks it. 0 or -1. */
 int coil_test_temp_file(char *buf, size_t size, const char *tag);

@@ -32,44 +32,6 @@
 #include "sshd_app.h"
 #include "testutil.h"
 
-/* ---- the fixture's env ----------------------------------------------------------- */
-
-static const char *fx(const char *key)
-{
-    static char text[16384];
-    static int loaded;
-    static size_t len;
-    const char *dir = getenv("COIL_TEST_SSHD_INTEROP");
-    if (!loaded) {
-        char path[4096];
-        FILE *f = NULL;
-        if (dir && *dir) {
-            snprintf(path, sizeof path, "%s/env", dir);
-            f = fopen(path, "r");
-        }
-        if (!f) {
-            fprintf(
-                stderr,
-                "test_conformance_sshd: cannot read $COIL_TEST_SSHD_INTEROP/env (%s): "
-                "run through ctest (the fixture sshd_interop makes the keys)\n",
-                dir ? dir : "not set");
-            exit(1);
-        }
-        len = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (text[i] == '\n')
-                text[i] = '\0';
-        loaded = 1;
-    }
-    size_t k = strlen(key);
-    for (const char *l = text; l < text + len; l += strlen(l) + 1)
-        if (strncmp(l, key, k) == 0 && l[k] == '=')
-            return l + k + 1;
-    fprintf(stderr, "test_conformance_sshd: %s is not in the fixture's env\n", key);
-    exit(1);
-}
-
 /* ---- a server and a session on one reactor ----------------------------------------- */
 
 #define USER "conformance"
@@ -147,32 +109,6 @@ static void session_lost(void *arg, coil_ssh_session *s, const coil_failure *rea
     }
 }
 
-static int write_known_hosts(row *x)
-{
-    char pub[1024] = "";
-    FILE *f = fopen(fx("HOST_KEY_PUB"), "r");
-    if (!f || !fgets(pub, sizeof pub, f)) {
-        if (f)
-            fclose(f);
-        fprintf(stderr, "conformance: cannot read %s\n", fx("HOST_KEY_PUB"));
-        return -1;
-    }
-    fclose(f);
-    char *sp = strchr(pub, ' ');
-    sp = sp ? strchr(sp + 1, ' ') : NULL;
-    if (sp)
-        *sp = '\0';
-    pub[strcspn(pub, "\n")] = '\0';
-    if (coil_test_temp_file(x->known_hosts, sizeof x->known_hosts, "sshd-conf-kh") != 0)
-        return -1;
-    f = fopen(x->known_hosts, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "[127.0.0.1]:%d %s\n", x->port, pub);
-    fclose(f);
-    return 0;
-}
-
 /* Server, listener and client session of a row on `r` (once per suite). */
 static int row_setup(coil_reactor *r, row *x, size_t client_window)
 {
@@ -181,8 +117,8 @@ static int row_setup(coil_reactor *r, row *x, size_t client_window)
     x->queue_factory.ops = &queue_factory_ops;
     x->queue_factory.user = x;
     coil_ssh_server_options o = {0};
-    o.host_key_file = fx("HOST_KEY");
-    o.authorized_keys_file = fx("AUTHORIZED_KEYS");
+    o.host_key_file = coil_test_sshd_interop("HOST_KEY");
+    o.authorized_keys_file = coil_test_sshd_interop("AUTHORIZED_KEYS");
     o.exec = &x->queue_factory;
     o.direct_tcpip = direct_policy;
     o.direct_tcpip_arg = x;
@@ -202,7 +138,8 @@ static int row_setup(coil_reactor *r, row *x, size_t client_window)
         return COIL_EINVAL;
     }
     x->port = coil_address_port(&a);
-    if (write_known_hosts(x) != 0)
+    if (coil_test_sshd_interop_known_hosts(x->known_hosts, sizeof x->known_hosts, x->port,
+                                           "sshd-conf-kh") != 0)
         return COIL_EINVAL;
     coil_ssh_options so = {0};
     so.host = "127.0.0.1";
@@ -210,7 +147,7 @@ static int row_setup(coil_reactor *r, row *x, size_t client_window)
     so.user = USER;
     so.known_hosts_file = x->known_hosts;
     so.host_key_policy = COIL_SSH_HOST_KEY_STRICT;
-    so.identity_file = fx("KEY_ED25519");
+    so.identity_file = coil_test_sshd_interop("KEY_ED25519");
     so.window = client_window;
     if (coil_ssh_session_connect(r, &so, &x->session, &err) != 0) {
         fprintf(stderr, "conformance: %s: cannot start the session: %s\n", x->name,
@@ -632,6 +569,6 @@ static int add_suites(void)
 
 int main(void)
 {
-    (void)fx("HOST_KEY");
+    (void)coil_test_sshd_interop("HOST_KEY");
     return coil_test_main(add_suites);
 }

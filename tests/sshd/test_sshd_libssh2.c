@@ -22,46 +22,6 @@
 
 #define WAIT 60.0
 
-/* ---- the fixture's env --------------------------------------------------------- */
-
-static const char *fx(const char *key)
-{
-    static char text[16384];
-    static int loaded;
-    static size_t len;
-    const char *dir = getenv("COIL_TEST_SSHD_INTEROP");
-    if (!loaded) {
-        char path[4096];
-        FILE *f = NULL;
-        if (dir && *dir) {
-            snprintf(path, sizeof path, "%s/env", dir);
-            f = fopen(path, "r");
-        }
-        if (!f) {
-            fprintf(
-                stderr,
-                "test_sshd_libssh2: cannot read $COIL_TEST_SSHD_INTEROP/env (%s): run "
-                "through ctest (the fixture sshd_interop makes the keys), or run `sh "
-                "tests/sshd/interop-fixture.sh DIR SERVER_BIN` and set "
-                "COIL_TEST_SSHD_INTEROP=DIR\n",
-                dir ? dir : "not set");
-            exit(1);
-        }
-        len = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (text[i] == '\n')
-                text[i] = '\0';
-        loaded = 1;
-    }
-    size_t k = strlen(key);
-    for (const char *l = text; l < text + len; l += strlen(l) + 1)
-        if (strncmp(l, key, k) == 0 && l[k] == '=')
-            return l + k + 1;
-    fprintf(stderr, "test_sshd_libssh2: %s is not in the fixture's env\n", key);
-    exit(1);
-}
-
 /* ---- the server ------------------------------------------------------------------ */
 
 static coil_reactor *R;
@@ -78,8 +38,8 @@ static int suite_init(void)
         return -1;
     }
     sshd_app_options o = {0};
-    o.host_key_file = fx("HOST_KEY");
-    o.authorized_keys_file = fx("AUTHORIZED_KEYS");
+    o.host_key_file = coil_test_sshd_interop("HOST_KEY");
+    o.authorized_keys_file = coil_test_sshd_interop("AUTHORIZED_KEYS");
     o.quiet = !getenv("COIL_TEST_VERBOSE");
     coil_failure *err = NULL;
     if (sshd_app_start(R, &o, &APP, &err) != 0) {
@@ -89,29 +49,8 @@ static int suite_init(void)
         return -1;
     }
     PORT = sshd_app_port(APP);
-    /* known_hosts: "[127.0.0.1]:PORT TYPE BLOB" from the host key's .pub */
-    char pub[1024] = "";
-    FILE *f = fopen(fx("HOST_KEY_PUB"), "r");
-    if (!f || !fgets(pub, sizeof pub, f)) {
-        fprintf(stderr, "test_sshd_libssh2: cannot read %s\n", fx("HOST_KEY_PUB"));
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    fclose(f);
-    char *sp = strchr(pub, ' ');
-    sp = sp ? strchr(sp + 1, ' ') : NULL;
-    if (sp)
-        *sp = '\0';
-    pub[strcspn(pub, "\n")] = '\0';
-    if (coil_test_temp_file(KNOWN_HOSTS, sizeof KNOWN_HOSTS, "sshd-kh") != 0)
-        return -1;
-    f = fopen(KNOWN_HOSTS, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "[127.0.0.1]:%d %s\n", PORT, pub);
-    fclose(f);
-    return 0;
+    return coil_test_sshd_interop_known_hosts(KNOWN_HOSTS, sizeof KNOWN_HOSTS, PORT,
+                                              "sshd-kh");
 }
 
 static int suite_clean(void)
@@ -344,7 +283,8 @@ static void check_login(const char *user, const char *key, const char *method,
     COIL_TEST_ASSERT_HAS(coil_ssh_session_cipher(s), "-ctr");
     COIL_TEST_ASSERT_HAS(coil_ssh_session_mac(s), "hmac-sha2-");
     CU_ASSERT_STRING_EQUAL(coil_ssh_session_host_key_type(s), "ssh-ed25519");
-    CU_ASSERT_STRING_EQUAL(coil_ssh_session_host_key_fingerprint(s), fx("HOST_FP"));
+    CU_ASSERT_STRING_EQUAL(coil_ssh_session_host_key_fingerprint(s),
+                           coil_test_sshd_interop("HOST_FP"));
     COIL_TEST_ASSERT_HAS(coil_ssh_session_server_banner(s), "SSH-2.0-coil");
     char line[1024], want[512];
     whoami(s, line, sizeof line);
@@ -357,13 +297,14 @@ static void check_login(const char *user, const char *key, const char *method,
 
 static void test_publickey_ed25519(void)
 {
-    check_login("dave", fx("KEY_ED25519"), "publickey", "ssh-ed25519", fx("FP_ED25519"));
+    check_login("dave", coil_test_sshd_interop("KEY_ED25519"), "publickey", "ssh-ed25519",
+                coil_test_sshd_interop("FP_ED25519"));
 }
 
 static void test_publickey_ecdsa(void)
 {
-    check_login("dave", fx("KEY_ECDSA"), "publickey", "ecdsa-sha2-nistp256",
-                fx("FP_ECDSA"));
+    check_login("dave", coil_test_sshd_interop("KEY_ECDSA"), "publickey",
+                "ecdsa-sha2-nistp256", coil_test_sshd_interop("FP_ECDSA"));
 }
 
 static void allow_sha1(void *arg, coil_ssh_server_options *o)
@@ -385,7 +326,7 @@ static void test_rsa_sha1(void)
 {
     coil_ssh_options o;
     base_options(&o, "dave");
-    o.identity_file = fx("KEY_RSA");
+    o.identity_file = coil_test_sshd_interop("KEY_RSA");
     coil_failure *f = NULL;
     coil_ssh_session *s = connect_session(&o, &f);
     CU_ASSERT(s == NULL);
@@ -396,8 +337,8 @@ static void test_rsa_sha1(void)
 
     sshd_app *app2 = NULL;
     sshd_app_options ao = {0};
-    ao.host_key_file = fx("HOST_KEY");
-    ao.authorized_keys_file = fx("AUTHORIZED_KEYS");
+    ao.host_key_file = coil_test_sshd_interop("HOST_KEY");
+    ao.authorized_keys_file = coil_test_sshd_interop("AUTHORIZED_KEYS");
     ao.quiet = 1;
     ao.tweak = allow_sha1;
     CU_ASSERT_FATAL(sshd_app_start(R, &ao, &app2, &f) == 0);
@@ -421,7 +362,7 @@ static void test_rsa_sha1(void)
         char who[1024], want[256];
         whoami(s, who, sizeof who);
         snprintf(want, sizeof want, "method=publickey key_type=ssh-rsa fingerprint=%s",
-                 fx("FP_RSA"));
+                 coil_test_sshd_interop("FP_RSA"));
         COIL_TEST_ASSERT_HAS(who, want);
         close_session(s);
     }
@@ -433,7 +374,7 @@ static void test_wrong_key(void)
 {
     coil_ssh_options o;
     base_options(&o, "dave");
-    o.identity_file = fx("KEY_WRONG1");
+    o.identity_file = coil_test_sshd_interop("KEY_WRONG1");
     coil_failure *f = NULL;
     coil_ssh_session *s = connect_session(&o, &f);
     CU_ASSERT(s == NULL);
@@ -513,7 +454,7 @@ static void test_exit_status(void)
 {
     coil_ssh_options o;
     base_options(&o, "dave");
-    o.identity_file = fx("KEY_ED25519");
+    o.identity_file = coil_test_sshd_interop("KEY_ED25519");
     coil_failure *f = NULL;
     coil_ssh_session *s = connect_session(&o, &f);
     if (!s) {
@@ -545,7 +486,7 @@ static void test_transfers(void)
     enum { N = 8 * 1024 * 1024 };
     coil_ssh_options o;
     base_options(&o, "dave");
-    o.identity_file = fx("KEY_ECDSA");
+    o.identity_file = coil_test_sshd_interop("KEY_ECDSA");
     coil_failure *f = NULL;
     coil_ssh_session *s = connect_session(&o, &f);
     if (!s) {
@@ -592,7 +533,7 @@ static void test_fifty_channels(void)
     enum { N = 50 };
     coil_ssh_options o;
     base_options(&o, "dave");
-    o.identity_file = fx("KEY_ED25519");
+    o.identity_file = coil_test_sshd_interop("KEY_ED25519");
     coil_failure *f = NULL;
     coil_ssh_session *s = connect_session(&o, &f);
     if (!s) {
@@ -687,6 +628,6 @@ static int add_suites(void)
 
 int main(void)
 {
-    (void)fx("HOST_KEY");
+    (void)coil_test_sshd_interop("HOST_KEY");
     return coil_test_main(add_suites);
 }
