@@ -4,6 +4,7 @@
 #include "conformance.h"
 
 #include <CUnit/CUnit.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -830,4 +831,161 @@ coil_tls_context *coil_conformance_tls_server_ctx(void)
 coil_tls_context *coil_conformance_tls_client_ctx(void)
 {
     return tls_client_ctx;
+}
+
+/* ---- ends for the memory-bound suites ---- */
+
+unsigned char coil_conformance_pattern(size_t i)
+{
+    return (unsigned char)((i * 131u) ^ (i >> 9));
+}
+
+static void end_pump(coil_conformance_end *e)
+{
+    coil_transport *t = e->base.transport;
+    while (t && !e->paused && e->sent < e->total) {
+        size_t n = sizeof e->chunk;
+        if (n > e->total - e->sent)
+            n = e->total - e->sent;
+        for (size_t i = 0; i < n; i++)
+            e->chunk[i] = coil_conformance_pattern(e->sent + i);
+        if (coil_transport_write(t, e->chunk, n) != 0)
+            return;
+        e->sent += n;
+        e->last_write = coil_reactor_seconds(e->r);
+        coil_transport_info info;
+        if (coil_transport_info_get(t, &info) == 0 && info.write_queued > e->max_queued)
+            e->max_queued = info.write_queued;
+        if (e->below) {
+            size_t lq = e->below(t);
+            if (lq > e->max_lower)
+                e->max_lower = lq;
+        }
+    }
+}
+
+static coil_conformance_end *end_of_prod(coil_producer *p)
+{
+    return (coil_conformance_end *)((char *)p - offsetof(coil_conformance_end, prod));
+}
+
+static void end_prod_pause(coil_producer *p)
+{
+    coil_conformance_end *e = end_of_prod(p);
+    e->paused = 1;
+    e->pauses++;
+}
+
+static void end_prod_resume(coil_producer *p)
+{
+    coil_conformance_end *e = end_of_prod(p);
+    e->paused = 0;
+    end_pump(e);
+}
+
+static void end_prod_stop(coil_producer *p)
+{
+    end_of_prod(p)->paused = 1;
+}
+
+static const coil_producer_ops end_prod_ops = {
+    .pause_producing = end_prod_pause,
+    .resume_producing = end_prod_resume,
+    .stop_producing = end_prod_stop,
+};
+
+static void end_made(coil_protocol *p)
+{
+    coil_conformance_end *e = (coil_conformance_end *)p;
+    e->made = 1;
+    if (e->start_paused)
+        coil_transport_pause_reading(p->transport);
+    if (e->flood) {
+        e->prod.ops = &end_prod_ops;
+        CU_ASSERT_EQUAL(coil_transport_register_producer(p->transport, &e->prod, 1), 0);
+        end_pump(e);
+    }
+}
+
+static void end_data(coil_protocol *p, const void *data, size_t len)
+{
+    coil_conformance_end *e = (coil_conformance_end *)p;
+    const unsigned char *d = data;
+    for (size_t i = 0; i < len && !e->mismatch; i++)
+        if (d[i] != coil_conformance_pattern(e->got + i))
+            e->mismatch = 1;
+    e->got += len;
+}
+
+static void end_lost(coil_protocol *p, const coil_failure *reason)
+{
+    (void)reason;
+    ((coil_conformance_end *)p)->lost = 1;
+}
+
+static void end_destroy(coil_protocol *p)
+{
+    ((coil_conformance_end *)p)->destroyed = 1;
+}
+
+static const coil_protocol_ops end_ops = {
+    .connection_made = end_made,
+    .data_received = end_data,
+    .connection_lost = end_lost,
+    .destroy = end_destroy,
+};
+
+int coil_conformance_ends_new(coil_reactor *r, int client_floods, size_t total,
+                              coil_conformance_end **c, coil_conformance_end **s)
+{
+    *c = calloc(1, sizeof **c);
+    *s = calloc(1, sizeof **s);
+    if (!*c || !*s) {
+        free(*c);
+        free(*s);
+        *c = *s = NULL;
+        return COIL_ENOMEM;
+    }
+    (*c)->base.ops = (*s)->base.ops = &end_ops;
+    (*c)->r = (*s)->r = r;
+    (*c)->total = (*s)->total = total;
+    (*c)->flood = (*s)->start_paused = client_floods;
+    (*c)->start_paused = (*s)->flood = !client_floods;
+    return 0;
+}
+
+static int ends_made(void *arg)
+{
+    coil_conformance_end **e = arg;
+    return e[0]->made && e[1]->made;
+}
+
+static int ends_destroyed(void *arg)
+{
+    coil_conformance_end **e = arg;
+    return e[0]->destroyed && e[1]->destroyed;
+}
+
+int coil_conformance_ends_made(coil_reactor *r, coil_conformance_end *c,
+                               coil_conformance_end *s)
+{
+    coil_conformance_end *both[2] = {c, s};
+    int ok = coil_conformance_run_until(r, ends_made, both, 20);
+    CU_ASSERT(ok);
+    return ok;
+}
+
+void coil_conformance_ends_finish(coil_reactor *r, coil_conformance_end *c,
+                                  coil_conformance_end *s)
+{
+    if (c->base.transport)
+        coil_transport_lose_connection(c->base.transport);
+    coil_conformance_end *both[2] = {c, s};
+    CU_ASSERT(coil_conformance_run_until(r, ends_destroyed, both, 30));
+}
+
+int coil_conformance_end_got_all(void *arg)
+{
+    coil_conformance_end *e = arg;
+    return e->got >= e->total || e->lost;
 }

@@ -59,4 +59,50 @@ void coil_conformance_tls_contexts_free(void);
 int coil_conformance_run_until(coil_reactor *r, int (*cond)(void *arg), void *arg,
                                double timeout);
 
+/* ---- ends for the memory-bound suites (test_conformance_ssh, test_conformance_sshd) */
+
+/* Byte i of what a flooding end writes. */
+unsigned char coil_conformance_pattern(size_t i);
+
+/* One end: floods (a streaming producer on its transport, `total` bytes of
+ * the pattern) or reads, checking the pattern. */
+typedef struct coil_conformance_end {
+    coil_protocol base;
+    coil_producer prod;
+    coil_reactor *r;
+    /* May be NULL: the write queue of the transport below (an SSH
+     * channel's session), kept in max_lower after each write. */
+    size_t (*below)(coil_transport *t);
+    int made, destroyed, lost;
+    int flood;        /* write `total` bytes of the pattern */
+    int start_paused; /* pause reading in connection_made */
+    size_t total, sent, got;
+    int mismatch;
+    int paused, pauses; /* the producer */
+    size_t max_queued;  /* this transport's write queue, seen after writes */
+    size_t max_lower;   /* what `below` said, at most */
+    double last_write;  /* when the producer last wrote */
+    unsigned char chunk[32 * 1024];
+} coil_conformance_end;
+
+/* Two ends on `r` for `total` bytes: with client_floods the client floods
+ * and the server starts paused, else the other way. Both calloc'd: free
+ * them once destroyed. 0, or COIL_ENOMEM (nothing made). */
+int coil_conformance_ends_new(coil_reactor *r, int client_floods, size_t total,
+                              coil_conformance_end **c, coil_conformance_end **s);
+
+/* After the pair was opened: turn `r` until both ends are connected (20 s
+ * at most; a CUnit assertion). 1 if they are. */
+int coil_conformance_ends_made(coil_reactor *r, coil_conformance_end *c,
+                               coil_conformance_end *s);
+
+/* Close the client end and turn `r` until both ends are destroyed (30 s at
+ * most; a CUnit assertion). */
+void coil_conformance_ends_finish(coil_reactor *r, coil_conformance_end *c,
+                                  coil_conformance_end *s);
+
+/* A run_until condition: the end (arg) got its `total` bytes, or lost its
+ * connection. */
+int coil_conformance_end_got_all(void *arg);
+
 #endif

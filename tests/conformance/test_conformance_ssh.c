@@ -334,27 +334,7 @@ static int run_until(cond_fn cond, void *arg, double timeout)
     return coil_conformance_run_until(R, cond, arg, timeout);
 }
 
-static unsigned char pattern(size_t i)
-{
-    return (unsigned char)((i * 131u) ^ (i >> 9));
-}
-
-/* One end: floods (a streaming producer on its transport) or reads,
- * checking the pattern. */
-typedef struct end {
-    coil_protocol base;
-    coil_producer prod;
-    int made, destroyed, lost;
-    int flood;        /* write `total` bytes of the pattern */
-    int start_paused; /* pause reading in connection_made */
-    size_t total, sent, got;
-    int mismatch;
-    int paused, pauses; /* the producer */
-    size_t max_queued;  /* this transport's write queue, seen after writes */
-    size_t max_lower;   /* the session's transport below (SSH end only) */
-    double last_write;  /* when the producer last wrote */
-    unsigned char chunk[32 * 1024];
-} end;
+typedef coil_conformance_end end;
 
 static size_t lower_queued(coil_transport *t)
 {
@@ -364,94 +344,6 @@ static size_t lower_queued(coil_transport *t)
         return 0;
     return info.write_queued;
 }
-
-static void pump(end *e)
-{
-    coil_transport *t = e->base.transport;
-    while (t && !e->paused && e->sent < e->total) {
-        size_t n = sizeof e->chunk;
-        if (n > e->total - e->sent)
-            n = e->total - e->sent;
-        for (size_t i = 0; i < n; i++)
-            e->chunk[i] = pattern(e->sent + i);
-        if (coil_transport_write(t, e->chunk, n) != 0)
-            return;
-        e->sent += n;
-        e->last_write = coil_reactor_seconds(R);
-        coil_transport_info info;
-        if (coil_transport_info_get(t, &info) == 0 && info.write_queued > e->max_queued)
-            e->max_queued = info.write_queued;
-        size_t lq = lower_queued(t);
-        if (lq > e->max_lower)
-            e->max_lower = lq;
-    }
-}
-
-static end *from_prod(coil_producer *p)
-{
-    return (end *)((char *)p - offsetof(end, prod));
-}
-
-static void prod_pause(coil_producer *p)
-{
-    end *e = from_prod(p);
-    e->paused = 1;
-    e->pauses++;
-}
-
-static void prod_resume(coil_producer *p)
-{
-    end *e = from_prod(p);
-    e->paused = 0;
-    pump(e);
-}
-
-static void prod_stop(coil_producer *p)
-{
-    from_prod(p)->paused = 1;
-}
-
-static const coil_producer_ops end_prod_ops = {prod_pause, prod_resume, prod_stop};
-
-static void end_made(coil_protocol *p)
-{
-    end *e = (end *)p;
-    e->made = 1;
-    if (e->start_paused)
-        coil_transport_pause_reading(p->transport);
-    if (e->flood) {
-        e->prod.ops = &end_prod_ops;
-        CU_ASSERT_EQUAL(coil_transport_register_producer(p->transport, &e->prod, 1), 0);
-        pump(e);
-    }
-}
-
-static void end_data(coil_protocol *p, const void *data, size_t len)
-{
-    end *e = (end *)p;
-    const unsigned char *d = data;
-    for (size_t i = 0; i < len && !e->mismatch; i++)
-        if (d[i] != pattern(e->got + i))
-            e->mismatch = 1;
-    e->got += len;
-}
-
-static void end_lost(coil_protocol *p, const coil_failure *reason)
-{
-    ((end *)p)->lost = 1;
-}
-
-static void end_destroy(coil_protocol *p)
-{
-    ((end *)p)->destroyed = 1;
-}
-
-static const coil_protocol_ops end_ops = {
-    .connection_made = end_made,
-    .data_received = end_data,
-    .connection_lost = end_lost,
-    .destroy = end_destroy,
-};
 
 /* The far end: one coil TCP listener, one connection at a time. */
 static end *far_end;
@@ -505,18 +397,6 @@ static int mem_clean(void)
     return bad ? -1 : 0;
 }
 
-static int both_made(void *arg)
-{
-    end **e = arg;
-    return e[0]->made && e[1]->made;
-}
-
-static int both_destroyed(void *arg)
-{
-    end **e = arg;
-    return e[0]->destroyed && e[1]->destroyed;
-}
-
 /* A pair: `c` on a direct-tcpip channel, `s` at the far end. */
 static int mem_pair(end *c, end *s)
 {
@@ -526,18 +406,7 @@ static int mem_pair(end *c, end *s)
     o.host = "127.0.0.1";
     o.port = far_port;
     CU_ASSERT_EQUAL_FATAL(open_channel(mem_session, &o, &c->base, "memory bound"), 0);
-    end *both[2] = {c, s};
-    int ok = run_until(both_made, both, 20);
-    CU_ASSERT(ok);
-    return ok;
-}
-
-static void mem_finish(end *c, end *s)
-{
-    if (c->base.transport)
-        coil_transport_lose_connection(c->base.transport);
-    end *both[2] = {c, s};
-    CU_ASSERT(run_until(both_destroyed, both, 30));
+    return coil_conformance_ends_made(R, c, s);
 }
 
 /* What coil holds of the channel's input: libssh2's unread packets for it
@@ -555,20 +424,12 @@ struct flood_wait {
     end *c, *s;
 };
 
-static int got_all(void *arg)
-{
-    end *e = arg;
-    return e->got >= e->total || e->lost;
-}
 static void test_paused_reader_stops_far_writer(void)
 {
     enum { TOTAL = 32 * 1024 * 1024 };
-    end *c = calloc(1, sizeof *c), *s = calloc(1, sizeof *s);
-    c->base.ops = s->base.ops = &end_ops;
-    c->start_paused = 1;
-    c->total = TOTAL;
-    s->flood = 1;
-    s->total = TOTAL;
+    end *c, *s;
+    CU_ASSERT_EQUAL_FATAL(coil_conformance_ends_new(R, 0, TOTAL, &c, &s), 0);
+    c->below = s->below = lower_queued;
     if (!mem_pair(c, s))
         goto out;
     /* The far writer (the coil server behind sshd) ends paused by its own
@@ -602,13 +463,13 @@ static void test_paused_reader_stops_far_writer(void)
             max_held, WINDOW, SESSION_IN_BOUND, s->sent);
     /* Reading again: every byte arrives, in order. */
     coil_transport_resume_reading(c->base.transport);
-    CU_ASSERT(run_until(got_all, c, 120));
+    CU_ASSERT(run_until(coil_conformance_end_got_all, c, 120));
     CU_ASSERT_EQUAL(c->got, TOTAL);
     CU_ASSERT_EQUAL(c->mismatch, 0);
     CU_ASSERT(s->pauses > 0);
     if (s->base.transport)
         coil_transport_unregister_producer(s->base.transport);
-    mem_finish(c, s);
+    coil_conformance_ends_finish(R, c, s);
 out:
     free(c);
     free(s);
@@ -623,12 +484,9 @@ static int far_reader_full(void *arg)
 static void test_writer_to_stopped_reader_bounded(void)
 {
     enum { TOTAL = 32 * 1024 * 1024 };
-    end *c = calloc(1, sizeof *c), *s = calloc(1, sizeof *s);
-    c->base.ops = s->base.ops = &end_ops;
-    c->flood = 1;
-    c->total = TOTAL;
-    s->start_paused = 1;
-    s->total = TOTAL;
+    end *c, *s;
+    CU_ASSERT_EQUAL_FATAL(coil_conformance_ends_new(R, 1, TOTAL, &c, &s), 0);
+    c->below = s->below = lower_queued;
     if (!mem_pair(c, s))
         goto out;
     struct flood_wait w = {c, s};
@@ -663,12 +521,12 @@ static void test_writer_to_stopped_reader_bounded(void)
             c->max_queued, info.high_water, c->max_lower, lower.high_water, c->sent);
     CU_ASSERT(c->sent < TOTAL);
     coil_transport_resume_reading(s->base.transport);
-    CU_ASSERT(run_until(got_all, s, 120));
+    CU_ASSERT(run_until(coil_conformance_end_got_all, s, 120));
     CU_ASSERT_EQUAL(s->got, TOTAL);
     CU_ASSERT_EQUAL(s->mismatch, 0);
     if (c->base.transport)
         coil_transport_unregister_producer(c->base.transport);
-    mem_finish(c, s);
+    coil_conformance_ends_finish(R, c, s);
 out:
     free(c);
     free(s);

@@ -305,109 +305,7 @@ static size_t heap_bytes(void)
     return mi.uordblks + mi.hblkhd;
 }
 
-static unsigned char pattern(size_t i)
-{
-    return (unsigned char)((i * 131u) ^ (i >> 9));
-}
-
-/* One end: floods (a streaming producer) or reads, checking the pattern. */
-typedef struct end {
-    coil_protocol base;
-    coil_producer prod;
-    int made, destroyed, lost;
-    int flood, start_paused;
-    size_t total, sent, got;
-    int mismatch, paused, pauses;
-    size_t max_queued;
-    double last_write;
-    unsigned char chunk[32 * 1024];
-} end;
-
-static void pump(end *e)
-{
-    coil_transport *t = e->base.transport;
-    while (t && !e->paused && e->sent < e->total) {
-        size_t n = sizeof e->chunk;
-        if (n > e->total - e->sent)
-            n = e->total - e->sent;
-        for (size_t i = 0; i < n; i++)
-            e->chunk[i] = pattern(e->sent + i);
-        if (coil_transport_write(t, e->chunk, n) != 0)
-            return;
-        e->sent += n;
-        e->last_write = coil_reactor_seconds(R);
-        coil_transport_info info;
-        if (coil_transport_info_get(t, &info) == 0 && info.write_queued > e->max_queued)
-            e->max_queued = info.write_queued;
-    }
-}
-
-static end *from_prod(coil_producer *p)
-{
-    return (end *)((char *)p - offsetof(end, prod));
-}
-
-static void prod_pause(coil_producer *p)
-{
-    end *e = from_prod(p);
-    e->paused = 1;
-    e->pauses++;
-}
-
-static void prod_resume(coil_producer *p)
-{
-    end *e = from_prod(p);
-    e->paused = 0;
-    pump(e);
-}
-
-static void prod_stop(coil_producer *p)
-{
-    from_prod(p)->paused = 1;
-}
-
-static const coil_producer_ops end_prod_ops = {prod_pause, prod_resume, prod_stop};
-
-static void end_made(coil_protocol *p)
-{
-    end *e = (end *)p;
-    e->made = 1;
-    if (e->start_paused)
-        coil_transport_pause_reading(p->transport);
-    if (e->flood) {
-        e->prod.ops = &end_prod_ops;
-        CU_ASSERT_EQUAL(coil_transport_register_producer(p->transport, &e->prod, 1), 0);
-        pump(e);
-    }
-}
-
-static void end_data(coil_protocol *p, const void *data, size_t len)
-{
-    end *e = (end *)p;
-    const unsigned char *d = data;
-    for (size_t i = 0; i < len && !e->mismatch; i++)
-        if (d[i] != pattern(e->got + i))
-            e->mismatch = 1;
-    e->got += len;
-}
-
-static void end_lost(coil_protocol *p, const coil_failure *reason)
-{
-    (void)reason;
-    ((end *)p)->lost = 1;
-}
-
-static void end_destroy(coil_protocol *p)
-{
-    ((end *)p)->destroyed = 1;
-}
-
-static const coil_protocol_ops end_ops = {
-    .connection_made = end_made,
-    .data_received = end_data,
-    .connection_lost = end_lost,
-    .destroy = end_destroy,
-};
+typedef coil_conformance_end end;
 
 static int mem_init(void)
 {
@@ -431,39 +329,10 @@ static int mem_clean(void)
     return bad ? -1 : 0;
 }
 
-static int both_made(void *arg)
-{
-    end **e = arg;
-    return e[0]->made && e[1]->made;
-}
-
-static int both_destroyed(void *arg)
-{
-    end **e = arg;
-    return e[0]->destroyed && e[1]->destroyed;
-}
-
-static int got_all(void *arg)
-{
-    end *e = arg;
-    return e->got >= e->total || e->lost;
-}
-
 static int mem_pair(end *c, end *s)
 {
     CU_ASSERT_EQUAL_FATAL(open_pair(&mem_row, &c->base, &s->base), 0);
-    end *both[2] = {c, s};
-    int ok = coil_conformance_run_until(R, both_made, both, 20);
-    CU_ASSERT(ok);
-    return ok;
-}
-
-static void mem_finish(end *c, end *s)
-{
-    if (c->base.transport)
-        coil_transport_lose_connection(c->base.transport);
-    end *both[2] = {c, s};
-    CU_ASSERT(coil_conformance_run_until(R, both_destroyed, both, 30));
+    return coil_conformance_ends_made(R, c, s);
 }
 
 /* `writer` floods `reader`, which does not read: the writer must end
@@ -496,7 +365,7 @@ static void flood_stopped_reader(end *writer, end *reader, const char *what)
             "%zu (bound %d)\n",
             what, writer->sent, writer->max_queued, heap_max - heap0, HEAP_BOUND);
     coil_transport_resume_reading(reader->base.transport);
-    CU_ASSERT(coil_conformance_run_until(R, got_all, reader, 120));
+    CU_ASSERT(coil_conformance_run_until(R, coil_conformance_end_got_all, reader, 120));
     CU_ASSERT_EQUAL(reader->got, (size_t)TOTAL);
     CU_ASSERT_EQUAL(reader->mismatch, 0);
     CU_ASSERT(writer->pauses > 0);
@@ -506,15 +375,11 @@ static void flood_stopped_reader(end *writer, end *reader, const char *what)
 
 static void test_server_writer_client_paused(void)
 {
-    end *c = calloc(1, sizeof *c), *s = calloc(1, sizeof *s);
-    c->base.ops = s->base.ops = &end_ops;
-    c->start_paused = 1;
-    c->total = TOTAL;
-    s->flood = 1;
-    s->total = TOTAL;
+    end *c, *s;
+    CU_ASSERT_EQUAL_FATAL(coil_conformance_ends_new(R, 0, TOTAL, &c, &s), 0);
     if (mem_pair(c, s)) {
         flood_stopped_reader(s, c, "server writes, client paused");
-        mem_finish(c, s);
+        coil_conformance_ends_finish(R, c, s);
     }
     free(c);
     free(s);
@@ -522,15 +387,11 @@ static void test_server_writer_client_paused(void)
 
 static void test_client_writer_server_paused(void)
 {
-    end *c = calloc(1, sizeof *c), *s = calloc(1, sizeof *s);
-    c->base.ops = s->base.ops = &end_ops;
-    c->flood = 1;
-    c->total = TOTAL;
-    s->start_paused = 1;
-    s->total = TOTAL;
+    end *c, *s;
+    CU_ASSERT_EQUAL_FATAL(coil_conformance_ends_new(R, 1, TOTAL, &c, &s), 0);
     if (mem_pair(c, s)) {
         flood_stopped_reader(c, s, "client writes, server paused");
-        mem_finish(c, s);
+        coil_conformance_ends_finish(R, c, s);
     }
     free(c);
     free(s);
