@@ -29,88 +29,21 @@ part=${1:?usage: run_openssh.sh PART FIXTURE_DIR}
 fixture=${2:?usage: run_openssh.sh PART FIXTURE_DIR}
 me="run_openssh.sh $part (${COIL_REACTOR:-default} backend)"
 
-[ -f "$fixture/env" ] || {
-    echo "$me: $fixture/env is missing: the ctest fixture sshd_interop (interop-fixture.sh) did not run" >&2
-    exit 1
-}
-while IFS='=' read -r k v; do
-    case $k in [A-Z]*) eval "$k=\$v" ;; esac
-done <"$fixture/env"
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/sshdlib.sh"
+sshd_setup sshd-openssh "$fixture"
 command -v ssh >/dev/null 2>&1 || {
     echo "$me: ssh is missing: install the Debian package 'openssh-client'" >&2
     exit 1
 }
-
-d=$(mktemp -d "${TMPDIR:-/tmp}/coil-sshd-openssh.XXXXXX")
-pids=""
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$d"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-    echo "FAIL ($me): $*" >&2
-    for f in "$d"/*.err; do
-        [ -f "$f" ] || continue
-        echo "--- $f (last 40 lines):" >&2
-        tail -n 40 "$f" >&2
-    done
-    exit 1
-}
 ok() { echo "ok: $*"; }
-
-# wait_for WHAT PID CMD...: until CMD succeeds (polled every 0.05 s, 60 s
-# at most); fails when PID (0: none) exits first.
-wait_for() {
-    what=$1
-    wpid=$2
-    shift 2
-    i=0
-    until "$@"; do
-        if [ "$wpid" -ne 0 ] && ! kill -0 "$wpid" 2>/dev/null; then
-            "$@" || fail "$what: the process exited first"
-            return 0
-        fi
-        i=$((i + 1))
-        [ $i -lt 1200 ] || fail "$what: not within 60 s"
-        sleep 0.05
-    done
-}
-
-# start_server NAME HOSTKEY [ARGS...]: sets $spid $port, writes
-# $d/known_hosts.NAME; the server's stdout/stderr in $d/NAME.out/.err.
-start_server() {
-    name=$1
-    hk=$2
-    shift 2
-    "$SERVER_BIN" "$@" "$hk" "$AUTHORIZED_KEYS" >"$d/$name.out" 2>"$d/$name.err" &
-    spid=$!
-    pids="$pids $spid"
-    wait_for "the server's 'listening on' line" "$spid" grep -q '^listening on [0-9]' "$d/$name.out"
-    port=$(sed -n 's/^listening on \([0-9][0-9]*\)$/\1/p' "$d/$name.out")
-    printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$hk.pub")" >"$d/known_hosts.$name"
-}
-
-# stop_server PID NAME: SIGTERM, then it must exit 0 (under ASan: no leak,
-# no error) and have logged nothing alarming.
-stop_server() {
-    kill -TERM "$1" 2>/dev/null || fail "$2: the server is gone already"
-    rc=0
-    wait "$1" || rc=$?
-    [ $rc -eq 0 ] || fail "$2: the server exited with status $rc after SIGTERM"
-    if grep -q -e 'AddressSanitizer' -e 'runtime error:' -e 'LeakSanitizer' "$d/$2.err"; then
-        fail "$2: the sanitizers reported errors (see $d/$2.err)"
-    fi
-}
 
 # sshc NAME ARGS...: ssh to the server NAME with strict host keys (no
 # connection sharing); sshm NAME ARGS...: the same, for a ControlMaster.
 sshm() {
     kn=$1
     shift
-    ssh -F /dev/null -o BatchMode=yes -o UserKnownHostsFile="$d/known_hosts.$kn" \
+    ssh -F /dev/null -o BatchMode=yes -o UserKnownHostsFile="$dir/known_hosts.$kn" \
         -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null \
         -o IdentitiesOnly=yes -o ConnectTimeout=60 -o ServerAliveInterval=0 \
         -p "$port" "$@"
@@ -124,17 +57,17 @@ sshc() {
 has() { grep -q -F -e "$2" "$1" || fail "expected '$2' in $1: $(head -c 2000 "$1")"; }
 hasnt() { ! grep -q -F -e "$2" "$1" || fail "did not expect '$2' in $1"; }
 
-head -c 1048576 /dev/urandom >"$d/1m"
+head -c 1048576 /dev/urandom >"$dir/1m"
 
 # echo_check NAME WHAT SSH-ARGS...: 1 MiB through `cat`, compared.
 echo_check() {
     en=$1
     what=$2
     shift 2
-    sshc "$en" "$@" cat <"$d/1m" >"$d/echo.out" 2>"$d/echo.err" ||
+    sshc "$en" "$@" cat <"$dir/1m" >"$dir/echo.out" 2>"$dir/echo.err" ||
         fail "$what: ssh ... cat exited with status $?"
-    cmp -s "$d/1m" "$d/echo.out" ||
-        fail "$what: cat echoed $(wc -c <"$d/echo.out") bytes, not the 1 MiB sent"
+    cmp -s "$dir/1m" "$dir/echo.out" ||
+        fail "$what: cat echoed $(wc -c <"$dir/echo.out") bytes, not the 1 MiB sent"
 }
 
 askpass_env() { # ANSWER CMD...
@@ -142,7 +75,7 @@ askpass_env() { # ANSWER CMD...
     answer=$1
     shift
     env SSH_ASKPASS="$ASKPASS" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
-        COIL_TEST_ASKPASS_ANSWER="$answer" COIL_TEST_ASKPASS_LOG="$d/askpass.log" "$@"
+        COIL_TEST_ASKPASS_ANSWER="$answer" COIL_TEST_ASKPASS_LOG="$dir/askpass.log" "$@"
 }
 
 # pattern_sha N: the sha256 of the first N bytes of "source"'s pattern
@@ -164,19 +97,19 @@ print(h.hexdigest())"
 case $part in
 ciphers)
     start_server s "$HOST_KEY" -v
-    sshc s -vvv -i "$KEY_ED25519" alice@127.0.0.1 whoami >"$d/who.out" 2>"$d/ssh.err" ||
+    sshc s -vvv -i "$KEY_ED25519" alice@127.0.0.1 whoami >"$dir/who.out" 2>"$dir/ssh.err" ||
         fail "default: ssh whoami exited with status $?"
-    has "$d/ssh.err" "kex: algorithm: curve25519-sha256"
-    has "$d/ssh.err" "kex: host key algorithm: ssh-ed25519"
-    has "$d/ssh.err" "Server host key: ssh-ed25519 $HOST_FP"
-    has "$d/ssh.err" "kex: server->client cipher: chacha20-poly1305@openssh.com MAC: <implicit>"
-    has "$d/ssh.err" "kex: client->server cipher: chacha20-poly1305@openssh.com MAC: <implicit>"
-    has "$d/ssh.err" "will use strict KEX ordering"
-    has "$d/who.out" "user=alice method=publickey key_type=ssh-ed25519 fingerprint=$FP_ED25519 cipher=chacha20-poly1305@openssh.com"
-    has "$d/who.out" "client=SSH-2.0-OpenSSH_"
-    has "$d/who.out" "request=exec command=whoami"
+    has "$dir/ssh.err" "kex: algorithm: curve25519-sha256"
+    has "$dir/ssh.err" "kex: host key algorithm: ssh-ed25519"
+    has "$dir/ssh.err" "Server host key: ssh-ed25519 $HOST_FP"
+    has "$dir/ssh.err" "kex: server->client cipher: chacha20-poly1305@openssh.com MAC: <implicit>"
+    has "$dir/ssh.err" "kex: client->server cipher: chacha20-poly1305@openssh.com MAC: <implicit>"
+    has "$dir/ssh.err" "will use strict KEX ordering"
+    has "$dir/who.out" "user=alice method=publickey key_type=ssh-ed25519 fingerprint=$FP_ED25519 cipher=chacha20-poly1305@openssh.com"
+    has "$dir/who.out" "client=SSH-2.0-OpenSSH_"
+    has "$dir/who.out" "request=exec command=whoami"
     # The server's own log (-v: debug) says the same.
-    has "$d/s.err" "kex curve25519-sha256, host key ssh-ed25519, cipher chacha20-poly1305@openssh.com, strict kex"
+    has "$dir/s.err" "kex curve25519-sha256, host key ssh-ed25519, cipher chacha20-poly1305@openssh.com, strict kex"
     ok "default: curve25519-sha256, ssh-ed25519, chacha20-poly1305 with strict kex"
     echo_check s "default" -i "$KEY_ED25519" alice@127.0.0.1
     ok "default: 1 MiB echoed by cat"
@@ -188,13 +121,13 @@ ciphers)
         mac=${2:-}
         copt="-c $cipher"
         [ -n "$mac" ] && copt="$copt -m $mac"
-        sshc s -v $copt -i "$KEY_ED25519" bob@127.0.0.1 whoami >"$d/who.out" 2>"$d/ssh.err" ||
+        sshc s -v $copt -i "$KEY_ED25519" bob@127.0.0.1 whoami >"$dir/who.out" 2>"$dir/ssh.err" ||
             fail "$c: ssh whoami exited with status $?"
-        has "$d/ssh.err" "kex: server->client cipher: $cipher MAC: ${mac:-<implicit>}"
-        has "$d/ssh.err" "kex: client->server cipher: $cipher MAC: ${mac:-<implicit>}"
-        has "$d/who.out" "user=bob method=publickey"
-        has "$d/who.out" "cipher=$cipher"
-        has "$d/s.err" "host key ssh-ed25519, cipher $cipher"
+        has "$dir/ssh.err" "kex: server->client cipher: $cipher MAC: ${mac:-<implicit>}"
+        has "$dir/ssh.err" "kex: client->server cipher: $cipher MAC: ${mac:-<implicit>}"
+        has "$dir/who.out" "user=bob method=publickey"
+        has "$dir/who.out" "cipher=$cipher"
+        has "$dir/s.err" "host key ssh-ed25519, cipher $cipher"
         echo_check s "$c" $copt -i "$KEY_ED25519" bob@127.0.0.1
         ok "$c: negotiated, 1 MiB echoed by cat"
     done
@@ -207,85 +140,85 @@ auth)
         K=${k%%:*}
         type=${k#*:}
         eval "key=\$KEY_$K fpr=\$FP_$K"
-        sshc s -i "$key" carol@127.0.0.1 whoami >"$d/who.out" 2>"$d/ssh.err" ||
+        sshc s -i "$key" carol@127.0.0.1 whoami >"$dir/who.out" 2>"$dir/ssh.err" ||
             fail "$K key: ssh whoami exited with status $?"
-        has "$d/who.out" "user=carol method=publickey"
-        has "$d/who.out" "fingerprint=$fpr"
-        [ -z "$type" ] || has "$d/who.out" "key_type=$type "
-        ok "publickey $K ($(sed -n 's/.*key_type=\([^ ]*\).*/\1/p' "$d/who.out"))"
+        has "$dir/who.out" "user=carol method=publickey"
+        has "$dir/who.out" "fingerprint=$fpr"
+        [ -z "$type" ] || has "$dir/who.out" "key_type=$type "
+        ok "publickey $K ($(sed -n 's/.*key_type=\([^ ]*\).*/\1/p' "$dir/who.out"))"
     done
     rc=0
-    sshc s -i "$KEY_WRONG1" carol@127.0.0.1 whoami >"$d/who.out" 2>"$d/ssh.err" || rc=$?
+    sshc s -i "$KEY_WRONG1" carol@127.0.0.1 whoami >"$dir/who.out" 2>"$dir/ssh.err" || rc=$?
     [ $rc -eq 255 ] || fail "a key not in authorized_keys: ssh exited with status $rc, not 255"
-    has "$d/ssh.err" "Permission denied (publickey"
-    [ ! -s "$d/who.out" ] || fail "a wrong key ran the command"
+    has "$dir/ssh.err" "Permission denied (publickey"
+    [ ! -s "$dir/who.out" ] || fail "a wrong key ran the command"
     ok "a wrong key is refused"
     rc=0
     sshc s -i "$KEY_WRONG1" -i "$KEY_WRONG2" -i "$KEY_WRONG3" -i "$KEY_WRONG4" \
         -i "$KEY_WRONG5" -i "$KEY_WRONG6" -i "$KEY_WRONG7" -i "$KEY_ED25519" \
-        carol@127.0.0.1 whoami >"$d/who.out" 2>"$d/ssh.err" || rc=$?
+        carol@127.0.0.1 whoami >"$dir/who.out" 2>"$dir/ssh.err" || rc=$?
     [ $rc -eq 255 ] || fail "seven wrong keys: ssh exited with status $rc, not 255"
     # OpenSSH's sshd says "Too many authentication failures"; any case will do.
-    grep -q -i "too many authentication failures" "$d/ssh.err" ||
-        fail "seven wrong keys: no 'Too many authentication failures' in: $(cat "$d/ssh.err")"
-    [ ! -s "$d/who.out" ] || fail "the eighth key got in after seven failures"
+    grep -q -i "too many authentication failures" "$dir/ssh.err" ||
+        fail "seven wrong keys: no 'Too many authentication failures' in: $(cat "$dir/ssh.err")"
+    [ ! -s "$dir/who.out" ] || fail "the eighth key got in after seven failures"
     ok "seven wrong keys: Too many authentication failures"
 
     pw() { # USER ANSWER METHOD
         askpass_env "$2" setsid -w ssh -F /dev/null -o BatchMode=no \
-            -o UserKnownHostsFile="$d/known_hosts.s" -o StrictHostKeyChecking=yes \
+            -o UserKnownHostsFile="$dir/known_hosts.s" -o StrictHostKeyChecking=yes \
             -o GlobalKnownHostsFile=/dev/null -o ControlMaster=no -o ControlPath=none \
             -o PubkeyAuthentication=no -o PreferredAuthentications="$3" \
             -o NumberOfPasswordPrompts=1 -o ConnectTimeout=60 -p "$port" \
             "$1@127.0.0.1" whoami
     }
-    : >"$d/askpass.log"
-    pw alice secret password >"$d/who.out" 2>"$d/ssh.err" || fail "password: ssh exited with status $?"
-    has "$d/who.out" "user=alice method=password"
+    : >"$dir/askpass.log"
+    pw alice secret password >"$dir/who.out" 2>"$dir/ssh.err" || fail "password: ssh exited with status $?"
+    has "$dir/who.out" "user=alice method=password"
     ok "password"
-    : >"$d/askpass.log"
-    pw alice secret keyboard-interactive >"$d/who.out" 2>"$d/ssh.err" ||
+    : >"$dir/askpass.log"
+    pw alice secret keyboard-interactive >"$dir/who.out" 2>"$dir/ssh.err" ||
         fail "keyboard-interactive: ssh exited with status $?"
-    has "$d/who.out" "user=alice method=keyboard-interactive"
-    has "$d/askpass.log" "Password"
-    ok "keyboard-interactive (prompt: $(head -n 1 "$d/askpass.log"))"
+    has "$dir/who.out" "user=alice method=keyboard-interactive"
+    has "$dir/askpass.log" "Password"
+    ok "keyboard-interactive (prompt: $(head -n 1 "$dir/askpass.log"))"
     for m in password keyboard-interactive; do
         rc=0
-        pw alice wrong "$m" >"$d/who.out" 2>"$d/wrong.err" || rc=$?
+        pw alice wrong "$m" >"$dir/who.out" 2>"$dir/wrong.err" || rc=$?
         [ $rc -eq 255 ] || fail "$m, wrong password: ssh exited with status $rc, not 255"
         rc=0
-        pw mallory secret "$m" >"$d/who.out" 2>"$d/unknown.err" || rc=$?
+        pw mallory secret "$m" >"$dir/who.out" 2>"$dir/unknown.err" || rc=$?
         [ $rc -eq 255 ] || fail "$m, unknown user: ssh exited with status $rc, not 255"
-        has "$d/wrong.err" "Permission denied"
-        sed 's/mallory/USER/g' "$d/unknown.err" >"$d/unknown.norm"
-        sed 's/alice/USER/g' "$d/wrong.err" >"$d/wrong.norm"
-        cmp -s "$d/unknown.norm" "$d/wrong.norm" ||
-            fail "$m: an unknown user is not answered like a wrong password: '$(cat "$d/unknown.err")' against '$(cat "$d/wrong.err")'"
-        ok "$m: wrong password and unknown user refused alike ($(head -n 1 "$d/wrong.err"))"
+        has "$dir/wrong.err" "Permission denied"
+        sed 's/mallory/USER/g' "$dir/unknown.err" >"$dir/unknown.norm"
+        sed 's/alice/USER/g' "$dir/wrong.err" >"$dir/wrong.norm"
+        cmp -s "$dir/unknown.norm" "$dir/wrong.norm" ||
+            fail "$m: an unknown user is not answered like a wrong password: '$(cat "$dir/unknown.err")' against '$(cat "$dir/wrong.err")'"
+        ok "$m: wrong password and unknown user refused alike ($(head -n 1 "$dir/wrong.err"))"
     done
 
     for st in 0 7 42; do
         rc=0
-        sshc s -i "$KEY_ED25519" carol@127.0.0.1 "exit $st" </dev/null 2>"$d/ssh.err" || rc=$?
+        sshc s -i "$KEY_ED25519" carol@127.0.0.1 "exit $st" </dev/null 2>"$dir/ssh.err" || rc=$?
         [ $rc -eq $st ] || fail "exit $st: ssh exited with status $rc"
     done
     rc=0
-    sshc s -i "$KEY_ED25519" carol@127.0.0.1 "no-such-command" </dev/null 2>"$d/ssh.err" || rc=$?
+    sshc s -i "$KEY_ED25519" carol@127.0.0.1 "no-such-command" </dev/null 2>"$dir/ssh.err" || rc=$?
     [ $rc -eq 127 ] || fail "an unknown command: ssh exited with status $rc, not 127"
-    has "$d/ssh.err" "unknown command: no-such-command"
+    has "$dir/ssh.err" "unknown command: no-such-command"
     ok "exit statuses 0, 7, 42; 127 and stderr for an unknown command"
 
     # A host key made by ssh-keygen; and the other server's key refused.
     start_server k "$HOST_KEYGEN"
     kpid=$spid
-    sshc k -i "$KEY_ED25519" carol@127.0.0.1 whoami >"$d/who.out" 2>"$d/ssh.err" ||
+    sshc k -i "$KEY_ED25519" carol@127.0.0.1 whoami >"$dir/who.out" 2>"$dir/ssh.err" ||
         fail "ssh-keygen host key: ssh exited with status $?"
-    has "$d/who.out" "user=carol"
-    printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$HOST_KEY_PUB")" >"$d/known_hosts.bad"
+    has "$dir/who.out" "user=carol"
+    printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$HOST_KEY_PUB")" >"$dir/known_hosts.bad"
     rc=0
-    sshc bad -i "$KEY_ED25519" carol@127.0.0.1 whoami >"$d/who.out" 2>"$d/ssh.err" || rc=$?
+    sshc bad -i "$KEY_ED25519" carol@127.0.0.1 whoami >"$dir/who.out" 2>"$dir/ssh.err" || rc=$?
     [ $rc -eq 255 ] || fail "a changed host key: ssh exited with status $rc, not 255"
-    has "$d/ssh.err" "Host key verification failed"
+    has "$dir/ssh.err" "Host key verification failed"
     ok "a host key from ssh-keygen; a changed host key refused by ssh"
     stop_server "$kpid" k
     stop_server "$s_pid" s
@@ -294,43 +227,43 @@ rekey)
     start_server s "$HOST_KEY" --stats
     n=67108864
     want=$(pattern_sha $n)
-    sshc s -o RekeyLimit=1M -i "$KEY_ED25519" carol@127.0.0.1 "source $n" 2>"$d/ssh.err" |
-        sha256sum >"$d/src.sum"
-    got=$(cut -d' ' -f1 "$d/src.sum")
+    sshc s -o RekeyLimit=1M -i "$KEY_ED25519" carol@127.0.0.1 "source $n" 2>"$dir/ssh.err" |
+        sha256sum >"$dir/src.sum"
+    got=$(cut -d' ' -f1 "$dir/src.sum")
     [ "$got" = "$want" ] || fail "source $n with RekeyLimit=1M: sha256 $got, want $want"
     ok "64 MiB from the server, the client rekeying every MiB: every byte right"
-    head -c $n /dev/urandom >"$d/64m"
-    sum=$(sha256sum "$d/64m" | cut -d' ' -f1)
-    sshc s -o RekeyLimit=1M -i "$KEY_ED25519" carol@127.0.0.1 sink <"$d/64m" >"$d/sink.out" 2>"$d/ssh.err" ||
+    head -c $n /dev/urandom >"$dir/64m"
+    sum=$(sha256sum "$dir/64m" | cut -d' ' -f1)
+    sshc s -o RekeyLimit=1M -i "$KEY_ED25519" carol@127.0.0.1 sink <"$dir/64m" >"$dir/sink.out" 2>"$dir/ssh.err" ||
         fail "sink: ssh exited with status $?"
-    [ "$(cat "$d/sink.out")" = "$n $sum" ] ||
-        fail "sink of 64 MiB with RekeyLimit=1M: the server read '$(cat "$d/sink.out")', want '$n $sum'"
+    [ "$(cat "$dir/sink.out")" = "$n $sum" ] ||
+        fail "sink of 64 MiB with RekeyLimit=1M: the server read '$(cat "$dir/sink.out")', want '$n $sum'"
     ok "64 MiB to the server, the client rekeying every MiB: every byte right"
-    sshc s -i "$KEY_ED25519" carol@127.0.0.1 stats >"$d/stats.out" 2>"$d/ssh.err" || fail "stats: $?"
-    rk=$(sed -n 's/.* rekeys=\([0-9]*\) .*/\1/p' "$d/stats.out")
+    sshc s -i "$KEY_ED25519" carol@127.0.0.1 stats >"$dir/stats.out" 2>"$dir/ssh.err" || fail "stats: $?"
+    rk=$(sed -n 's/.* rekeys=\([0-9]*\) .*/\1/p' "$dir/stats.out")
     [ -n "$rk" ] && [ "$rk" -ge 100 ] ||
-        fail "the server counted '$rk' rekeys for 2 x 64 MiB at RekeyLimit=1M (want >= 100): $(cat "$d/stats.out")"
+        fail "the server counted '$rk' rekeys for 2 x 64 MiB at RekeyLimit=1M (want >= 100): $(cat "$dir/stats.out")"
     ok "the server counted $rk rekeys"
     stop_server "$spid" s
     # Rekeys the server starts itself.
     start_server r "$HOST_KEY" --rekey-bytes 4194304
     m=33554432
-    sshc r -i "$KEY_ED25519" carol@127.0.0.1 "source $m" 2>"$d/ssh.err" | sha256sum >"$d/src.sum"
+    sshc r -i "$KEY_ED25519" carol@127.0.0.1 "source $m" 2>"$dir/ssh.err" | sha256sum >"$dir/src.sum"
     want=$(pattern_sha $m)
-    got=$(cut -d' ' -f1 "$d/src.sum")
+    got=$(cut -d' ' -f1 "$dir/src.sum")
     [ "$got" = "$want" ] || fail "source $m with the server rekeying every 4 MiB: sha256 $got, want $want"
-    sshc r -i "$KEY_ED25519" carol@127.0.0.1 stats >"$d/stats.out" 2>"$d/ssh.err" || fail "stats: $?"
-    rk=$(sed -n 's/.* rekeys=\([0-9]*\) .*/\1/p' "$d/stats.out")
+    sshc r -i "$KEY_ED25519" carol@127.0.0.1 stats >"$dir/stats.out" 2>"$dir/ssh.err" || fail "stats: $?"
+    rk=$(sed -n 's/.* rekeys=\([0-9]*\) .*/\1/p' "$dir/stats.out")
     [ -n "$rk" ] && [ "$rk" -ge 6 ] ||
-        fail "the server counted '$rk' rekeys for 32 MiB at --rekey-bytes 4 MiB (want >= 6): $(cat "$d/stats.out")"
+        fail "the server counted '$rk' rekeys for 32 MiB at --rekey-bytes 4 MiB (want >= 6): $(cat "$dir/stats.out")"
     ok "32 MiB with the server rekeying every 4 MiB: every byte right, $rk rekeys"
     stop_server "$spid" r
     ;;
 channels)
     start_server s "$HOST_KEY" --stats
-    sock=$d/cm.sock
+    sock=$dir/cm.sock
     sshm s -o ControlMaster=yes -o ControlPath="$sock" -o ControlPersist=no -N \
-        -i "$KEY_ED25519" carol@127.0.0.1 </dev/null 2>"$d/master.err" &
+        -i "$KEY_ED25519" carol@127.0.0.1 </dev/null 2>"$dir/master.err" &
     mpid=$!
     pids="$pids $mpid"
     wait_for "the ControlMaster socket" "$mpid" test -S "$sock"
@@ -341,8 +274,8 @@ channels)
     i=1
     cpids=""
     while [ $i -le 20 ]; do
-        head -c $((1000 + i * 4099)) /dev/urandom >"$d/in.$i"
-        mux cat <"$d/in.$i" >"$d/out.$i" 2>"$d/mux.$i.err" &
+        head -c $((1000 + i * 4099)) /dev/urandom >"$dir/in.$i"
+        mux cat <"$dir/in.$i" >"$dir/out.$i" 2>"$dir/mux.$i.err" &
         cpids="$cpids $!"
         i=$((i + 1))
     done
@@ -351,32 +284,32 @@ channels)
     done
     i=1
     while [ $i -le 20 ]; do
-        cmp -s "$d/in.$i" "$d/out.$i" || fail "session $i through the ControlMaster: wrong echo"
+        cmp -s "$dir/in.$i" "$dir/out.$i" || fail "session $i through the ControlMaster: wrong echo"
         i=$((i + 1))
     done
-    mux whoami >"$d/who.out" 2>/dev/null || fail "whoami through the master: $?"
-    has "$d/who.out" "user=carol"
+    mux whoami >"$dir/who.out" 2>/dev/null || fail "whoami through the master: $?"
+    has "$dir/who.out" "user=carol"
     mux -O exit 2>/dev/null
     wait "$mpid" || true
     ok "20 sessions at once on one connection (ControlMaster), each echo right"
 
-    printf 'hello shell\n' | sshc s -T -i "$KEY_ED25519" carol@127.0.0.1 >"$d/shell.out" 2>"$d/ssh.err" ||
+    printf 'hello shell\n' | sshc s -T -i "$KEY_ED25519" carol@127.0.0.1 >"$dir/shell.out" 2>"$dir/ssh.err" ||
         fail "shell: ssh exited with status $?"
-    [ "$(cat "$d/shell.out")" = "hello shell" ] || fail "shell echo: '$(cat "$d/shell.out")'"
-    sshc s -tt -i "$KEY_ED25519" carol@127.0.0.1 whoami </dev/null >"$d/who.out" 2>"$d/ssh.err" ||
+    [ "$(cat "$dir/shell.out")" = "hello shell" ] || fail "shell echo: '$(cat "$dir/shell.out")'"
+    sshc s -tt -i "$KEY_ED25519" carol@127.0.0.1 whoami </dev/null >"$dir/who.out" 2>"$dir/ssh.err" ||
         fail "whoami with a pty: ssh exited with status $?"
-    has "$d/who.out" "pty=1"
+    has "$dir/who.out" "pty=1"
     ok "shell (echo) without a pty; exec with a pty (pty=1)"
 
     # direct-tcpip to the server's own port: the relay brings its banner.
-    sshc s -i "$KEY_ED25519" -W "127.0.0.1:$port" carol@127.0.0.1 </dev/null >"$d/w.out" 2>"$d/ssh.err" ||
+    sshc s -i "$KEY_ED25519" -W "127.0.0.1:$port" carol@127.0.0.1 </dev/null >"$dir/w.out" 2>"$dir/ssh.err" ||
         fail "ssh -W 127.0.0.1:$port exited with status $?"
-    has "$d/w.out" "SSH-2.0-"
+    has "$dir/w.out" "SSH-2.0-"
     rc=0
-    sshc s -i "$KEY_ED25519" -W "127.0.0.2:$port" carol@127.0.0.1 </dev/null >"$d/w.out" 2>"$d/ssh.err" || rc=$?
+    sshc s -i "$KEY_ED25519" -W "127.0.0.2:$port" carol@127.0.0.1 </dev/null >"$dir/w.out" 2>"$dir/ssh.err" || rc=$?
     [ $rc -ne 0 ] || fail "direct-tcpip to 127.0.0.2 was not refused"
-    has "$d/ssh.err" "administratively prohibited"
-    ok "direct-tcpip to 127.0.0.1 relayed ($(head -c 40 "$d/w.out" | tr -d '\r\n')); 127.0.0.2 refused"
+    has "$dir/ssh.err" "administratively prohibited"
+    ok "direct-tcpip to 127.0.0.1 relayed ($(head -c 40 "$dir/w.out" | tr -d '\r\n')); 127.0.0.2 refused"
     stop_server "$spid" s
     ;;
 *)

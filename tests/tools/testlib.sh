@@ -1,9 +1,12 @@
-# Shared by the tools' test scripts (sourced, POSIX sh): a scratch folder
-# that goes away with every process the script started, fail() that shows
-# their stderr, and wait_for(), which polls for an event, never a fixed
-# sleep.
+# Shared by the tools' test scripts and tests/sshd/sshdlib.sh (sourced,
+# POSIX sh): a scratch folder that goes away with every process the script
+# started, fail() that shows their stderr, and wait_for(), which polls for
+# an event, never a fixed sleep.
 #
 #   . "$here/testlib.sh"; testlib_setup NAME      -> $dir, $pids
+# Set before use, if wanted: me (named in FAIL lines), testlib_wait (how
+# long wait_for waits, in seconds: 30), testlib_err_lines (fail shows the
+# last N lines of each *.err instead of all of it).
 
 testlib_setup() {
     dir=$(mktemp -d "${TMPDIR:-/tmp}/coil-$1.XXXXXX")
@@ -20,18 +23,24 @@ testlib_cleanup() {
 }
 
 fail() {
-    echo "FAIL: $*" >&2
+    echo "FAIL${me:+ ($me)}: $*" >&2
     for f in "$dir"/*.err; do
         [ -f "$f" ] || continue
-        echo "--- $f:" >&2
-        cat "$f" >&2
+        if [ -n "${testlib_err_lines:-}" ]; then
+            echo "--- $f (last $testlib_err_lines lines):" >&2
+            tail -n "$testlib_err_lines" "$f" >&2
+        else
+            echo "--- $f:" >&2
+            cat "$f" >&2
+        fi
     done
     exit 1
 }
 
 # wait_for WHAT PID CMD...: until CMD succeeds; fail when process PID (0:
-# none) has exited first, or after 30 s, saying WHAT was awaited. Polled
-# every 0.05 s, so a slow machine only makes a test slower, never wrong.
+# none) has exited first, or after $testlib_wait (30) s, saying WHAT was
+# awaited. Polled every 0.05 s, so a slow machine only makes a test slower,
+# never wrong.
 wait_for() {
     what=$1
     wpid=$2
@@ -43,7 +52,7 @@ wait_for() {
             return 0
         fi
         i=$((i + 1))
-        [ $i -lt 600 ] || fail "$what: not within 30 s"
+        [ $i -lt $((${testlib_wait:-30} * 20)) ] || fail "$what: not within ${testlib_wait:-30} s"
         sleep 0.05
     done
 }
