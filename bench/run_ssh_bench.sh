@@ -38,43 +38,11 @@ for b in "$bench" "$echo_bin" "$tunnel_bin"; do
 done
 command -v ssh >/dev/null || { echo "run_ssh_bench: ssh (openssh-client) is missing" >&2; exit 2; }
 
-tmp=$(mktemp -d)
-all_pids=()
-cleanup() {
-    local p
-    for p in "${all_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    sh "$root/tests/ssh/sshd-fixture.sh" stop "$tmp/sshd" >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-sh "$root/tests/ssh/sshd-fixture.sh" start "$tmp/sshd" >"$tmp/fixture.out" 2>&1 ||
-    { cat "$tmp/fixture.out" >&2; exit 2; }
-while IFS='=' read -r k v; do
-    case $k in [A-Z]*) printf -v "$k" '%s' "$v" ;; esac
-done <"$tmp/sshd/env"
-
-# wait_line FILE PATTERN PID: until FILE has PATTERN (30 s at most).
-wait_line() {
-    for _ in $(seq 1 300); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "run_ssh_bench: waited in vain for '$2' in $1:" >&2
-    cat "$1" >&2
-    return 1
-}
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-"$echo_bin" serve tcp:0:interface=127.0.0.1 2>"$tmp/echo.err" &
-echo_pid=$!
-all_pids+=("$echo_pid")
-wait_line "$tmp/echo.err" "serving .* on tcp:" "$echo_pid" || exit 1
-eport=$(sed -n 's/.*serving .* on tcp:\([0-9][0-9]*\).*/\1/p' "$tmp/echo.err" | head -n 1)
+me=run_ssh_bench
+# shellcheck source=sshbench.sh source-path=SCRIPTDIR
+. "$here/sshbench.sh"
+bench_sshd_fixture
+bench_echo_server "$echo_bin"
 
 declare -A tpid=() tport=() cipher=()
 ssh_opts=(-N -v -p "$SSHD_PORT" -i "$SSH_KEY_ED25519" -o IdentitiesOnly=yes -o BatchMode=yes

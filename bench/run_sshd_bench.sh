@@ -55,41 +55,15 @@ for t in ssh ssh-keygen pgrep ss; do
     command -v "$t" >/dev/null || { echo "run_sshd_bench: $t is missing" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d)
-all_pids=()
-cleanup() {
-    local p
-    for p in "${all_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    sh "$root/tests/ssh/sshd-fixture.sh" stop "$tmp/sshd" >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+me=run_sshd_bench
+bench_wait=60
+# shellcheck source=sshbench.sh source-path=SCRIPTDIR
+. "$here/sshbench.sh"
+bench_sshd_fixture
 say() { echo "$*" >&2; }
 
 # ---- the servers --------------------------------------------------------------------
-sh "$root/tests/ssh/sshd-fixture.sh" start "$tmp/sshd" >"$tmp/fixture.out" 2>&1 ||
-    { cat "$tmp/fixture.out" >&2; exit 2; }
-while IFS='=' read -r k v; do
-    case $k in [A-Z]*) printf -v "$k" '%s' "$v" ;; esac
-done <"$tmp/sshd/env"
-
-wait_line() { # FILE PATTERN PID
-    for _ in $(seq 1 600); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || break
-        sleep 0.1
-    done
-    say "run_sshd_bench: waited in vain for '$2' in $1:"
-    cat "$1" >&2
-    return 1
-}
-
-"$echo_bin" serve tcp:0:interface=127.0.0.1 2>"$tmp/echo.err" &
-echo_pid=$!
-all_pids+=("$echo_pid")
-wait_line "$tmp/echo.err" "serving .* on tcp:" "$echo_pid" || exit 1
-eport=$(sed -n 's/.*serving .* on tcp:\([0-9][0-9]*\).*/\1/p' "$tmp/echo.err" | head -n 1)
+bench_echo_server "$echo_bin"
 
 declare -A spid=() sport=() skh=() suser=()
 # coil: the interop tests' server, the fixture's authorized_keys, a fresh
@@ -154,9 +128,6 @@ sshx() { # NAME CIPHER COMMAND
     ssh "${sa[@]}" "${suser[$1]}@127.0.0.1" "$3"
 }
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 results=$tmp/results.tsv
 : >"$results"
