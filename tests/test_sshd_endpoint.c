@@ -69,32 +69,13 @@ static int teardown(void)
 
 static void expect_bad(const char *text, const char *needle)
 {
-    coil_endpoint *e = COIL_TEST_POISON;
-    coil_failure *err = NULL;
-    int rc = coil_endpoint_server(text, &e, &err);
-    CU_ASSERT_EQUAL(rc, COIL_EINVAL);
-    CU_ASSERT_PTR_NULL(e);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    const char *m = coil_failure_message(err);
-    COIL_TEST_ASSERT_HAS(m, needle);
-    COIL_TEST_ASSERT_HAS(m, "bad server endpoint '");
-    COIL_TEST_ASSERT_HAS(m, "(use ssh:PORT:hostKey=FILE[:authorizedKeys=FILE]");
-    coil_failure_free(err);
+    coil_test_endpoint_bad(1, text, needle,
+                           "(use ssh:PORT:hostKey=FILE[:authorizedKeys=FILE]");
 }
 
 static void expect_good(const char *text)
 {
-    coil_endpoint *e = NULL;
-    coil_failure *err = NULL;
-    int rc = coil_endpoint_server(text, &e, &err);
-    if (rc)
-        fprintf(stderr, "\n    %s: %s\n", text, err ? coil_failure_message(err) : "?");
-    CU_ASSERT_EQUAL(rc, 0);
-    CU_ASSERT_PTR_NULL(err);
-    if (e)
-        CU_ASSERT_STRING_EQUAL(coil_endpoint_kind(e), "ssh");
-    coil_endpoint_free(e);
-    coil_failure_free(err);
+    coil_test_endpoint_good(1, text, "ssh");
 }
 
 static void test_parse_errors(void)

@@ -320,6 +320,41 @@ int coil_test_sshd_interop_known_hosts(char *buf, size_t size, int port, const c
     return 0;
 }
 
+void coil_test_endpoint_bad(int server, const char *text, const char *needle,
+                            const char *usage)
+{
+    coil_endpoint *e = COIL_TEST_POISON;
+    coil_failure *err = NULL;
+    int rc = server ? coil_endpoint_server(text, &e, &err)
+                    : coil_endpoint_client(text, &e, &err);
+    if (rc != COIL_EINVAL)
+        fprintf(stderr, "\n    '%s': %d, not COIL_EINVAL\n", text, rc);
+    CU_ASSERT_EQUAL(rc, COIL_EINVAL);
+    CU_ASSERT_PTR_NULL(e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+    const char *m = coil_failure_message(err);
+    COIL_TEST_ASSERT_HAS(m, needle);
+    COIL_TEST_ASSERT_HAS(m, server ? "bad server endpoint '" : "bad client endpoint '");
+    COIL_TEST_ASSERT_HAS(m, usage);
+    coil_failure_free(err);
+}
+
+void coil_test_endpoint_good(int server, const char *text, const char *kind)
+{
+    coil_endpoint *e = NULL;
+    coil_failure *err = NULL;
+    int rc = server ? coil_endpoint_server(text, &e, &err)
+                    : coil_endpoint_client(text, &e, &err);
+    if (rc)
+        fprintf(stderr, "\n    %s: %s\n", text, err ? coil_failure_message(err) : "?");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NULL(err);
+    if (e)
+        CU_ASSERT_STRING_EQUAL(coil_endpoint_kind(e), kind);
+    coil_endpoint_free(e);
+    coil_failure_free(err);
+}
+
 int coil_test_wait_fired(coil_reactor *r, coil_deferred *d, double seconds)
 {
     double end = coil_reactor_seconds(r) + seconds;

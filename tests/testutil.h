@@ -76,6 +76,15 @@ int coil_test_temp_file(char *buf, size_t size, const char *tag);
 extern char coil_test_poison_byte;
 #define COIL_TEST_POISON ((void *)&coil_test_poison_byte)
 
+/* TEXT parsed as a server (server=1) or client endpoint description must be
+ * refused: COIL_EINVAL, no endpoint, a message that holds "bad server
+ * endpoint '" (or client), `needle` and `usage` (CUnit assertions). */
+void coil_test_endpoint_bad(int server, const char *text, const char *needle,
+                            const char *usage);
+
+/* TEXT must parse (server or client) into an endpoint of `kind`. */
+void coil_test_endpoint_good(int server, const char *text, const char *kind);
+
 /* Run `r` until `d` fires or `seconds` pass; 1 when it fired, else 0. */
 int coil_test_wait_fired(coil_reactor *r, coil_deferred *d, double seconds);
 
