@@ -989,3 +989,21 @@ int coil_conformance_end_got_all(void *arg)
     coil_conformance_end *e = arg;
     return e->got >= e->total || e->lost;
 }
+
+/* ---- choosing rows ---- */
+
+int coil_conformance_selected(const char *name)
+{
+    const char *only = getenv("COIL_TEST_ONLY");
+    return !only || !*only || strstr(name, only) != NULL;
+}
+
+int coil_conformance_add_selected(const coil_conformance_kind *table, size_t n,
+                                  coil_conformance_kind *rows)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (coil_conformance_selected(table[i].name))
+            rows[m++] = table[i];
+    return coil_conformance_add_suites(rows, m);
+}

@@ -45,6 +45,16 @@ typedef struct coil_conformance_kind {
  * outlive the run. Returns 0 or -1. */
 int coil_conformance_add_suites(const coil_conformance_kind *kinds, size_t n);
 
+/* COIL_TEST_ONLY=TEXT (by hand, while working on one row): 1 when `name`
+ * contains TEXT, or when it is not set. */
+int coil_conformance_selected(const char *name);
+
+/* coil_conformance_add_suites for the kinds of `table` that
+ * coil_conformance_selected picks, copied to `rows` (room for n; it must outlive the
+ * run). */
+int coil_conformance_add_selected(const coil_conformance_kind *table, size_t n,
+                                  coil_conformance_kind *rows);
+
 /* The TLS contexts the conformance programs share, made once from the
  * certificates of tests/tls/make-certs.sh in $COIL_TEST_CERTS (the ctest
  * fixture tls_certs sets it): 0, or COIL_EINVAL with a message saying what

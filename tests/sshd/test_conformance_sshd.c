@@ -400,22 +400,12 @@ static void test_client_writer_server_paused(void)
 /* ---- main ----------------------------------------------------------------------------
  */
 
-static int selected(const char *name)
-{
-    const char *only = getenv("COIL_TEST_ONLY");
-    return !only || !*only || strstr(name, only) != NULL;
-}
-
 static int add_suites(void)
 {
     static coil_conformance_kind rows[sizeof table / sizeof table[0]];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (selected(table[i].name))
-            rows[n++] = table[i];
-    if (coil_conformance_add_suites(rows, n) != 0)
+    if (coil_conformance_add_selected(table, sizeof table / sizeof table[0], rows) != 0)
         return -1;
-    if (!selected("coil SSH server channel memory bound"))
+    if (!coil_conformance_selected("coil SSH server channel memory bound"))
         return 0;
     CU_pSuite s =
         CU_add_suite("coil SSH server channel memory bound", mem_init, mem_clean);
