@@ -1368,6 +1368,33 @@ static void process_input(coil__sshd *s)
     coil__sshd_unref(s);
 }
 
+/* Room for `len` more bytes after the `used` first of *buf (capacity *cap):
+ * a buffer twice as large until it fits (16 KiB at first, IN_HARD_MAX at
+ * most), the old one wiped and freed. 0, or -1 past the bound or out of
+ * memory (*buf unchanged). */
+static int reserve(unsigned char **buf, size_t *cap, size_t used, size_t len)
+{
+    size_t need = used + len;
+    if (need > IN_HARD_MAX)
+        return -1;
+    size_t ncap = *cap ? *cap : 16 * 1024;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > IN_HARD_MAX)
+        ncap = IN_HARD_MAX;
+    unsigned char *n = malloc(ncap);
+    if (!n)
+        return -1;
+    if (*buf) {
+        memcpy(n, *buf, used);
+        sodium_memzero(*buf, *cap);
+        free(*buf);
+    }
+    *buf = n;
+    *cap = ncap;
+    return 0;
+}
+
 /* Append bytes to the input buffer, moving and growing it as needed
  * (never with the packet loop on the stack). 0, or -1 past the bound. */
 static int in_append(coil__sshd *s, const void *data, size_t len)
@@ -1379,26 +1406,8 @@ static int in_append(coil__sshd *s, const void *data, size_t len)
         s->in_end -= s->in_start;
         s->in_start = 0;
     }
-    if (s->in_cap - s->in_end < len) {
-        size_t need = s->in_end + len;
-        if (need > IN_HARD_MAX)
-            return -1;
-        size_t cap = s->in_cap ? s->in_cap : 16 * 1024;
-        while (cap < need)
-            cap *= 2;
-        if (cap > IN_HARD_MAX)
-            cap = IN_HARD_MAX;
-        unsigned char *n = malloc(cap);
-        if (!n)
-            return -1;
-        if (s->in) {
-            memcpy(n, s->in, s->in_end);
-            sodium_memzero(s->in, s->in_cap);
-            free(s->in);
-        }
-        s->in = n;
-        s->in_cap = cap;
-    }
+    if (s->in_cap - s->in_end < len && reserve(&s->in, &s->in_cap, s->in_end, len) != 0)
+        return -1;
     memcpy(s->in + s->in_end, data, len);
     s->in_end += len;
     return 0;
@@ -1406,18 +1415,9 @@ static int in_append(coil__sshd *s, const void *data, size_t len)
 
 static int spill_append(coil__sshd *s, const void *data, size_t len)
 {
-    if (s->spill_len + len > IN_HARD_MAX)
+    if (s->spill_cap - s->spill_len < len &&
+        reserve(&s->spill, &s->spill_cap, s->spill_len, len) != 0)
         return -1;
-    if (s->spill_cap - s->spill_len < len) {
-        size_t cap = s->spill_cap ? s->spill_cap : 16 * 1024;
-        while (cap < s->spill_len + len)
-            cap *= 2;
-        unsigned char *n = realloc(s->spill, cap);
-        if (!n)
-            return -1;
-        s->spill = n;
-        s->spill_cap = cap;
-    }
     memcpy(s->spill + s->spill_len, data, len);
     s->spill_len += len;
     return 0;
