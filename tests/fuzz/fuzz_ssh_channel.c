@@ -19,26 +19,9 @@
  * extended data never exceed the window and max packet the client gave for
  * its channel (tracked for client ids < 256 opened once); every protocol
  * built is destroyed once the connection is freed; ASan checks the rest. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <coil/log.h>
-#include <coil/memory.h>
-#include <coil/reactor.h>
-#include <coil/ssh_server.h>
-
-#include "server_private.h"
+#include "sshd_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)              \
-    do {                      \
-        if (!(x))             \
-            __builtin_trap(); \
-    } while (0)
 
 #define MAX_LIVE 64
 
@@ -272,38 +255,16 @@ static void check_output(chk *c, coil_transport *t)
 
 /* ---- the server, made once ---- */
 
-static coil_clock *clk;
-static coil_reactor *r;
 static coil_ssh_server *srv[8];
-
-static char key[64];
-
-static void drop_key(void)
-{
-    unlink(key);
-}
 
 static coil_ssh_server *server_for(int opts)
 {
     opts &= 7;
     if (srv[opts])
         return srv[opts];
-    if (!r) {
-        clk = coil_clock_new_fake();
-        CHECK(clk);
-        coil_reactor_options ro = {0};
-        ro.clock = clk;
-        CHECK(coil_reactor_new(&r, &ro) == 0);
-        coil_log_set_level(COIL_LOG_NONE);
-    }
-    if (!key[0]) {
-        snprintf(key, sizeof key, "/tmp/coil-fuzz-ssh-channel-%ld", (long)getpid());
-        unlink(key);
-        atexit(drop_key);
-    }
     static const coil_ssh_subsystem subs[] = {{"sftp", &fac}};
     coil_ssh_server_options o = {
-        .host_key_file = key,
+        .host_key_file = fuzz_sshd_host_key("ssh-channel"),
         .generate_host_key = 1,
         .anonymous = 1,
         .shell = &fac,
@@ -316,7 +277,7 @@ static coil_ssh_server *server_for(int opts)
         .max_packet = opts & 4 ? 1024 : 0,
     };
     coil_failure *err = NULL;
-    CHECK(coil_ssh_server_new(r, &o, &srv[opts], &err) == 0);
+    CHECK(coil_ssh_server_new(fuzz_sshd_reactor(), &o, &srv[opts], &err) == 0);
     return srv[opts];
 }
 
@@ -325,6 +286,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     coil_ssh_server *sv = server_for(data[0]);
+    coil_reactor *r = fuzz_sshd_reactor();
     built = destroyed = 0;
     memset(live, 0, sizeof live);
     chk *c = calloc(1, sizeof *c);
@@ -333,25 +295,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&peer, 0, sizeof peer);
     peer.kind = COIL_ADDR_MEMORY;
     snprintf(peer.name, sizeof peer.name, "memory:fuzz");
-    coil_protocol *p = coil_ssh_server_protocol(sv, &peer);
-    CHECK(p);
-    coil_transport *t = coil_memory_transport_new(r, p);
-    CHECK(t);
-    coil__sshd *s = coil__sshd_of(p);
-    coil_memory_transport_clear(t);
-    coil__sshd_test_skip_kex(s, "alice");
+    coil__sshd *s;
+    coil_transport *t = fuzz_sshd_connect(sv, &peer, "alice", &s);
     coil_reactor_advance(r, 0);
     check_output(c, t);
 
     static unsigned char frame[70000];
-    size_t pos = 1;
-    while (pos + 2 <= size && !(coil_memory_transport_flags(t) & COIL_MEMORY_CLOSED)) {
-        size_t n = ((size_t)data[pos] << 8) | data[pos + 1];
-        pos += 2;
-        if (n > size - pos)
-            n = size - pos;
-        const unsigned char *rec = data + pos;
-        pos += n;
+    size_t pos = 1, n;
+    const unsigned char *rec;
+    while (!fuzz_sshd_closed(t) && fuzz_sshd_record(data, size, &pos, &rec, &n)) {
         if (n >= 2 && rec[0] == 0xfe) {
             coil_reactor_advance(r, rec[1]);
         } else if (n >= 3 && rec[0] == 0xff) {

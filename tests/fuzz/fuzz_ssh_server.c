@@ -27,26 +27,9 @@
  * its NEWKEYS only transport and kex messages (1-4, 20-49); nothing after
  * DISCONNECT. At the end every protocol built was destroyed, and the
  * server's counts are back to zero. ASan checks the rest. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <coil/log.h>
-#include <coil/memory.h>
-#include <coil/reactor.h>
-#include <coil/ssh_server.h>
-
-#include "server_private.h"
+#include "sshd_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)              \
-    do {                      \
-        if (!(x))             \
-            __builtin_trap(); \
-    } while (0)
 
 static int built, destroyed;
 
@@ -148,8 +131,6 @@ static void check_output(chk *c, coil_transport *t)
 
 /* ---- the servers, made once ---- */
 
-static coil_clock *clk;
-static coil_reactor *r;
 static coil_ssh_server *srv[4];
 
 static coil_ssh_server *server_for(int opts)
@@ -157,21 +138,8 @@ static coil_ssh_server *server_for(int opts)
     opts &= 3;
     if (srv[opts])
         return srv[opts];
-    if (!r) {
-        clk = coil_clock_new_fake();
-        CHECK(clk);
-        coil_reactor_options ro = {0};
-        ro.clock = clk;
-        CHECK(coil_reactor_new(&r, &ro) == 0);
-        coil_log_set_level(COIL_LOG_NONE);
-    }
-    static char key[64];
-    if (!key[0]) {
-        snprintf(key, sizeof key, "/tmp/coil-fuzz-ssh-server-%ld", (long)getpid());
-        unlink(key);
-    }
     coil_ssh_server_options o = {
-        .host_key_file = key,
+        .host_key_file = fuzz_sshd_host_key("ssh-server"),
         .generate_host_key = 1,
         .anonymous = 1,
         .authorize_key = any_key,
@@ -182,7 +150,7 @@ static coil_ssh_server *server_for(int opts)
         .auth_failure_delay = 0.01,
     };
     coil_failure *err = NULL;
-    CHECK(coil_ssh_server_new(r, &o, &srv[opts], &err) == 0);
+    CHECK(coil_ssh_server_new(fuzz_sshd_reactor(), &o, &srv[opts], &err) == 0);
     return srv[opts];
 }
 
@@ -190,13 +158,7 @@ static void cleanup(void)
 {
     for (int i = 0; i < 4; i++)
         coil_ssh_server_free(srv[i]);
-    if (r) {
-        coil_reactor_free(r);
-        coil_clock_free(clk);
-    }
-    static char key[64];
-    snprintf(key, sizeof key, "/tmp/coil-fuzz-ssh-server-%ld", (long)getpid());
-    unlink(key);
+    fuzz_sshd_reactor_free();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -211,29 +173,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int opts = data[0];
     coil_ssh_server *sv = server_for(opts);
     built = destroyed = 0;
+    coil_reactor *r = fuzz_sshd_reactor();
     chk *c = calloc(1, sizeof *c);
     CHECK(c);
-    coil_protocol *p = coil_ssh_server_protocol(sv, NULL);
-    CHECK(p);
-    coil_transport *t = coil_memory_transport_new(r, p);
-    CHECK(t);
-    coil__sshd *s = coil__sshd_of(p);
-    coil_memory_transport_clear(t);
-    coil__sshd_test_skip_kex(s, opts & 1 ? NULL : "fuzz");
+    coil__sshd *s;
+    coil_transport *t = fuzz_sshd_connect(sv, NULL, opts & 1 ? NULL : "fuzz", &s);
     c->authed = !(opts & 1);
     coil_reactor_advance(r, 0);
     check_output(c, t);
 
     static unsigned char frame[70000];
-    size_t pos = 1;
+    size_t pos = 1, n;
+    const unsigned char *rec;
     int rec_no = 0, held = 0;
-    while (pos + 2 <= size && !(coil_memory_transport_flags(t) & COIL_MEMORY_CLOSED)) {
-        size_t n = ((size_t)data[pos] << 8) | data[pos + 1];
-        pos += 2;
-        if (n > size - pos)
-            n = size - pos;
-        const unsigned char *rec = data + pos;
-        pos += n;
+    while (!fuzz_sshd_closed(t) && fuzz_sshd_record(data, size, &pos, &rec, &n)) {
         rec_no++;
         if ((opts & 8) && rec_no % 4 == 0) {
             held = !held;
@@ -251,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 size_t cut = rec[0] % k;
                 coil_memory_transport_feed(t, frame, cut);
                 coil_reactor_advance(r, 0);
-                if (!(coil_memory_transport_flags(t) & COIL_MEMORY_CLOSED))
+                if (!fuzz_sshd_closed(t))
                     coil_memory_transport_feed(t, frame + cut, k - cut);
             } else if (k) {
                 coil_memory_transport_feed(t, frame, k);
@@ -260,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check_output(c, t);
     }
-    if (held && !(coil_memory_transport_flags(t) & COIL_MEMORY_CLOSED))
+    if (held && !fuzz_sshd_closed(t))
         coil__sshd_hold_input(s, 0); /* s is freed once the transport closed */
     coil_reactor_advance(r, 0);
     check_output(c, t);
