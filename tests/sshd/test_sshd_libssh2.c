@@ -131,6 +131,22 @@ static void close_session(coil_ssh_session *s)
     coil_ssh_session_free(s);
 }
 
+/* A session as "dave" with the fixture's key KEY (a key name of its env);
+ * the test stops when the login fails. */
+static coil_ssh_session *login_dave(const char *key)
+{
+    coil_ssh_options o;
+    base_options(&o, "dave");
+    o.identity_file = coil_test_sshd_interop(key);
+    coil_failure *f = NULL;
+    coil_ssh_session *s = connect_session(&o, &f);
+    if (!s) {
+        coil_failure_free(f);
+        CU_FAIL_FATAL("login failed");
+    }
+    return s;
+}
+
 /* A login that must be refused (COIL_SSH_EAUTH); its message in msg when
  * msg is not NULL. */
 static void expect_refused(const coil_ssh_options *o, char *msg, size_t cap)
@@ -449,15 +465,7 @@ static void test_wrong_password_and_unknown_user(void)
 
 static void test_exit_status(void)
 {
-    coil_ssh_options o;
-    base_options(&o, "dave");
-    o.identity_file = coil_test_sshd_interop("KEY_ED25519");
-    coil_failure *f = NULL;
-    coil_ssh_session *s = connect_session(&o, &f);
-    if (!s) {
-        coil_failure_free(f);
-        CU_FAIL_FATAL("login failed");
-    }
+    coil_ssh_session *s = login_dave("KEY_ED25519");
     static const int statuses[] = {0, 3, 255};
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
         char cmd[32];
@@ -481,15 +489,7 @@ static void test_exit_status(void)
 static void test_transfers(void)
 {
     enum { N = 8 * 1024 * 1024 };
-    coil_ssh_options o;
-    base_options(&o, "dave");
-    o.identity_file = coil_test_sshd_interop("KEY_ECDSA");
-    coil_failure *f = NULL;
-    coil_ssh_session *s = connect_session(&o, &f);
-    if (!s) {
-        coil_failure_free(f);
-        CU_FAIL_FATAL("login failed");
-    }
+    coil_ssh_session *s = login_dave("KEY_ECDSA");
     char cmd[64];
     snprintf(cmd, sizeof cmd, "source %d", N);
     xp x;
@@ -528,15 +528,7 @@ static void test_transfers(void)
 static void test_fifty_channels(void)
 {
     enum { N = 50 };
-    coil_ssh_options o;
-    base_options(&o, "dave");
-    o.identity_file = coil_test_sshd_interop("KEY_ED25519");
-    coil_failure *f = NULL;
-    coil_ssh_session *s = connect_session(&o, &f);
-    if (!s) {
-        coil_failure_free(f);
-        CU_FAIL_FATAL("login failed");
-    }
+    coil_ssh_session *s = login_dave("KEY_ED25519");
     static xp x[N];
     static unsigned char *data[N];
     size_t len[N];
