@@ -187,28 +187,10 @@ static void note_input(chk *c, const unsigned char *p, size_t n)
 
 static void check_output(chk *c, coil_transport *t)
 {
-    size_t n = 0;
-    const void *w = coil_memory_transport_written(t, &n);
-    if (n) {
-        unsigned char *a = realloc(c->acc, c->len + n);
-        CHECK(a);
-        memcpy(a + c->len, w, n);
-        c->acc = a;
-        c->len += n;
-        coil_memory_transport_clear(t);
-    }
-    size_t off = 0;
-    while (c->len - off >= 4) {
-        const unsigned char *p = c->acc + off;
-        uint32_t len = coil__ssh_get32(p);
-        CHECK(len >= 5 && len <= COIL__SSH_MAX_PACKET);
-        CHECK((len + 4) % 8 == 0);
-        if (c->len - off < 4 + (size_t)len)
-            break;
-        unsigned pad = p[4];
-        CHECK(pad >= 4 && pad + 1u < len);
-        const unsigned char *pl = p + 5;
-        size_t plen = len - pad - 1;
+    fuzz_sshd_take_output(t, &c->acc, &c->len);
+    size_t off = 0, plen;
+    const unsigned char *pl;
+    while (fuzz_sshd_next_packet(c->acc, c->len, &off, &pl, &plen)) {
         coil__sshr r;
         coil__sshr_init(&r, pl + 1, plen - 1);
         uint32_t a = 0, b = 0;
@@ -245,12 +227,8 @@ static void check_output(chk *c, coil_transport *t)
         default:
             break;
         }
-        off += 4 + len;
     }
-    if (off > 0) {
-        memmove(c->acc, c->acc + off, c->len - off);
-        c->len -= off;
-    }
+    fuzz_sshd_consumed(c->acc, &c->len, off);
 }
 
 /* ---- the server, made once ---- */

@@ -85,7 +85,7 @@ typedef struct chk {
 static void check_output(chk *c, coil_transport *t)
 {
     size_t n = 0;
-    const void *w = coil_memory_transport_written(t, &n);
+    (void)coil_memory_transport_written(t, &n);
     if (n == 0)
         return;
     if (c->encrypted) {
@@ -93,23 +93,11 @@ static void check_output(chk *c, coil_transport *t)
         return;
     }
     CHECK(!c->disconnected);
-    unsigned char *a = realloc(c->acc, c->len + n);
-    CHECK(a);
-    memcpy(a + c->len, w, n);
-    c->acc = a;
-    c->len += n;
-    coil_memory_transport_clear(t);
-    size_t off = 0;
-    while (!c->encrypted && c->len - off >= 4) {
-        const unsigned char *p = c->acc + off;
-        uint32_t len = coil__ssh_get32(p);
-        CHECK(len >= 5 && len <= COIL__SSH_MAX_PACKET);
-        CHECK((len + 4) % 8 == 0);
-        if (c->len - off < 4 + (size_t)len)
-            break;
-        unsigned pad = p[4];
-        CHECK(pad >= 4 && pad + 1u < len);
-        unsigned msg = p[5];
+    fuzz_sshd_take_output(t, &c->acc, &c->len);
+    size_t off = 0, plen;
+    const unsigned char *pl;
+    while (!c->encrypted && fuzz_sshd_next_packet(c->acc, c->len, &off, &pl, &plen)) {
+        unsigned msg = pl[0];
         CHECK(!c->disconnected);
         if (msg >= 80)
             CHECK(c->authed);
@@ -123,10 +111,8 @@ static void check_output(chk *c, coil_transport *t)
             c->encrypted = 1;
         if (msg == COIL__SSH_MSG_DISCONNECT)
             c->disconnected = 1;
-        off += 4 + len;
     }
-    memmove(c->acc, c->acc + off, c->len - off);
-    c->len -= off;
+    fuzz_sshd_consumed(c->acc, &c->len, off);
 }
 
 /* ---- the servers, made once ---- */

@@ -1,7 +1,8 @@
 /* Shared by the fuzz targets of coil's SSH server that feed records to a
  * connection on the memory transport (fuzz_ssh_server.c,
  * fuzz_ssh_channel.c): one fake-clock reactor, a generated host key, a
- * connection put past the key exchange, the input's records. Header only
+ * connection put past the key exchange, the input's records, the plain
+ * packets the server wrote. Header only
  * (each target is one file plus replay.c); no CUnit. */
 #ifndef COIL_SSHD_FUZZ_H
 #define COIL_SSHD_FUZZ_H
@@ -110,6 +111,54 @@ static inline int fuzz_sshd_record(const uint8_t *data, size_t size, size_t *pos
     *rec = data + *pos;
     *pos += *n;
     return 1;
+}
+
+/* Move what the server wrote on t to the end of *acc (*len bytes). */
+static inline void fuzz_sshd_take_output(coil_transport *t, unsigned char **acc,
+                                         size_t *len)
+{
+    size_t n = 0;
+    const void *w = coil_memory_transport_written(t, &n);
+    if (n == 0)
+        return;
+    unsigned char *a = realloc(*acc, *len + n);
+    CHECK(a);
+    memcpy(a + *len, w, n);
+    *acc = a;
+    *len += n;
+    coil_memory_transport_clear(t);
+}
+
+/* The next whole plain packet in acc[*off..len): framed right (length 5 to
+ * the maximum, a multiple of 8 with its length field, at least 4 bytes of
+ * padding) or the target traps; its payload in *payload, *plen, and *off
+ * past it. 0 when the packet is not whole yet. */
+static inline int fuzz_sshd_next_packet(const unsigned char *acc, size_t len, size_t *off,
+                                        const unsigned char **payload, size_t *plen)
+{
+    if (len - *off < 4)
+        return 0;
+    const unsigned char *p = acc + *off;
+    uint32_t plen32 = coil__ssh_get32(p);
+    CHECK(plen32 >= 5 && plen32 <= COIL__SSH_MAX_PACKET);
+    CHECK((plen32 + 4) % 8 == 0);
+    if (len - *off < 4 + (size_t)plen32)
+        return 0;
+    unsigned pad = p[4];
+    CHECK(pad >= 4 && pad + 1u < plen32);
+    *payload = p + 5;
+    *plen = plen32 - pad - 1;
+    *off += 4 + plen32;
+    return 1;
+}
+
+/* Drop the first `off` bytes of acc (the packets read). */
+static inline void fuzz_sshd_consumed(unsigned char *acc, size_t *len, size_t off)
+{
+    if (off > 0) {
+        memmove(acc, acc + off, *len - off);
+        *len -= off;
+    }
 }
 
 #endif
