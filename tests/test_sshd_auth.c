@@ -21,6 +21,7 @@
 #include <coil/threadpool.h>
 
 #include "server_private.h"
+#include "sshd_testutil.h"
 #include "testutil.h"
 
 /* ---- suite-wide keys and passwords --------------------------------------- */
@@ -120,7 +121,6 @@ static void fx_connect(fx *f)
     coil_failure *err = NULL;
     coil_address peer;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(50022)};
-    coil_protocol *p;
 
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_FATAL(
@@ -131,11 +131,8 @@ static void fx_connect(fx *f)
         coil_failure_free(err);
         CU_FAIL_FATAL("coil_ssh_server_new failed");
     }
-    p = coil_ssh_server_protocol(f->srv, &peer);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    f->t = coil_memory_transport_new(f->r, p);
+    f->t = sshd_test_connect(f->r, f->srv, &peer, &f->s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->t);
-    f->s = coil__sshd_of(p);
     coil__sshd_test_skip_kex(f->s, NULL);
     coil_reactor_advance(f->r, 0);
     coil_memory_transport_clear(f->t);
@@ -178,17 +175,17 @@ static size_t take(fx *f)
 {
     size_t len, off = 0, n = 0;
     const unsigned char *w = coil_memory_transport_written(f->t, &len);
-    while (off + 5 <= len) {
-        uint32_t plen = coil__ssh_get32(w + off);
-        unsigned pad = w[off + 4];
-        CU_ASSERT_FATAL(plen >= (uint32_t)pad + 1 && off + 4 + plen <= len);
+    const unsigned char *p;
+    size_t plen;
+    int rc;
+    while ((rc = sshd_test_next_packet(w, len, &off, &p, &plen)) == 1) {
         CU_ASSERT_FATAL(n < sizeof got / sizeof got[0]);
-        got[n].len = plen - pad - 1;
+        got[n].len = plen;
         CU_ASSERT_FATAL(got[n].len <= sizeof got[n].p);
-        memcpy(got[n].p, w + off + 5, got[n].len);
+        memcpy(got[n].p, p, plen);
         n++;
-        off += 4 + plen;
     }
+    CU_ASSERT_FATAL(rc == 0);
     CU_ASSERT_EQUAL(off, len);
     coil_memory_transport_clear(f->t);
     return n;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "server_private.h"
+#include "sshd_testutil.h"
 
 #define WAIT_SECONDS 60.0
 
@@ -91,12 +92,8 @@ static coil_address tcp_addr(const char *ip, int port)
 static coil_transport *connect_one(coil_reactor *r, coil_ssh_server *srv, coil__sshd **sp)
 {
     coil_address a = mem_addr();
-    coil_protocol *p = coil_ssh_server_protocol(srv, &a);
-    CU_ASSERT_FATAL(p != NULL);
-    coil_transport *t = coil_memory_transport_new(r, p);
+    coil_transport *t = sshd_test_connect(r, srv, &a, sp);
     CU_ASSERT_FATAL(t != NULL);
-    if (sp)
-        *sp = coil__sshd_of(p);
     return t;
 }
 
@@ -137,19 +134,10 @@ static const unsigned char *written_packet(coil_transport *t, int index, size_t 
             return NULL;
         off = (size_t)(nl - w) + 1;
     }
-    for (int i = 0; off + 5 <= len; i++) {
-        uint32_t pl = coil__ssh_get32(w + off);
-        if (pl < 5 || off + 4 + pl > len)
-            return NULL;
-        unsigned pad = w[off + 4];
-        if (pad + 1 > pl)
-            return NULL;
-        if (i == index) {
-            *plen = pl - 1 - pad;
-            return w + off + 5;
-        }
-        off += 4 + pl;
-    }
+    const unsigned char *p;
+    for (int i = 0; sshd_test_next_packet(w, len, &off, &p, plen) == 1; i++)
+        if (i == index)
+            return p;
     return NULL;
 }
 

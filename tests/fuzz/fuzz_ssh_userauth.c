@@ -35,6 +35,7 @@
 #include <coil/ssh_server.h>
 #include <coil/threadpool.h>
 
+#include "../sshd_testutil.h"
 #include "server_private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -150,7 +151,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static unsigned char frame[70000];
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(40022)};
     coil_address peer;
-    coil_protocol *p;
     coil_transport *t;
     coil__sshd *s;
     size_t off = 0;
@@ -159,13 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (coil_address_from_sockaddr(&peer, (struct sockaddr *)&sin, sizeof sin) != 0)
         abort();
-    p = coil_ssh_server_protocol(srv, &peer);
-    if (!p)
-        abort();
-    t = coil_memory_transport_new(r, p);
+    t = sshd_test_connect(r, srv, &peer, &s);
     if (!t)
         abort();
-    s = coil__sshd_of(p);
     coil__sshd_ref(s); /* ours: s stays readable after it closes */
     coil__sshd_test_skip_kex(s, NULL);
     coil_reactor_advance(r, 0);

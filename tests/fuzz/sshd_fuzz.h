@@ -18,7 +18,7 @@
 #include <coil/reactor.h>
 #include <coil/ssh_server.h>
 
-#include "server_private.h"
+#include "../sshd_testutil.h"
 
 #define CHECK(x)              \
     do {                      \
@@ -81,11 +81,8 @@ static inline coil_transport *fuzz_sshd_connect(coil_ssh_server *sv,
                                                 const coil_address *peer,
                                                 const char *user, coil__sshd **sp)
 {
-    coil_protocol *p = coil_ssh_server_protocol(sv, peer);
-    CHECK(p);
-    coil_transport *t = coil_memory_transport_new(fuzz_sshd_reactor(), p);
+    coil_transport *t = sshd_test_connect(fuzz_sshd_reactor(), sv, peer, sp);
     CHECK(t);
-    *sp = coil__sshd_of(p);
     coil_memory_transport_clear(t);
     coil__sshd_test_skip_kex(*sp, user);
     return t;
@@ -129,27 +126,14 @@ static inline void fuzz_sshd_take_output(coil_transport *t, unsigned char **acc,
     coil_memory_transport_clear(t);
 }
 
-/* The next whole plain packet in acc[*off..len): framed right (length 5 to
- * the maximum, a multiple of 8 with its length field, at least 4 bytes of
- * padding) or the target traps; its payload in *payload, *plen, and *off
- * past it. 0 when the packet is not whole yet. */
+/* The next whole plain packet in acc[*off..len) (sshd_test_next_packet):
+ * one framed wrong traps. 0 when it is not whole yet. */
 static inline int fuzz_sshd_next_packet(const unsigned char *acc, size_t len, size_t *off,
                                         const unsigned char **payload, size_t *plen)
 {
-    if (len - *off < 4)
-        return 0;
-    const unsigned char *p = acc + *off;
-    uint32_t plen32 = coil__ssh_get32(p);
-    CHECK(plen32 >= 5 && plen32 <= COIL__SSH_MAX_PACKET);
-    CHECK((plen32 + 4) % 8 == 0);
-    if (len - *off < 4 + (size_t)plen32)
-        return 0;
-    unsigned pad = p[4];
-    CHECK(pad >= 4 && pad + 1u < plen32);
-    *payload = p + 5;
-    *plen = plen32 - pad - 1;
-    *off += 4 + plen32;
-    return 1;
+    int rc = sshd_test_next_packet(acc, len, off, payload, plen);
+    CHECK(rc >= 0);
+    return rc;
 }
 
 /* Drop the first `off` bytes of acc (the packets read). */

@@ -1,0 +1,56 @@
+/* Shared by the tests and the fuzz targets of coil's SSH server that run a
+ * server connection on the single-ended memory transport and read what it
+ * writes in the clear (before its first NEWKEYS, or after
+ * coil__sshd_test_skip_kex: plain packets). Header only and without CUnit:
+ * the fuzz targets build without it. Needs ssh/ on the include path. */
+#ifndef COIL_SSHD_TESTUTIL_H
+#define COIL_SSHD_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <coil/memory.h>
+#include <coil/ssh_server.h>
+
+#include "server_private.h"
+
+/* A connection of `srv` (peer may be NULL) on the memory transport of
+ * `r`; *sp is its coil__sshd. NULL when the server refuses it or memory
+ * runs out. */
+static inline coil_transport *sshd_test_connect(coil_reactor *r, coil_ssh_server *srv,
+                                                const coil_address *peer, coil__sshd **sp)
+{
+    coil_protocol *p = coil_ssh_server_protocol(srv, peer);
+    if (!p)
+        return NULL;
+    coil_transport *t = coil_memory_transport_new(r, p);
+    if (t && sp)
+        *sp = coil__sshd_of(p);
+    return t;
+}
+
+/* The next plain packet in buf[*off..len): 1 with its payload in *payload,
+ * *plen and *off past it; 0 when it is not whole yet; -1 when it is framed
+ * wrong (a length under 5 or over the maximum, packet and length field not
+ * a multiple of 8, less than 4 bytes of padding). */
+static inline int sshd_test_next_packet(const unsigned char *buf, size_t len, size_t *off,
+                                        const unsigned char **payload, size_t *plen)
+{
+    if (len - *off < 4)
+        return 0;
+    const unsigned char *p = buf + *off;
+    uint32_t n = coil__ssh_get32(p);
+    if (n < 5 || n > COIL__SSH_MAX_PACKET || (n + 4) % 8 != 0)
+        return -1;
+    if (len - *off < 4 + (size_t)n)
+        return 0;
+    unsigned pad = p[4];
+    if (pad < 4 || pad + 1u >= n)
+        return -1;
+    *payload = p + 5;
+    *plen = n - pad - 1;
+    *off += 4 + n;
+    return 1;
+}
+
+#endif
