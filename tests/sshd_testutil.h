@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <coil/memory.h>
 #include <coil/ssh_server.h>
@@ -27,6 +29,24 @@ static inline coil_transport *sshd_test_connect(coil_reactor *r, coil_ssh_server
     if (t && sp)
         *sp = coil__sshd_of(p);
     return t;
+}
+
+/* Move what the server wrote on t to the end of *acc (*len bytes). 0, or
+ * -1 out of memory (nothing moved). */
+static inline int sshd_test_gather(coil_transport *t, unsigned char **acc, size_t *len)
+{
+    size_t n = 0;
+    const void *w = coil_memory_transport_written(t, &n);
+    if (n == 0)
+        return 0;
+    unsigned char *a = realloc(*acc, *len + n);
+    if (!a)
+        return -1;
+    memcpy(a + *len, w, n);
+    *acc = a;
+    *len += n;
+    coil_memory_transport_clear(t);
+    return 0;
 }
 
 /* The next plain packet in buf[*off..len): 1 with its payload in *payload,

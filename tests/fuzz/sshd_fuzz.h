@@ -114,16 +114,7 @@ static inline int fuzz_sshd_record(const uint8_t *data, size_t size, size_t *pos
 static inline void fuzz_sshd_take_output(coil_transport *t, unsigned char **acc,
                                          size_t *len)
 {
-    size_t n = 0;
-    const void *w = coil_memory_transport_written(t, &n);
-    if (n == 0)
-        return;
-    unsigned char *a = realloc(*acc, *len + n);
-    CHECK(a);
-    memcpy(a + *len, w, n);
-    *acc = a;
-    *len += n;
-    coil_memory_transport_clear(t);
+    CHECK(sshd_test_gather(t, acc, len) == 0);
 }
 
 /* The next whole plain packet in acc[*off..len) (sshd_test_next_packet):
