@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <coil/memory.h>
 #include <coil/ssh_server.h>
@@ -71,6 +72,15 @@ static inline int sshd_test_next_packet(const unsigned char *buf, size_t len, si
     *plen = n - pad - 1;
     *off += 4 + n;
     return 1;
+}
+
+/* Seconds on the monotonic clock: real time, for waiting on the auth
+ * thread pool while the reactor's fake clock stands still. */
+static inline double sshd_test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 #endif

@@ -342,20 +342,13 @@ static void send_info_response(fx *f, int n, const char *answer)
     feed(f, w.p, w.len);
 }
 
-static double real_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Wait (in real time, the fake clock standing still) for the password
  * check on the thread pool to come back. */
 static void wait_check(fx *f)
 {
-    double end = real_now() + 60;
+    double end = sshd_test_now() + 60;
     CU_ASSERT(f->s->auth.job != NULL);
-    while (f->s->auth.job && real_now() < end)
+    while (f->s->auth.job && sshd_test_now() < end)
         coil_reactor_iterate(f->r, 0.05);
     CU_ASSERT_FATAL(f->s->auth.job == NULL);
     coil_reactor_advance(f->r, 0);
@@ -1032,11 +1025,11 @@ static void test_lost_during_check(void)
     {
         /* let the job finish on the pool before everything is freed */
         coil_thread_pool_stats st;
-        double end = real_now() + 60;
+        double end = sshd_test_now() + 60;
         do {
             coil_reactor_iterate(f.r, 0.05);
             coil_reactor_thread_pool_stats(f.r, &st);
-        } while ((st.running || st.queued) && real_now() < end);
+        } while ((st.running || st.queued) && sshd_test_now() < end);
         CU_ASSERT_EQUAL(st.running + st.queued, 0);
     }
     coil_reactor_advance(f.r, 0);

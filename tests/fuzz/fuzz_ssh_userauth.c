@@ -104,24 +104,17 @@ static void setup(void)
     atexit(teardown);
 }
 
-static double real_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Run the loop until no pool job runs (a check of a connection that ended
  * still finishes on its thread). */
 static void wait_pool(coil__sshd *s)
 {
-    double end = real_now() + 30;
+    double end = sshd_test_now() + 30;
     coil_thread_pool_stats st;
     for (;;) {
         coil_reactor_thread_pool_stats(r, &st);
         if (!s->auth.job && st.running == 0 && st.queued == 0)
             break;
-        if (real_now() > end)
+        if (sshd_test_now() > end)
             abort(); /* a check that never comes back */
         coil_reactor_iterate(r, 0.01);
     }
