@@ -545,13 +545,7 @@ static int add_suites(void)
         COIL_TEST(test_pair_abort_resets_peer),
         {NULL, NULL},
     };
-    CU_pSuite s = CU_add_suite("memory transports", setup, teardown_all);
-    if (!s)
-        return -1;
-    for (const coil_test_case *c = cases; c->name; c++)
-        if (!CU_add_test(s, c->name, c->fn))
-            return -1;
-    return 0;
+    return coil_test_add_suite_with("memory transports", setup, teardown_all, cases);
 }
 
 int main(void)

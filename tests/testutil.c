@@ -88,7 +88,13 @@ coil_reactor *coil_test_reactor(coil_clock *clock)
 
 int coil_test_add_suite(const char *name, const coil_test_case *cases)
 {
-    CU_pSuite s = CU_add_suite(name, NULL, NULL);
+    return coil_test_add_suite_with(name, NULL, NULL, cases);
+}
+
+int coil_test_add_suite_with(const char *name, CU_InitializeFunc init,
+                             CU_CleanupFunc clean, const coil_test_case *cases)
+{
+    CU_pSuite s = CU_add_suite(name, init, clean);
     if (!s)
         return -1;
     for (; cases->name; cases++)

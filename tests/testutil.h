@@ -113,5 +113,8 @@ typedef struct coil_test_case {
     CU_TestFunc fn;
 } coil_test_case;
 int coil_test_add_suite(const char *name, const coil_test_case *cases);
+/* The same with the suite's init and clean functions (CUnit's). */
+int coil_test_add_suite_with(const char *name, CU_InitializeFunc init,
+                             CU_CleanupFunc clean, const coil_test_case *cases);
 
 #endif

@@ -605,14 +605,8 @@ static int add_suites(void)
         COIL_TEST(test_fifty_channels),
         {NULL, NULL},
     };
-    CU_pSuite s = CU_add_suite("coil SSH client (libssh2) -> coil SSH server", suite_init,
-                               suite_clean);
-    if (!s)
-        return -1;
-    for (const coil_test_case *c = cases; c->name; c++)
-        if (!CU_add_test(s, c->name, c->fn))
-            return -1;
-    return 0;
+    return coil_test_add_suite_with("coil SSH client (libssh2) -> coil SSH server",
+                                    suite_init, suite_clean, cases);
 }
 
 int main(void)
