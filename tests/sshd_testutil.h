@@ -74,6 +74,31 @@ static inline int sshd_test_next_packet(const unsigned char *buf, size_t len, si
     return 1;
 }
 
+/* The signature of a signed publickey USERAUTH_REQUEST by key k (RFC 4252
+ * section 7: over the session id, then the request up to the algorithm
+ * and key blob). 0, or -1 when it cannot be made. */
+static inline int sshd_test_pk_sign(const coil__sshkey *k, const unsigned char sid[32],
+                                    const char *user, const char *alg, unsigned char *sig,
+                                    size_t cap, size_t *sig_len)
+{
+    size_t blob_len;
+    const unsigned char *blob = coil__sshkey_blob(k, &blob_len);
+    unsigned char data[4096];
+    coil__sshw d;
+    coil__sshw_init(&d, data, sizeof data);
+    coil__sshw_string(&d, sid, 32);
+    coil__sshw_u8(&d, COIL__SSH_MSG_USERAUTH_REQUEST);
+    coil__sshw_cstring(&d, user);
+    coil__sshw_cstring(&d, "ssh-connection");
+    coil__sshw_cstring(&d, "publickey");
+    coil__sshw_bool(&d, 1);
+    coil__sshw_cstring(&d, alg);
+    coil__sshw_string(&d, blob, blob_len);
+    if (d.bad)
+        return -1;
+    return coil__sshkey_sign(k, data, d.len, sig, cap, sig_len) == 0 ? 0 : -1;
+}
+
 /* Seconds on the monotonic clock: real time, for waiting on the auth
  * thread pool while the reactor's fake clock stands still. */
 static inline double sshd_test_now(void)

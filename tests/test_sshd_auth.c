@@ -292,10 +292,10 @@ static const char *alg_of(coil__sshkey *k)
  * over the wrong data (another session id). */
 static void send_pk(fx *f, const char *user, coil__sshkey *k, int kind)
 {
-    coil__sshw w, d;
+    coil__sshw w;
     size_t blob_len, sig_len;
     const unsigned char *blob = coil__sshkey_blob(k, &blob_len);
-    unsigned char sid[32], data[4096], sig[COIL__SSHKEY_SIG_MAX];
+    unsigned char sid[32], sig[COIL__SSHKEY_SIG_MAX];
 
     req_head(&w, user, "publickey");
     coil__sshw_bool(&w, kind != PK_QUERY);
@@ -303,18 +303,8 @@ static void send_pk(fx *f, const char *user, coil__sshkey *k, int kind)
     coil__sshw_string(&w, blob, blob_len);
     if (kind != PK_QUERY) {
         memset(sid, kind == PK_SIGNED ? 0x5a : 0x5b, sizeof sid);
-        coil__sshw_init(&d, data, sizeof data);
-        coil__sshw_string(&d, sid, sizeof sid);
-        coil__sshw_u8(&d, COIL__SSH_MSG_USERAUTH_REQUEST);
-        coil__sshw_cstring(&d, user);
-        coil__sshw_cstring(&d, "ssh-connection");
-        coil__sshw_cstring(&d, "publickey");
-        coil__sshw_bool(&d, 1);
-        coil__sshw_cstring(&d, alg_of(k));
-        coil__sshw_string(&d, blob, blob_len);
-        CU_ASSERT_FATAL(!d.bad);
-        CU_ASSERT_FATAL(coil__sshkey_sign(k, data, d.len, sig, sizeof sig, &sig_len) ==
-                        0);
+        CU_ASSERT_FATAL(
+            sshd_test_pk_sign(k, sid, user, alg_of(k), sig, sizeof sig, &sig_len) == 0);
         coil__sshw_string(&w, sig, sig_len);
     }
     CU_ASSERT_FATAL(!w.bad);

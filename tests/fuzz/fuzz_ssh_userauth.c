@@ -286,26 +286,17 @@ static coil__sshkey *key;
  * another session id */
 static void pk(const char *user, const char *alg, int sign)
 {
-    unsigned char b[2048], data[1024], sig[COIL__SSHKEY_SIG_MAX], sid[32];
+    unsigned char b[2048], sig[COIL__SSHKEY_SIG_MAX], sid[32];
     size_t blob_len, sig_len;
     const unsigned char *blob = coil__sshkey_blob(key, &blob_len);
-    coil__sshw w, d;
+    coil__sshw w;
     head(&w, b, sizeof b, user, "publickey");
     coil__sshw_bool(&w, sign != 0);
     coil__sshw_cstring(&w, alg);
     coil__sshw_string(&w, blob, blob_len);
     if (sign) {
         memset(sid, sign == 1 ? 0x5a : 0x00, sizeof sid);
-        coil__sshw_init(&d, data, sizeof data);
-        coil__sshw_string(&d, sid, sizeof sid);
-        coil__sshw_u8(&d, COIL__SSH_MSG_USERAUTH_REQUEST);
-        coil__sshw_cstring(&d, user);
-        coil__sshw_cstring(&d, "ssh-connection");
-        coil__sshw_cstring(&d, "publickey");
-        coil__sshw_bool(&d, 1);
-        coil__sshw_cstring(&d, alg);
-        coil__sshw_string(&d, blob, blob_len);
-        if (d.bad || coil__sshkey_sign(key, data, d.len, sig, sizeof sig, &sig_len) != 0)
+        if (sshd_test_pk_sign(key, sid, user, alg, sig, sizeof sig, &sig_len) != 0)
             abort();
         coil__sshw_string(&w, sig, sig_len);
     }
