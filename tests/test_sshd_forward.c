@@ -1028,7 +1028,7 @@ static void test_openssh_remote_forward(void)
     CU_ASSERT_EQUAL(coil_reactor_transport_count(r), 0);
     coil_reactor_free(r);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    (void)system(cmd);
+    CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
 /* ---- main ------------------------------------------------------------------- */
