@@ -50,6 +50,21 @@ static inline int sshd_test_gather(coil_transport *t, unsigned char **acc, size_
     return 0;
 }
 
+/* Frame `payload` as a plain packet (coil__sshd_test_frame) and feed it to
+ * t: what coil_memory_transport_feed returns (COIL_ECLOSED once the
+ * connection is closed), or COIL_ENOMEM. */
+static inline int sshd_test_frame_feed(coil_transport *t, const void *payload, size_t len)
+{
+    size_t cap = len + 64;
+    unsigned char *b = malloc(cap);
+    if (!b)
+        return COIL_ENOMEM;
+    size_t n = coil__sshd_test_frame(payload, len, b, cap);
+    int rc = n ? coil_memory_transport_feed(t, b, n) : COIL_ENOMEM;
+    free(b);
+    return rc;
+}
+
 /* The next plain packet in buf[*off..len): 1 with its payload in *payload,
  * *plen and *off past it; 0 when it is not whole yet; -1 when it is framed
  * wrong (a length under 5 or over the maximum, packet and length field not
