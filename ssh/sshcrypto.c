@@ -1,9 +1,11 @@
 /* Packet protection; see sshcrypto.h.
  *
  * One coil__sshc protects one direction. Every per-packet operation is a
- * whole-packet call into libsodium (ChaCha20, Poly1305, HMAC-SHA2) or
- * OpenSSL EVP (AES-CTR, AES-GCM): no per-block loops here and no
- * allocation per packet. */
+ * whole-packet call into OpenSSL (EVP ChaCha20 for the payload, EVP_MAC
+ * Poly1305 and HMAC-SHA2, EVP AES-CTR and AES-GCM; libsodium's ChaCha20 for
+ * the length and the padding keystream): no per-block loops here. Nothing is
+ * allocated per packet by coil; OpenSSL 3.0's HMAC allocates inside (the
+ * aes-ctr + hmac-sha2 modes), chacha20-poly1305 and AES-GCM do not. */
 #include "sshcrypto.h"
 
 #include "sshwire.h"
