@@ -8,37 +8,20 @@
 set -eu
 SERVER=$1
 PY=${PYTHON3:-python3}
+me=ssh_echo
+testlib_wait=60
+. "$(dirname "$0")/../tools/testlib.sh"
+testlib_setup ssh-echo
 for tool in ssh ssh-keygen "$PY"; do
-    command -v "$tool" >/dev/null 2>&1 ||
-        { echo "FAIL: $tool is missing (install openssh-client / python3)" >&2; exit 1; }
+    command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing (install openssh-client / python3)"
 done
-dir=$(mktemp -d "${TMPDIR:-/tmp}/coil-ssh-echo.XXXXXX")
-pid=""
-cleanup() {
-    [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$dir"/*.out "$dir"/*.err; do
-        [ -s "$f" ] && { echo "--- $f:" >&2; cat "$f" >&2; }
-    done
-    exit 1
-}
 ssh-keygen -q -t ed25519 -N '' -C alice -f "$dir/alice" </dev/null >/dev/null
 port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 HOME=$dir "$SERVER" --port "$port" --host-key "$dir/host" --authorized-keys "$dir/alice.pub" \
     >"$dir/server.out" 2>"$dir/server.err" &
 pid=$!
-# Wait for the line it prints once listening (an event, polled).
-i=0
-until grep -q "listening on 127.0.0.1:$port" "$dir/server.out" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || fail "the server exited before listening"
-    i=$((i + 1))
-    [ "$i" -lt 600 ] || fail "the server did not listen within 60 s"
-    sleep 0.1
-done
+pids=$pid
+wait_for "the server's 'listening' line" "$pid" grep -q "listening on 127.0.0.1:$port" "$dir/server.out"
 [ "$(stat -c %a "$dir/host")" = 600 ] || fail "the generated host key is not mode 0600"
 echo "[127.0.0.1]:$port $(ssh-keygen -y -f "$dir/host")" >"$dir/known_hosts"
 fp=$(ssh-keygen -l -f "$dir/alice.pub" | awk '{print $2}')
@@ -51,6 +34,6 @@ grep -q "hello alice (publickey $fp), echoing 'cat'" "$dir/ssh.err" || fail "no 
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
-pid=""
+pids=""
 [ "$rc" = 0 ] || fail "the server exited with $rc on SIGTERM"
 echo "ok: ssh_echo_server over OpenSSH's ssh"
