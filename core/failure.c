@@ -172,6 +172,8 @@ const char *coil_domain_name(coil_domain domain)
         return "ssh";
     case COIL_DOMAIN_USER:
         return "user";
+    case COIL_DOMAIN_HTTP:
+        return "http";
     }
     return "unknown";
 }

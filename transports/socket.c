@@ -10,6 +10,7 @@
 #include <string.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -109,6 +110,24 @@ static ssize_t sock_send(coil__stream *s, const struct iovec *iov, int iovcnt)
                         : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (n >= 0)
             return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return -errno;
+    }
+}
+
+static ssize_t sock_send_file(coil__stream *s, int fd, off_t offset, size_t len)
+{
+    sock_conn *c = (sock_conn *)s;
+    for (;;) {
+        off_t off = offset;
+        ssize_t n = sendfile(c->fd, fd, &off, len);
+        if (n > 0)
+            return n;
+        if (n == 0)
+            return -ENODATA; /* the file ended before offset + len */
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -285,6 +304,7 @@ static const coil__stream_lower sock_lower = {
     .get_peer = sock_get_peer,
     .get_host = sock_get_host,
     .info = sock_info,
+    .send_file = sock_send_file,
 };
 
 static coil_failure *lost_failure(int err)

@@ -321,6 +321,47 @@ int coil__stream_write(coil_transport *t, const void *data, size_t len)
     return coil__stream_writev(t, &iov, 1);
 }
 
+int coil_transport_send_file(coil_transport *t, int fd, off_t *offset, size_t len,
+                             size_t *sent)
+{
+    *sent = 0;
+    if (!t || fd < 0 || !offset)
+        return COIL_EINVAL;
+    if (t->ops->write != coil__stream_write)
+        return COIL_ENOTSUP;
+    coil__stream *s = (coil__stream *)t;
+    if (!s->lower->send_file)
+        return COIL_ENOTSUP;
+    if (s->state != COIL__STREAM_OPEN || s->write_shut_requested)
+        return COIL_ECLOSED;
+    if (len == 0)
+        return 0;
+    if (s->queued > 0)
+        return COIL_EAGAIN; /* queued bytes go first; the drain asks again */
+    ssize_t n = s->lower->send_file(s, fd, *offset, len);
+    if (n == -EINVAL || n == -ENOSYS || n == -EOVERFLOW)
+        return COIL_ENOTSUP;
+    if (n == -ENODATA || n == -EIO || n == -EBADF || n == -ENOMEM) {
+        errno = (int)-n;
+        return COIL_ESYSTEM;
+    }
+    if (n < 0) {
+        lost_errno(s, (int)-n, "sendfile failed");
+        return COIL_ECLOSED;
+    }
+    if (n == 0) {
+        /* The socket is full: writable -> after_flush -> producer_check
+         * asks the pull producer again. */
+        s->lower->want_write(s, 1);
+        return COIL_EAGAIN;
+    }
+    *offset += n;
+    *sent = (size_t)n;
+    if (s->pulling)
+        s->pull_again = 1; /* it made progress: ask again once it returns */
+    return 0;
+}
+
 void coil__stream_writable(coil__stream *s)
 {
     if (s->state == COIL__STREAM_CLOSED)

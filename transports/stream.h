@@ -43,6 +43,11 @@ typedef struct coil__stream_lower {
     int (*get_host)(const coil__stream *s, coil_address *out);
     /* Fill kind-specific fields of info (kind, credentials). */
     void (*info)(const coil__stream *s, coil_transport_info *out);
+    /* Optional (NULL: the kind cannot): send len bytes of file `fd` from
+     * `offset` (sendfile): the count taken, 0 when the socket is full,
+     * -ENODATA when the file ended first, or another negative errno
+     * (-EINVAL/-ENOSYS: this file cannot be sent so). */
+    ssize_t (*send_file)(coil__stream *s, int fd, off_t offset, size_t len);
 } coil__stream_lower;
 
 typedef struct coil__chunk {

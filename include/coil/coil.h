@@ -21,6 +21,7 @@
 #include "prefixed.h"
 #include "tls.h"
 #include "plugin.h"
+#include "http.h"
 
 #define COIL_VERSION_MAJOR  0
 #define COIL_VERSION_MINOR  1

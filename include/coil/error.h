@@ -39,7 +39,9 @@ extern "C" {
     X(EUNHANDLED, -15, "error in a callback")                             \
     X(ECLOSED, -16, "connection closed")                                  \
     X(ECONNLOST, -17, "connection lost")                                  \
-    X(EABORTED, -18, "connection aborted")
+    X(EABORTED, -18, "connection aborted")                                \
+    X(EPROTO, -19, "the peer broke the protocol")                         \
+    X(EMSGSIZE, -20, "message larger than the limit")
 
 enum coil_error {
     COIL_OK = 0,

@@ -28,7 +28,9 @@ typedef enum coil_domain {
     COIL_DOMAIN_SYSTEM,   /* code is an errno value */
     COIL_DOMAIN_TLS,      /* code is an OpenSSL error or verify code */
     COIL_DOMAIN_SSH,      /* code is a libssh2 error code */
-    COIL_DOMAIN_USER      /* code is the application's own */
+    COIL_DOMAIN_USER,     /* code is the application's own */
+    COIL_DOMAIN_HTTP      /* code is an HTTP status (404): coil_http_get
+                             and coil_http_download on a status >= 400 */
 } coil_domain;
 
 typedef struct coil_failure coil_failure;

@@ -250,6 +250,20 @@ static inline size_t coil_transport_pending(const coil_transport *t)
  * layer's plaintext queue); others return COIL_ENOTSUP. */
 int coil_transport_set_water_marks(coil_transport *t, size_t high, size_t low);
 
+/* Send `len` bytes of the file `fd` from *offset straight from the kernel
+ * (sendfile(2)): for a registered pull producer serving a file (the HTTP
+ * server's static files). Plain TCP and UNIX transports only: every other
+ * kind (TLS, SSH channels, the memory pair) returns COIL_ENOTSUP and the
+ * caller reads and writes instead. Returns 0 with *sent bytes gone
+ * (*offset advanced by as many); COIL_EAGAIN when bytes are queued ahead or
+ * the socket is full: the registered pull producer is asked again
+ * (resume_producing) once it can go on; COIL_ECLOSED when the connection is
+ * gone or closing (a socket error is reported through connection_lost);
+ * COIL_ESYSTEM with errno set when reading the file failed (ENODATA: the
+ * file ended before offset + len). */
+int coil_transport_send_file(coil_transport *t, int fd, off_t *offset, size_t len,
+                             size_t *sent) COIL_MUST_CHECK;
+
 /* Shared stubs for operations a transport cannot do (no NULL slots): they
  * return COIL_ENOTSUP and log nothing. */
 int coil_transport_no_start_tls(coil_transport *t, void *tls_context, int server);

@@ -1,0 +1,73 @@
+/* coil — HTTP internals shared by the server's files (internal).
+ *
+ *   server.c    the site, the connection protocol (parsing, keep-alive,
+ *               pipelining, timeouts, 100-continue, body collection and
+ *               streaming, response framing), the request object and every
+ *               coil_http_request_* function but those in resource.c
+ *   resource.c  resources, the tree walk, render by method, the built-in
+ *               resources, coil_http_request_redirect / _error /
+ *               _write_escaped
+ *   forms.c     argument lists: query strings, urlencoded and multipart
+ *               bodies
+ *   static.c    coil_http_file_new (static.File), coil_http_mime_type
+ *   util.c      headers, URLs, dates, status texts, unquote, html escape
+ *   parse.c     http_parse.h
+ *   client.c    the agent (and body producers, get, download)
+ */
+#ifndef COIL_HTTP_PRIVATE_H
+#define COIL_HTTP_PRIVATE_H
+
+#include "coil/http.h"
+#include "http_parse.h"
+
+#define COIL__HTTP_LOG "http"
+
+/* ---- resource.c, called by server.c ---------------------------------- */
+
+/* Walk from `root` along the request's postpath (coil__http_request_next_
+ * segment / _advance) to the resource that renders it: put children
+ * first, then get_child; a leaf stops the walk. Returns a NEW reference to
+ * that resource, or a NoResource (404) when a step finds nothing. Never
+ * NULL unless memory runs out. */
+coil_http_resource *coil__http_resource_locate(coil_http_resource *root,
+                                               coil_http_request *req);
+/* Render by method: render_METHOD, HEAD -> render_get, OPTIONS -> 204 with
+ * Allow, `render`, else 405 with Allow. Returns what the renderer returned
+ * (COIL_HTTP_DONE, COIL_HTTP_NOT_DONE_YET, or a negative code). */
+int coil__http_resource_render(coil_http_resource *res, coil_http_request *req);
+uint64_t coil__http_resource_max_body(const coil_http_resource *res); /* 0: site's */
+int coil__http_resource_streams_body(const coil_http_resource *res);
+
+/* ---- server.c, called by resource.c ---------------------------------- */
+
+/* The next postpath segment (decoded), NULL when none is left. */
+const char *coil__http_request_next_segment(const coil_http_request *req);
+/* Move the next postpath segment to the prepath. */
+void coil__http_request_advance(coil_http_request *req);
+
+/* ---- forms.c --------------------------------------------------------- */
+
+/* An argument list (the request's args). Zero it to start. Bounded: at
+ * most COIL__HTTP_MAX_ARGS arguments (more: COIL_EMSGSIZE). */
+#define COIL__HTTP_MAX_ARGS 1000
+typedef struct coil__http_args {
+    coil_http_arg *items;
+    size_t count, cap;
+    void **blocks; /* storage owned by the list */
+    size_t nblocks, blocks_cap;
+} coil__http_args;
+/* "a=1&b=x+y&c=%41" (decoded, '+' is a space). A bad escape: COIL_EINVAL
+ * with *why. */
+int coil__http_args_add_urlencoded(coil__http_args *a, const char *s, size_t len,
+                                   const char **why);
+/* A multipart/form-data body: `content_type` is the request's Content-Type
+ * (its boundary parameter is used). Parts become arguments (filename and
+ * content_type set for file parts). Malformed: COIL_EINVAL with *why
+ * ("multipart body has no closing boundary"). Bounded by the body (already
+ * limited) and COIL__HTTP_MAX_ARGS parts; part heads at most 8 KiB. */
+int coil__http_args_add_multipart(coil__http_args *a, const char *content_type,
+                                  const char *body, size_t len, const char **why);
+const coil_http_arg *coil__http_args_find(const coil__http_args *a, const char *name);
+void coil__http_args_free(coil__http_args *a);
+
+#endif
