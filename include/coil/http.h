@@ -128,8 +128,8 @@ int coil_http_url_parse(const char *text, coil_http_url **out,
 void coil_http_url_free(coil_http_url *u);
 /* Resolve `ref` (absolute, or relative such as "/x", "../y", "z?q") against
  * `base`, as a browser follows a Location header (RFC 3986 section 5). */
-int coil_http_url_resolve(const coil_http_url *base, const char *ref,
-                          coil_http_url **out, coil_failure **err) COIL_MUST_CHECK;
+int coil_http_url_resolve(const coil_http_url *base, const char *ref, coil_http_url **out,
+                          coil_failure **err) COIL_MUST_CHECK;
 
 /* Percent-decode `len` bytes of `in` into `out` (room for len + 1; may be
  * `in` itself); `plus_is_space` for form encoding. Returns the decoded
@@ -175,16 +175,16 @@ enum {
 
 /* -- the request -- */
 const char *coil_http_request_method(const coil_http_request *req); /* "GET" */
-const char *coil_http_request_uri(const coil_http_request *req); /* raw target:
-                                                                  "/a%20b?x=1" */
-const char *coil_http_request_path(const coil_http_request *req); /* "/a%20b" */
-const char *coil_http_request_query(const coil_http_request *req); /* "x=1", "" */
-int coil_http_request_version(const coil_http_request *req); /* 10 or 11 */
+const char *coil_http_request_uri(const coil_http_request *req);    /* raw target:
+                                                                     "/a%20b?x=1" */
+const char *coil_http_request_path(const coil_http_request *req);   /* "/a%20b" */
+const char *coil_http_request_query(const coil_http_request *req);  /* "x=1", "" */
+int coil_http_request_version(const coil_http_request *req);        /* 10 or 11 */
 /* The first value of a request header (names case-insensitive), or NULL. */
 const char *coil_http_request_header(const coil_http_request *req, const char *name);
 size_t coil_http_request_header_count(const coil_http_request *req);
-int coil_http_request_header_at(const coil_http_request *req, size_t i,
-                                const char **name, const char **value);
+int coil_http_request_header_at(const coil_http_request *req, size_t i, const char **name,
+                                const char **value);
 /* The path segments not yet consumed by the tree walk (Twisted's postpath),
  * decoded: for "/cal/2026/x" seen by the resource at /cal, {"2026", "x"}. */
 size_t coil_http_request_postpath(const coil_http_request *req,
@@ -400,14 +400,14 @@ coil_http_resource *coil_http_data_resource_new(const void *data, size_t len,
 
 /* Static files (Twisted's static.File). */
 typedef struct coil_http_file_options {
-    int no_listings;       /* 1: directories without an index are 403 */
-    int follow_symlinks;   /* 1: serve symlinks that point out of the root
-                              (inside the root they are always followed) */
-    const char *index;     /* file served for a directory: "index.html";
-                              "" for none */
+    int no_listings;          /* 1: directories without an index are 403 */
+    int follow_symlinks;      /* 1: serve symlinks that point out of the root
+                                 (inside the root they are always followed) */
+    const char *index;        /* file served for a directory: "index.html";
+                                 "" for none */
     const char *default_type; /* unknown extensions: "application/octet-
                                  stream" */
-    int show_hidden;       /* 1: serve and list dot files (default: 404) */
+    int show_hidden;          /* 1: serve and list dot files (default: 404) */
 } coil_http_file_options;
 /* Serve the file or directory `path`: GET and HEAD (405 otherwise), a
  * Content-Type from the extension, Last-Modified / If-Modified-Since, ETag
@@ -464,13 +464,13 @@ coil_factory *coil_http_site_factory(coil_http_site *site);
 coil_protocol *coil_http_site_protocol(coil_http_site *site, const coil_address *peer);
 
 typedef struct coil_http_site_stats {
-    uint64_t connections;     /* accepted */
-    uint64_t open;            /* open now */
-    uint64_t requests;        /* parsed */
-    uint64_t responses;       /* finished */
-    uint64_t bad_requests;    /* refused by the parser or a limit */
-    uint64_t timeouts;        /* connections closed by a timeout */
-    uint64_t errors;          /* renderer failures (500) */
+    uint64_t connections;  /* accepted */
+    uint64_t open;         /* open now */
+    uint64_t requests;     /* parsed */
+    uint64_t responses;    /* finished */
+    uint64_t bad_requests; /* refused by the parser or a limit */
+    uint64_t timeouts;     /* connections closed by a timeout */
+    uint64_t errors;       /* renderer failures (500) */
 } coil_http_site_stats;
 void coil_http_site_get_stats(const coil_http_site *site, coil_http_site_stats *out);
 
@@ -518,25 +518,25 @@ typedef coil_deferred *(*coil_http_connect_fn)(void *ud, const coil_http_url *ur
                                                coil_protocol *p);
 
 typedef struct coil_http_agent_options {
-    coil_tls_context *tls;      /* client context for https (a reference is
-                                   taken); NULL: one made on first use that
-                                   verifies against the system store */
-    unsigned max_per_host;      /* connections per scheme://host:port at
-                                   once; 0: 6. More requests wait in line */
-    unsigned max_idle_per_host; /* persistent connections kept; 0: 2 */
-    int no_persistent;          /* 1: a new connection per request */
-    double connect_timeout;     /* seconds; 0: 30 */
-    double response_timeout;    /* seconds from the request sent to the
-                                   response head; 0: 60 */
-    double idle_timeout;        /* seconds without body bytes; 0: 60 */
-    double pool_timeout;        /* seconds an idle pooled connection is
-                                   kept; 0: 60 */
-    int follow_redirects;       /* 1: follow 301/302/303/307/308 (off by
-                                   default, as Twisted's Agent) */
-    unsigned max_redirects;     /* 0: 20 */
-    size_t max_header_bytes;    /* response heads; 0: 64 KiB */
-    uint64_t max_body;          /* coil_http_get / read_body; 0: 64 MiB */
-    const char *user_agent;     /* NULL: "coil/VERSION"; "": none */
+    coil_tls_context *tls;        /* client context for https (a reference is
+                                     taken); NULL: one made on first use that
+                                     verifies against the system store */
+    unsigned max_per_host;        /* connections per scheme://host:port at
+                                     once; 0: 6. More requests wait in line */
+    unsigned max_idle_per_host;   /* persistent connections kept; 0: 2 */
+    int no_persistent;            /* 1: a new connection per request */
+    double connect_timeout;       /* seconds; 0: 30 */
+    double response_timeout;      /* seconds from the request sent to the
+                                     response head; 0: 60 */
+    double idle_timeout;          /* seconds without body bytes; 0: 60 */
+    double pool_timeout;          /* seconds an idle pooled connection is
+                                     kept; 0: 60 */
+    int follow_redirects;         /* 1: follow 301/302/303/307/308 (off by
+                                     default, as Twisted's Agent) */
+    unsigned max_redirects;       /* 0: 20 */
+    size_t max_header_bytes;      /* response heads; 0: 64 KiB */
+    uint64_t max_body;            /* coil_http_get / read_body; 0: 64 MiB */
+    const char *user_agent;       /* NULL: "coil/VERSION"; "": none */
     coil_http_connect_fn connect; /* NULL: TCP, TLS or UNIX by the URL */
     void *connect_ud;
 } coil_http_agent_options;

@@ -1,4 +1,5 @@
-/* coil — HTTP: client (skeleton: every function answers "not supported" until written). */
+/* coil — HTTP: client (skeleton: every function answers "not supported" until written).
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ coil_http_body_producer *coil_http_body_from_file(const char *path, coil_failure
     return NULL;
 }
 
-int coil_http_agent_new(coil_reactor *r, const coil_http_agent_options *o, coil_http_agent **out, coil_failure **err)
+int coil_http_agent_new(coil_reactor *r, const coil_http_agent_options *o,
+                        coil_http_agent **out, coil_failure **err)
 {
     (void)r;
     (void)o;
@@ -48,7 +50,9 @@ void coil_http_agent_free(coil_http_agent *a)
     (void)a;
 }
 
-coil_deferred *coil_http_agent_request(coil_http_agent *a, const char *method, const char *url, const coil_http_headers *headers, coil_http_body_producer *body)
+coil_deferred *coil_http_agent_request(coil_http_agent *a, const char *method,
+                                       const char *url, const coil_http_headers *headers,
+                                       coil_http_body_producer *body)
 {
     (void)a;
     (void)method;
@@ -89,7 +93,8 @@ size_t coil_http_response_header_count(const coil_http_response *resp)
     return 0;
 }
 
-int coil_http_response_header_at(const coil_http_response *resp, size_t i, const char **name, const char **value)
+int coil_http_response_header_at(const coil_http_response *resp, size_t i,
+                                 const char **name, const char **value)
 {
     (void)resp;
     (void)i;

@@ -5,7 +5,8 @@
 
 #include "http_private.h"
 
-int coil__http_args_add_urlencoded(coil__http_args *a, const char *s, size_t len, const char **why)
+int coil__http_args_add_urlencoded(coil__http_args *a, const char *s, size_t len,
+                                   const char **why)
 {
     (void)a;
     (void)s;
@@ -14,7 +15,8 @@ int coil__http_args_add_urlencoded(coil__http_args *a, const char *s, size_t len
     return COIL_ENOTSUP;
 }
 
-int coil__http_args_add_multipart(coil__http_args *a, const char *content_type, const char *body, size_t len, const char **why)
+int coil__http_args_add_multipart(coil__http_args *a, const char *content_type,
+                                  const char *body, size_t len, const char **why)
 {
     (void)a;
     (void)content_type;

@@ -17,10 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COIL__HTTP_DEFAULT_MAX_LINE    (8 * 1024)
-#define COIL__HTTP_DEFAULT_MAX_HEAD    (64 * 1024)
-#define COIL__HTTP_DEFAULT_MAX_FIELDS  100
-#define COIL__HTTP_MAX_CHUNK_LINE      4096 /* a chunk-size line with extensions */
+#define COIL__HTTP_DEFAULT_MAX_LINE   (8 * 1024)
+#define COIL__HTTP_DEFAULT_MAX_HEAD   (64 * 1024)
+#define COIL__HTTP_DEFAULT_MAX_FIELDS 100
+#define COIL__HTTP_MAX_CHUNK_LINE     4096 /* a chunk-size line with extensions */
 
 typedef struct coil__http_limits {
     size_t max_line;   /* the request line / status line, CRLF included;
@@ -61,7 +61,7 @@ typedef struct coil__http_head {
     const char *reason;
     size_t reason_len;
     /* both */
-    int version; /* 10 or 11 */
+    int version;              /* 10 or 11 */
     coil__http_field *fields; /* the caller's array (set before parsing) */
     size_t fields_cap;        /* its size (set before parsing) */
     size_t nfields;
@@ -128,13 +128,13 @@ const coil__http_field *coil__http_head_field(const coil__http_head *h, const ch
  * (COIL__HTTP_MAX_CHUNK_LINE); trailers are checked like fields, bounded
  * by max_trailer, and dropped. */
 typedef struct coil__http_chunked {
-    int state;          /* internal */
-    uint64_t remaining; /* data bytes left in the current chunk */
-    size_t line;        /* bytes of the current size/trailer line so far */
-    uint64_t chunks;    /* chunks seen */
-    size_t trailer;     /* trailer bytes so far */
-    uint64_t max_chunks;  /* 0: no limit */
-    size_t max_trailer;   /* 0: COIL__HTTP_DEFAULT_MAX_HEAD */
+    int state;               /* internal */
+    uint64_t remaining;      /* data bytes left in the current chunk */
+    size_t line;             /* bytes of the current size/trailer line so far */
+    uint64_t chunks;         /* chunks seen */
+    size_t trailer;          /* trailer bytes so far */
+    uint64_t max_chunks;     /* 0: no limit */
+    size_t max_trailer;      /* 0: COIL__HTTP_DEFAULT_MAX_HEAD */
     unsigned char hexdigits; /* internal */
 } coil__http_chunked;
 

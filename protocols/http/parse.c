@@ -5,7 +5,9 @@
 
 #include "http_private.h"
 
-int coil__http_parse_request(coil__http_parser *st, const char *buf, size_t len, const coil__http_limits *lim, coil__http_head *out, const char **why)
+int coil__http_parse_request(coil__http_parser *st, const char *buf, size_t len,
+                             const coil__http_limits *lim, coil__http_head *out,
+                             const char **why)
 {
     (void)st;
     (void)buf;
@@ -16,7 +18,9 @@ int coil__http_parse_request(coil__http_parser *st, const char *buf, size_t len,
     return COIL_ENOTSUP;
 }
 
-int coil__http_parse_response(coil__http_parser *st, const char *buf, size_t len, const coil__http_limits *lim, int head_request, coil__http_head *out, const char **why)
+int coil__http_parse_response(coil__http_parser *st, const char *buf, size_t len,
+                              const coil__http_limits *lim, int head_request,
+                              coil__http_head *out, const char **why)
 {
     (void)st;
     (void)buf;
@@ -35,7 +39,9 @@ const coil__http_field *coil__http_head_field(const coil__http_head *h, const ch
     return NULL;
 }
 
-int coil__http_chunked_feed(coil__http_chunked *c, const char *in, size_t len, size_t *consumed, const char **data, size_t *data_len, const char **why)
+int coil__http_chunked_feed(coil__http_chunked *c, const char *in, size_t len,
+                            size_t *consumed, const char **data, size_t *data_len,
+                            const char **why)
 {
     (void)c;
     (void)in;

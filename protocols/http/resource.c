@@ -1,4 +1,5 @@
-/* coil — HTTP: resource (skeleton: every function answers "not supported" until written). */
+/* coil — HTTP: resource (skeleton: every function answers "not supported" until written).
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,8 @@ void coil_http_resource_set_leaf(coil_http_resource *res, int leaf)
     (void)leaf;
 }
 
-int coil_http_resource_put_child(coil_http_resource *res, const char *segment, coil_http_resource *child)
+int coil_http_resource_put_child(coil_http_resource *res, const char *segment,
+                                 coil_http_resource *child)
 {
     (void)res;
     (void)segment;
@@ -66,7 +68,8 @@ int coil_http_resource_put_child(coil_http_resource *res, const char *segment, c
     return COIL_ENOTSUP;
 }
 
-coil_http_resource *coil_http_resource_get_child(const coil_http_resource *res, const char *segment)
+coil_http_resource *coil_http_resource_get_child(const coil_http_resource *res,
+                                                 const char *segment)
 {
     (void)res;
     (void)segment;
@@ -90,7 +93,8 @@ coil_http_resource *coil_http_no_resource_new(void)
     return NULL;
 }
 
-coil_http_resource *coil_http_error_resource_new(int status, const char *brief, const char *detail)
+coil_http_resource *coil_http_error_resource_new(int status, const char *brief,
+                                                 const char *detail)
 {
     (void)status;
     (void)brief;
@@ -105,7 +109,8 @@ coil_http_resource *coil_http_redirect_resource_new(const char *url, int status)
     return NULL;
 }
 
-coil_http_resource *coil_http_data_resource_new(const void *data, size_t len, const char *content_type)
+coil_http_resource *coil_http_data_resource_new(const void *data, size_t len,
+                                                const char *content_type)
 {
     (void)data;
     (void)len;
@@ -113,7 +118,8 @@ coil_http_resource *coil_http_data_resource_new(const void *data, size_t len, co
     return NULL;
 }
 
-coil_http_resource *coil__http_resource_locate(coil_http_resource *root, coil_http_request *req)
+coil_http_resource *coil__http_resource_locate(coil_http_resource *root,
+                                               coil_http_request *req)
 {
     (void)root;
     (void)req;

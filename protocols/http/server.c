@@ -1,4 +1,5 @@
-/* coil — HTTP: server (skeleton: every function answers "not supported" until written). */
+/* coil — HTTP: server (skeleton: every function answers "not supported" until written).
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,8 @@ size_t coil_http_request_header_count(const coil_http_request *req)
     return 0;
 }
 
-int coil_http_request_header_at(const coil_http_request *req, size_t i, const char **name, const char **value)
+int coil_http_request_header_at(const coil_http_request *req, size_t i, const char **name,
+                                const char **value)
 {
     (void)req;
     (void)i;
@@ -57,14 +59,16 @@ int coil_http_request_header_at(const coil_http_request *req, size_t i, const ch
     return COIL_ENOTSUP;
 }
 
-size_t coil_http_request_postpath(const coil_http_request *req, const char *const **segments)
+size_t coil_http_request_postpath(const coil_http_request *req,
+                                  const char *const **segments)
 {
     (void)req;
     (void)segments;
     return 0;
 }
 
-size_t coil_http_request_prepath(const coil_http_request *req, const char *const **segments)
+size_t coil_http_request_prepath(const coil_http_request *req,
+                                 const char *const **segments)
 {
     (void)req;
     (void)segments;
@@ -91,7 +95,8 @@ const coil_http_arg *coil_http_request_arg_at(const coil_http_request *req, size
     return NULL;
 }
 
-const coil_http_arg *coil_http_request_arg_find(const coil_http_request *req, const char *name)
+const coil_http_arg *coil_http_request_arg_find(const coil_http_request *req,
+                                                const char *name)
 {
     (void)req;
     (void)name;
@@ -125,7 +130,8 @@ int coil_http_request_is_secure(const coil_http_request *req)
     return COIL_ENOTSUP;
 }
 
-int coil_http_request_transport_info(const coil_http_request *req, coil_transport_info *out)
+int coil_http_request_transport_info(const coil_http_request *req,
+                                     coil_transport_info *out)
 {
     (void)req;
     (void)out;
@@ -150,7 +156,8 @@ coil_http_site *coil_http_request_site(const coil_http_request *req)
     return NULL;
 }
 
-int coil_http_request_read_body(coil_http_request *req, const coil_http_body_handler *h, void *ud)
+int coil_http_request_read_body(coil_http_request *req, const coil_http_body_handler *h,
+                                void *ud)
 {
     (void)req;
     (void)h;
@@ -170,7 +177,7 @@ int coil_http_request_resume_body(coil_http_request *req)
     return COIL_ENOTSUP;
 }
 
-int coil_http_request_set_status(coil_http_request *req, int status, const char *reason )
+int coil_http_request_set_status(coil_http_request *req, int status, const char *reason)
 {
     (void)req;
     (void)status;
@@ -184,7 +191,8 @@ int coil_http_request_status(const coil_http_request *req)
     return COIL_ENOTSUP;
 }
 
-int coil_http_request_set_header(coil_http_request *req, const char *name, const char *value)
+int coil_http_request_set_header(coil_http_request *req, const char *name,
+                                 const char *value)
 {
     (void)req;
     (void)name;
@@ -192,7 +200,8 @@ int coil_http_request_set_header(coil_http_request *req, const char *name, const
     return COIL_ENOTSUP;
 }
 
-int coil_http_request_add_header(coil_http_request *req, const char *name, const char *value)
+int coil_http_request_add_header(coil_http_request *req, const char *name,
+                                 const char *value)
 {
     (void)req;
     (void)name;
@@ -200,7 +209,8 @@ int coil_http_request_add_header(coil_http_request *req, const char *name, const
     return COIL_ENOTSUP;
 }
 
-const char *coil_http_request_response_header(const coil_http_request *req, const char *name)
+const char *coil_http_request_response_header(const coil_http_request *req,
+                                              const char *name)
 {
     (void)req;
     (void)name;
@@ -247,7 +257,8 @@ int coil_http_request_disconnected(const coil_http_request *req)
     return COIL_ENOTSUP;
 }
 
-int coil_http_request_register_producer(coil_http_request *req, coil_producer *p, int streaming)
+int coil_http_request_register_producer(coil_http_request *req, coil_producer *p,
+                                        int streaming)
 {
     (void)req;
     (void)p;
@@ -299,7 +310,9 @@ size_t coil_http_request_log_line(const coil_http_request *req, char *buf, size_
     return 0;
 }
 
-int coil_http_site_new(coil_reactor *r, coil_http_resource *root, const coil_http_server_options *o, coil_http_site **out, coil_failure **err)
+int coil_http_site_new(coil_reactor *r, coil_http_resource *root,
+                       const coil_http_server_options *o, coil_http_site **out,
+                       coil_failure **err)
 {
     (void)r;
     (void)root;

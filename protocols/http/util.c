@@ -57,7 +57,8 @@ size_t coil_http_headers_count(const coil_http_headers *h)
     return 0;
 }
 
-int coil_http_headers_at(const coil_http_headers *h, size_t i, const char **name, const char **value)
+int coil_http_headers_at(const coil_http_headers *h, size_t i, const char **name,
+                         const char **value)
 {
     (void)h;
     (void)i;
@@ -79,7 +80,8 @@ void coil_http_url_free(coil_http_url *u)
     (void)u;
 }
 
-int coil_http_url_resolve(const coil_http_url *base, const char *ref, coil_http_url **out, coil_failure **err)
+int coil_http_url_resolve(const coil_http_url *base, const char *ref, coil_http_url **out,
+                          coil_failure **err)
 {
     (void)base;
     (void)ref;
