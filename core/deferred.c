@@ -479,3 +479,67 @@ int coil_deferred_add_timeout(coil_deferred *d, coil_reactor *r, double seconds)
     }
     return rc;
 }
+
+/* deferLater: the timer owns the context and a reference to the deferred
+ * until it runs or is cancelled; the canceller (which runs only while the
+ * deferred is unfired, so while the timer is pending) cancels it. */
+typedef struct later_ctx {
+    coil_deferred *d;
+    coil_timer *timer;
+} later_ctx;
+
+static int later_fire(void *arg)
+{
+    later_ctx *l = arg;
+    coil_deferred *d = l->d;
+    coil_timer_release(l->timer);
+    free(l);
+    /* The context is gone: a cancel from a callback below must not see it
+     * (it could not run anyway once `d` has fired). */
+    d->canceller = NULL;
+    d->canceller_arg = NULL;
+    (void)coil_deferred_callback(d, NULL, NULL);
+    coil_deferred_unref(d); /* the timer's reference */
+    return 0;
+}
+
+static void later_cancel(coil_deferred *d, void *arg)
+{
+    later_ctx *l = arg;
+    (void)coil_timer_cancel(l->timer);
+    coil_timer_release(l->timer);
+    free(l);
+    d->canceller_arg = NULL;
+    /* coil_deferred_cancel holds its own reference while this runs, then
+     * fails `d` with COIL_ECANCELLED. */
+    coil_deferred_unref(d); /* the timer's reference */
+}
+
+coil_deferred *coil_deferred_later(coil_reactor *r, double seconds)
+{
+    if (!r)
+        return NULL;
+    if (!(seconds >= 0) || seconds > 1e12)
+        return coil_deferred_fail(coil_failure_new(
+            COIL_DOMAIN_COIL, COIL_EINVAL,
+            "coil_deferred_later: delay %g s is not a number of seconds >= 0", seconds));
+    later_ctx *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    coil_deferred *d = coil_deferred_new_cancellable(later_cancel, l);
+    if (!d) {
+        free(l);
+        return NULL;
+    }
+    l->d = d;
+    l->timer = coil_reactor_call_later(r, seconds, later_fire, l);
+    if (!l->timer) {
+        free(l);
+        d->canceller = NULL;
+        d->canceller_arg = NULL;
+        coil_deferred_unref(d);
+        return NULL;
+    }
+    coil_deferred_ref(d); /* the timer's */
+    return d;
+}

@@ -784,6 +784,112 @@ static void test_timeout_not_fired_when_result_first(void)
     coil_clock_free(c);
 }
 
+/* ---- deferLater ---- */
+
+/* Fires with NULL after the delay on the fake clock; the caller may drop
+ * its reference early (the timer holds one); cancelling a fired one is a
+ * no-op. */
+static void test_later_fires(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    reset();
+    coil_deferred *d = coil_deferred_later(r, 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    coil_deferred_add_both(d, expect_code, NULL);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 1);
+    coil_reactor_advance(r, 4.9);
+    CU_ASSERT_STRING_EQUAL(trace, "");
+    CU_ASSERT_FALSE(coil_deferred_called(d));
+    coil_reactor_advance(r, 0.1);
+    CU_ASSERT_STRING_EQUAL(trace, "value (null);");
+    CU_ASSERT_TRUE(coil_deferred_called(d));
+    coil_deferred_cancel(d); /* after it fired: nothing */
+    CU_ASSERT_STRING_EQUAL(trace, "value (null);");
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    coil_deferred_unref(d);
+
+    /* Dropped at once: the timer keeps it alive and fires it. */
+    reset();
+    d = coil_deferred_later(r, 0);
+    coil_deferred_add_both(d, expect_code, NULL);
+    coil_deferred_unref(d);
+    coil_reactor_advance(r, 0);
+    CU_ASSERT_STRING_EQUAL(trace, "value (null);");
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
+static int later_cancelled_seen;
+static void later_chain_cancel(coil_deferred *d, void *arg)
+{
+    (void)arg;
+    if (coil_deferred_is_failure(d) &&
+        coil_failure_check(coil_deferred_failure(d), COIL_DOMAIN_COIL, COIL_ECANCELLED))
+        later_cancelled_seen++;
+}
+
+/* Cancelling cancels the timer (nothing pending, no fire later); a bad delay
+ * fails at once with a message; cancelling from a callback of another
+ * deferred (the HTTP server cancels when a client leaves) is fine. */
+static void test_later_cancel(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    reset();
+    coil_deferred *d = coil_deferred_later(r, 3);
+    coil_deferred_add_both(d, expect_code, NULL);
+    coil_reactor_advance(r, 1);
+    coil_deferred_cancel(d);
+    CU_ASSERT_STRING_EQUAL(trace, "COIL_ECANCELLED;deferred was cancelled;");
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+    coil_reactor_advance(r, 5);
+    CU_ASSERT_STRING_EQUAL(trace, "COIL_ECANCELLED;deferred was cancelled;");
+    coil_deferred_cancel(d); /* twice: nothing */
+    coil_deferred_unref(d);
+
+    /* Cancelled while the caller holds no reference but a chain does. */
+    later_cancelled_seen = 0;
+    d = coil_deferred_later(r, 2);
+    coil_deferred_add_both(d, later_chain_cancel, NULL);
+    coil_deferred *keep = coil_deferred_ref(d);
+    coil_deferred_unref(d);
+    coil_deferred_cancel(keep);
+    CU_ASSERT_EQUAL(later_cancelled_seen, 1);
+    coil_deferred_unref(keep);
+    CU_ASSERT_EQUAL(coil_reactor_pending_timers(r), 0);
+
+    reset();
+    d = coil_deferred_later(r, -1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    coil_deferred_add_both(d, expect_code, NULL);
+    CU_ASSERT_STRING_EQUAL(
+        trace,
+        "COIL_EINVAL;coil_deferred_later: delay -1 s is not a number of seconds >= 0;");
+    coil_deferred_unref(d);
+    CU_ASSERT_PTR_NULL(coil_deferred_later(NULL, 1));
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
+/* The book's BusyPage: deferLater(reactor, 0, ...) then a callback. */
+static void test_later_book_busy_page(void)
+{
+    coil_clock *c = coil_clock_new_fake();
+    coil_reactor *r = coil_test_reactor(c);
+    reset();
+    coil_deferred *d = coil_deferred_later(r, 0);
+    coil_deferred_add_callback(d, callback1, NULL);
+    rec("end;%s", "");
+    CU_ASSERT_STRING_EQUAL(trace, "end;");
+    coil_reactor_advance(r, 0);
+    CU_ASSERT_STRING_EQUAL(trace, "end;call 1 (null);");
+    coil_deferred_unref(d);
+    coil_reactor_free(r);
+    coil_clock_free(c);
+}
+
 /* ---- lists and gather ---- */
 
 static coil_deferred_list_result *list_result;
@@ -1716,6 +1822,9 @@ static int add_suites(void)
         COIL_TEST(test_list_cancel),
         COIL_TEST(test_list_cancel_child_does_not_fire),
         COIL_TEST(test_gather_with_timeout),
+        COIL_TEST(test_later_fires),
+        COIL_TEST(test_later_cancel),
+        COIL_TEST(test_later_book_busy_page),
         {NULL, NULL},
     };
     if (coil_test_add_suite("seed book chapter 3", book) != 0)

@@ -151,6 +151,19 @@ void coil_deferred_cancel(coil_deferred *d);
  * COIL_ENOMEM. */
 int coil_deferred_add_timeout(coil_deferred *d, coil_reactor *r, double seconds);
 
+/* Twisted's task.deferLater without the call: a deferred that fires with a
+ * NULL value `seconds` (>= 0) from now on `r`'s clock. Cancelling it before
+ * then cancels the timer (it fails with COIL_ECANCELLED); cancelling it after
+ * it fired does nothing. The pending timer holds a reference to the deferred,
+ * so dropping yours early is safe (free the reactor only after it fired or
+ * was cancelled). A bad delay gives a deferred already failed with
+ * COIL_EINVAL; NULL when memory runs out or `r` is NULL.
+ *
+ *   coil_deferred *d = coil_deferred_later(r, 5);
+ *   coil_deferred_add_callback(d, finish_page, req);   // the book's BusyPage
+ */
+coil_deferred *coil_deferred_later(coil_reactor *r, double seconds);
+
 /* ---- combining -------------------------------------------------------- */
 
 enum coil_deferred_list_flags {
