@@ -151,7 +151,7 @@ int tool_parse_args(int argc, char **argv, const tool_option *opts)
         }
         if (!o)
             return -tool_usage_error("unknown option '%s'", a);
-        if (!o->value) {
+        if (!o->value && !o->each) {
             if (inline_value)
                 return -tool_usage_error("option '--%s' takes no value", o->long_name);
             *o->flag = 1;
@@ -161,6 +161,11 @@ int tool_parse_args(int argc, char **argv, const tool_option *opts)
             if (i + 1 >= argc)
                 return -tool_usage_error("option '--%s' needs a value", o->long_name);
             inline_value = argv[++i];
+        }
+        if (o->each) {
+            if (o->each(o->each_arg, inline_value) != 0)
+                return -TOOL_EXIT_USAGE;
+            continue;
         }
         *o->value = inline_value;
     }

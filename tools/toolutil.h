@@ -52,15 +52,20 @@ int tool_help(void);
 
 /* ---- arguments ----------------------------------------------------------- */
 
-/* One option: --long, and -s when `short_name` is not 0. With `value` set,
- * the option takes a value ("--name NAME", "--name=NAME", "-n NAME"), stored
- * (borrowed from argv) in *value; otherwise *flag is set to 1. The table
- * ends with an entry whose long_name is NULL. */
+/* One option: --long, and -s when `short_name` is not 0. With `value` (or
+ * `each`) set, the option takes a value ("--name NAME", "--name=NAME", "-n
+ * NAME"), stored (borrowed from argv) in *value; otherwise *flag is set to
+ * 1. The table ends with an entry whose long_name is NULL. */
 typedef struct tool_option {
     const char *long_name;
     char short_name;
     const char **value;
     int *flag;
+    /* Or, for an option given any number of times (coil-web's -H): called
+     * with each value in order; a non-zero return (after printing what was
+     * wrong) ends parsing with -TOOL_EXIT_USAGE. */
+    int (*each)(void *arg, const char *value);
+    void *each_arg;
 } tool_option;
 
 #define TOOL_ARGS_HELP (-1)
