@@ -45,6 +45,25 @@ const char *coil__http_request_next_segment(const coil_http_request *req);
 /* Move the next postpath segment to the prepath. */
 void coil__http_request_advance(coil_http_request *req);
 
+/* ---- server.c, called by static.c ------------------------------------ */
+
+/* Count `n` body bytes that went to the transport without
+ * coil_http_request_write (sendfile): coil_http_request_sent, the
+ * Content-Length check at finish and the log line's size include them. */
+void coil__http_request_count_sent(coil_http_request *req, uint64_t n);
+
+/* ---- static.c -------------------------------------------------------- */
+
+/* What a coil_http_file_new resource has done (tests prove which path ran). */
+typedef struct coil__http_file_counts {
+    uint64_t opened;         /* files and directories opened for requests */
+    uint64_t bodies;         /* file bodies started (GET with bytes to send) */
+    uint64_t open_bodies;    /* bodies whose file is still open */
+    uint64_t sendfile_bytes; /* body bytes sent by coil_transport_send_file */
+    uint64_t read_bytes;     /* body bytes read and written (the read loop) */
+} coil__http_file_counts;
+void coil__http_file_stats(const coil_http_resource *file, coil__http_file_counts *out);
+
 /* ---- forms.c --------------------------------------------------------- */
 
 /* An argument list (the request's args). Zero it to start. Bounded: at

@@ -362,3 +362,9 @@ void coil__http_request_advance(coil_http_request *req)
 {
     (void)req;
 }
+
+void coil__http_request_count_sent(coil_http_request *req, uint64_t n)
+{
+    (void)req;
+    (void)n;
+}
