@@ -1879,6 +1879,11 @@ uint64_t coil_http_request_sent(const coil_http_request *req)
     return req ? req->sent : 0;
 }
 
+void coil__http_request_count_sent(coil_http_request *req, uint64_t n)
+{
+    req->sent += n; /* sendfile (static.c) wrote them to the transport itself */
+}
+
 int coil_http_request_register_producer(coil_http_request *req, coil_producer *p,
                                         int streaming)
 {
