@@ -1,0 +1,128 @@
+/* web_common.h — what the web examples (web_*.c) share, so that each of
+ * them shows only its own part, as the book's ten-line programs do.
+ *
+ * Servers: web_listen_arg() reads where to listen from the command line,
+ * web_serve() runs a site (or any factory) there until Ctrl-C:
+ *
+ *   ./web_clock                        http://127.0.0.1:8000/
+ *   ./web_clock --port 8080            another port (0: any free one)
+ *   ./web_clock --listen unix:/tmp/web.sock
+ *   ./web_clock --listen tls:8443:privateKey=key.pem:certKey=cert.pem
+ *
+ * Each server prints "listening on 127.0.0.1:PORT" (the address it got)
+ * once it listens; the tests wait for that line.
+ *
+ * Clients: web_stop() is the book's `d.addBoth(stop)`.
+ *
+ * Header only (static inline functions): every example is one .c file.
+ */
+#ifndef WEB_COMMON_H
+#define WEB_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <coil/coil.h>
+
+/* Take "--port PORT" or "--listen ENDPOINT" out of argv (argc shrinks).
+ * Writes the endpoint description to buf: "tcp:8000:interface=127.0.0.1"
+ * by default. Returns 0, or -1 (after a message) when the value is bad. */
+static inline int web_listen_arg(int *argc, char **argv, char *buf, size_t size)
+{
+    snprintf(buf, size, "tcp:8000:interface=127.0.0.1");
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *v = i + 1 < *argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--port") == 0 && v) {
+            char *end;
+            long port = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || port < 0 || port > 65535) {
+                fprintf(stderr, "%s: --port takes a number from 0 to 65535, not '%s'\n",
+                        argv[0], v);
+                return -1;
+            }
+            snprintf(buf, size, "tcp:%ld:interface=127.0.0.1", port);
+            i++;
+        } else if (strcmp(argv[i], "--listen") == 0 && v) {
+            snprintf(buf, size, "%s", v);
+            i++;
+        } else {
+            argv[out++] = argv[i]; /* not ours: keep it */
+        }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+/* Listen on `where` with `root` as a site's root resource (its reference
+ * passes in), or with `factory` when root is NULL (the line-based echo,
+ * which speaks HTTP by hand). Print where it listens, run the reactor until
+ * Ctrl-C or SIGTERM, then close everything. Returns main's exit status. */
+static inline int web_serve(const char *prog, const char *where, coil_http_resource *root,
+                            coil_factory *factory)
+{
+    coil_reactor *r;
+    coil_reactor_options ro = {.handle_signals = 1}; /* Ctrl-C stops run() */
+    if (coil_reactor_new(&r, &ro) != 0) {
+        coil_http_resource_unref(root);
+        return 1;
+    }
+    coil_failure *err = NULL;
+    coil_http_site *site = NULL;
+    if (root) {
+        /* Twisted's Site(root): the factory that serves the resource tree. */
+        if (coil_http_site_new(r, root, NULL, &site, &err) != 0)
+            goto failed;
+        factory = coil_http_site_factory(site);
+    }
+    coil_listener *l;
+    if (coil_listen(r, where, factory, &l, &err) != 0)
+        goto failed;
+
+    /* Say where we listen (port 0 picked a free one). */
+    coil_address a;
+    char text[128];
+    if (coil_listener_get_host(l, &a) == 0) {
+        coil_address_format(&a, text, sizeof text);
+        printf("listening on %s\n", text);
+    } else {
+        printf("listening on %s\n", where);
+    }
+    fflush(stdout);
+
+    coil_reactor_run(r);
+
+    /* Stop listening, close the connections still open (cleanly, aborting
+     * those not done within 2 s), then free the site and the reactor. */
+    coil_listener_close(l);
+    coil_reactor_shutdown(r, 2.0);
+    coil_http_site_free(site);
+    coil_reactor_free(r);
+    return 0;
+
+failed:
+    fprintf(stderr, "%s: %s\n", prog, coil_failure_message(err));
+    coil_failure_free(err);
+    coil_http_site_free(site);
+    coil_reactor_free(r);
+    return 1;
+}
+
+/* The book's stop(): a step for coil_deferred_add_both that stops the
+ * reactor. Through call_soon, because a deferred may fire before run()
+ * has started (a bad URL fails at once). `arg` is the reactor. */
+static inline int web_stop_now(void *arg)
+{
+    coil_reactor_stop(arg);
+    return 0;
+}
+
+static inline void web_stop(coil_deferred *d, void *arg)
+{
+    (void)d;
+    coil_reactor_call_soon(arg, web_stop_now, arg);
+}
+
+#endif

@@ -1,0 +1,62 @@
+/* web_get — the book's getPage (chapter 5): fetch a URL and print the page.
+ * coil_http_get returns a deferred that fires with the whole body, or fails
+ * (a refused connection, a bad URL, a status of 400 or more).
+ *
+ *   ./web_get [URL]            (http://127.0.0.1:8000/ by default)
+ *   ./web_get https://example.org/
+ *
+ * Exit status: 0 when the page came, 1 when it did not, 2 for bad usage.
+ */
+#include "web_common.h"
+
+static int failed;
+
+/* printPage: the value is the body (coil_http_bytes, owned by the
+ * deferred: it goes when the deferred does). It may hold any bytes. */
+static void print_page(coil_deferred *d, void *arg)
+{
+    (void)arg;
+    coil_http_bytes *page = coil_deferred_result(d);
+    fwrite(page->data, 1, page->len, stdout);
+}
+
+/* printErr: say what went wrong, and recover (the failure is handled). */
+static void print_error(coil_deferred *d, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "web_get: %s\n", coil_failure_message(coil_deferred_failure(d)));
+    failed = 1;
+    coil_deferred_set_result(d, NULL, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "usage: %s [URL]\n", argv[0]);
+        return 2;
+    }
+    const char *url = argc == 2 ? argv[1] : "http://127.0.0.1:8000/";
+    coil_reactor *r;
+    if (coil_reactor_new(&r, NULL) != 0)
+        return 1;
+    coil_http_agent *agent;
+    coil_failure *err = NULL;
+    if (coil_http_agent_new(r, NULL, &agent, &err) != 0) {
+        fprintf(stderr, "web_get: %s\n", coil_failure_message(err));
+        coil_failure_free(err);
+        coil_reactor_free(r);
+        return 1;
+    }
+
+    /* d = getPage(url); d.addCallbacks(printPage, printErr); d.addBoth(stop) */
+    coil_deferred *d = coil_http_get(agent, url);
+    coil_deferred_add_callbacks(d, print_page, print_error, NULL);
+    coil_deferred_add_both(d, web_stop, r);
+    coil_reactor_run(r);
+
+    coil_deferred_unref(d);
+    coil_http_agent_free(agent);
+    coil_reactor_shutdown(r, 2.0);
+    coil_reactor_free(r);
+    return failed;
+}
