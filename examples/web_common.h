@@ -56,6 +56,13 @@ static inline int web_listen_arg(int *argc, char **argv, char *buf, size_t size)
     return 0;
 }
 
+static inline int web_announce(void *text)
+{
+    printf("listening on %s\n", (const char *)text);
+    fflush(stdout);
+    return 0;
+}
+
 /* Listen on `where` with `root` as a site's root resource (its reference
  * passes in), or with `factory` when root is NULL (the line-based echo,
  * which speaks HTTP by hand). Print where it listens, run the reactor until
@@ -81,16 +88,15 @@ static inline int web_serve(const char *prog, const char *where, coil_http_resou
     if (coil_listen(r, where, factory, &l, &err) != 0)
         goto failed;
 
-    /* Say where we listen (port 0 picked a free one). */
+    /* Say where we listen (port 0 picked a free one), once the reactor
+     * runs: whoever waits for the line may then send SIGTERM at once. */
     coil_address a;
-    char text[128];
-    if (coil_listener_get_host(l, &a) == 0) {
+    static char text[256];
+    if (coil_listener_get_host(l, &a) == 0)
         coil_address_format(&a, text, sizeof text);
-        printf("listening on %s\n", text);
-    } else {
-        printf("listening on %s\n", where);
-    }
-    fflush(stdout);
+    else
+        snprintf(text, sizeof text, "%.255s", where);
+    coil_reactor_call_when_running(r, web_announce, text);
 
     coil_reactor_run(r);
 
