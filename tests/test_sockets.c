@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -931,6 +932,188 @@ static void test_water_mark_options(void)
     reactor_end(r);
 }
 
+/* ---- sendfile from a pull producer ---- */
+
+typedef struct file_sender {
+    coil_protocol base;
+    coil_producer prod;
+    int fd;
+    off_t off, size;
+    int calls, eagain, done, err;
+} file_sender;
+
+static file_sender *the_sender;
+
+static void sender_resume(coil_producer *p)
+{
+    file_sender *fs = (file_sender *)((char *)p - offsetof(file_sender, prod));
+    coil_transport *t = fs->base.transport;
+    fs->calls++;
+    size_t sent = 0;
+    int rc = coil_transport_send_file(t, fs->fd, &fs->off, (size_t)(fs->size - fs->off),
+                                      &sent);
+    if (rc == COIL_EAGAIN) {
+        fs->eagain++;
+        return;
+    }
+    if (rc != 0) {
+        fs->err = rc;
+        coil_transport_unregister_producer(t);
+        coil_transport_abort_connection(t);
+        return;
+    }
+    if (fs->off == fs->size) {
+        fs->done = 1;
+        coil_transport_unregister_producer(t);
+        coil_transport_lose_connection(t);
+    }
+}
+
+static void sender_noop(coil_producer *p)
+{
+    (void)p;
+}
+
+static const coil_producer_ops sender_prod_ops = {
+    .pause_producing = sender_noop,
+    .resume_producing = sender_resume,
+    .stop_producing = sender_noop,
+};
+
+static void sender_made(coil_protocol *p)
+{
+    file_sender *fs = (file_sender *)p;
+    /* Queued bytes go first: send_file must wait for them. */
+    CU_ASSERT_EQUAL(coil_transport_write(p->transport, "HEAD", 4), 0);
+    CU_ASSERT_EQUAL(coil_transport_register_producer(p->transport, &fs->prod, 0), 0);
+}
+
+static const coil_protocol_ops sender_ops = {.connection_made = sender_made};
+
+static coil_protocol *sender_build(coil_factory *f, const coil_address *peer)
+{
+    (void)f;
+    (void)peer;
+    return &the_sender->base;
+}
+
+static const coil_factory_ops sender_factory_ops = {.build_protocol = sender_build};
+
+typedef struct sink {
+    coil_protocol base;
+    coil_reactor *r;
+    size_t got;
+    int mismatch, lost, lost_code;
+} sink;
+
+static void sink_made(coil_protocol *p)
+{
+    coil_transport_pause_reading(p->transport); /* a slow reader at first */
+}
+
+static void sink_data(coil_protocol *p, const void *data, size_t len)
+{
+    sink *k = (sink *)p;
+    const unsigned char *b = data;
+    for (size_t i = 0; i < len; i++, k->got++) {
+        unsigned char want = k->got < 4 ? (unsigned char)"HEAD"[k->got]
+                                        : (unsigned char)((k->got - 4) * 13 + 1);
+        if (b[i] != want)
+            k->mismatch = 1;
+    }
+}
+
+static void sink_lost(coil_protocol *p, const coil_failure *reason)
+{
+    sink *k = (sink *)p;
+    k->lost++;
+    k->lost_code = coil_failure_code(reason);
+    coil_reactor_stop(k->r);
+}
+
+static const coil_protocol_ops sink_ops = {
+    .connection_made = sink_made,
+    .data_received = sink_data,
+    .connection_lost = sink_lost,
+};
+
+static sink *the_sink;
+static coil_protocol *sink_build(coil_factory *f, const coil_address *peer)
+{
+    (void)f;
+    (void)peer;
+    return &the_sink->base;
+}
+
+static const coil_factory_ops sink_factory_ops = {.build_protocol = sink_build};
+
+static void test_send_file_tcp(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    char path[256];
+    CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(path, sizeof path, "sendfile"), 0);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    CU_ASSERT_FATAL(fd >= 0);
+    const size_t size = 8 * 1024 * 1024 + 3;
+    unsigned char *buf = malloc(size);
+    for (size_t i = 0; i < size; i++)
+        buf[i] = (unsigned char)(i * 13 + 1);
+    CU_ASSERT_EQUAL_FATAL(write(fd, buf, size), (ssize_t)size);
+    free(buf);
+
+    file_sender fs = {.base.ops = &sender_ops, .prod.ops = &sender_prod_ops, .fd = fd};
+    fs.size = (off_t)size;
+    the_sender = &fs;
+    coil_factory sf = {&sender_factory_ops, 0, NULL};
+    coil_tcp_listen_options lo = {.interface = "127.0.0.1"};
+    coil_listener *l = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &sf, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+
+    sink k = {.base.ops = &sink_ops, .r = r};
+    the_sink = &k;
+    coil_factory cf = {&sink_factory_ops, 0, NULL};
+    coil_tcp_connect_options co = {.host = "127.0.0.1", .port = coil_address_port(&a)};
+    coil_connector *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &co, &cf, &c), 0);
+    /* Wait until the socket is full (the reader is paused), then read. */
+    for (int i = 0; i < 2000 && fs.eagain < 1; i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT(fs.eagain >= 1);
+    CU_ASSERT(fs.off > 0 && fs.off < (off_t)size);
+    coil_transport_resume_reading(k.base.transport);
+    coil_timer *t = coil_reactor_call_later(r, 20, give_up, r);
+    coil_reactor_run(r);
+    coil_timer_cancel(t);
+    coil_timer_release(t);
+    CU_ASSERT_EQUAL(fs.done, 1);
+    CU_ASSERT_EQUAL(fs.err, 0);
+    CU_ASSERT_EQUAL(k.got, size + 4);
+    CU_ASSERT_EQUAL(k.mismatch, 0);
+    CU_ASSERT_EQUAL(k.lost_code, COIL_ECLOSED);
+    coil_connector_free(c);
+    coil_listener_close(l);
+    close(fd);
+    unlink(path);
+    reactor_end(r);
+}
+
+static void test_send_file_not_on_memory(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    static const coil_protocol_ops none = {0};
+    coil_protocol p = {.ops = &none};
+    coil_transport *t = coil_memory_transport_new(r, &p);
+    CU_ASSERT_FATAL(t != NULL);
+    off_t off = 0;
+    size_t sent = 7;
+    CU_ASSERT_EQUAL(coil_transport_send_file(t, 0, &off, 10, &sent), COIL_ENOTSUP);
+    CU_ASSERT_EQUAL(sent, 0);
+    coil_memory_transport_free(t);
+    reactor_end(r);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case cases[] = {
@@ -948,6 +1131,8 @@ static int add_suites(void)
         COIL_TEST(test_accept_transient_error_goes_on),
         COIL_TEST(test_peer_address_after_close),
         COIL_TEST(test_water_mark_options),
+        COIL_TEST(test_send_file_tcp),
+        COIL_TEST(test_send_file_not_on_memory),
         {NULL, NULL},
     };
     return coil_test_add_suite("sockets", cases);
