@@ -347,6 +347,29 @@ static int add_header(void *arg, const char *text)
     return 0;
 }
 
+/* The failure's message and those of its causes, joined by ": ", leaving
+ * out a cause whose message the text already holds (the agent's messages
+ * quote their cause). Caller frees; NULL when memory runs out. */
+static char *failure_text(const coil_failure *f)
+{
+    size_t need = 1;
+    for (const coil_failure *c = f; c; c = coil_failure_cause(c))
+        need += strlen(coil_failure_message(c)) + 2;
+    char *s = malloc(need);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (const coil_failure *c = f; c; c = coil_failure_cause(c)) {
+        const char *m = coil_failure_message(c);
+        if (!*m || strstr(s, m))
+            continue;
+        if (s[0])
+            strcat(s, ": ");
+        strcat(s, m);
+    }
+    return s;
+}
+
 /* ---- the progress bar (stderr, on a terminal, for downloads that last) ---- */
 
 #define PROGRESS_AFTER    0.5 /* seconds before a bar appears */
@@ -548,7 +571,7 @@ static void body_lost(coil_protocol *p, const coil_failure *reason)
         return;
     progress_clear(g);
     if (!coil_failure_check(reason, COIL_DOMAIN_COIL, COIL_ECLOSED)) {
-        char *why = tool_failure_text(reason);
+        char *why = failure_text(reason);
         tool_error("%s %s: the body was cut short after %" PRIu64 " bytes%s: %s",
                    g->method, g->cfg->url, g->received, g->part ? " (nothing saved)" : "",
                    why ? why : "connection lost");
@@ -668,7 +691,19 @@ static void request_failed(coil_deferred *d, void *arg)
                        strerror(coil_failure_code(sys)));
         coil_http_url_free(u);
     } else if (f) {
-        tool_error_failure(f, "%s %s", g->method, g->cfg->url);
+        char *why = failure_text(f);
+        /* "cannot connect to HOST:PORT: ..." says enough without the URL. */
+        if (why && strncmp(why, "cannot connect to ", 18) == 0)
+            tool_error("%s", why);
+        else
+            tool_error("%s %s: %s", g->method, g->cfg->url, why ? why : "out of memory");
+        free(why);
+        int tls = 0;
+        for (const coil_failure *c = f; c; c = coil_failure_cause(c))
+            tls |= coil_failure_domain(c) == COIL_DOMAIN_TLS;
+        if (tls && !g->cfg->cacert && !g->cfg->insecure)
+            tool_error("hint: --cacert FILE trusts the CA that signed the server's "
+                       "certificate");
     } else {
         tool_error("%s %s failed", g->method, g->cfg->url);
     }
@@ -734,6 +769,7 @@ static int get(get_config *cfg)
         .tls = tls,
         .follow_redirects = cfg->follow,
         .max_per_host = 1,
+        .user_agent = "coil-web/" COIL_VERSION_STRING,
     };
     if (coil_http_agent_new(g.r, &ao, &agent, &err) != 0) {
         if (err)
