@@ -877,7 +877,7 @@ static void body_complete(http_conn *c, coil_http_request *req)
 
 static void body_failed(http_conn *c, coil_http_request *req, int status, const char *why)
 {
-    (void)c;
+    c->site->stats.bad_requests++;
     req->body_done = 1; /* nothing more is read: the connection closes */
     if (req->body_stream && req->bh && !req->body_told) {
         req->body_told = 1;

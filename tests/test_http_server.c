@@ -1,0 +1,1037 @@
+/* The HTTP server (protocols/http/server.c): requests and responses over
+ * the in-memory pair with the fake clock (framing, keep-alive, pipelining,
+ * 100-continue, request bodies, every parser error end to end, timeouts,
+ * renderer failures, a 4 GiB response through a slow client in bounded
+ * memory, disconnects), then the basic cases over TCP, a UNIX socket and
+ * TLS. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_testutil.h"
+#include "testutil.h"
+
+#include <coil/http.h>
+#include <coil/memory.h>
+
+/* ======================================================================
+ * Resources
+ * ====================================================================== */
+
+static int hello_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "Content-Type", "text/plain"), 0);
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "hello, world\n", 13), 0);
+    return COIL_HTTP_DONE;
+}
+static const coil_http_resource_ops hello_ops = {.render_get = hello_get};
+
+/* Echo: the collected body, the method and the args. */
+static int echo_any(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    size_t n = 0;
+    const void *b = coil_http_request_body(req, &n);
+    const char *a = coil_http_request_arg(req, "a");
+    (void)coil_http_request_writef(req, "%s:%s:", coil_http_request_method(req),
+                                   a ? a : "-");
+    if (n)
+        CU_ASSERT_EQUAL(coil_http_request_write(req, b, n), 0);
+    return COIL_HTTP_DONE;
+}
+static const coil_http_resource_ops echo_ops = {.render = echo_any};
+
+static int fail_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    (void)coil_http_request_write(req, "never seen", 10);
+    return COIL_EINVAL;
+}
+static const coil_http_resource_ops fail_ops = {.render_get = fail_get};
+
+/* Later: the request is kept (a reference) for the test to answer. */
+static coil_http_request *later_req;
+static coil_deferred *later_done;
+static int later_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    CU_ASSERT_PTR_NULL(later_req);
+    later_req = coil_http_request_ref(req);
+    later_done = coil_http_request_notify_finish(req);
+    CU_ASSERT_PTR_NOT_NULL(later_done);
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "first;", 6), 0);
+    return COIL_HTTP_NOT_DONE_YET;
+}
+static const coil_http_resource_ops later_ops = {.render_get = later_get};
+
+/* Wait: a deferred the test fires. */
+static coil_deferred *wait_d;
+static int wait_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    CU_ASSERT_PTR_NULL(wait_d);
+    wait_d = coil_deferred_new();
+    if (!coil_http_request_arg(req, "quiet"))
+        (void)coil_http_request_write(req, "waited", 6);
+    int rc = coil_http_request_wait(req, wait_d);
+    return rc;
+}
+static const coil_http_resource_ops wait_ops = {.render_get = wait_get};
+
+/* Big: `big_size` bytes from a pull producer in 64 KiB pieces. */
+#define PIECE (64 * 1024)
+static uint64_t big_size;
+typedef struct bigprod {
+    coil_producer base;
+    coil_http_request *req;
+    uint64_t left;
+    int stopped;
+    char piece[PIECE];
+} bigprod;
+static bigprod *big_prod;
+
+static void big_resume(coil_producer *p)
+{
+    bigprod *b = (bigprod *)p;
+    if (!b->req)
+        return;
+    if (b->left == 0) {
+        coil_http_request *req = b->req;
+        b->req = NULL;
+        CU_ASSERT_EQUAL(coil_http_request_finish(req), 0);
+        coil_http_request_unref(req);
+        return;
+    }
+    size_t n = b->left < PIECE ? (size_t)b->left : PIECE;
+    b->left -= n;
+    CU_ASSERT_EQUAL(coil_http_request_write(b->req, b->piece, n), 0);
+}
+static void big_pause(coil_producer *p)
+{
+    (void)p;
+}
+static void big_stop(coil_producer *p)
+{
+    bigprod *b = (bigprod *)p;
+    b->stopped = 1;
+    if (b->req) {
+        coil_http_request_unref(b->req);
+        b->req = NULL;
+    }
+}
+static const coil_producer_ops big_prod_ops = {.pause_producing = big_pause,
+                                               .resume_producing = big_resume,
+                                               .stop_producing = big_stop};
+
+static int big_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    bigprod *b = big_prod;
+    b->base.ops = &big_prod_ops;
+    b->req = coil_http_request_ref(req);
+    b->left = big_size;
+    memset(b->piece, 'x', sizeof b->piece);
+    CU_ASSERT_EQUAL(coil_http_request_set_length(req, big_size), 0);
+    CU_ASSERT_EQUAL(coil_http_request_register_producer(req, &b->base, 0), 0);
+    return COIL_HTTP_NOT_DONE_YET;
+}
+static const coil_http_resource_ops big_ops = {.render_get = big_get};
+
+/* Stream in: a resource that streams its body and answers with its size. */
+typedef struct streamer {
+    coil_http_request *req;
+    size_t got;
+    int done, failed;
+} streamer;
+static streamer stream_st;
+static void st_data(void *ud, coil_http_request *req, const void *data, size_t len)
+{
+    (void)req;
+    (void)data;
+    ((streamer *)ud)->got += len;
+}
+static void st_done(void *ud, coil_http_request *req, const coil_failure *reason)
+{
+    streamer *s = ud;
+    if (reason) {
+        s->failed = 1;
+    } else {
+        s->done = 1;
+        (void)coil_http_request_writef(req, "got %zu", s->got);
+        (void)coil_http_request_finish(req);
+    }
+}
+static const coil_http_body_handler st_handler = {.data = st_data, .done = st_done};
+static int stream_post(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    memset(&stream_st, 0, sizeof stream_st);
+    CU_ASSERT_EQUAL(coil_http_request_read_body(req, &st_handler, &stream_st), 0);
+    return COIL_HTTP_NOT_DONE_YET;
+}
+static const coil_http_resource_ops stream_ops = {.render_post = stream_post};
+
+static char last_log[1024];
+static int log_calls;
+static void log_fn(void *ud, coil_http_request *req, const char *line)
+{
+    (void)ud;
+    (void)req;
+    log_calls++;
+    snprintf(last_log, sizeof last_log, "%s", line);
+}
+
+static coil_http_resource *make_root(void)
+{
+    coil_http_resource *root = coil_http_resource_new(&hello_ops, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    struct {
+        const char *name;
+        const coil_http_resource_ops *ops;
+        int leaf, stream;
+        uint64_t max;
+    } kids[] = {
+        {"echo", &echo_ops, 1, 0, 0},   {"fail", &fail_ops, 0, 0, 0},
+        {"later", &later_ops, 0, 0, 0}, {"wait", &wait_ops, 0, 0, 0},
+        {"big", &big_ops, 0, 0, 0},     {"stream", &stream_ops, 0, 1, 0},
+        {"small", &echo_ops, 0, 0, 10},
+    };
+    for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
+        coil_http_resource *k = coil_http_resource_new(kids[i].ops, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+        coil_http_resource_set_leaf(k, kids[i].leaf);
+        coil_http_resource_set_stream_body(k, kids[i].stream);
+        if (kids[i].max)
+            coil_http_resource_set_max_body(k, kids[i].max);
+        CU_ASSERT_EQUAL(coil_http_resource_put_child(root, kids[i].name, k), 0);
+    }
+    return root;
+}
+
+/* A fake-clock reactor, a site with `o`, and a client on the memory pair. */
+typedef struct fx {
+    coil_reactor *r;
+    coil_http_site *site;
+    http_test_client c;
+    coil_transport *st;
+    size_t off;
+} fx;
+
+static void fx_start(fx *f, const coil_http_server_options *o, size_t window)
+{
+    memset(f, 0, sizeof *f);
+    later_req = NULL;
+    later_done = NULL;
+    wait_d = NULL;
+    log_calls = 0;
+    last_log[0] = '\0';
+    f->r = coil_test_fake_start();
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(f->r, make_root(), o, &f->site, &err), 0);
+    f->st = http_test_pair(f->r, f->site, &f->c, window);
+}
+
+static void fx_end(fx *f)
+{
+    if (f->c.t) {
+        (void)coil_transport_lose_connection(f->c.t);
+        http_test_wait_lost(&f->c, 100);
+    }
+    CU_ASSERT_TRUE(f->c.lost);
+    coil_http_site_stats s;
+    coil_http_site_get_stats(f->site, &s);
+    for (int i = 0; i < 100 && s.open > 0; i++) {
+        http_test_pump(&f->c);
+        coil_http_site_get_stats(f->site, &s);
+    }
+    CU_ASSERT_EQUAL(s.open, 0);
+    coil_http_site_free(f->site);
+    free(f->c.buf);
+    CU_ASSERT_EQUAL(coil_reactor_transport_count(f->r), 0);
+    coil_test_fake_end(f->r);
+}
+
+static void expect_response(fx *f, int no_body, int status, const char *body,
+                            http_test_response *out)
+{
+    http_test_response tmp;
+    http_test_response *r = out ? out : &tmp;
+    int rc = http_test_next_response(&f->c, &f->off, no_body, 200, r);
+    CU_ASSERT_EQUAL(rc, 1);
+    if (rc != 1) {
+        fprintf(stderr, "\n    no response; got: %s\n",
+                f->c.buf ? f->c.buf : "(nothing)");
+        return;
+    }
+    if (r->status != status)
+        fprintf(stderr, "\n    status %d, expected %d: %s%s\n", r->status, status,
+                r->head, r->body);
+    CU_ASSERT_EQUAL(r->status, status);
+    if (body) {
+        if (strcmp(r->body, body) != 0)
+            fprintf(stderr, "\n    body \"%s\", expected \"%s\"\n", r->body, body);
+        CU_ASSERT_STRING_EQUAL(r->body, body);
+    }
+    if (!out)
+        free(tmp.body);
+}
+
+/* ======================================================================
+ * Memory pair, fake clock
+ * ====================================================================== */
+
+static void test_get_length(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.log = log_fn;
+    fx_start(&f, &o, 0);
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: t\"q\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 200, "hello, world\n", &r);
+    char v[128];
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Content-Length", v, sizeof v), "13");
+    CU_ASSERT_PTR_NOT_NULL(http_test_header(&r, "Date", v, sizeof v));
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Server", v, sizeof v), "coil/");
+    CU_ASSERT_PTR_NULL(http_test_header(&r, "Transfer-Encoding", v, sizeof v));
+    CU_ASSERT_PTR_NULL(http_test_header(&r, "Connection", v, sizeof v));
+    free(r.body);
+    /* logged once, combined format, the quote escaped */
+    CU_ASSERT_EQUAL(log_calls, 1);
+    COIL_TEST_ASSERT_HAS(last_log, "\"GET / HTTP/1.1\" 200 13 \"-\" \"t\\x22q\"");
+    /* still open: keep-alive */
+    http_test_pump(&f.c);
+    CU_ASSERT_FALSE(f.c.lost);
+    coil_http_site_stats s;
+    coil_http_site_get_stats(f.site, &s);
+    CU_ASSERT_EQUAL(s.requests, 1);
+    CU_ASSERT_EQUAL(s.responses, 1);
+    CU_ASSERT_EQUAL(s.open, 1);
+    fx_end(&f);
+}
+
+static void test_chunked_stream(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_wait_len(&f.c, 1, 50);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(later_req);
+    /* the held write went out with a chunked head */
+    COIL_TEST_ASSERT_HAS(f.c.buf, "Transfer-Encoding: chunked");
+    COIL_TEST_ASSERT_HAS(f.c.buf, "6\r\nfirst;\r\n");
+    CU_ASSERT_EQUAL(coil_http_request_write(later_req, "second", 6), 0);
+    CU_ASSERT_FALSE(coil_deferred_called(later_done));
+    CU_ASSERT_EQUAL(coil_http_request_finish(later_req), 0);
+    CU_ASSERT_TRUE(coil_deferred_called(later_done));
+    CU_ASSERT_FALSE(coil_deferred_is_failure(later_done));
+    CU_ASSERT_EQUAL(coil_http_request_write(later_req, "x", 1), COIL_ECLOSED);
+    CU_ASSERT_EQUAL(coil_http_request_finish(later_req), COIL_EALREADY);
+    coil_deferred_unref(later_done);
+    coil_http_request_unref(later_req);
+    later_req = NULL;
+    expect_response(&f, 0, 200, "first;second", NULL);
+    /* and the connection goes on */
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "hello, world\n", NULL);
+    fx_end(&f);
+}
+
+static void test_head(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 1, 200, "", &r);
+    char v[64];
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Content-Length", v, sizeof v), "13");
+    free(r.body);
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "hello, world\n", NULL);
+    CU_ASSERT_EQUAL(f.off, f.c.len); /* no stray body bytes from the HEAD */
+    fx_end(&f);
+}
+
+static void test_http10(void)
+{
+    /* plain 1.0: the answer, then the close */
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "GET / HTTP/1.0\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 200, "hello, world\n", &r);
+    char v[64];
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v), "close");
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 50));
+    CU_ASSERT_EQUAL(f.c.lost_code, COIL_ECLOSED);
+    fx_end(&f);
+
+    /* 1.0 and a body of unknown length: ends with the connection */
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "GET /later HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    http_test_wait_len(&f.c, 1, 50);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(later_req);
+    CU_ASSERT_PTR_NULL(strstr(f.c.buf, "chunked"));
+    CU_ASSERT_EQUAL(coil_http_request_write(later_req, "more", 4), 0);
+    CU_ASSERT_EQUAL(coil_http_request_finish(later_req), 0);
+    coil_deferred_unref(later_done);
+    coil_http_request_unref(later_req);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 50));
+    expect_response(&f, 0, 200, "first;more", NULL);
+    fx_end(&f);
+
+    /* 1.0 keep-alive: two requests on one connection */
+    fx_start(&f, NULL, 0);
+    for (int i = 0; i < 2; i++) {
+        http_test_send_str(&f.c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        expect_response(&f, 0, 200, "hello, world\n", &r);
+        COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v),
+                             "keep-alive");
+        free(r.body);
+    }
+    CU_ASSERT_FALSE(f.c.lost);
+    fx_end(&f);
+}
+
+static void test_keepalive_many(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    for (int i = 0; i < 20; i++) {
+        http_test_send_str(&f.c, "GET /echo?a=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        expect_response(&f, 0, 200, "GET:1:", NULL);
+    }
+    CU_ASSERT_FALSE(f.c.lost);
+    coil_http_site_stats s;
+    coil_http_site_get_stats(f.site, &s);
+    CU_ASSERT_EQUAL(s.requests, 20);
+    CU_ASSERT_EQUAL(s.connections, 1);
+    fx_end(&f);
+}
+
+static void test_pipelined(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c,
+                       "GET /echo/a?a=one HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                       "GET /echo?a=four HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "GET:one:", NULL);
+    for (int i = 0; i < 20; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(later_req);
+    /* nothing after the second until it is finished */
+    http_test_response r;
+    size_t off = f.off;
+    CU_ASSERT_EQUAL(http_test_parse_response(f.c.buf, f.c.len, &off, 0, 0, &r), 0);
+    CU_ASSERT_EQUAL(coil_http_request_finish(later_req), 0);
+    coil_deferred_unref(later_done);
+    coil_http_request_unref(later_req);
+    expect_response(&f, 0, 200, "first;", NULL);
+    expect_response(&f, 0, 200, "POST:-:abc", NULL);
+    expect_response(&f, 0, 200, "GET:four:", NULL);
+    fx_end(&f);
+}
+
+static void test_flood_pipelined(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.max_requests = 100000;
+    fx_start(&f, &o, 0);
+    enum { N = 5000 };
+    static const char one[] = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t n = sizeof one - 1;
+    char *all = malloc(n * N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+    for (int i = 0; i < N; i++)
+        memcpy(all + (size_t)i * n, one, n);
+    http_test_send(&f.c, all, n * N);
+    free(all);
+    int got = 0;
+    for (int pass = 0; pass < 20000 && got < N; pass++) {
+        http_test_response r;
+        int rc =
+            http_test_parse_response(f.c.buf ? f.c.buf : "", f.c.len, &f.off, 0, 0, &r);
+        if (rc == 1) {
+            CU_ASSERT_EQUAL(r.status, 200);
+            free(r.body);
+            got++;
+            continue;
+        }
+        if (f.c.lost)
+            break;
+        http_test_pump(&f.c);
+    }
+    CU_ASSERT_EQUAL(got, N);
+    CU_ASSERT_FALSE(f.c.lost);
+    fx_end(&f);
+}
+
+static void test_expect_continue(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                             "Expect: 100-continue\r\n\r\n");
+    CU_ASSERT_TRUE(http_test_wait_len(&f.c, 25, 50));
+    CU_ASSERT_EQUAL(strncmp(f.c.buf, "HTTP/1.1 100 Continue\r\n\r\n", 25), 0);
+    f.off = 25;
+    http_test_send_str(&f.c, "hello");
+    expect_response(&f, 0, 200, "POST:-:hello", NULL);
+    fx_end(&f);
+
+    /* refused: larger than the resource takes; no 100, a 413, closed */
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+                             "Expect: 100-continue\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 413, NULL, &r);
+    CU_ASSERT_PTR_NULL(strstr(f.c.buf, "100 Continue"));
+    char v[64];
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v), "close");
+    COIL_TEST_ASSERT_HAS(r.body, "413 ");
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
+    fx_end(&f);
+}
+
+static void test_bodies(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    /* chunked */
+    http_test_send_str(
+        &f.c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n");
+    expect_response(&f, 0, 200, "POST:-:abcdefg", NULL);
+    fx_end(&f);
+
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c,
+                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\r\n"
+                       "a=x+y%21");
+    expect_response(&f, 0, 200, "POST:x y!:a=x+y%21", NULL);
+    /* too big once it arrives (chunked has no length up front) */
+    http_test_send_str(
+        &f.c, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 413, NULL, &r);
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
+    fx_end(&f);
+
+    /* streamed */
+    fx_start(&f, NULL, 0);
+    http_test_send_str(
+        &f.c, "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_EQUAL(stream_st.got, 5);
+    CU_ASSERT_FALSE(stream_st.done);
+    http_test_send_str(&f.c, "56789");
+    expect_response(&f, 0, 200, "got 10", NULL);
+    CU_ASSERT_TRUE(stream_st.done);
+    fx_end(&f);
+}
+
+/* Every parser refusal: the status, a reason, Connection: close, and the
+ * connection closed after it. */
+static void test_parser_errors(void)
+{
+    static char long_line[10000], big_head[70000], many[4000];
+    snprintf(long_line, sizeof long_line, "GET /%09000d HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+    size_t at =
+        (size_t)snprintf(big_head, sizeof big_head, "GET / HTTP/1.1\r\nHost: x\r\n");
+    while (at < 66000)
+        at +=
+            (size_t)snprintf(big_head + at, sizeof big_head - at, "X-A: %01000d\r\n", 0);
+    snprintf(big_head + at, sizeof big_head - at, "\r\n");
+    at = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 120; i++)
+        at += (size_t)snprintf(many + at, sizeof many - at, "X-%d: y\r\n", i);
+    snprintf(many + at, sizeof many - at, "\r\n");
+    struct {
+        const char *req;
+        int status;
+        const char *why;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: x\r\nBad : v\r\n\r\n", 400, "whitespace before"},
+        {"GET / HTTP/1.1\r\n\r\n", 400, "Host"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n",
+         400, "Transfer-Encoding"},
+        {"GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", 400, NULL},
+        {"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "escape"},
+        {"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n", 413, "limit"},
+        {long_line, 414, NULL},
+        {big_head, 431, NULL},
+        {many, 431, NULL},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, NULL},
+        {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, NULL},
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+         400, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fx f;
+        fx_start(&f, NULL, 0);
+        http_test_send_str(&f.c, cases[i].req);
+        http_test_response r;
+        expect_response(&f, 0, cases[i].status, NULL, &r);
+        if (r.status == cases[i].status) {
+            char v[64], want[16];
+            COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v),
+                                 "close");
+            snprintf(want, sizeof want, "%d ", cases[i].status);
+            CU_ASSERT_EQUAL(strncmp(r.body, want, strlen(want)), 0);
+            COIL_TEST_ASSERT_HAS(r.body, ": ");
+            CU_ASSERT_TRUE(strlen(strstr(r.body, ": ")) > 3);
+            if (cases[i].why)
+                COIL_TEST_ASSERT_HAS(r.body, cases[i].why);
+        }
+        free(r.body);
+        CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
+        coil_http_site_stats s;
+        coil_http_site_get_stats(f.site, &s);
+        CU_ASSERT_EQUAL(s.bad_requests, 1);
+        fx_end(&f);
+    }
+}
+
+static void test_header_timeout(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.header_timeout = 20;
+    fx_start(&f, &o, 0);
+    const char *req =
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    int sent = 0;
+    for (; sent < 19; sent++) {
+        http_test_send(&f.c, req + sent, 1);
+        coil_reactor_advance(f.r, 1.0);
+    }
+    CU_ASSERT_FALSE(f.c.lost);
+    CU_ASSERT_EQUAL(f.c.len, 0);
+    http_test_send(&f.c, req + sent, 1);
+    coil_reactor_advance(f.r, 1.0);
+    http_test_response r;
+    expect_response(&f, 0, 408, NULL, &r);
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
+    coil_http_site_stats s;
+    coil_http_site_get_stats(f.site, &s);
+    CU_ASSERT_EQUAL(s.timeouts, 1);
+    fx_end(&f);
+}
+
+static void test_idle_timeout(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.idle_timeout = 5;
+    fx_start(&f, &o, 0);
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, NULL, NULL);
+    coil_reactor_advance(f.r, 4.0);
+    CU_ASSERT_FALSE(f.c.lost);
+    coil_reactor_advance(f.r, 1.5);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 20));
+    CU_ASSERT_EQUAL(f.off, f.c.len); /* closed silently */
+    fx_end(&f);
+}
+
+static void test_body_timeout(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.body_timeout = 7;
+    fx_start(&f, &o, 0);
+    http_test_send_str(&f.c,
+                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    coil_reactor_advance(f.r, 6.0);
+    CU_ASSERT_EQUAL(f.c.len, 0);
+    http_test_send_str(&f.c, "d"); /* a byte resets it */
+    coil_reactor_advance(f.r, 6.0);
+    CU_ASSERT_EQUAL(f.c.len, 0);
+    coil_reactor_advance(f.r, 1.5);
+    expect_response(&f, 0, 408, NULL, NULL);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
+    fx_end(&f);
+}
+
+static void test_max_requests(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.max_requests = 2;
+    fx_start(&f, &o, 0);
+    http_test_send_str(
+        &f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_response r;
+    char v[64];
+    expect_response(&f, 0, 200, NULL, &r);
+    CU_ASSERT_PTR_NULL(http_test_header(&r, "Connection", v, sizeof v));
+    free(r.body);
+    expect_response(&f, 0, 200, NULL, &r);
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v), "close");
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 50));
+    fx_end(&f);
+}
+
+static void test_render_error(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    coil_test_log_capture_start();
+    http_test_send_str(&f.c, "GET /fail HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 500, NULL, &r);
+    coil_test_log_capture_stop();
+    CU_ASSERT_PTR_NULL(strstr(r.body, "never seen"));
+    free(r.body);
+    CU_ASSERT_TRUE(coil_test_log_contains("GET /fail HTTP/1.1"));
+    /* the connection stays usable */
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "hello, world\n", NULL);
+    coil_http_site_stats s;
+    coil_http_site_get_stats(f.site, &s);
+    CU_ASSERT_EQUAL(s.errors, 1);
+    fx_end(&f);
+}
+
+static void test_not_found(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "GET /nothing/here HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 404, NULL, NULL);
+    http_test_send_str(&f.c, "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 405, NULL, NULL);
+    fx_end(&f);
+}
+
+static void test_wait(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    /* success: finished with what was written */
+    http_test_send_str(&f.c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wait_d);
+    CU_ASSERT_EQUAL(coil_deferred_callback(wait_d, NULL, NULL), 0);
+    coil_deferred_unref(wait_d);
+    wait_d = NULL;
+    expect_response(&f, 0, 200, "waited", NULL);
+    /* failure: 500 (logged) */
+    coil_test_log_capture_start();
+    http_test_send_str(&f.c, "GET /wait?quiet=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wait_d);
+    CU_ASSERT_EQUAL(
+        coil_deferred_errback(
+            wait_d, coil_failure_new(COIL_DOMAIN_USER, 42, "the database is down")),
+        0);
+    coil_deferred_unref(wait_d);
+    wait_d = NULL;
+    expect_response(&f, 0, 500, NULL, NULL);
+    coil_test_log_capture_stop();
+    CU_ASSERT_TRUE(coil_test_log_contains("the database is down"));
+    /* disconnect: the deferred is cancelled */
+    http_test_send_str(&f.c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wait_d);
+    (void)coil_transport_abort_connection(f.c.t);
+    http_test_wait_lost(&f.c, 50);
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE(coil_deferred_called(wait_d));
+    CU_ASSERT_TRUE(coil_deferred_is_failure(wait_d) ||
+                   coil_deferred_result(wait_d) == NULL);
+    coil_deferred_unref(wait_d);
+    wait_d = NULL;
+    fx_end(&f);
+}
+
+static void test_disconnect_mid_response(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.log = log_fn;
+    fx_start(&f, &o, 0);
+    http_test_send_str(&f.c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_wait_len(&f.c, 1, 50);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(later_req);
+    (void)coil_transport_abort_connection(f.c.t);
+    http_test_wait_lost(&f.c, 50);
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE(coil_http_request_disconnected(later_req));
+    CU_ASSERT_TRUE(coil_deferred_called(later_done));
+    CU_ASSERT_TRUE(coil_deferred_is_failure(later_done));
+    CU_ASSERT_TRUE(coil_failure_check(coil_deferred_failure(later_done), COIL_DOMAIN_COIL,
+                                      COIL_ECONNLOST));
+    coil_deferred_set_result(later_done, NULL, NULL);
+    CU_ASSERT_EQUAL(coil_http_request_write(later_req, "x", 1), COIL_ECLOSED);
+    CU_ASSERT_EQUAL(coil_http_request_finish(later_req), COIL_ECLOSED);
+    CU_ASSERT_PTR_NULL(coil_http_request_transport(later_req));
+    CU_ASSERT_EQUAL(log_calls, 1);
+    coil_deferred_unref(later_done);
+    coil_http_request_unref(later_req);
+    fx_end(&f);
+}
+
+/* A 4 GiB response through a client that reads it all: the server's queue
+ * stays bounded the whole way. */
+static void test_4gib_bounded(void)
+{
+    fx f;
+    big_prod = calloc(1, sizeof *big_prod);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big_prod);
+    big_size = (uint64_t)4 << 30;
+    fx_start(&f, NULL, 1024 * 1024);
+    f.c.keep_max = 4096;
+    http_test_send_str(&f.c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    CU_ASSERT_TRUE(http_test_wait_len(&f.c, 100, 50));
+    char *e = strstr(f.c.buf, "\r\n\r\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    uint64_t head = (uint64_t)(e + 4 - f.c.buf);
+    COIL_TEST_ASSERT_HAS(f.c.buf, "Content-Length: 4294967296");
+    size_t max_queued = 0;
+    uint64_t passes = 0;
+    while (f.c.total < head + big_size && !f.c.lost && passes < 100000000) {
+        coil_transport_info info;
+        memset(&info, 0, sizeof info);
+        if (coil_transport_info_get(f.st, &info) == 0 && info.write_queued > max_queued)
+            max_queued = info.write_queued;
+        http_test_pump(&f.c);
+        passes++;
+    }
+    CU_ASSERT_EQUAL(f.c.total, head + big_size);
+    if (getenv("HTTP_TEST_VERBOSE"))
+        fprintf(stderr, "\n    %" PRIu64 " passes, %" PRIu64 " bytes, max queued %zu\n",
+                passes, f.c.total, max_queued);
+    CU_ASSERT_TRUE(max_queued <= 256 * 1024);
+    if (max_queued > 256 * 1024)
+        fprintf(stderr, "\n    the server queued up to %zu bytes\n", max_queued);
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    f.c.keep_max = 0;
+    uint64_t before = f.c.total;
+    for (int i = 0; i < 50 && f.c.total < before + 100; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE(f.c.total > before);
+    fx_end(&f);
+    free(big_prod);
+    big_prod = NULL;
+}
+
+/* A client that takes nothing: the producer stops at the high-water mark,
+ * and write_timeout aborts the connection. */
+static void test_write_timeout(void)
+{
+    fx f;
+    big_prod = calloc(1, sizeof *big_prod);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big_prod);
+    big_size = (uint64_t)1 << 30;
+    coil_http_server_options o = {0};
+    o.write_timeout = 30;
+    fx_start(&f, &o, 64 * 1024);
+    (void)coil_transport_pause_reading(f.c.t);
+    http_test_send_str(&f.c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 100; i++)
+        http_test_pump(&f.c);
+    coil_transport_info info;
+    memset(&info, 0, sizeof info);
+    CU_ASSERT_EQUAL(coil_transport_info_get(f.st, &info), 0);
+    CU_ASSERT_TRUE(info.write_queued <= 256 * 1024);
+    CU_ASSERT_TRUE(big_prod->left > big_size - 1024 * 1024);
+    coil_test_log_capture_start();
+    coil_reactor_advance(f.r, 29);
+    CU_ASSERT_FALSE(f.c.lost);
+    coil_reactor_advance(f.r, 31);
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    coil_test_log_capture_stop();
+    CU_ASSERT_TRUE(f.c.lost);
+    CU_ASSERT_TRUE(big_prod->stopped);
+    coil_http_site_stats s;
+    coil_http_site_get_stats(f.site, &s);
+    CU_ASSERT_EQUAL(s.timeouts, 1);
+    fx_end(&f);
+    free(big_prod);
+    big_prod = NULL;
+}
+
+static void test_site_free_with_open_connection(void)
+{
+    coil_reactor *r = coil_test_fake_start();
+    coil_http_site *site = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, make_root(), NULL, &site, &err), 0);
+    http_test_client c;
+    memset(&c, 0, sizeof c);
+    http_test_pair(r, site, &c, 0);
+    coil_http_site_free(site); /* the connection keeps it */
+    http_test_send_str(&c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    size_t off = 0;
+    http_test_response resp;
+    CU_ASSERT_EQUAL(http_test_next_response(&c, &off, 0, 50, &resp), 1);
+    CU_ASSERT_EQUAL(resp.status, 200);
+    free(resp.body);
+    CU_ASSERT_EQUAL(coil_reactor_shutdown(r, 5.0), 0);
+    CU_ASSERT_TRUE(c.lost);
+    free(c.buf);
+    coil_test_fake_end(r);
+}
+
+/* ======================================================================
+ * Sockets: TCP, UNIX, TLS (real clock)
+ * ====================================================================== */
+
+static void socket_case(const char *listen_desc, const char *connect_fmt, int secure)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_http_site *site = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, make_root(), NULL, &site, &err), 0);
+    int port = 0;
+    coil_listener *l = http_test_listen(r, site, listen_desc, &port);
+    char desc[1024];
+    if (strstr(connect_fmt, "%d"))
+        snprintf(desc, sizeof desc, connect_fmt, port);
+    else
+        snprintf(desc, sizeof desc, "%s", connect_fmt);
+    http_test_client c;
+    memset(&c, 0, sizeof c);
+    http_test_connect(r, desc, &c);
+    size_t off = 0;
+    http_test_response resp;
+    /* two requests, pipelined, and a third after */
+    http_test_send_str(&c,
+                       "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
+    CU_ASSERT_EQUAL(http_test_next_response(&c, &off, 0, 500, &resp), 1);
+    CU_ASSERT_EQUAL(resp.status, 200);
+    CU_ASSERT_STRING_EQUAL(resp.body ? resp.body : "", "hello, world\n");
+    free(resp.body);
+    CU_ASSERT_EQUAL(http_test_next_response(&c, &off, 0, 500, &resp), 1);
+    CU_ASSERT_STRING_EQUAL(resp.body ? resp.body : "", "POST:-:body");
+    free(resp.body);
+    (void)secure;
+    http_test_send_str(&c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 500 && !later_req; i++)
+        http_test_pump(&c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(later_req);
+    CU_ASSERT_EQUAL(coil_http_request_is_secure(later_req), secure);
+    coil_address peer;
+    CU_ASSERT_EQUAL(coil_http_request_peer(later_req, &peer), 0);
+    CU_ASSERT_EQUAL(coil_http_request_finish(later_req), 0);
+    coil_deferred_unref(later_done);
+    coil_http_request_unref(later_req);
+    later_req = NULL;
+    CU_ASSERT_EQUAL(http_test_next_response(&c, &off, 0, 500, &resp), 1);
+    CU_ASSERT_STRING_EQUAL(resp.body ? resp.body : "", "first;");
+    free(resp.body);
+    /* 1.0: the server closes after the answer */
+    http_test_send_str(&c, "GET / HTTP/1.0\r\n\r\n");
+    CU_ASSERT_EQUAL(http_test_next_response(&c, &off, 0, 500, &resp), 1);
+    CU_ASSERT_EQUAL(resp.status, 200);
+    free(resp.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&c, 500));
+    coil_listener_close(l);
+    CU_ASSERT_EQUAL(coil_reactor_shutdown(r, 5.0), 0);
+    coil_http_site_free(site);
+    free(c.buf);
+    coil_reactor_free(r);
+}
+
+static void test_tcp(void)
+{
+    later_req = NULL;
+    socket_case("tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:%d", 0);
+}
+
+static void test_unix(void)
+{
+    char path[256], ldesc[300], cdesc[300];
+    snprintf(path, sizeof path, "/tmp/coil-http-test-%d.sock", (int)getpid());
+    unlink(path);
+    snprintf(ldesc, sizeof ldesc, "unix:%s", path);
+    snprintf(cdesc, sizeof cdesc, "unix:%s", path);
+    later_req = NULL;
+    socket_case(ldesc, cdesc, 0);
+    unlink(path);
+}
+
+static void test_tls(void)
+{
+    const char *key = coil_test_cert("server.key");
+    const char *cert = coil_test_cert("server.pem");
+    const char *ca = coil_test_cert("ca.pem");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cert);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+    char ldesc[1024], cdesc[1024];
+    snprintf(ldesc, sizeof ldesc,
+             "tls:0:interface=127.0.0.1:privateKey=%s:certKey=%s:alpn=http/1.1", key,
+             cert);
+    snprintf(cdesc, sizeof cdesc,
+             "tls:127.0.0.1:%%d:caCerts=%s:sni=localhost:alpn=http/1.1", ca);
+    later_req = NULL;
+    socket_case(ldesc, cdesc, 1);
+}
+
+static int add_suites(void)
+{
+    static const coil_test_case memory[] = {
+        COIL_TEST(test_get_length),
+        COIL_TEST(test_chunked_stream),
+        COIL_TEST(test_head),
+        COIL_TEST(test_http10),
+        COIL_TEST(test_keepalive_many),
+        COIL_TEST(test_pipelined),
+        COIL_TEST(test_flood_pipelined),
+        COIL_TEST(test_expect_continue),
+        COIL_TEST(test_bodies),
+        COIL_TEST(test_parser_errors),
+        COIL_TEST(test_header_timeout),
+        COIL_TEST(test_idle_timeout),
+        COIL_TEST(test_body_timeout),
+        COIL_TEST(test_max_requests),
+        COIL_TEST(test_render_error),
+        COIL_TEST(test_not_found),
+        COIL_TEST(test_wait),
+        COIL_TEST(test_disconnect_mid_response),
+        COIL_TEST(test_4gib_bounded),
+        COIL_TEST(test_write_timeout),
+        COIL_TEST(test_site_free_with_open_connection),
+        {NULL, NULL},
+    };
+    static const coil_test_case sockets[] = {
+        COIL_TEST(test_tcp),
+        COIL_TEST(test_unix),
+        COIL_TEST(test_tls),
+        {NULL, NULL},
+    };
+    if (coil_test_add_suite("http server: memory", memory) != 0)
+        return -1;
+    return coil_test_add_suite("http server: sockets", sockets);
+}
+
+int main(void)
+{
+    return coil_test_main(add_suites);
+}
