@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -641,6 +642,109 @@ static void test_files_tls(void)
     coil_reactor_free(r);
 }
 
+/* Several GETs in one write on one connection (pipelined), over TCP or a
+ * UNIX socket (fd already connected): the responses in order. */
+static void exchange(server *s, int fd, const char *requests, resp *rs, int n)
+{
+    memset(rs, 0, sizeof *rs * (size_t)n);
+    CU_ASSERT_EQUAL(send(fd, requests, strlen(requests), MSG_NOSIGNAL),
+                    (ssize_t)strlen(requests));
+    size_t cap = 4 * BIG_SIZE, len = 0, off = 0;
+    unsigned char *buf = malloc(cap);
+    int done = 0;
+    double end = coil_reactor_seconds(s->r) + 10;
+    while (done < n && coil_reactor_seconds(s->r) < end) {
+        coil_reactor_iterate(s->r, 0.01);
+        for (;;) {
+            ssize_t k = recv(fd, buf + len, cap - len, 0);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+        }
+        size_t used;
+        while (done < n && resp_parse(buf + off, len - off, 0, &rs[done], &used)) {
+            off += used;
+            done++;
+        }
+    }
+    CU_ASSERT_EQUAL(done, n);
+    CU_ASSERT_EQUAL(off, len); /* nothing more than the responses */
+    free(buf);
+}
+
+/* Keep-alive and pipelining with sendfile bodies in between: each body
+ * whole, in order, and the connection still in step afterwards. */
+static void test_pipelined_tcp(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    server s;
+    server_start(&s, r, NULL, 1);
+    int fd = tcp_connect(s.port);
+    resp rs[3];
+    exchange(&s, fd,
+             "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+             "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+             "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-100000\r\n\r\n",
+             rs, 3);
+    expect_file(&rs[0], big, BIG_SIZE, "application/octet-stream");
+    expect_file(&rs[1], "Hello, world\n", 13, NULL);
+    CU_ASSERT_EQUAL(rs[2].status, 206);
+    CU_ASSERT(rs[2].body_len == 100000 &&
+              memcmp(rs[2].body, big + BIG_SIZE - 100000, 100000) == 0);
+    for (int i = 0; i < 3; i++)
+        resp_free(&rs[i]);
+    /* The same connection goes on. */
+    exchange(&s, fd, "GET /page.html HTTP/1.1\r\nHost: t\r\n\r\n", rs, 1);
+    CU_ASSERT_EQUAL(rs[0].status, 200);
+    CU_ASSERT_EQUAL(rs[0].body_len, 4096);
+    resp_free(&rs[0]);
+    close(fd);
+    coil__http_file_counts c = counts(&s);
+    CU_ASSERT(c.sendfile_bytes > BIG_SIZE);
+    CU_ASSERT_EQUAL(c.sendfile_bytes + c.read_bytes, BIG_SIZE + 13 + 100000 + 4096);
+    for (int i = 0; i < 5; i++)
+        coil_reactor_iterate(r, 0.001);
+    CU_ASSERT_EQUAL(counts(&s).open_bodies, 0);
+    server_stop(&s);
+    coil_reactor_free(r);
+}
+
+/* UNIX sockets take sendfile too. */
+static void test_files_unix(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    server s;
+    server_start(&s, r, NULL, 0);
+    char path[300], desc[400];
+    snprintf(path, sizeof path, "%s/../coil-static-%d.sock", root, (int)getpid());
+    snprintf(desc, sizeof desc, "unix:%s", path);
+    unlink(path);
+    coil_failure *err = NULL;
+    int rc = coil_listen(r, desc, coil_http_site_factory(s.site), &s.listener, &err);
+    if (rc != 0)
+        coil_failure_print(err, stderr);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    CU_ASSERT_FATAL(strlen(path) < sizeof a.sun_path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CU_ASSERT_EQUAL_FATAL(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    resp rs;
+    exchange(&s, fd, "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n", &rs, 1);
+    expect_file(&rs, big, BIG_SIZE, "application/octet-stream");
+    resp_free(&rs);
+    close(fd);
+    coil__http_file_counts c = counts(&s);
+    CU_ASSERT(c.sendfile_bytes >= BIG_SIZE - 64 * 1024);
+    CU_ASSERT_EQUAL(c.sendfile_bytes + c.read_bytes, BIG_SIZE);
+    for (int i = 0; i < 5; i++)
+        coil_reactor_iterate(r, 0.001);
+    server_stop(&s);
+    unlink(path);
+    coil_reactor_free(r);
+}
+
 static void test_conditional(void)
 {
     coil_reactor *r = coil_test_fake_start();
@@ -1146,6 +1250,7 @@ static int add_suites(void)
         COIL_TEST(test_mime_types),         COIL_TEST(test_new_refuses),
         COIL_TEST(test_files_memory),       COIL_TEST(test_single_file_root),
         COIL_TEST(test_files_tcp_sendfile), COIL_TEST(test_files_tls),
+        COIL_TEST(test_pipelined_tcp),      COIL_TEST(test_files_unix),
         COIL_TEST(test_conditional),        COIL_TEST(test_ranges),
         COIL_TEST(test_head_and_methods),   COIL_TEST(test_no_escape),
         COIL_TEST(test_directories),        COIL_TEST(test_slow_reader),

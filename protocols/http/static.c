@@ -601,6 +601,29 @@ static int serve_file(file_root *fr, coil_http_request *req, int fd,
         close(fd);
         return COIL_HTTP_DONE;
     }
+    if (len <= FIRST_PIECE) {
+        /* Small: read it now; the server sends the head and the bytes in
+         * one write when the renderer returns. */
+        char small[FIRST_PIECE];
+        size_t got = 0;
+        while (got < len) {
+            ssize_t n = pread(fd, small + got, (size_t)len - got, (off_t)(first + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                coil_log(COIL_LOG_ERROR, COIL__HTTP_LOG, "static: reading %s for %s: %s",
+                         name, coil_http_request_uri(req),
+                         n < 0 ? strerror(errno) : "the file shrank");
+                close(fd);
+                return COIL_ESYSTEM;
+            }
+            got += (size_t)n;
+        }
+        close(fd);
+        fr->stats.read_bytes += got;
+        rc = coil_http_request_write(req, small, got);
+        return rc < 0 && rc != COIL_ECLOSED ? rc : COIL_HTTP_DONE;
+    }
 
     file_body *b = calloc(1, sizeof *b);
     if (!b)
