@@ -1616,8 +1616,9 @@ static int is_redirect(int status)
            status == 308;
 }
 
-/* Follow the redirect in `resp` for `rq`: 1 when `rq` was sent on its way
- * (or failed), 0 to hand the response to the user. */
+/* Follow the redirect in `resp` for `rq`: 1 when `rq` is ready to be sent
+ * to its new URL, -1 when it failed (fired), 0 to hand the response to the
+ * user (no Location). */
 static int follow_redirect(req *rq, coil_http_response *resp)
 {
     const char *loc = coil_http_response_header(resp, "Location");
@@ -1692,12 +1693,11 @@ static int follow_redirect(req *rq, coil_http_response *resp)
     rq->on_reused = 0;
     rq->retried = 0;
     rq->sent = 0;
-    req_dispatch(rq, 0);
     return 1;
 fail:
     coil_http_url_free(nu);
     req_fire(rq, NULL, f);
-    return 1;
+    return -1;
 }
 
 static void head_done(conn *c, size_t head_len)
@@ -1737,15 +1737,24 @@ static void head_done(conn *c, size_t head_len)
     conn_timer_arm(c, T_BODY, a ? a->o.idle_timeout : 60);
     agent_hold(a);
     c->refs++;
-    if (a && a->o.follow_redirects && is_redirect(resp->status) &&
-        follow_redirect(rq, resp)) {
-        resp->user_freed = 1;
+    int redirect = 0;
+    if (a && a->o.follow_redirects && is_redirect(resp->status))
+        redirect = follow_redirect(rq, resp);
+    if (redirect) {
+        /* Drain the redirect's body first: the connection may then carry
+         * the next request when it goes to the same server. */
+        resp->refs++;
         coil_http_response_free(resp);
+        if (c->resp == resp && c->state == C_ACTIVE)
+            body_feed(c, rest.p + head_len, rest.len - head_len);
+        resp_unref(resp);
+        if (redirect > 0 && !a->freeing) /* else agent_free failed rq */
+            req_dispatch(rq, 0);
     } else {
         req_fire(rq, resp, NULL);
+        if (c->resp == resp && c->state == C_ACTIVE)
+            body_feed(c, rest.p + head_len, rest.len - head_len);
     }
-    if (c->resp == resp && c->state == C_ACTIVE)
-        body_feed(c, rest.p + head_len, rest.len - head_len);
     buf_free(&rest);
     conn_unref(c);
     agent_release(a);

@@ -1,0 +1,1559 @@
+/* The HTTP agent (protocols/http/client.c): requests and responses over the
+ * in-memory pair with the fake clock (through options.connect) against a
+ * scripted server that the test drives byte by byte; then TCP, UNIX sockets
+ * and TLS on loopback with an automatic scripted server. Certificates come
+ * from tests/tls/make-certs.sh ($COIL_TEST_CERTS, set by ctest). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* ======================================================================= */
+/* ---- a scripted server ----------------------------------------------- */
+
+typedef struct T T;
+
+typedef struct srv {
+    coil_protocol p;
+    T *t;
+    char *in;
+    size_t len, cap;
+    int made, closed, gone;
+    int close_code;
+    int autorespond; /* answer every head with its target as the body */
+    int answered;
+} srv;
+
+#define MAX_SRV 64
+
+struct T {
+    coil_reactor *r;
+    coil_http_agent *a;
+    srv *srvs[MAX_SRV];
+    int nsrv;
+    int open_now, max_open;
+    int autorespond;
+    /* a connect hook that never connects */
+    int never;
+    coil_protocol *held[8];
+    coil_deferred *heldd[8];
+    int nheld;
+    coil_factory f; /* for listeners */
+};
+
+static void srv_answer_heads(srv *s);
+
+static void srv_made(coil_protocol *p)
+{
+    srv *s = (srv *)p;
+    s->made = 1;
+    s->t->open_now++;
+    if (s->t->open_now > s->t->max_open)
+        s->t->max_open = s->t->open_now;
+}
+
+static void srv_data(coil_protocol *p, const void *data, size_t len)
+{
+    srv *s = (srv *)p;
+    if (s->len + len + 1 > s->cap) {
+        s->cap = (s->len + len + 1) * 2;
+        s->in = realloc(s->in, s->cap);
+    }
+    memcpy(s->in + s->len, data, len);
+    s->len += len;
+    s->in[s->len] = 0;
+    if (s->autorespond)
+        srv_answer_heads(s);
+}
+
+static void srv_lost(coil_protocol *p, const coil_failure *reason)
+{
+    srv *s = (srv *)p;
+    s->closed = 1;
+    s->close_code = coil_failure_code(reason);
+    if (s->made)
+        s->t->open_now--;
+}
+
+static void srv_destroy(coil_protocol *p)
+{
+    ((srv *)p)->gone = 1;
+}
+
+static const coil_protocol_ops srv_ops = {
+    .connection_made = srv_made,
+    .data_received = srv_data,
+    .connection_lost = srv_lost,
+    .destroy = srv_destroy,
+};
+
+static srv *srv_new(T *t)
+{
+    CU_ASSERT_FATAL(t->nsrv < MAX_SRV);
+    srv *s = calloc(1, sizeof *s);
+    s->p.ops = &srv_ops;
+    s->t = t;
+    s->autorespond = t->autorespond;
+    t->srvs[t->nsrv++] = s;
+    return s;
+}
+
+/* Take the first request head the client sent (up to the blank line) into
+ * out; 1 when there was one. */
+static int srv_take_head(srv *s, char *out, size_t size)
+{
+    char *end = s->in ? strstr(s->in, "\r\n\r\n") : NULL;
+    if (!end)
+        return 0;
+    size_t n = (size_t)(end + 4 - s->in);
+    snprintf(out, size, "%.*s", (int)n, s->in);
+    memmove(s->in, s->in + n, s->len - n + 1);
+    s->len -= n;
+    return 1;
+}
+
+static void srv_answer_heads(srv *s)
+{
+    char head[4096], target[1024], resp[2048];
+    while (srv_take_head(s, head, sizeof head)) {
+        if (sscanf(head, "%*s %1023s", target) != 1)
+            strcpy(target, "?");
+        int n = snprintf(resp, sizeof resp,
+                         "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                         strlen(target), target);
+        coil_transport_write(s->p.transport, resp, (size_t)n);
+        s->answered++;
+    }
+}
+
+static void srv_send(srv *s, const char *text)
+{
+    CU_ASSERT_FATAL(s->p.transport != NULL);
+    CU_ASSERT_EQUAL(coil_transport_write(s->p.transport, text, strlen(text)), 0);
+}
+
+static void srv_close(srv *s)
+{
+    if (s->p.transport)
+        coil_transport_lose_connection(s->p.transport);
+}
+
+static coil_protocol *tf_build(coil_factory *f, const coil_address *peer)
+{
+    (void)peer;
+    T *t = f->user;
+    return &srv_new(t)->p;
+}
+
+static const coil_factory_ops tf_ops = {.build_protocol = tf_build};
+
+/* options.connect over the memory pair. */
+typedef struct hookctx {
+    coil_deferred *d;
+} hookctx;
+
+static coil_deferred *mem_connect(void *ud, const coil_http_url *url, coil_protocol *p)
+{
+    (void)url;
+    T *t = ud;
+    if (t->never) {
+        CU_ASSERT_FATAL(t->nheld < 8);
+        coil_deferred *d = coil_deferred_new();
+        t->held[t->nheld] = p;
+        t->heldd[t->nheld++] = coil_deferred_ref(d);
+        return d;
+    }
+    srv *s = srv_new(t);
+    coil_transport *ta;
+    CU_ASSERT_FATAL(coil_memory_pair(t->r, p, &s->p, 0, &ta, NULL) == 0);
+    return coil_deferred_succeed(NULL, NULL);
+}
+
+static void pump(T *t)
+{
+    for (int i = 0; i < 12; i++)
+        coil_reactor_advance(t->r, 0);
+}
+
+static void t_start(T *t, const coil_http_agent_options *o)
+{
+    memset(t, 0, sizeof *t);
+    t->r = coil_test_fake_start();
+    coil_http_agent_options ao = o ? *o : (coil_http_agent_options){0};
+    ao.connect = mem_connect;
+    ao.connect_ud = t;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_http_agent_new(t->r, &ao, &t->a, &err) == 0);
+}
+
+static void t_end(T *t)
+{
+    coil_http_agent_free(t->a);
+    for (int i = 0; i < t->nheld; i++) {
+        coil_deferred_errback(
+            t->heldd[i],
+            coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED, "test over"));
+        coil_deferred_unref(t->heldd[i]);
+        if (t->held[i]->ops->destroy)
+            t->held[i]->ops->destroy(t->held[i]);
+    }
+    pump(t);
+    for (int i = 0; i < t->nsrv; i++)
+        if (t->srvs[i]->p.transport)
+            coil_transport_abort_connection(t->srvs[i]->p.transport);
+    pump(t);
+    coil_test_fake_end(t->r);
+    for (int i = 0; i < t->nsrv; i++) {
+        CU_ASSERT(t->srvs[i]->gone);
+        free(t->srvs[i]->in);
+        free(t->srvs[i]);
+    }
+}
+
+/* ---- deferred results ---- */
+
+typedef struct res {
+    int fired;
+    void *value;
+    coil_destroy_fn destroy;
+    coil_failure *f;
+    char msg[2048];
+} res;
+
+static void res_ok(coil_deferred *d, void *arg)
+{
+    res *x = arg;
+    x->fired++;
+    x->value = coil_deferred_take_result(d, &x->destroy);
+}
+
+static void res_err(coil_deferred *d, void *arg)
+{
+    res *x = arg;
+    x->fired++;
+    x->f = coil_deferred_take_failure(d);
+    coil_failure_format(x->f, x->msg, sizeof x->msg);
+}
+
+static void res_watch(coil_deferred *d, res *x)
+{
+    memset(x, 0, sizeof *x);
+    CU_ASSERT_FATAL(d != NULL);
+    CU_ASSERT(coil_deferred_add_callbacks(d, res_ok, res_err, x) == 0);
+    coil_deferred_unref(d);
+}
+
+static void res_clear(res *x)
+{
+    if (x->destroy && x->value)
+        x->destroy(x->value);
+    coil_failure_free(x->f);
+    memset(x, 0, sizeof *x);
+}
+
+static coil_http_response *res_resp(res *x)
+{
+    if (x->f)
+        fprintf(stderr, "\n    unexpected failure: %s\n", x->msg);
+    CU_ASSERT_FATAL(x->fired == 1 && x->value != NULL);
+    return x->value;
+}
+
+/* ---- a body protocol ---- */
+
+typedef struct bodyp {
+    coil_protocol p;
+    char data[65536 * 4];
+    size_t len;
+    int made, lost, destroyed, pause_on_data;
+    int lost_code;
+    char lost_msg[1024];
+    char kind[32];
+} bodyp;
+
+static void bp_made(coil_protocol *p)
+{
+    bodyp *b = (bodyp *)p;
+    b->made++;
+    coil_transport_info info;
+    if (coil_transport_info_get(p->transport, &info) == 0)
+        snprintf(b->kind, sizeof b->kind, "%s", info.kind);
+}
+
+static void bp_data(coil_protocol *p, const void *data, size_t len)
+{
+    bodyp *b = (bodyp *)p;
+    CU_ASSERT_FATAL(b->len + len <= sizeof b->data);
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    if (b->pause_on_data)
+        coil_transport_pause_reading(p->transport);
+}
+
+static void bp_lost(coil_protocol *p, const coil_failure *reason)
+{
+    bodyp *b = (bodyp *)p;
+    b->lost++;
+    b->lost_code = coil_failure_code(reason);
+    coil_failure_format(reason, b->lost_msg, sizeof b->lost_msg);
+}
+
+static void bp_destroy(coil_protocol *p)
+{
+    ((bodyp *)p)->destroyed++;
+}
+
+static const coil_protocol_ops bp_ops = {
+    .connection_made = bp_made,
+    .data_received = bp_data,
+    .connection_lost = bp_lost,
+    .destroy = bp_destroy,
+};
+
+static void bp_init(bodyp *b)
+{
+    memset(b, 0, sizeof *b);
+    b->p.ops = &bp_ops;
+}
+
+static coil_http_agent_stats stats(T *t)
+{
+    coil_http_agent_stats st;
+    coil_http_agent_get_stats(t->a, &st);
+    return st;
+}
+
+/* Request, let it reach the server, return the server side. */
+static srv *req_on(T *t, res *x, const char *method, const char *url, char *head,
+                   size_t size)
+{
+    res_watch(coil_http_agent_request(t->a, method, url, NULL, NULL), x);
+    pump(t);
+    CU_ASSERT_FATAL(t->nsrv > 0);
+    for (int i = t->nsrv - 1; i >= 0; i--)
+        if (t->srvs[i]->len && srv_take_head(t->srvs[i], head, size))
+            return t->srvs[i];
+    CU_FAIL_FATAL("no request reached the server");
+    return NULL;
+}
+
+/* ======================================================================= */
+/* ---- memory pair cases ------------------------------------------------- */
+
+static void test_get_basic(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/x?y=1", head, sizeof head);
+    COIL_TEST_ASSERT_HAS(head, "GET /x?y=1 HTTP/1.1\r\n");
+    COIL_TEST_ASSERT_HAS(head, "\r\nHost: example.test\r\n");
+    COIL_TEST_ASSERT_HAS(head, "\r\nUser-Agent: coil/" COIL_VERSION_STRING "\r\n");
+    CU_ASSERT(strstr(head, "Content-Length") == NULL);
+    CU_ASSERT_EQUAL(x.fired, 0);
+    srv_send(
+        s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhel");
+    pump(&t);
+    coil_http_response *resp = res_resp(&x);
+    CU_ASSERT_EQUAL(coil_http_response_status(resp), 200);
+    CU_ASSERT_STRING_EQUAL(coil_http_response_reason(resp), "OK");
+    CU_ASSERT_EQUAL(coil_http_response_version(resp), 11);
+    CU_ASSERT_STRING_EQUAL(coil_http_response_header(resp, "content-type"), "text/plain");
+    CU_ASSERT_EQUAL(coil_http_response_header_count(resp), 2);
+    CU_ASSERT_EQUAL(coil_http_response_length(resp), 5);
+    CU_ASSERT_STRING_EQUAL(coil_http_response_url(resp), "http://example.test/x?y=1");
+    const char *n, *v;
+    CU_ASSERT_EQUAL(coil_http_response_header_at(resp, 1, &n, &v), 0);
+    CU_ASSERT_STRING_EQUAL(n, "Content-Length");
+    CU_ASSERT_EQUAL(coil_http_response_header_at(resp, 2, &n, &v), COIL_EINVAL);
+    res body;
+    res_watch(coil_http_response_read_body(resp, 0), &body);
+    CU_ASSERT_EQUAL(body.fired, 0);
+    srv_send(s, "lo");
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(body.fired, 1);
+    coil_http_bytes *b = body.value;
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT_EQUAL(b->len, 5);
+    CU_ASSERT_STRING_EQUAL(b->data, "hello");
+    coil_http_agent_stats st = stats(&t);
+    CU_ASSERT_EQUAL(st.requests, 1);
+    CU_ASSERT_EQUAL(st.connections, 1);
+    CU_ASSERT_EQUAL(st.idle, 1);
+    CU_ASSERT_EQUAL(st.active, 0);
+    res_clear(&body);
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_keepalive_reuse(void)
+{
+    T t;
+    t_start(&t, NULL);
+    char head[4096];
+    for (int i = 0; i < 5; i++) {
+        res x, body;
+        char url[64];
+        snprintf(url, sizeof url, "http://example.test/%d", i);
+        srv *s = req_on(&t, &x, "GET", url, head, sizeof head);
+        srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        pump(&t);
+        res_watch(coil_http_response_read_body(res_resp(&x), 0), &body);
+        CU_ASSERT_EQUAL(body.fired, 1);
+        res_clear(&body);
+        res_clear(&x);
+    }
+    coil_http_agent_stats st = stats(&t);
+    CU_ASSERT_EQUAL(st.connections, 1);
+    CU_ASSERT_EQUAL(st.reused, 4);
+    CU_ASSERT_EQUAL(t.nsrv, 1);
+    /* Connection: close and HTTP/1.0 are not kept. */
+    res x;
+    srv *s = req_on(&t, &x, "GET", "http://example.test/c", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    CU_ASSERT(s->closed);
+    res_clear(&x);
+    s = req_on(&t, &x, "GET", "http://example.test/d", head, sizeof head);
+    CU_ASSERT_EQUAL(t.nsrv, 2);
+    srv_send(s, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_per_host_limit(void)
+{
+    T t;
+    coil_http_agent_options o = {0};
+    o.max_per_host = 2;
+    t_start(&t, &o);
+    res x[10];
+    for (int i = 0; i < 10; i++) {
+        char url[64];
+        snprintf(url, sizeof url, "http://example.test/%d", i);
+        res_watch(coil_http_agent_request(t.a, "GET", url, NULL, NULL), &x[i]);
+    }
+    pump(&t);
+    CU_ASSERT_EQUAL(t.nsrv, 2);
+    coil_http_agent_stats st = stats(&t);
+    CU_ASSERT_EQUAL(st.waiting, 8);
+    CU_ASSERT_EQUAL(st.active, 2);
+    /* Answer what arrives until every request is done; FIFO order. */
+    int order[10], n = 0;
+    for (int round = 0; round < 20 && n < 10; round++) {
+        for (int i = 0; i < t.nsrv; i++) {
+            char head[4096];
+            while (srv_take_head(t.srvs[i], head, sizeof head)) {
+                int k = -1;
+                sscanf(head, "GET /%d", &k);
+                order[n++] = k;
+                srv_send(t.srvs[i], "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+            }
+        }
+        pump(&t);
+    }
+    CU_ASSERT_EQUAL(n, 10);
+    for (int i = 0; i < 10; i++) {
+        CU_ASSERT_EQUAL(order[i], i);
+        coil_http_response *resp = res_resp(&x[i]);
+        CU_ASSERT_EQUAL(coil_http_response_status(resp), 200);
+        res_clear(&x[i]);
+    }
+    pump(&t);
+    CU_ASSERT(t.max_open <= 2);
+    CU_ASSERT_EQUAL(t.nsrv, 2);
+    st = stats(&t);
+    CU_ASSERT_EQUAL(st.connections, 2);
+    CU_ASSERT_EQUAL(st.reused, 8);
+    CU_ASSERT_EQUAL(st.waiting, 0);
+    t_end(&t);
+}
+
+static void test_idle_closed_by_server(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_clear(&x);
+    CU_ASSERT_EQUAL(stats(&t).idle, 1);
+    srv_close(s);
+    pump(&t);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    s = req_on(&t, &x, "GET", "http://example.test/2", head, sizeof head);
+    CU_ASSERT_EQUAL(t.nsrv, 2);
+    CU_ASSERT_EQUAL(stats(&t).reused, 0);
+    srv_send(s, "HTTP/1.1 204 No Content\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 204);
+    res_clear(&x);
+    /* The pool timeout drops an idle connection. */
+    CU_ASSERT_EQUAL(stats(&t).idle, 1);
+    coil_reactor_advance(t.r, 61);
+    pump(&t);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    CU_ASSERT(s->closed);
+    t_end(&t);
+}
+
+static void test_retry_stale(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_clear(&x);
+    /* The server drops the connection as the next request arrives. */
+    res_watch(
+        coil_http_agent_request(t.a, "GET", "http://example.test/again", NULL, NULL), &x);
+    srv_close(s);
+    pump(&t);
+    CU_ASSERT_EQUAL(x.fired, 0);
+    CU_ASSERT_EQUAL_FATAL(t.nsrv, 2);
+    srv *s2 = t.srvs[1];
+    CU_ASSERT(srv_take_head(s2, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "GET /again ");
+    srv_send(s2, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 200);
+    res_clear(&x);
+    /* POST is not retried. */
+    res_watch(coil_http_agent_request(t.a, "POST", "http://example.test/p", NULL,
+                                      coil_http_body_from_bytes("abc", 3)),
+              &x);
+    srv_close(s2);
+    pump(&t);
+    CU_ASSERT_EQUAL(x.fired, 1);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ECONNLOST));
+    COIL_TEST_ASSERT_HAS(x.msg,
+                         "connection to example.test:80 closed before the response");
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_chunked_and_close(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x, body;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/c", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    pump(&t);
+    coil_http_response *resp = res_resp(&x);
+    CU_ASSERT_EQUAL(coil_http_response_length(resp), -1);
+    res_watch(coil_http_response_read_body(resp, 0), &body);
+    srv_send(s, "6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(body.fired, 1);
+    CU_ASSERT_STRING_EQUAL(((coil_http_bytes *)body.value)->data, "hello world");
+    CU_ASSERT_EQUAL(stats(&t).idle, 1);
+    res_clear(&body);
+    res_clear(&x);
+    /* A body that ends with the connection. */
+    s = req_on(&t, &x, "GET", "http://example.test/close", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\n\r\nuntil the end");
+    pump(&t);
+    resp = res_resp(&x);
+    res_watch(coil_http_response_read_body(resp, 0), &body);
+    pump(&t);
+    CU_ASSERT_EQUAL(body.fired, 0);
+    srv_close(s);
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(body.fired, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body.value);
+    CU_ASSERT_STRING_EQUAL(((coil_http_bytes *)body.value)->data, "until the end");
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    res_clear(&body);
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_interim_and_head(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x, body;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/", head, sizeof head);
+    srv_send(
+        s, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL(x.fired, 0);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+    pump(&t);
+    coil_http_response *resp = res_resp(&x);
+    CU_ASSERT_EQUAL(coil_http_response_status(resp), 200);
+    CU_ASSERT_PTR_NULL(coil_http_response_header(resp, "Link"));
+    res_clear(&x); /* freed unread: drained, connection kept */
+    pump(&t);
+    CU_ASSERT_EQUAL(stats(&t).idle, 1);
+    /* HEAD: the length is announced, no body follows. */
+    s = req_on(&t, &x, "HEAD", "http://example.test/h", head, sizeof head);
+    COIL_TEST_ASSERT_HAS(head, "HEAD /h HTTP/1.1\r\n");
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+    pump(&t);
+    resp = res_resp(&x);
+    CU_ASSERT_EQUAL(coil_http_response_length(resp), 100);
+    res_watch(coil_http_response_read_body(resp, 0), &body);
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(body.fired, 1);
+    CU_ASSERT_EQUAL(((coil_http_bytes *)body.value)->len, 0);
+    CU_ASSERT_EQUAL(stats(&t).idle, 1);
+    CU_ASSERT_EQUAL(t.nsrv, 1);
+    res_clear(&body);
+    res_clear(&x);
+    /* 101 is refused. */
+    s = req_on(&t, &x, "GET", "http://example.test/up", head, sizeof head);
+    srv_send(
+        s,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n");
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_EPROTO));
+    COIL_TEST_ASSERT_HAS(x.msg, "bad response from example.test:80: 101");
+    res_clear(&x);
+    t_end(&t);
+}
+
+/* A producer of unknown length the test drives. */
+typedef struct manual_prod {
+    coil_http_body_producer base;
+    coil_http_body_consumer *c;
+    int started, paused, stopped, destroyed;
+} manual_prod;
+
+static void mp_start(coil_http_body_producer *p, coil_http_body_consumer *c)
+{
+    manual_prod *m = (manual_prod *)p;
+    m->c = c;
+    m->started++;
+}
+static void mp_pause(coil_http_body_producer *p)
+{
+    ((manual_prod *)p)->paused++;
+}
+static void mp_resume(coil_http_body_producer *p)
+{
+    ((manual_prod *)p)->paused = 0;
+}
+static void mp_stop(coil_http_body_producer *p)
+{
+    ((manual_prod *)p)->stopped++;
+}
+static void mp_destroy(coil_http_body_producer *p)
+{
+    ((manual_prod *)p)->destroyed++;
+}
+
+static const coil_http_body_producer_ops mp_ops = {
+    .start = mp_start,
+    .pause = mp_pause,
+    .resume = mp_resume,
+    .stop = mp_stop,
+    .destroy = mp_destroy,
+};
+
+static void test_uploads(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    manual_prod m = {0};
+    m.base.ops = &mp_ops;
+    m.base.length = -1;
+    res_watch(
+        coil_http_agent_request(t.a, "PUT", "http://example.test/up", NULL, &m.base), &x);
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(m.started, 1);
+    srv *s = t.srvs[0];
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "PUT /up HTTP/1.1\r\n");
+    COIL_TEST_ASSERT_HAS(head, "\r\nTransfer-Encoding: chunked\r\n");
+    CU_ASSERT_EQUAL(coil_http_body_write(m.c, "abc", 3), 0);
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_body_write(m.c, "defghijklmnopqrst", 17), 0);
+    CU_ASSERT_EQUAL(coil_http_body_done(m.c, NULL), 0);
+    CU_ASSERT_EQUAL(coil_http_body_write(m.c, "late", 4), COIL_ECLOSED);
+    pump(&t);
+    CU_ASSERT_STRING_EQUAL(s->in, "3\r\nabc\r\n11\r\ndefghijklmnopqrst\r\n0\r\n\r\n");
+    s->len = 0;
+    s->in[0] = 0;
+    srv_send(s, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 201);
+    res_clear(&x);
+    CU_ASSERT_EQUAL(m.destroyed, 1);
+    CU_ASSERT_EQUAL(m.stopped, 0);
+    /* Content-Length from bytes; 0 for an empty POST. */
+    coil_http_headers *h = coil_http_headers_new();
+    CU_ASSERT_EQUAL(coil_http_headers_add(h, "Content-Type", "text/plain"), 0);
+    res_watch(coil_http_agent_request(t.a, "POST", "http://example.test/p", h,
+                                      coil_http_body_from_bytes("hello", 5)),
+              &x);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "POST /p HTTP/1.1\r\n");
+    COIL_TEST_ASSERT_HAS(head, "\r\nContent-Length: 5\r\n");
+    COIL_TEST_ASSERT_HAS(head, "\r\nContent-Type: text/plain\r\n");
+    CU_ASSERT_STRING_EQUAL(s->in, "hello");
+    s->len = 0;
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x);
+    res_clear(&x);
+    res_watch(coil_http_agent_request(t.a, "POST", "http://example.test/e", NULL, NULL),
+              &x);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "\r\nContent-Length: 0\r\n");
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x);
+    res_clear(&x);
+    /* The user may not frame the body. */
+    CU_ASSERT_EQUAL(coil_http_headers_add(h, "Content-Length", "3"), 0);
+    res_watch(coil_http_agent_request(t.a, "POST", "http://example.test/p", h, NULL), &x);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_EINVAL));
+    COIL_TEST_ASSERT_HAS(x.msg, "request header 'Content-Length' is refused");
+    res_clear(&x);
+    coil_http_headers_free(h);
+    /* A producer that lies about its length. */
+    manual_prod m2 = {0};
+    m2.base.ops = &mp_ops;
+    m2.base.length = 10;
+    res_watch(
+        coil_http_agent_request(t.a, "PUT", "http://example.test/short", NULL, &m2.base),
+        &x);
+    pump(&t);
+    CU_ASSERT_FATAL(m2.started == 1);
+    CU_ASSERT_EQUAL(coil_http_body_write(m2.c, "abc", 3), 0);
+    CU_ASSERT_EQUAL(coil_http_body_done(m2.c, NULL), COIL_EINVAL);
+    CU_ASSERT(x.f != NULL);
+    COIL_TEST_ASSERT_HAS(x.msg, "ended after 3 of its 10 bytes");
+    res_clear(&x);
+    CU_ASSERT_EQUAL(m2.destroyed, 1);
+    t_end(&t);
+}
+
+static void test_upload_flow_control(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    manual_prod m = {0};
+    m.base.ops = &mp_ops;
+    m.base.length = -1;
+    res_watch(
+        coil_http_agent_request(t.a, "POST", "http://example.test/big", NULL, &m.base),
+        &x);
+    pump(&t);
+    CU_ASSERT_FATAL(m.started == 1);
+    static char piece[32768];
+    memset(piece, 'z', sizeof piece);
+    srv *s = t.srvs[0];
+    /* The server stops reading: the producer is paused. */
+    coil_transport_pause_reading(s->p.transport);
+    for (int i = 0; i < 40 && !m.paused; i++)
+        CU_ASSERT_EQUAL(coil_http_body_write(m.c, piece, sizeof piece), 0);
+    CU_ASSERT(m.paused > 0);
+    coil_transport_resume_reading(s->p.transport);
+    pump(&t);
+    CU_ASSERT_EQUAL(m.paused, 0);
+    CU_ASSERT_EQUAL(coil_http_body_done(m.c, NULL), 0);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x);
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_deliver_body_pause(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/b", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nfirst");
+    pump(&t);
+    coil_http_response *resp = res_resp(&x);
+    bodyp *b = malloc(sizeof *b);
+    bp_init(b);
+    b->pause_on_data = 1;
+    CU_ASSERT_EQUAL(coil_http_response_deliver_body(resp, &b->p), 0);
+    CU_ASSERT_EQUAL(b->made, 1);
+    CU_ASSERT_STRING_EQUAL(b->kind, "http-body");
+    CU_ASSERT_EQUAL(b->len, 5);
+    /* paused: more arrives but is held */
+    srv_send(s, "second!");
+    pump(&t);
+    CU_ASSERT_EQUAL(b->len, 5);
+    CU_ASSERT_EQUAL(b->lost, 0);
+    b->pause_on_data = 0;
+    CU_ASSERT_EQUAL(coil_transport_write(b->p.transport, "x", 1), COIL_ENOTSUP);
+    coil_transport_resume_reading(b->p.transport);
+    pump(&t);
+    CU_ASSERT_EQUAL(b->len, 12);
+    CU_ASSERT(memcmp(b->data, "firstsecond!", 12) == 0);
+    CU_ASSERT_EQUAL(b->lost, 1);
+    CU_ASSERT_EQUAL(b->lost_code, COIL_ECLOSED);
+    CU_ASSERT_EQUAL(b->destroyed, 1);
+    /* a second delivery is refused */
+    bodyp *b2 = malloc(sizeof *b2);
+    bp_init(b2);
+    CU_ASSERT_EQUAL(coil_http_response_deliver_body(resp, &b2->p), COIL_ESTATE);
+    CU_ASSERT_EQUAL(b2->destroyed, 1);
+    res_clear(&x);
+    /* a body cut short */
+    s = req_on(&t, &x, "GET", "http://example.test/cut", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+    pump(&t);
+    bp_init(b);
+    CU_ASSERT_EQUAL(coil_http_response_deliver_body(res_resp(&x), &b->p), 0);
+    srv_close(s);
+    pump(&t);
+    CU_ASSERT_EQUAL(b->len, 10);
+    CU_ASSERT_EQUAL(b->lost_code, COIL_ECONNLOST);
+    COIL_TEST_ASSERT_HAS(
+        b->lost_msg, "response body from http://example.test/cut ended after 10 of 100 "
+                     "bytes");
+    res_clear(&x);
+    /* the reader aborts */
+    s = req_on(&t, &x, "GET", "http://example.test/ab", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+    pump(&t);
+    bp_init(b);
+    CU_ASSERT_EQUAL(coil_http_response_deliver_body(res_resp(&x), &b->p), 0);
+    coil_transport_abort_connection(b->p.transport);
+    pump(&t);
+    CU_ASSERT_EQUAL(b->lost, 1);
+    CU_ASSERT_EQUAL(b->lost_code, COIL_EABORTED);
+    CU_ASSERT(s->closed);
+    res_clear(&x);
+    free(b);
+    free(b2);
+    t_end(&t);
+}
+
+static void test_body_held_and_limit(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x, body;
+    char head[4096];
+    /* A large body before deliver_body: the connection pauses. */
+    srv *s = req_on(&t, &x, "GET", "http://example.test/big", head, sizeof head);
+    size_t total = 200 * 1024;
+    char *big = malloc(total + 200);
+    int n = sprintf(big, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
+    memset(big + n, 'b', total);
+    big[n + total] = 0;
+    srv_send(s, big);
+    pump(&t);
+    coil_http_response *resp = res_resp(&x);
+    res_watch(coil_http_response_read_body(resp, 0), &body);
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(body.fired, 1);
+    CU_ASSERT_EQUAL(((coil_http_bytes *)body.value)->len, total);
+    res_clear(&body);
+    res_clear(&x);
+    /* read_body with a limit */
+    s = req_on(&t, &x, "GET", "http://example.test/lim", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789");
+    pump(&t);
+    res_watch(coil_http_response_read_body(res_resp(&x), 4), &body);
+    pump(&t);
+    CU_ASSERT(body.f && coil_failure_check(body.f, COIL_DOMAIN_COIL, COIL_EMSGSIZE));
+    COIL_TEST_ASSERT_HAS(body.msg, "larger than the limit of 4 bytes");
+    res_clear(&body);
+    res_clear(&x);
+    free(big);
+    t_end(&t);
+}
+
+static void test_redirects(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    /* off: the 3xx comes back as it is */
+    srv *s = req_on(&t, &x, "GET", "http://example.test/old", head, sizeof head);
+    srv_send(s, "HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 302);
+    CU_ASSERT_STRING_EQUAL(coil_http_response_header(res_resp(&x), "Location"), "/new");
+    res_clear(&x);
+    t_end(&t);
+
+    coil_http_agent_options o = {0};
+    o.follow_redirects = 1;
+    o.max_redirects = 3;
+    t_start(&t, &o);
+    s = req_on(&t, &x, "GET", "http://example.test/a", head, sizeof head);
+    srv_send(s, "HTTP/1.1 301 Moved\r\nLocation: /b\r\nContent-Length: 3\r\n\r\nabc");
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "GET /b HTTP/1.1\r\n");
+    srv_send(s, "HTTP/1.1 302 Found\r\nLocation: http://other.test/c\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(t.nsrv, 2);
+    srv *s2 = t.srvs[1];
+    CU_ASSERT(srv_take_head(s2, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "GET /c HTTP/1.1\r\nHost: other.test\r\n");
+    srv_send(s2, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
+    pump(&t);
+    coil_http_response *resp = res_resp(&x);
+    CU_ASSERT_EQUAL(coil_http_response_status(resp), 200);
+    CU_ASSERT_STRING_EQUAL(coil_http_response_url(resp), "http://other.test/c");
+    res_clear(&x);
+    CU_ASSERT_EQUAL(stats(&t).idle, 2);
+    /* 303 after a POST: GET without the body */
+    res_watch(coil_http_agent_request(t.a, "POST", "http://example.test/form", NULL,
+                                      coil_http_body_from_bytes("a=1", 3)),
+              &x);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    CU_ASSERT_STRING_EQUAL(s->in, "a=1");
+    s->len = 0;
+    srv_send(s, "HTTP/1.1 303 See Other\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "GET /done HTTP/1.1\r\n");
+    CU_ASSERT(strstr(head, "Content-Length") == NULL);
+    CU_ASSERT_EQUAL(s->len, 0);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 200);
+    res_clear(&x);
+    /* 307 keeps the method and the body */
+    res_watch(coil_http_agent_request(t.a, "POST", "http://example.test/keep", NULL,
+                                      coil_http_body_from_bytes("b=2", 3)),
+              &x);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    s->len = 0;
+    srv_send(s, "HTTP/1.1 307 Temporary Redirect\r\nLocation: /kept\r\nContent-Length: "
+                "0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "POST /kept HTTP/1.1\r\n");
+    COIL_TEST_ASSERT_HAS(head, "Content-Length: 3\r\n");
+    CU_ASSERT_STRING_EQUAL(s->in, "b=2");
+    s->len = 0;
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x);
+    res_clear(&x);
+    /* a loop past the limit */
+    res_watch(coil_http_agent_request(t.a, "GET", "http://example.test/loop", NULL, NULL),
+              &x);
+    for (int i = 0; i < 6 && !x.fired; i++) {
+        pump(&t);
+        if (srv_take_head(s, head, sizeof head))
+            srv_send(
+                s, "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
+    }
+    CU_ASSERT(x.f != NULL);
+    COIL_TEST_ASSERT_HAS(x.msg, "too many redirects: more than 3");
+    res_clear(&x);
+    /* https to http is refused */
+    res_watch(coil_http_agent_request(t.a, "GET", "https://secure.test/", NULL, NULL),
+              &x);
+    pump(&t);
+    srv *s3 = t.srvs[t.nsrv - 1];
+    CU_ASSERT(srv_take_head(s3, head, sizeof head));
+    srv_send(s3, "HTTP/1.1 302 Found\r\nLocation: http://secure.test/\r\nContent-Length: "
+                 "0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ENOTSUP));
+    COIL_TEST_ASSERT_HAS(x.msg, "refused: it leaves https");
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_timeouts(void)
+{
+    T t;
+    coil_http_agent_options o = {0};
+    o.response_timeout = 5;
+    o.idle_timeout = 7;
+    o.connect_timeout = 3;
+    t_start(&t, &o);
+    res x, body;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/slow", head, sizeof head);
+    coil_reactor_advance(t.r, 4);
+    CU_ASSERT_EQUAL(x.fired, 0);
+    coil_reactor_advance(t.r, 2);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT));
+    COIL_TEST_ASSERT_HAS(x.msg, "no response from example.test:80 within 5 s");
+    pump(&t);
+    CU_ASSERT(s->closed);
+    res_clear(&x);
+    /* idle body */
+    s = req_on(&t, &x, "GET", "http://example.test/idle", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    pump(&t);
+    res_watch(coil_http_response_read_body(res_resp(&x), 0), &body);
+    coil_reactor_advance(t.r, 6);
+    srv_send(s, "de");
+    pump(&t);
+    coil_reactor_advance(t.r, 6);
+    CU_ASSERT_EQUAL(body.fired, 0);
+    coil_reactor_advance(t.r, 2);
+    CU_ASSERT(body.f && coil_failure_check(body.f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT));
+    CU_ASSERT(body.f && coil_failure_check(body.f, COIL_DOMAIN_COIL, COIL_ECONNLOST));
+    COIL_TEST_ASSERT_HAS(body.msg, "ended after 5 of 10 bytes");
+    COIL_TEST_ASSERT_HAS(body.msg, "no data from example.test:80 for 7 s");
+    res_clear(&body);
+    res_clear(&x);
+    /* connect */
+    t.never = 1;
+    res_watch(
+        coil_http_agent_request(t.a, "GET", "http://nowhere.test:8080/", NULL, NULL), &x);
+    coil_reactor_advance(t.r, 2);
+    CU_ASSERT_EQUAL(x.fired, 0);
+    coil_reactor_advance(t.r, 2);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ETIMEDOUT));
+    COIL_TEST_ASSERT_HAS(x.msg,
+                         "cannot connect to nowhere.test:8080: no connection within 3 s");
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void expect_bad(const char *response, const char *needle)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://127.0.0.1:8080/", head, sizeof head);
+    srv_send(s, response);
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_EPROTO));
+    COIL_TEST_ASSERT_HAS(x.msg, "bad response from 127.0.0.1:8080: ");
+    COIL_TEST_ASSERT_HAS(x.msg, needle);
+    pump(&t);
+    CU_ASSERT(s->closed);
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_bad_responses(void)
+{
+    expect_bad("garbage\r\n\r\n", "");
+    expect_bad(
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "");
+    expect_bad("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "");
+    /* a truncated or broken chunked body */
+    T t;
+    t_start(&t, NULL);
+    res x, body;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://127.0.0.1:8080/t", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly part");
+    pump(&t);
+    res_watch(coil_http_response_read_body(res_resp(&x), 0), &body);
+    srv_close(s);
+    pump(&t);
+    CU_ASSERT(body.f && coil_failure_check(body.f, COIL_DOMAIN_COIL, COIL_ECONNLOST));
+    COIL_TEST_ASSERT_HAS(body.msg,
+                         "response body from http://127.0.0.1:8080/t ended after 9 "
+                         "bytes");
+    res_clear(&body);
+    res_clear(&x);
+    s = req_on(&t, &x, "GET", "http://127.0.0.1:8080/z", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    pump(&t);
+    res_watch(coil_http_response_read_body(res_resp(&x), 0), &body);
+    pump(&t);
+    CU_ASSERT(body.f && coil_failure_check(body.f, COIL_DOMAIN_COIL, COIL_EPROTO));
+    COIL_TEST_ASSERT_HAS(body.msg, "bad response from 127.0.0.1:8080");
+    res_clear(&body);
+    res_clear(&x);
+    /* the server closes before answering */
+    s = req_on(&t, &x, "GET", "http://127.0.0.1:8080/n", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 O");
+    pump(&t);
+    srv_close(s);
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ECONNLOST));
+    COIL_TEST_ASSERT_HAS(x.msg, "closed in the middle of the response");
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_get_and_download(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    res_watch(coil_http_get(t.a, "http://example.test/page"), &x);
+    pump(&t);
+    srv *s = t.srvs[0];
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npage");
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(x.fired, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x.value);
+    CU_ASSERT_STRING_EQUAL(((coil_http_bytes *)x.value)->data, "page");
+    res_clear(&x);
+    res_watch(coil_http_get(t.a, "http://example.test/missing"), &x);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    srv_send(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here!");
+    pump(&t);
+    CU_ASSERT_FATAL(x.f != NULL);
+    CU_ASSERT_EQUAL(coil_failure_domain(x.f), COIL_DOMAIN_HTTP);
+    CU_ASSERT_EQUAL(coil_failure_code(x.f), 404);
+    CU_ASSERT_STRING_EQUAL(coil_failure_message(x.f),
+                           "GET http://example.test/missing: 404 Not Found");
+    res_clear(&x);
+    pump(&t);
+    CU_ASSERT_EQUAL(stats(&t).idle, 1); /* the small error body was drained */
+    /* download */
+    char path[256], part[300];
+    CU_ASSERT_FATAL(coil_test_temp_file(path, sizeof path, "http-dl") == 0);
+    unlink(path);
+    snprintf(part, sizeof part, "%s.part", path);
+    res_watch(coil_http_download(t.a, "http://example.test/file", path), &x);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nfile ");
+    pump(&t);
+    CU_ASSERT(access(part, F_OK) == 0);
+    CU_ASSERT(access(path, F_OK) != 0);
+    srv_send(s, "bytes!");
+    pump(&t);
+    CU_ASSERT_EQUAL(x.fired, 1);
+    CU_ASSERT_PTR_NULL(x.f);
+    char got[64] = "";
+    FILE *fp = fopen(path, "r");
+    CU_ASSERT_FATAL(fp != NULL);
+    CU_ASSERT_EQUAL(fread(got, 1, sizeof got - 1, fp), 11);
+    fclose(fp);
+    CU_ASSERT_STRING_EQUAL(got, "file bytes!");
+    CU_ASSERT(access(part, F_OK) != 0);
+    unlink(path);
+    res_clear(&x);
+    /* a download that breaks leaves nothing */
+    res_watch(coil_http_download(t.a, "http://example.test/file", path), &x);
+    pump(&t);
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nfile ");
+    pump(&t);
+    CU_ASSERT(access(part, F_OK) == 0);
+    srv_close(s);
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ECONNLOST));
+    COIL_TEST_ASSERT_HAS(x.msg, "ended after 5 of 11 bytes");
+    CU_ASSERT(access(part, F_OK) != 0);
+    CU_ASSERT(access(path, F_OK) != 0);
+    res_clear(&x);
+    /* a 404 download makes no file */
+    res_watch(coil_http_download(t.a, "http://example.test/none", path), &x);
+    pump(&t);
+    s = t.srvs[t.nsrv - 1];
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    srv_send(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_domain(x.f) == COIL_DOMAIN_HTTP);
+    CU_ASSERT(access(part, F_OK) != 0);
+    res_clear(&x);
+    t_end(&t);
+}
+
+static void test_cancel(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    coil_deferred *d =
+        coil_http_agent_request(t.a, "GET", "http://example.test/c", NULL, NULL);
+    coil_deferred_ref(d);
+    res_watch(d, &x);
+    pump(&t);
+    srv *s = t.srvs[0];
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    coil_deferred_cancel(d);
+    coil_deferred_unref(d);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ECANCELLED));
+    pump(&t);
+    CU_ASSERT(s->closed);
+    CU_ASSERT_EQUAL(stats(&t).active, 0);
+    res_clear(&x);
+    /* cancelled while waiting in line */
+    t_end(&t);
+    coil_http_agent_options o = {0};
+    o.max_per_host = 1;
+    t_start(&t, &o);
+    res y;
+    res_watch(coil_http_agent_request(t.a, "GET", "http://example.test/1", NULL, NULL),
+              &x);
+    d = coil_http_agent_request(t.a, "GET", "http://example.test/2", NULL, NULL);
+    coil_deferred_ref(d);
+    res_watch(d, &y);
+    CU_ASSERT_EQUAL(stats(&t).waiting, 1);
+    coil_deferred_cancel(d);
+    coil_deferred_unref(d);
+    CU_ASSERT_EQUAL(stats(&t).waiting, 0);
+    CU_ASSERT(y.f && coil_failure_check(y.f, COIL_DOMAIN_COIL, COIL_ECANCELLED));
+    pump(&t);
+    s = t.srvs[0];
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x);
+    res_clear(&x);
+    res_clear(&y);
+    t_end(&t);
+}
+
+static void test_agent_free_in_flight(void)
+{
+    T t;
+    coil_http_agent_options o = {0};
+    o.max_per_host = 1;
+    t_start(&t, &o);
+    res x, y, z;
+    char head[4096];
+    /* one response with a body coming, one request sent, one waiting */
+    srv *s = req_on(&t, &x, "GET", "http://example.test/body", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome");
+    pump(&t);
+    bodyp *b = malloc(sizeof *b);
+    bp_init(b);
+    CU_ASSERT_EQUAL(coil_http_response_deliver_body(res_resp(&x), &b->p), 0);
+    res_watch(coil_http_agent_request(t.a, "GET", "http://other.test/sent", NULL, NULL),
+              &y);
+    res_watch(coil_http_agent_request(t.a, "GET", "http://example.test/wait", NULL, NULL),
+              &z);
+    pump(&t);
+    CU_ASSERT_EQUAL(stats(&t).waiting, 1);
+    coil_http_agent_free(t.a);
+    t.a = NULL;
+    CU_ASSERT(y.f && coil_failure_check(y.f, COIL_DOMAIN_COIL, COIL_ECANCELLED));
+    CU_ASSERT(z.f && coil_failure_check(z.f, COIL_DOMAIN_COIL, COIL_ECANCELLED));
+    pump(&t);
+    CU_ASSERT_EQUAL(b->lost, 1);
+    CU_ASSERT_EQUAL(b->lost_code, COIL_ECONNLOST);
+    CU_ASSERT(s->closed);
+    /* the response outlives the agent */
+    CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 200);
+    res_clear(&x);
+    res_clear(&y);
+    res_clear(&z);
+    free(b);
+    t_end(&t);
+}
+
+static void test_bad_urls(void)
+{
+    T t;
+    t_start(&t, NULL);
+    static const char *const bad[] = {"ftp://example.test/",
+                                      "http://user:pw@example.test/", "not a url",
+                                      "http://", "http://exa mple.test/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        res x;
+        res_watch(coil_http_agent_request(t.a, "GET", bad[i], NULL, NULL), &x);
+        CU_ASSERT_EQUAL(x.fired, 1);
+        CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_EINVAL));
+        if (!x.f)
+            fprintf(stderr, "\n    URL '%s' was taken\n", bad[i]);
+        res_clear(&x);
+    }
+    res x;
+    res_watch(coil_http_agent_request(t.a, "GE T", "http://example.test/", NULL, NULL),
+              &x);
+    COIL_TEST_ASSERT_HAS(x.msg, "request method 'GE T' is not an HTTP token");
+    res_clear(&x);
+    res_watch(coil_http_get(t.a, "gopher://x/"), &x);
+    COIL_TEST_ASSERT_HAS(x.msg, "gopher");
+    res_clear(&x);
+    CU_ASSERT_EQUAL(t.nsrv, 0);
+    CU_ASSERT_EQUAL(stats(&t).connections, 0);
+    t_end(&t);
+}
+
+/* ======================================================================= */
+/* ---- real sockets ----------------------------------------------------- */
+
+typedef struct net {
+    T t;
+    coil_listener *l;
+    int port;
+    char unix_path[256];
+} net;
+
+static void net_start(net *n, int kind, coil_tls_context *sctx)
+{
+    memset(n, 0, sizeof *n);
+    n->t.r = coil_test_reactor(NULL);
+    n->t.autorespond = 1;
+    n->t.f.ops = &tf_ops;
+    n->t.f.user = &n->t;
+    coil_failure *err = NULL;
+    int rc;
+    if (kind == 'u') {
+        snprintf(n->unix_path, sizeof n->unix_path, "/tmp/coil-http-client-%d.sock",
+                 (int)getpid());
+        unlink(n->unix_path);
+        coil_unix_listen_options o = {0};
+        o.path = n->unix_path;
+        rc = coil_unix_listen(n->t.r, &o, &n->t.f, &n->l, &err);
+    } else {
+        coil_tcp_listen_options o = {0};
+        o.interface = "127.0.0.1";
+        rc = sctx ? coil_tls_listen_tcp(n->t.r, &o, sctx, &n->t.f, &n->l, &err)
+                  : coil_tcp_listen(n->t.r, &o, &n->t.f, &n->l, &err);
+    }
+    if (rc != 0)
+        coil_failure_print(err, stderr);
+    CU_ASSERT_FATAL(rc == 0);
+    coil_address a;
+    if (kind != 'u') {
+        CU_ASSERT_FATAL(coil_listener_get_host(n->l, &a) == 0);
+        n->port = coil_address_port(&a);
+    }
+}
+
+static void net_agent(net *n, coil_http_agent_options *o)
+{
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_http_agent_new(n->t.r, o, &n->t.a, &err) == 0);
+}
+
+static void net_end(net *n)
+{
+    coil_http_agent_free(n->t.a);
+    coil_listener_close(n->l);
+    coil_reactor_shutdown(n->t.r, 5);
+    coil_reactor_free(n->t.r);
+    for (int i = 0; i < n->t.nsrv; i++) {
+        free(n->t.srvs[i]->in);
+        free(n->t.srvs[i]);
+    }
+    if (n->unix_path[0])
+        unlink(n->unix_path);
+}
+
+static void get_ok(net *n, const char *url, const char *want)
+{
+    res x;
+    coil_deferred *d = coil_http_get(n->t.a, url);
+    coil_deferred_ref(d);
+    res_watch(d, &x);
+    CU_ASSERT(coil_test_wait_fired(n->t.r, d, 10));
+    coil_deferred_unref(d);
+    if (x.f)
+        fprintf(stderr, "\n    GET %s: %s\n", url, x.msg);
+    CU_ASSERT_FATAL(x.value != NULL);
+    CU_ASSERT_STRING_EQUAL(((coil_http_bytes *)x.value)->data, want);
+    res_clear(&x);
+}
+
+static void get_fails(net *n, const char *url, res *x)
+{
+    coil_deferred *d = coil_http_get(n->t.a, url);
+    coil_deferred_ref(d);
+    res_watch(d, x);
+    CU_ASSERT(coil_test_wait_fired(n->t.r, d, 10));
+    coil_deferred_unref(d);
+    CU_ASSERT(x->f != NULL);
+}
+
+static void test_tcp(void)
+{
+    net n;
+    net_start(&n, 't', NULL);
+    net_agent(&n, NULL);
+    char url[128];
+    for (int i = 0; i < 5; i++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/n%d", n.port, i);
+        char want[16];
+        snprintf(want, sizeof want, "/n%d", i);
+        get_ok(&n, url, want);
+    }
+    CU_ASSERT_EQUAL(n.t.nsrv, 1);
+    coil_http_agent_stats st = stats(&n.t);
+    CU_ASSERT_EQUAL(st.connections, 1);
+    CU_ASSERT_EQUAL(st.reused, 4);
+    /* localhost by name */
+    snprintf(url, sizeof url, "http://localhost:%d/name", n.port);
+    get_ok(&n, url, "/name");
+    /* refused */
+    coil_listener_close(n.l);
+    n.l = NULL;
+    int port = n.port;
+    net_end(&n);
+    net_start(&n, 't', NULL);
+    net_agent(&n, NULL);
+    coil_listener_close(n.l);
+    n.l = NULL;
+    res x;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", n.port);
+    get_fails(&n, url, &x);
+    char want[128];
+    snprintf(want, sizeof want, "cannot connect to 127.0.0.1:%d: Connection refused",
+             n.port);
+    COIL_TEST_ASSERT_HAS(x.msg, want);
+    CU_ASSERT(coil_failure_check(x.f, COIL_DOMAIN_SYSTEM, ECONNREFUSED));
+    res_clear(&x);
+    (void)port;
+    net_end(&n);
+}
+
+static void test_unix(void)
+{
+    net n;
+    net_start(&n, 'u', NULL);
+    net_agent(&n, NULL);
+    char url[512], enc[400], *w = enc;
+    for (const char *p = n.unix_path; *p; p++)
+        w += *p == '/' ? sprintf(w, "%%2F") : sprintf(w, "%c", *p);
+    *w = 0;
+    snprintf(url, sizeof url, "http+unix://%s/over/unix", enc);
+    get_ok(&n, url, "/over/unix");
+    get_ok(&n, url, "/over/unix");
+    CU_ASSERT_EQUAL(n.t.nsrv, 1);
+    net_end(&n);
+}
+
+static coil_tls_context *server_ctx(const char *name)
+{
+    char certf[64], keyf[64];
+    snprintf(certf, sizeof certf, "%s.pem", name);
+    snprintf(keyf, sizeof keyf, "%s.key", name);
+    coil_tls_options o = {0};
+    const char *c = coil_test_cert(certf);
+    CU_ASSERT_FATAL(c != NULL);
+    char cpath[1024];
+    snprintf(cpath, sizeof cpath, "%s", c);
+    o.cert_file = cpath;
+    o.key_file = coil_test_cert(keyf);
+    o.alpn = "http/1.1";
+    coil_tls_context *ctx;
+    coil_failure *err = NULL;
+    if (coil_tls_context_new(COIL_TLS_SERVER, &o, &ctx, &err) != 0)
+        coil_failure_print(err, stderr);
+    CU_ASSERT_FATAL(err == NULL);
+    return ctx;
+}
+
+static coil_tls_context *client_ctx(void)
+{
+    coil_tls_options o = {0};
+    o.ca_file = coil_test_cert("ca.pem");
+    o.alpn = "http/1.1";
+    coil_tls_context *ctx;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_tls_context_new(COIL_TLS_CLIENT, &o, &ctx, &err) == 0);
+    return ctx;
+}
+
+static void test_tls(void)
+{
+    if (!coil_test_cert("ca.pem")) {
+        CU_FAIL("COIL_TEST_CERTS is not set: run through ctest (tls_certs fixture)");
+        return;
+    }
+    coil_tls_context *sctx = server_ctx("server");
+    coil_tls_context *cctx = client_ctx();
+    net n;
+    net_start(&n, 't', sctx);
+    coil_http_agent_options o = {0};
+    o.tls = cctx;
+    net_agent(&n, &o);
+    char url[128];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/secure", n.port);
+    get_ok(&n, url, "/secure");
+    snprintf(url, sizeof url, "https://localhost:%d/again", n.port);
+    get_ok(&n, url, "/again");
+    CU_ASSERT_EQUAL(stats(&n.t).connections, 2); /* two hosts, two pools */
+    /* an unknown CA: the agent's default context */
+    coil_http_agent_free(n.t.a);
+    net_agent(&n, NULL);
+    res x;
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/", n.port);
+    get_fails(&n, url, &x);
+    COIL_TEST_ASSERT_HAS(x.msg, "https certificate for 127.0.0.1 was not accepted");
+    res_clear(&x);
+    net_end(&n);
+    /* a certificate for another name */
+    coil_tls_context_free(sctx);
+    sctx = server_ctx("wronghost");
+    net_start(&n, 't', sctx);
+    net_agent(&n, &o);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/", n.port);
+    get_fails(&n, url, &x);
+    COIL_TEST_ASSERT_HAS(x.msg, "https certificate for 127.0.0.1 was not accepted");
+    COIL_TEST_ASSERT_HAS(x.msg, "mismatch");
+    res_clear(&x);
+    net_end(&n);
+    coil_tls_context_free(sctx);
+    coil_tls_context_free(cctx);
+}
+
+static int add(void)
+{
+    static const coil_test_case mem[] = {
+        COIL_TEST(test_get_basic),
+        COIL_TEST(test_keepalive_reuse),
+        COIL_TEST(test_per_host_limit),
+        COIL_TEST(test_idle_closed_by_server),
+        COIL_TEST(test_retry_stale),
+        COIL_TEST(test_chunked_and_close),
+        COIL_TEST(test_interim_and_head),
+        COIL_TEST(test_uploads),
+        COIL_TEST(test_upload_flow_control),
+        COIL_TEST(test_deliver_body_pause),
+        COIL_TEST(test_body_held_and_limit),
+        COIL_TEST(test_redirects),
+        COIL_TEST(test_timeouts),
+        COIL_TEST(test_bad_responses),
+        COIL_TEST(test_get_and_download),
+        COIL_TEST(test_cancel),
+        COIL_TEST(test_agent_free_in_flight),
+        COIL_TEST(test_bad_urls),
+        {NULL, NULL},
+    };
+    static const coil_test_case sockets[] = {
+        COIL_TEST(test_tcp),
+        COIL_TEST(test_unix),
+        COIL_TEST(test_tls),
+        {NULL, NULL},
+    };
+    return coil_test_add_suite("http_client_memory", mem) ||
+           coil_test_add_suite("http_client_sockets", sockets);
+}
+
+int main(void)
+{
+    return coil_test_main(add);
+}
