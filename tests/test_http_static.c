@@ -193,6 +193,17 @@ static void server_start(server *s, coil_reactor *r, const coil_http_file_option
 
 static void server_stop(server *s)
 {
+    /* Wait for the connections to close (a TLS client's close_notify, a
+     * socket's EOF) before the reactor goes. */
+    coil_http_site_stats st;
+    for (int i = 0; i < 1000; i++) {
+        coil_http_site_get_stats(s->site, &st);
+        if (st.open == 0)
+            break;
+        coil_reactor_iterate(s->r, 0.005);
+    }
+    coil_http_site_get_stats(s->site, &st);
+    CU_ASSERT_EQUAL(st.open, 0);
     if (s->listener)
         coil_listener_close(s->listener);
     coil_http_site_free(s->site);
