@@ -1097,6 +1097,49 @@ static void test_directories(void)
     coil_test_fake_end(r);
 }
 
+/* Mounted below the root (put_child "static"): the redirect and the
+ * listing keep the prefix; encoded names reach their files. */
+static void test_mounted(void)
+{
+    static const coil_http_resource_ops empty_ops = {0};
+    coil_reactor *r = coil_test_fake_start();
+    coil_http_resource *top = coil_http_resource_new(&empty_ops, NULL), *file;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(top);
+    CU_ASSERT_EQUAL_FATAL(coil_http_file_new(root, NULL, &file, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(coil_http_resource_put_child(top, "static", file), 0);
+    server s = {.r = r, .file = file};
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, top, NULL, &s.site, NULL), 0);
+    resp rs;
+    mem_get(&s, "GET", "/static", NULL, &rs);
+    CU_ASSERT_EQUAL(rs.status, 301);
+    EXPECT_HDR(&rs, "Location", "/static/");
+    resp_free(&rs);
+    mem_get(&s, "GET", "/static/", NULL, &rs);
+    CU_ASSERT_EQUAL(rs.status, 200);
+    COIL_TEST_ASSERT_HAS((const char *)rs.body, "Directory listing for /static/");
+    resp_free(&rs);
+    mem_get(&s, "GET", "/static/noindex/with%20space.txt", NULL, &rs);
+    expect_file(&rs, "space\n", 6, "text/plain; charset=utf-8");
+    resp_free(&rs);
+    mem_get(&s, "GET", "/static/noindex/%3Cscript%3E.txt", NULL, &rs);
+    expect_file(&rs, "script\n", 7, NULL);
+    resp_free(&rs);
+    mem_get(&s, "GET", "/static/noindex/z%20dir", NULL, &rs);
+    CU_ASSERT_EQUAL(rs.status, 301);
+    EXPECT_HDR(&rs, "Location", "/static/noindex/z%20dir/");
+    resp_free(&rs);
+    mem_get(&s, "GET", "/static/noindex/z%20dir/", NULL, &rs);
+    CU_ASSERT_EQUAL(rs.status, 200);
+    COIL_TEST_ASSERT_HAS((const char *)rs.body,
+                         "Directory listing for /static/noindex/z dir/");
+    COIL_TEST_ASSERT_HAS((const char *)rs.body, "href=\"../\"");
+    resp_free(&rs);
+    expect_refused(&s, "/static/%2e%2e/static/hello.txt");
+    expect_refused(&s, "/static/sub/..%2f..%2f.secret");
+    server_stop(&s);
+    coil_test_fake_end(r);
+}
+
 /* A slow reader over memory: the window opens 8 KiB at a time; the queue
  * below the server never holds much more than a piece past the mark. */
 static void test_slow_reader(void)
@@ -1258,15 +1301,25 @@ static void test_disconnect_tcp(void)
 static int add_suites(void)
 {
     static const coil_test_case cases[] = {
-        COIL_TEST(test_mime_types),         COIL_TEST(test_new_refuses),
-        COIL_TEST(test_files_memory),       COIL_TEST(test_single_file_root),
-        COIL_TEST(test_files_tcp_sendfile), COIL_TEST(test_files_tls),
-        COIL_TEST(test_pipelined_tcp),      COIL_TEST(test_files_unix),
-        COIL_TEST(test_conditional),        COIL_TEST(test_ranges),
-        COIL_TEST(test_head_and_methods),   COIL_TEST(test_no_escape),
-        COIL_TEST(test_directories),        COIL_TEST(test_slow_reader),
-        COIL_TEST(test_disconnect_memory),  COIL_TEST(test_file_shrinks),
-        COIL_TEST(test_disconnect_tcp),     {NULL, NULL},
+        COIL_TEST(test_mime_types),
+        COIL_TEST(test_new_refuses),
+        COIL_TEST(test_files_memory),
+        COIL_TEST(test_single_file_root),
+        COIL_TEST(test_files_tcp_sendfile),
+        COIL_TEST(test_files_tls),
+        COIL_TEST(test_pipelined_tcp),
+        COIL_TEST(test_files_unix),
+        COIL_TEST(test_conditional),
+        COIL_TEST(test_ranges),
+        COIL_TEST(test_head_and_methods),
+        COIL_TEST(test_no_escape),
+        COIL_TEST(test_directories),
+        COIL_TEST(test_mounted),
+        COIL_TEST(test_slow_reader),
+        COIL_TEST(test_disconnect_memory),
+        COIL_TEST(test_file_shrinks),
+        COIL_TEST(test_disconnect_tcp),
+        {NULL, NULL},
     };
     return coil_test_add_suite_with("http static files", setup, teardown, cases);
 }
