@@ -1071,6 +1071,9 @@ static void test_directories(void)
     COIL_TEST_ASSERT_HAS(page, "href=\"sub/\"");
     CU_ASSERT(page && !strstr(page, "secret"));
     CU_ASSERT(page && !strstr(page, "fifo"));
+    CU_ASSERT(page && !strstr(page, "link-out")); /* it would be 404 */
+    COIL_TEST_ASSERT_HAS(page, "href=\"link-in\"");
+    COIL_TEST_ASSERT_HAS(page, "href=\"link-abs-in\"");
     CU_ASSERT(page && !strstr(page, "href=\"../\""));
     resp_free(&rs);
     /* HEAD of a listing: the head alone. */

@@ -742,7 +742,19 @@ static void sb_quoted(sbuf *s, const char *text)
     }
 }
 
-static int render_listing(file_root *fr, coil_http_request *req, int fd, int at_top)
+/* 1 when the symlink `name` in the directory `rel` resolves outside the
+ * root (so it would be 404: the listing leaves it out). */
+static int link_leaves_root(const file_root *fr, const char *rel, const char *name)
+{
+    char full[PATH_MAX], real[PATH_MAX];
+    int n =
+        snprintf(full, sizeof full, "%s/%s%s%s", fr->real, rel, *rel ? "/" : "", name);
+    if (n < 0 || (size_t)n >= sizeof full || !realpath(full, real))
+        return 1;
+    return !inside_root(fr, real);
+}
+
+static int render_listing(file_root *fr, coil_http_request *req, int fd, const char *rel)
 {
     int dfd = dup(fd);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -769,6 +781,9 @@ static int render_listing(file_root *fr, coil_http_request *req, int fd, int at_
             continue; /* dangling symlink, vanished file */
         if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
             continue; /* FIFOs, sockets, devices are never served */
+        if (!fr->follow_symlinks && e->d_type != DT_REG && e->d_type != DT_DIR &&
+            link_leaves_root(fr, rel, e->d_name))
+            continue; /* a symlink out of the root: 404, so not listed */
         if (n == cap) {
             size_t c = cap ? cap * 2 : 64;
             list_entry *ni = realloc(items, c * sizeof *ni);
@@ -805,7 +820,7 @@ static int render_listing(file_root *fr, coil_http_request *req, int fd, int at_
         sb_escaped(&s, title ? title : raw);
         sb_str(&s, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th></tr>\n");
         free(title);
-        if (!at_top)
+        if (rel[0])
             sb_str(&s, "<tr><td><a href=\"../\">../</a></td><td></td></tr>\n");
         for (size_t i = 0; i < n; i++) {
             char size[32];
@@ -973,7 +988,7 @@ static int file_render(coil_http_resource *res, coil_http_request *req, int head
                                       "Directory listings are not allowed here.");
         return COIL_HTTP_DONE;
     }
-    return render_listing(fr, req, fd, rel[0] == 0);
+    return render_listing(fr, req, fd, rel);
 }
 
 static int file_get(coil_http_resource *res, coil_http_request *req)
