@@ -51,7 +51,8 @@ static const char usage[] =
     "         --header-timeout S a request head must arrive within S seconds (20)\n"
     "get    Send one request to URL (http://, https://, or\n"
     "       http+unix://%2Fpath%2Fto.sock/file) and write the body to stdout.\n"
-    "         -o FILE            write the body to FILE (via FILE.part)\n"
+    "         -o FILE            write the body to FILE (via FILE.part; '-':\n"
+    "                            stdout)\n"
     "         -X METHOD          the method (GET; POST with -d)\n"
     "         -d DATA, -d @FILE  send DATA, or FILE's bytes, as the body\n"
     "                            (Content-Type application/x-www-form-urlencoded\n"
@@ -307,8 +308,9 @@ typedef struct getter {
     coil_http_response *resp;
     int http_status;
     int keep;   /* the body goes to the output (not an error page) */
-    int fd;     /* the output: stdout or FILE.part; -1 before */
+    int fd;     /* the output: stdout, FILE.part or a device; -1 before */
     char *part; /* FILE.part with -o, once created */
+    int direct; /* -o names a device or a FIFO: written in place */
     uint64_t received;
     int64_t length; /* -1 unknown */
     int status;     /* exit status, -1 while undecided */
@@ -490,6 +492,12 @@ static int output_close(getter *g, int complete)
             unlink(g->part);
         free(g->part);
         g->part = NULL;
+    } else if (g->direct) {
+        if (close(g->fd) != 0 && complete) {
+            tool_error("cannot write '%s': %s", g->cfg->out_path, strerror(errno));
+            rc = 1;
+        }
+        g->direct = 0;
     }
     g->fd = -1;
     return rc;
@@ -499,7 +507,50 @@ static int output_write(getter *g, const void *data, size_t len)
 {
     int err = tool_write_all(g->fd, data, len);
     if (err) {
-        tool_error("cannot write '%s': %s", g->part ? g->part : "stdout", strerror(err));
+        tool_error("cannot write '%s': %s",
+                   g->part     ? g->part
+                   : g->direct ? g->cfg->out_path
+                               : "stdout",
+                   strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* Open where the body goes: stdout (no -o, or -o -); a device or FIFO
+ * named by -o (/dev/null) as it is; else FILE.part, renamed at the end.
+ * Returns 0, or -1 after saying what failed. */
+static int output_open(getter *g)
+{
+    const char *path = g->cfg->out_path;
+    struct stat st;
+    if (!path || strcmp(path, "-") == 0) {
+        g->fd = STDOUT_FILENO;
+        return 0;
+    }
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) {
+            tool_error("cannot write '%s': it is a directory", path);
+            return -1;
+        }
+        if ((g->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+            tool_error("cannot open '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        g->direct = 1;
+        return 0;
+    }
+    size_t len = strlen(path) + sizeof ".part";
+    if (!(g->part = malloc(len))) {
+        tool_error("out of memory");
+        return -1;
+    }
+    snprintf(g->part, len, "%s.part", path);
+    g->fd = open(g->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (g->fd < 0) {
+        tool_error("cannot create '%s': %s", g->part, strerror(errno));
+        free(g->part);
+        g->part = NULL;
         return -1;
     }
     return 0;
@@ -622,24 +673,9 @@ static void got_response(coil_deferred *d, void *arg)
     g->length = coil_http_response_length(g->resp);
     g->started = coil_reactor_seconds(g->r);
     g->keep = g->http_status < 400 || g->cfg->fail_ok;
-    if (g->keep && g->cfg->out_path) {
-        size_t len = strlen(g->cfg->out_path) + sizeof ".part";
-        if (!(g->part = malloc(len))) {
-            tool_error("out of memory");
-            get_finish(g, TOOL_EXIT_FAILURE);
-            return;
-        }
-        snprintf(g->part, len, "%s.part", g->cfg->out_path);
-        g->fd = open(g->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (g->fd < 0) {
-            tool_error("cannot create '%s': %s", g->part, strerror(errno));
-            free(g->part);
-            g->part = NULL;
-            get_finish(g, TOOL_EXIT_FAILURE);
-            return;
-        }
-    } else if (g->keep) {
-        g->fd = STDOUT_FILENO;
+    if (g->keep && output_open(g) != 0) {
+        get_finish(g, TOOL_EXIT_FAILURE);
+        return;
     }
     if (g->cfg->include && output_head(g, g->fd >= 0 ? g->fd : STDOUT_FILENO) != 0) {
         output_close(g, 0);

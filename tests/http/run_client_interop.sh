@@ -250,9 +250,20 @@ test_get() {
     [ "$(sha "$dir/got.bin")" = "$(sha "$www/file.bin")" ] || fail "get -o: the bytes differ"
     [ ! -e "$dir/got.bin.part" ] || fail "get -o left got.bin.part"
     [ ! -s "$dir/cmd.err" ] || fail "get -o wrote on stderr (not a terminal): $(cat "$dir/cmd.err")"
-    # To stdout.
+    # To stdout (also -o -); -o naming a FIFO (or /dev/null) writes it in
+    # place, no FIFO.part renamed over it.
     expect_rc 0 "" "$WEB" get "$base/hello.txt"
     [ "$(cat "$dir/out")" = hello ] || fail "get to stdout: '$(cat "$dir/out")'"
+    expect_rc 0 "" "$WEB" get "$base/hello.txt" -o -
+    [ "$(cat "$dir/out")" = hello ] || fail "get -o -: '$(cat "$dir/out")'"
+    mkfifo "$dir/fifo"
+    cat "$dir/fifo" >"$dir/from-fifo" &
+    cat_pid=$!
+    expect_rc 0 "" "$WEB" get "$base/hello.txt" -o "$dir/fifo"
+    wait "$cat_pid" || fail "reading the FIFO failed"
+    [ "$(cat "$dir/from-fifo")" = hello ] || fail "get -o FIFO: '$(cat "$dir/from-fifo")'"
+    [ -p "$dir/fifo" ] && [ ! -e "$dir/fifo.part" ] || fail "get -o FIFO replaced the FIFO"
+    expect_rc 1 "is a directory" "$WEB" get "$base/hello.txt" -o "$dir"
     # 404: exit 22 (as curl -f), nothing saved; --fail-ok: 0 and the page.
     expect_rc 22 "404" "$WEB" get "$base/nope" -o "$dir/nope"
     [ ! -e "$dir/nope" ] && [ ! -e "$dir/nope.part" ] || fail "get of a 404 left a file"
