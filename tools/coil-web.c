@@ -413,9 +413,11 @@ static void progress_draw(getter *g, double now)
             frac = 1;
         human_bytes((double)g->length, total, sizeof total);
         char tail[128];
-        int tlen = snprintf(tail, sizeof tail, " %3d%%  %s / %s  %s/s", (int)(frac * 100),
-                            got, total, rate);
-        int bar = width - tlen - 2;
+        snprintf(tail, sizeof tail, " %3d%%  %s / %s  %s/s", (int)(frac * 100), got,
+                 total, rate);
+        /* A fixed width (the tail is at most about 48 columns), so the bar
+         * does not jump as the numbers change. */
+        int bar = width - 50;
         if (bar > 40)
             bar = 40;
         len = 0;

@@ -8,6 +8,8 @@
       a chunked request body (405 from the static files); HTTP/1.0
   pyclient.py slowloris HOST PORT     (server run with --header-timeout 1)
       a request head that never ends is answered 408 and closed in time
+  pyclient.py idle HOST PORT          (server run with --idle-timeout 1)
+      a keep-alive connection left idle is closed in time
   pyclient.py oversize HOST PORT      (server run with --max-body 64k)
       a Content-Length over the limit is answered 413 before the body
   pyclient.py progress COIL_WEB OUT
@@ -234,6 +236,19 @@ def slowloris(host, port):
     conn.close()
 
 
+def idle(host, port):
+    s = connect(host, port)
+    s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = Reader(s)
+    st, h, body = r.response()
+    check((st, body) == (200, b"hello\n"), "GET /hello.txt: %d %r" % (st, body))
+    t0 = time.monotonic()
+    check(r.at_eof(15), "an idle keep-alive connection stayed open")
+    took = time.monotonic() - t0
+    check(0.5 <= took < 10, "an idle connection closed after %.1f s with --idle-timeout 1" % took)
+    s.close()
+
+
 def oversize(host, port):
     s = connect(host, port)
     s.sendall(b"PUT /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n"
@@ -332,6 +347,8 @@ def main():
         requests(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif cmd == "slowloris":
         slowloris(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "idle":
+        idle(sys.argv[2], int(sys.argv[3]))
     elif cmd == "oversize":
         oversize(sys.argv[2], int(sys.argv[3]))
     elif cmd == "progress":

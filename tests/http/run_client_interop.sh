@@ -9,8 +9,9 @@
 #            connection), https with --cacert (ALPN http/1.1 in curl -v),
 #            --unix-socket, POST -d (405 with Allow); the access log lines
 #   python   Python's http.client and raw sockets (pyclient.py): keep-alive,
-#            three pipelined requests, chunked and oversized request
-#            bodies, a stalled head cut by --header-timeout
+#            pipelined requests, chunked and oversized request bodies,
+#            HTTP/1.0; coil-web's --header-timeout (a stalled head is cut),
+#            --idle-timeout, --max-body, --no-listings, --index
 #   twisted  Twisted's Agent (twisted_agent_client.py)
 #   get      coil-web get: -o, -i, -L, -X/-d/-H as the server logs them,
 #            exit 22 on 404, --cacert / --insecure / verification failure,
@@ -44,6 +45,7 @@ printf 'a\n' >"$www/sub/a.txt"
 printf 'b\n' >"$www/sub/b.txt"
 printf 'amp\n' >"$www/sub/a&b.txt"
 printf '<html><body>index</body></html>\n' >"$www/site/index.html"
+printf '<html><body>home</body></html>\n' >"$www/site/home.html"
 printf 'secret\n' >"$dir/secret.txt" # outside the root: never served
 
 sha() {
@@ -207,12 +209,18 @@ test_python() {
     $T "$PY" "$here/pyclient.py" requests 127.0.0.1 "$port" "$dir/web.log" >"$dir/py.out" 2>"$dir/py.err" ||
         fail "pyclient.py requests: $(cat "$dir/py.err")"
     stop_web
-    # A stalled request head is cut by a short --header-timeout.
-    start_web slow "tcp:0:interface=127.0.0.1" --root "$www" --header-timeout 1 --max-body 64k
-    $T "$PY" "$here/pyclient.py" slowloris 127.0.0.1 "$port" >"$dir/py.out" 2>"$dir/py.err" ||
-        fail "pyclient.py slowloris: $(cat "$dir/py.err")"
-    $T "$PY" "$here/pyclient.py" oversize 127.0.0.1 "$port" >"$dir/py.out" 2>"$dir/py.err" ||
-        fail "pyclient.py oversize: $(cat "$dir/py.err")"
+    # The server's options: a stalled request head is cut by a short
+    # --header-timeout, an idle keep-alive connection by --idle-timeout, a
+    # body over --max-body is 413; --no-listings, --index.
+    start_web slow "tcp:0:interface=127.0.0.1" --root "$www" --header-timeout 1 --idle-timeout 1 \
+        --max-body 64k --no-listings --index home.html
+    for what in slowloris idle oversize; do
+        $T "$PY" "$here/pyclient.py" $what 127.0.0.1 "$port" >"$dir/py.out" 2>"$dir/py.err" ||
+            fail "pyclient.py $what: $(cat "$dir/py.err")"
+    done
+    base=http://127.0.0.1:$port
+    [ "$(code "$base/sub/")" = 403 ] || fail "--no-listings: GET /sub/ is not 403"
+    [ "$(code "$base/site/")" = 200 ] && grep -q home "$dir/body" || fail "--index home.html: /site/ is not home.html"
     stop_web
 }
 
