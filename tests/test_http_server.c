@@ -142,7 +142,7 @@ static const coil_http_resource_ops big_ops = {.render_get = big_get};
 
 /* Stream in: a resource that streams its body and answers with its size. */
 typedef struct streamer {
-    coil_http_request *req;
+    coil_http_request *req; /* borrowed while the body comes */
     size_t got;
     int done, failed;
 } streamer;
@@ -169,10 +169,68 @@ static int stream_post(coil_http_resource *res, coil_http_request *req)
 {
     (void)res;
     memset(&stream_st, 0, sizeof stream_st);
+    stream_st.req = req;
     CU_ASSERT_EQUAL(coil_http_request_read_body(req, &st_handler, &stream_st), 0);
     return COIL_HTTP_NOT_DONE_YET;
 }
 static const coil_http_resource_ops stream_ops = {.render_post = stream_post};
+
+/* Response header checks and Content-Length enforcement. */
+static int check_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "X-Bad", "a\r\nb"), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "X-Bad", "a\nb"), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "Bad Name", "v"), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "", "v"), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "Transfer-Encoding", "gzip"),
+                    COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "X-Good", "v\tw"), 0);
+    CU_ASSERT_EQUAL(coil_http_request_add_header(req, "X-Two", "1"), 0);
+    CU_ASSERT_EQUAL(coil_http_request_add_header(req, "X-Two", "2"), 0);
+    CU_ASSERT_STRING_EQUAL(coil_http_request_response_header(req, "x-two"), "1");
+    CU_ASSERT_EQUAL(coil_http_request_set_status(req, 201, "Made It"), 0);
+    CU_ASSERT_EQUAL(coil_http_request_set_length(req, 4), 0);
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "abcde", 5), COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "abcd", 4), 0);
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "e", 1), COIL_EINVAL);
+    /* request side */
+    CU_ASSERT_STRING_EQUAL(coil_http_request_method(req), "GET");
+    CU_ASSERT_STRING_EQUAL(coil_http_request_uri(req), "/check/a%20b/c?x=1&y=%41");
+    CU_ASSERT_STRING_EQUAL(coil_http_request_path(req), "/check/a%20b/c");
+    CU_ASSERT_STRING_EQUAL(coil_http_request_query(req), "x=1&y=%41");
+    CU_ASSERT_EQUAL(coil_http_request_version(req), 11);
+    CU_ASSERT_STRING_EQUAL(coil_http_request_header(req, "x-CUSTOM"), "v1");
+    CU_ASSERT_EQUAL(coil_http_request_header_count(req), 3);
+    const char *n = NULL, *v = NULL;
+    CU_ASSERT_EQUAL(coil_http_request_header_at(req, 2, &n, &v), 0);
+    CU_ASSERT_STRING_EQUAL(n, "X-Custom");
+    CU_ASSERT_STRING_EQUAL(v, "v2");
+    CU_ASSERT_EQUAL(coil_http_request_header_at(req, 3, &n, &v), COIL_EINVAL);
+    const char *const *segs;
+    CU_ASSERT_EQUAL_FATAL(coil_http_request_postpath(req, &segs), 2);
+    CU_ASSERT_STRING_EQUAL(segs[0], "a b");
+    CU_ASSERT_STRING_EQUAL(segs[1], "c");
+    CU_ASSERT_EQUAL_FATAL(coil_http_request_prepath(req, &segs), 1);
+    CU_ASSERT_STRING_EQUAL(segs[0], "check");
+    CU_ASSERT_STRING_EQUAL(coil_http_request_arg(req, "y"), "A");
+    CU_ASSERT_EQUAL(coil_http_request_arg_count(req), 2);
+    CU_ASSERT_FALSE(coil_http_request_is_secure(req));
+    CU_ASSERT_PTR_NOT_NULL(coil_http_request_transport(req));
+    CU_ASSERT_PTR_NOT_NULL(coil_http_request_site(req));
+    return COIL_HTTP_DONE;
+}
+static const coil_http_resource_ops check_ops = {.render_get = check_get};
+
+/* Finishes short of its Content-Length. */
+static int short_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    CU_ASSERT_EQUAL(coil_http_request_set_length(req, 10), 0);
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "abc", 3), 0);
+    return COIL_HTTP_DONE;
+}
+static const coil_http_resource_ops short_ops = {.render_get = short_get};
 
 static char last_log[1024];
 static int log_calls;
@@ -197,7 +255,8 @@ static coil_http_resource *make_root(void)
         {"echo", &echo_ops, 1, 0, 0},   {"fail", &fail_ops, 0, 0, 0},
         {"later", &later_ops, 0, 0, 0}, {"wait", &wait_ops, 0, 0, 0},
         {"big", &big_ops, 0, 0, 0},     {"stream", &stream_ops, 0, 1, 0},
-        {"small", &echo_ops, 0, 0, 10},
+        {"small", &echo_ops, 0, 0, 10}, {"check", &check_ops, 1, 0, 0},
+        {"short", &short_ops, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
         coil_http_resource *k = coil_http_resource_new(kids[i].ops, NULL);
@@ -623,7 +682,10 @@ static void test_header_timeout(void)
     CU_ASSERT_FALSE(f.c.lost);
     CU_ASSERT_EQUAL(f.c.len, 0);
     http_test_send(&f.c, req + sent, 1);
+    coil_test_log_capture_start();
     coil_reactor_advance(f.r, 1.0);
+    coil_test_log_capture_stop();
+    CU_ASSERT_TRUE(coil_test_log_contains("did not arrive within 20 s"));
     http_test_response r;
     expect_response(&f, 0, 408, NULL, &r);
     free(r.body);
@@ -663,7 +725,9 @@ static void test_body_timeout(void)
     http_test_send_str(&f.c, "d"); /* a byte resets it */
     coil_reactor_advance(f.r, 6.0);
     CU_ASSERT_EQUAL(f.c.len, 0);
+    coil_test_log_capture_start();
     coil_reactor_advance(f.r, 1.5);
+    coil_test_log_capture_stop();
     expect_response(&f, 0, 408, NULL, NULL);
     CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
     fx_end(&f);
@@ -707,6 +771,68 @@ static void test_render_error(void)
     coil_http_site_stats s;
     coil_http_site_get_stats(f.site, &s);
     CU_ASSERT_EQUAL(s.errors, 1);
+    fx_end(&f);
+}
+
+static void test_headers_and_lengths(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    coil_test_log_capture_start();
+    http_test_send_str(&f.c, "GET /check/a%20b/c?x=1&y=%41 HTTP/1.1\r\nHost: x\r\n"
+                             "X-Custom: v1\r\nX-Custom: v2\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 201, "abcd", &r);
+    coil_test_log_capture_stop();
+    CU_ASSERT_TRUE(coil_test_log_contains("would pass the Content-Length 4"));
+    COIL_TEST_ASSERT_HAS(r.head, "HTTP/1.1 201 Made It\r\n");
+    COIL_TEST_ASSERT_HAS(r.head, "X-Good: v\tw\r\n");
+    COIL_TEST_ASSERT_HAS(r.head, "X-Two: 1\r\nX-Two: 2\r\n");
+    COIL_TEST_ASSERT_HAS(r.head, "Content-Length: 4\r\n");
+    CU_ASSERT_PTR_NULL(strstr(r.head, "X-Bad"));
+    free(r.body);
+    /* short of the Content-Length: aborted and logged, nothing sent */
+    coil_test_log_capture_start();
+    http_test_send_str(&f.c, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n");
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 50));
+    coil_test_log_capture_stop();
+    CU_ASSERT_TRUE(coil_test_log_contains("finished after 3 of its 10 bytes"));
+    CU_ASSERT_EQUAL(f.off, f.c.len);
+    fx_end(&f);
+}
+
+static void test_stream_body_pause(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(
+        &f.c, "POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3\r\nabc\r\n");
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(stream_st.req);
+    CU_ASSERT_EQUAL(stream_st.got, 3);
+    CU_ASSERT_EQUAL(coil_http_request_pause_body(stream_st.req), 0);
+    http_test_send_str(&f.c, "4\r\ndefg\r\n");
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_EQUAL(stream_st.got, 3);
+    CU_ASSERT_EQUAL(coil_http_request_resume_body(stream_st.req), 0);
+    http_test_send_str(&f.c, "0\r\n\r\n");
+    expect_response(&f, 0, 200, "got 7", NULL);
+    /* the connection goes on */
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "hello, world\n", NULL);
+    /* a client that leaves in the middle: the handler hears it */
+    http_test_send_str(&f.c,
+                       "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab");
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_EQUAL(stream_st.got, 2);
+    (void)coil_transport_abort_connection(f.c.t);
+    for (int i = 0; i < 10; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE(stream_st.failed);
     fx_end(&f);
 }
 
@@ -1013,6 +1139,8 @@ static int add_suites(void)
         COIL_TEST(test_max_requests),
         COIL_TEST(test_render_error),
         COIL_TEST(test_not_found),
+        COIL_TEST(test_headers_and_lengths),
+        COIL_TEST(test_stream_body_pause),
         COIL_TEST(test_wait),
         COIL_TEST(test_disconnect_mid_response),
         COIL_TEST(test_4gib_bounded),
