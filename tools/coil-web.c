@@ -196,20 +196,29 @@ static int serve(int n, char **texts, serve_config *cfg)
         tool_error("out of memory");
         goto out;
     }
-    /* Check every description before listening on any. */
+    /* Check every description before listening on any; mistakes are
+     * reported against what the user wrote, before ALPN is added. */
     for (int i = 0; i < n; i++) {
         coil_failure *err = NULL;
+        if (coil_endpoint_server(texts[i], &eps[i], &err) != 0) {
+            status = tool_bad_endpoint(err);
+            goto out;
+        }
         char *text = with_alpn(texts[i]);
         if (!text) {
             tool_error("out of memory");
             goto out;
         }
-        int rc = coil_endpoint_server(text, &eps[i], &err);
-        free(text);
-        if (rc != 0) {
-            status = tool_bad_endpoint(err);
-            goto out;
+        if (strcmp(text, texts[i]) != 0) {
+            coil_endpoint_free(eps[i]);
+            eps[i] = NULL;
+            if (coil_endpoint_server(text, &eps[i], &err) != 0) {
+                free(text);
+                status = tool_bad_endpoint(err);
+                goto out;
+            }
         }
+        free(text);
     }
     struct stat st;
     if (stat(cfg->root, &st) != 0) {

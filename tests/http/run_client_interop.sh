@@ -13,9 +13,10 @@
 #            HTTP/1.0; coil-web's --header-timeout (a stalled head is cut),
 #            --idle-timeout, --max-body, --no-listings, --index
 #   twisted  Twisted's Agent (twisted_agent_client.py)
-#   get      coil-web get: -o, -i, -L, -X/-d/-H as the server logs them,
-#            exit 22 on 404, --cacert / --insecure / verification failure,
-#            a refused port, http+unix, the progress bar on a pty
+#   get      coil-web get: -o (FILE.part, -, a FIFO), -i, -L, -X/-d/-H as
+#            the server logs them, exit 22 on 404, --cacert / --insecure /
+#            verification failure, a refused port, http+unix, the progress
+#            bar on a pty; bad arguments of serve and get
 # Needs curl and Debian's python3 with python3-twisted (tools/install-deps);
 # fails, never skips, without them. COIL_TEST_CERTS: the tls_certs fixture.
 set -eu
@@ -310,6 +311,21 @@ test_get() {
     p=$(free_port)
     expect_rc 1 "^coil-web: cannot connect to 127\.0\.0\.1:$p: Connection refused$" "$WEB" get "http://127.0.0.1:$p/"
     expect_rc 2 "" "$WEB" get "ftp://127.0.0.1/"
+    # Arguments: usage errors exit 2 with a message, --help 0, a port in
+    # use or a missing root 1.
+    expect_rc 0 "" "$WEB" --help
+    grep -q '^Usage: coil-web serve' "$dir/out" || fail "--help: $(cat "$dir/out")"
+    expect_rc 2 "missing command" "$WEB"
+    expect_rc 2 "missing --root" "$WEB" serve tcp:0
+    expect_rc 2 "are for get" "$WEB" serve tcp:0 --root "$www" -o x
+    expect_rc 2 "are for serve" "$WEB" get "$base/" --root "$www"
+    expect_rc 2 "do not go together" "$WEB" get --cacert "$certs/ca.pem" --insecure "$base/"
+    expect_rc 2 "positive size" "$WEB" serve tcp:0 --root "$www" --max-body 0
+    expect_rc 2 "positive number of seconds" "$WEB" serve tcp:0 --root "$www" --idle-timeout x
+    expect_rc 2 "'tls:0:privateKey=$dir/nokey'" "$WEB" serve "tls:0:privateKey=$dir/nokey" --root "$www"
+    expect_rc 1 "cannot serve '$dir/nothere'" "$WEB" serve tcp:0 --root "$dir/nothere"
+    expect_rc 1 "cannot serve on 'tcp:$port:interface=127.0.0.1'" \
+        "$WEB" serve "tcp:$port:interface=127.0.0.1" --root "$www"
     # The progress bar: stderr on a pty, a body that takes about a second.
     $T "$PY" "$here/pyclient.py" progress "$WEB" "$dir/progress.bin" >"$dir/py.out" 2>"$dir/py.err" ||
         fail "pyclient.py progress: $(cat "$dir/py.err")"
