@@ -807,7 +807,8 @@ static int render_listing(file_root *fr, coil_http_request *req, int fd, const c
 
     sbuf s = {0};
     if (!oom) {
-        qsort(items, n, sizeof *items, entry_cmp);
+        if (n > 1)
+            qsort(items, n, sizeof *items, entry_cmp);
         const char *raw = coil_http_request_path(req);
         size_t rl = strlen(raw);
         char *title = malloc(rl + 1);
