@@ -836,6 +836,46 @@ static void test_stream_body_pause(void)
     fx_end(&f);
 }
 
+/* The client sends two requests and half-closes: both are answered, then
+ * the server closes. */
+static void test_half_close(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    f.c.keep_open_on_eof = 1;
+    http_test_send_str(&f.c, "GET /echo?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /echo?a=2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
+    expect_response(&f, 0, 200, "GET:1:", NULL);
+    expect_response(&f, 0, 200, "GET:2:", NULL);
+    for (int i = 0; i < 20 && !f.c.eof; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE(f.c.eof);
+    fx_end(&f);
+}
+
+/* HEAD on a resource with a pull producer: the body is counted and
+ * dropped, the head carries the length, the connection goes on. */
+static void test_head_producer(void)
+{
+    fx f;
+    big_prod = calloc(1, sizeof *big_prod);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big_prod);
+    big_size = 1 << 20;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "HEAD /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 1, 200, "", &r);
+    COIL_TEST_ASSERT_HAS(r.head, "Content-Length: 1048576\r\n");
+    free(r.body);
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "hello, world\n", NULL);
+    CU_ASSERT_EQUAL(f.off, f.c.len);
+    fx_end(&f);
+    free(big_prod);
+    big_prod = NULL;
+}
+
 static void test_not_found(void)
 {
     fx f;
@@ -1139,6 +1179,8 @@ static int add_suites(void)
         COIL_TEST(test_max_requests),
         COIL_TEST(test_render_error),
         COIL_TEST(test_not_found),
+        COIL_TEST(test_half_close),
+        COIL_TEST(test_head_producer),
         COIL_TEST(test_headers_and_lengths),
         COIL_TEST(test_stream_body_pause),
         COIL_TEST(test_wait),

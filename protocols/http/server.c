@@ -172,6 +172,7 @@ struct http_conn {
     int lingering;
     size_t linger_bytes;
     int write_shut;
+    int eof; /* the client half-closed */
     int paused;
     int pause_pipeline, pause_body;
     coil_timer *rtimer;
@@ -832,7 +833,10 @@ static void render(http_conn *c, coil_http_request *req);
 
 static void body_timer_arm(http_conn *c)
 {
-    rtimer_set(c, RT_BODY, opt_or(c->site->o.body_timeout, DEF_BODY_TIMEOUT));
+    double t = opt_or(c->site->o.body_timeout, DEF_BODY_TIMEOUT);
+    if (c->rkind == RT_BODY && c->rtimer && coil_timer_reset(c->rtimer, t) == 0)
+        return;
+    rtimer_set(c, RT_BODY, t);
 }
 
 static int collect_forms(coil_http_request *req)
@@ -1222,6 +1226,15 @@ static void process(http_conn *c)
                 }
                 break;
             }
+            if (c->eof) {
+                /* Only whole requests are left to answer. */
+                if (coil__rxbuf_live(&c->in) == 0 || !parse_head(c)) {
+                    if (!c->cur && !c->closing && c->t)
+                        start_close(c, 0);
+                    break;
+                }
+                continue;
+            }
             if (coil__rxbuf_live(&c->in) == 0) {
                 if (c->rkind != RT_IDLE)
                     rtimer_set(c, RT_IDLE,
@@ -1321,18 +1334,19 @@ static void conn_read_lost(coil_protocol *p)
     http_conn *c = (http_conn *)p;
     if (!c->t)
         return;
+    c->eof = 1;
     if (c->lingering || c->closing) {
         (void)coil_transport_lose_connection(c->t);
         return;
     }
-    /* The client half-closed: answer what is in progress, then close (as
-     * Twisted and nginx do for a complete request). */
-    if (c->cur && !c->cur->finished && c->cur->body_done) {
-        c->cur->close_wanted = 1;
-        c->cur->keep_alive = 0;
+    /* The client half-closed: what it sent in full is still answered, in
+     * order (nginx does the same); then the connection closes. A request
+     * whose body can no longer arrive is given up. */
+    if (c->cur && !c->cur->body_done) {
+        (void)coil_transport_lose_connection(c->t);
         return;
     }
-    (void)coil_transport_lose_connection(c->t);
+    schedule_process(c);
 }
 
 static void conn_write_lost(coil_protocol *p)
