@@ -23,6 +23,8 @@
 #             fetched exactly once, nothing off the site, at most 5 (and
 #             more than 1) requests in flight
 #   crawler-coil-web  the same against `coil-web serve` (COIL_WEB)
+#   unix      web_clock and web_static on a UNIX socket: curl --unix-socket,
+#             web_get and the crawler with http+unix:// URLs
 # Every server must exit 0 on SIGTERM (under ASan: with no leaks).
 set -eu
 
@@ -389,6 +391,31 @@ crawler)
     mkdir -p "$dir/site"
     make_site "$dir/site"
     start web_static "$dir/site"
+    crawl
+    stop
+    ;;
+unix)
+    # The same site over a UNIX socket: http+unix:// URLs name the socket.
+    sock="$dir/web.sock"
+    unix_base="http+unix://$(printf '%s' "$sock" | sed 's|/|%2F|g')"
+    "$bin/web_clock" --listen "unix:$sock" >"$dir/web_clock.out" 2>"$dir/web_clock.err" &
+    server=$!
+    name=web_clock
+    pids="$pids $server"
+    wait_for "web_clock's listening line" "$server" grep -qx "listening on unix:$sock" "$dir/web_clock.out"
+    $CURL --unix-socket "$sock" -o "$dir/body" http://localhost/ || fail "curl --unix-socket failed"
+    has "$dir/body" "The time is "
+    $T "$bin/web_get" "$unix_base/any" >"$dir/get.out" 2>"$dir/get.err" || fail "web_get over UNIX exited $?"
+    has "$dir/get.out" "The time is "
+    stop
+    mkdir -p "$dir/site"
+    make_site "$dir/site"
+    "$bin/web_static" --listen "unix:$sock" "$dir/site" >"$dir/web_static.out" 2>"$dir/web_static.err" &
+    server=$!
+    name=web_static
+    pids="$pids $server"
+    wait_for "web_static's listening line" "$server" grep -qx "listening on unix:$sock" "$dir/web_static.out"
+    base=$unix_base
     crawl
     stop
     ;;
