@@ -25,6 +25,8 @@
 #   crawler-coil-web  the same against `coil-web serve` (COIL_WEB)
 #   unix      web_clock and web_static on a UNIX socket: curl --unix-socket,
 #             web_get and the crawler with http+unix:// URLs
+#   tls       web_calendar on a TLS endpoint (certificates made on the spot):
+#             curl and web_get (verifying) get the page; an unknown CA fails
 # Every server must exit 0 on SIGTERM (under ASan: with no leaks).
 set -eu
 
@@ -417,6 +419,30 @@ unix)
     wait_for "web_static's listening line" "$server" grep -qx "listening on unix:$sock" "$dir/web_static.out"
     base=$unix_base
     crawl
+    stop
+    ;;
+tls)
+    # https: the same resources behind a TLS endpoint, with throwaway
+    # certificates; web_get verifies by default (SSL_CERT_FILE names our CA).
+    sh "$here/../tls/make-certs.sh" "$dir/certs" >"$dir/certs.log" 2>&1 || fail "make-certs.sh failed: $(cat "$dir/certs.log")"
+    "$bin/web_calendar" --listen "tls:0:interface=127.0.0.1:privateKey=$dir/certs/server.key:certKey=$dir/certs/server.pem" \
+        >"$dir/web_calendar.out" 2>"$dir/web_calendar.err" &
+    server=$!
+    name=web_calendar
+    pids="$pids $server"
+    wait_for "web_calendar's listening line" "$server" grep -q '^listening on 127\.0\.0\.1:' "$dir/web_calendar.out"
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$dir/web_calendar.out")
+    base="https://127.0.0.1:$port"
+    get "$base/2026" --cacert "$dir/certs/ca.pem"
+    expect_code 200
+    has "$dir/body" "December"
+    SSL_CERT_FILE="$dir/certs/ca.pem" $T "$bin/web_get" "$base/2026" >"$dir/get.out" 2>"$dir/get.err" ||
+        fail "web_get over https exited $?"
+    cmp -s "$dir/get.out" "$dir/body" || fail "web_get over https got another page than curl"
+    rc=0
+    SSL_CERT_FILE=/dev/null $T "$bin/web_get" "$base/2026" >"$dir/get.out" 2>"$dir/get.err" || rc=$?
+    [ "$rc" -eq 1 ] || fail "web_get trusted an unknown CA (exit $rc)"
+    has "$dir/get.err" "certificate verify failed"
     stop
     ;;
 crawler-coil-web)
