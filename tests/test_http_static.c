@@ -1005,6 +1005,10 @@ static void test_no_escape(void)
     mem_get(&s, "GET", "/.secret", NULL, &rs);
     CU_ASSERT_EQUAL(rs.status, 200);
     resp_free(&rs);
+    mem_get(&s, "GET", "/", NULL, &rs); /* listed now, dot files too */
+    COIL_TEST_ASSERT_HAS((const char *)rs.body, "href=\"link-out\"");
+    COIL_TEST_ASSERT_HAS((const char *)rs.body, "href=\".secret\"");
+    resp_free(&rs);
     const char *still[] = {"/../etc/passwd",
                            "/%2e%2e/etc/passwd",
                            "/%2e%2e%2fetc%2fpasswd",

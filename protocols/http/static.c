@@ -9,11 +9,16 @@
  * O_NONBLOCK so a FIFO cannot block the reactor in open(), and anything but
  * a regular file or a directory is 404.
  *
- * The body: the first piece (up to FIRST_PIECE bytes) is read and written
- * with coil_http_request_write, which puts the head on the wire; then a pull
+ * The body: up to FIRST_PIECE bytes are read in the renderer (the server
+ * sends the head and them in one write). A bigger body starts on the next
+ * pass of the reactor: the first piece is read and written with
+ * coil_http_request_write, which puts the head on the wire; then a pull
  * producer sends the rest by sendfile (coil_transport_send_file) on plain
- * TCP and UNIX sockets, or in READ_PIECE pieces read with pread and written
- * with coil_http_request_write elsewhere (TLS, SSH channels, memory).
+ * TCP and UNIX sockets, counted with coil__http_request_count_sent, or in
+ * READ_PIECE pieces read with pread and written with coil_http_request_write
+ * elsewhere (TLS, SSH channels, memory). The file is closed when the body is
+ * sent, fails, or the client goes (stop_producing); the producer itself is
+ * freed on the pass after, once the transport has let go of it.
  */
 
 #include <dirent.h>
