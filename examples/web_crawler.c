@@ -205,10 +205,11 @@ static void all_done(coil_deferred *d, void *arg)
     (void)d;
     engine *engines = arg;
     for (engine *e = engines; e->agent; e++)
-        printf("crawled %u pages (%llu bytes) from %s, %u failed, "
-               "at most %u requests in flight\n",
-               e->fetched, (unsigned long long)e->bytes, e->start_text, e->failed,
-               e->max_in_flight);
+        if (e->start) /* not for a bad URL */
+            printf("crawled %u pages (%llu bytes) from %s, %u failed, "
+                   "at most %u requests in flight\n",
+                   e->fetched, (unsigned long long)e->bytes, e->start_text, e->failed,
+                   e->max_in_flight);
 }
 
 int main(int argc, char **argv)

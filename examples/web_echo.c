@@ -30,7 +30,7 @@ typedef struct http_echo {
 static void send_response(http_echo *e)
 {
     coil_line_sendf(&e->line, "HTTP/1.1 200 OK");
-    coil_line_sendf(&e->line, "%s", "");
+    coil_line_send(&e->line, "", 0); /* the empty line: the head ends */
     coil_transport *t = e->line.protocol.transport;
     coil_transport_write(t, "You said:\r\n\r\n", 13);
     coil_transport_write(t, e->lines, e->len);
