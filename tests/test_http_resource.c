@@ -1161,6 +1161,82 @@ static void test_site_forms(void)
     fx_close(&f);
 }
 
+/* A resource's own body limit (413 before the body is read), and a
+ * resource that streams its body instead of having it collected. */
+static char streamed[64];
+static size_t streamed_len;
+static int stream_done;
+static void on_piece(void *ud, coil_http_request *req, const void *data, size_t len)
+{
+    (void)ud;
+    (void)req;
+    if (streamed_len + len < sizeof streamed) {
+        memcpy(streamed + streamed_len, data, len);
+        streamed_len += len;
+    }
+}
+static void on_done(void *ud, coil_http_request *req, const coil_failure *reason)
+{
+    (void)ud;
+    stream_done = reason ? -1 : 1;
+    coil_http_request_writef(req, "streamed %zu", streamed_len);
+    coil_http_request_finish(req);
+    coil_http_request_unref(req);
+}
+static const coil_http_body_handler stream_handler = {.data = on_piece, .done = on_done};
+static int stream_post(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    size_t n = 1;
+    CU_ASSERT_PTR_NULL(coil_http_request_body(req, &n));
+    coil_http_request_ref(req);
+    CU_ASSERT_EQUAL(coil_http_request_read_body(req, &stream_handler, NULL), 0);
+    return COIL_HTTP_NOT_DONE_YET;
+}
+static const coil_http_resource_ops stream_ops = {.render_post = stream_post};
+
+static void test_site_body_options(void)
+{
+    coil_http_resource *root = coil_http_resource_new(&getpost_ops, NULL);
+    coil_http_resource *small = coil_http_resource_new(&getpost_ops, NULL);
+    coil_http_resource_set_max_body(small, 10);
+    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "small", small), 0);
+    coil_http_resource *st = coil_http_resource_new(&stream_ops, NULL);
+    coil_http_resource_set_stream_body(st, 1);
+    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "stream", st), 0);
+    fx f;
+    fx_open(&f, coil_http_resource_ref(root)); /* the site takes one */
+    resp r;
+    fx_get(&f, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789",
+           &r);
+    CU_ASSERT_STRING_EQUAL(r.body, "posted 10");
+    coil_test_log_capture_start();
+    fx_get(&f, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n", &r);
+    coil_test_log_capture_stop();
+    CU_ASSERT_EQUAL(r.status, 413);
+    fx_close(&f);
+
+    fx_open(&f, coil_http_resource_ref(root));
+    streamed_len = 0;
+    stream_done = 0;
+    static const char head[] =
+        "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n";
+    coil_test_feed(f.t, head, sizeof head - 1);
+    coil_reactor_advance(f.r, 0);
+    coil_test_feed(f.t, "abc", 3);
+    coil_reactor_advance(f.r, 0);
+    CU_ASSERT_EQUAL(stream_done, 0);
+    coil_test_feed(f.t, "def", 3);
+    coil_reactor_advance(f.r, 0);
+    CU_ASSERT_EQUAL(stream_done, 1);
+    CU_ASSERT_EQUAL(streamed_len, 6);
+    CU_ASSERT(memcmp(streamed, "abcdef", 6) == 0);
+    CU_ASSERT_TRUE_FATAL(fx_take(&f, &r, 0));
+    CU_ASSERT_STRING_EQUAL(r.body, "streamed 6");
+    fx_close(&f);
+    coil_http_resource_unref(root);
+}
+
 /* The book's FormPage, end to end. */
 static int form_get(coil_http_resource *res, coil_http_request *req)
 {
@@ -1222,11 +1298,17 @@ static int add_suites(void)
         {NULL, NULL},
     };
     static const coil_test_case site[] = {
-        COIL_TEST(test_site_tree),         COIL_TEST(test_site_calendar),
-        COIL_TEST(test_site_methods),      COIL_TEST(test_site_redirect_and_errors),
-        COIL_TEST(test_site_deferred),     COIL_TEST(test_site_deferred_fails),
-        COIL_TEST(test_site_not_done_yet), COIL_TEST(test_site_forms),
-        COIL_TEST(test_book_form_page),    {NULL, NULL},
+        COIL_TEST(test_site_tree),
+        COIL_TEST(test_site_calendar),
+        COIL_TEST(test_site_methods),
+        COIL_TEST(test_site_redirect_and_errors),
+        COIL_TEST(test_site_deferred),
+        COIL_TEST(test_site_deferred_fails),
+        COIL_TEST(test_site_not_done_yet),
+        COIL_TEST(test_site_forms),
+        COIL_TEST(test_site_body_options),
+        COIL_TEST(test_book_form_page),
+        {NULL, NULL},
     };
     if (coil_test_add_suite("forms", forms) != 0 ||
         coil_test_add_suite("resource tree", tree) != 0)
