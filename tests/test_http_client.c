@@ -27,6 +27,7 @@ typedef struct srv {
     int close_code;
     int autorespond; /* answer every head with its target as the body */
     int answered;
+    char alpn[64], sni[256]; /* TLS, as the server saw it */
 } srv;
 
 #define MAX_SRV 64
@@ -38,8 +39,8 @@ struct T {
     int nsrv;
     int open_now, max_open;
     int autorespond;
-    /* a connect hook that never connects */
-    int never;
+    /* a connect hook that never connects, or fails */
+    int never, refuse;
     coil_protocol *held[8];
     coil_deferred *heldd[8];
     int nheld;
@@ -52,6 +53,11 @@ static void srv_made(coil_protocol *p)
 {
     srv *s = (srv *)p;
     s->made = 1;
+    coil_transport_info info;
+    if (coil_transport_info_get(p->transport, &info) == 0) {
+        snprintf(s->alpn, sizeof s->alpn, "%s", info.tls_alpn);
+        snprintf(s->sni, sizeof s->sni, "%s", info.tls_server_name);
+    }
     s->t->open_now++;
     if (s->t->open_now > s->t->max_open)
         s->t->max_open = s->t->open_now;
@@ -161,6 +167,11 @@ static coil_deferred *mem_connect(void *ud, const coil_http_url *url, coil_proto
 {
     (void)url;
     T *t = ud;
+    if (t->refuse) {
+        p->ops->destroy(p);
+        return coil_deferred_fail(
+            coil_failure_from_errno(ECONNREFUSED, "connect to %s failed", url->host));
+    }
     if (t->never) {
         CU_ASSERT_FATAL(t->nheld < 8);
         coil_deferred *d = coil_deferred_new();
@@ -1301,6 +1312,131 @@ static void test_bad_urls(void)
     t_end(&t);
 }
 
+static void test_file_upload(void)
+{
+    T t;
+    t_start(&t, NULL);
+    char path[256];
+    CU_ASSERT_FATAL(coil_test_temp_file(path, sizeof path, "http-up") == 0);
+    size_t total = 1024 * 1024 + 7;
+    char *data = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        data[i] = (char)('a' + i % 23);
+    FILE *fp = fopen(path, "w");
+    CU_ASSERT_FATAL(fp && fwrite(data, 1, total, fp) == total);
+    fclose(fp);
+    coil_failure *err = NULL;
+    coil_http_body_producer *body = coil_http_body_from_file(path, &err);
+    CU_ASSERT_FATAL(body != NULL);
+    CU_ASSERT_EQUAL(body->length, (int64_t)total);
+    res x;
+    res_watch(coil_http_agent_request(t.a, "PUT", "http://example.test/f", NULL, body),
+              &x);
+    char head[4096];
+    srv *s = NULL;
+    for (int i = 0; i < 200; i++) {
+        pump(&t);
+        s = t.nsrv ? t.srvs[0] : NULL;
+        if (s && s->len >= total + 60)
+            break;
+    }
+    CU_ASSERT_FATAL(s && srv_take_head(s, head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "\r\nContent-Length: 1048583\r\n");
+    CU_ASSERT_EQUAL_FATAL(s->len, total);
+    CU_ASSERT(memcmp(s->in, data, total) == 0);
+    srv_send(s, "HTTP/1.1 204 No Content\r\n\r\n");
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 204);
+    res_clear(&x);
+    unlink(path);
+    free(data);
+    /* files that cannot be sent */
+    CU_ASSERT_PTR_NULL(coil_http_body_from_file("/nonexistent/x", &err));
+    CU_ASSERT_FATAL(err != NULL);
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err), "cannot open /nonexistent/x");
+    coil_failure_free(err);
+    CU_ASSERT_PTR_NULL(coil_http_body_from_file("/tmp", &err));
+    CU_ASSERT_FATAL(err != NULL);
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err), "not a regular file");
+    coil_failure_free(err);
+    t_end(&t);
+}
+
+static void test_connect_hook_failures(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    t.refuse = 1;
+    res_watch(
+        coil_http_agent_request(t.a, "GET", "http://example.test:8080/", NULL, NULL), &x);
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_SYSTEM, ECONNREFUSED));
+    COIL_TEST_ASSERT_HAS(x.msg,
+                         "cannot connect to example.test:8080: Connection refused");
+    res_clear(&x);
+    /* cancelled while connecting */
+    t.refuse = 0;
+    t.never = 1;
+    coil_deferred *d =
+        coil_http_agent_request(t.a, "GET", "http://example.test/", NULL, NULL);
+    coil_deferred_ref(d);
+    res_watch(d, &x);
+    pump(&t);
+    CU_ASSERT_EQUAL(stats(&t).active, 1);
+    coil_deferred_cancel(d);
+    coil_deferred_unref(d);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_ECANCELLED));
+    CU_ASSERT_EQUAL(stats(&t).active, 0);
+    res_clear(&x);
+    t_end(&t);
+}
+
+static coil_http_agent *victim;
+
+static void free_agent_step(coil_deferred *d, void *arg)
+{
+    (void)d;
+    (void)arg;
+    coil_http_agent_free(victim);
+    victim = NULL;
+}
+
+static void test_free_from_callback(void)
+{
+    T t;
+    coil_http_agent_options o = {0};
+    o.max_per_host = 1;
+    t_start(&t, &o);
+    res x, y;
+    char head[4096];
+    coil_deferred *d =
+        coil_http_agent_request(t.a, "GET", "http://example.test/1", NULL, NULL);
+    CU_ASSERT(coil_deferred_add_callback(d, free_agent_step, NULL) == 0);
+    res_watch(d, &x);
+    res_watch(coil_http_agent_request(t.a, "GET", "http://example.test/2", NULL, NULL),
+              &y);
+    pump(&t);
+    srv *s = t.srvs[0];
+    CU_ASSERT(srv_take_head(s, head, sizeof head));
+    victim = t.a;
+    t.a = NULL;
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    pump(&t);
+    CU_ASSERT_PTR_NULL(victim);
+    CU_ASSERT_EQUAL(x.fired, 1);
+    CU_ASSERT(y.f && coil_failure_check(y.f, COIL_DOMAIN_COIL, COIL_ECANCELLED));
+    /* the body was complete: it can still be read */
+    res body;
+    res_watch(coil_http_response_read_body(res_resp(&x), 0), &body);
+    CU_ASSERT_EQUAL(body.fired, 1);
+    CU_ASSERT(body.value && strcmp(((coil_http_bytes *)body.value)->data, "abc") == 0);
+    res_clear(&body);
+    res_clear(&x);
+    res_clear(&y);
+    t_end(&t);
+}
+
 /* ======================================================================= */
 /* ---- real sockets ----------------------------------------------------- */
 
@@ -1493,8 +1629,10 @@ static void test_tls(void)
     char url[128];
     snprintf(url, sizeof url, "https://127.0.0.1:%d/secure", n.port);
     get_ok(&n, url, "/secure");
+    CU_ASSERT_STRING_EQUAL(n.t.srvs[0]->alpn, "http/1.1");
     snprintf(url, sizeof url, "https://localhost:%d/again", n.port);
     get_ok(&n, url, "/again");
+    CU_ASSERT_STRING_EQUAL(n.t.srvs[1]->sni, "localhost");
     CU_ASSERT_EQUAL(stats(&n.t).connections, 2); /* two hosts, two pools */
     /* an unknown CA: the agent's default context */
     coil_http_agent_free(n.t.a);
@@ -1541,6 +1679,9 @@ static int add(void)
         COIL_TEST(test_cancel),
         COIL_TEST(test_agent_free_in_flight),
         COIL_TEST(test_bad_urls),
+        COIL_TEST(test_file_upload),
+        COIL_TEST(test_connect_hook_failures),
+        COIL_TEST(test_free_from_callback),
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {

@@ -667,6 +667,8 @@ int coil_http_body_write(coil_http_body_consumer *c, const void *data, size_t le
         return COIL_EINVAL;
     }
     c->sent += len;
+    if (cn->tkind == T_RESPONSE && cn->timer)
+        coil_timer_reset(cn->timer, cn->tsecs);
     coil_transport *t = cn->proto.transport;
     if (!c->chunked)
         return coil_transport_write(t, data, len);
@@ -712,7 +714,7 @@ int coil_http_body_done(coil_http_body_consumer *c, coil_failure *failure)
     if (c->chunked)
         coil_transport_write(cn->proto.transport, "0\r\n\r\n", 5);
     rq->sent = 1;
-    if (!cn->resp && cn->tkind == T_NONE && cn->a)
+    if (!cn->resp && cn->a)
         conn_timer_arm(cn, T_RESPONSE, cn->a->o.response_timeout);
     return 0;
 }
@@ -1531,9 +1533,11 @@ static void conn_send(conn *c, req *rq)
     buf_free(&h);
     if (rc != 0)
         return; /* connection_lost tells */
+    /* Also while a body goes out: each piece the producer writes restarts
+     * it, so an upload that stalls ends as well. */
+    conn_timer_arm(c, T_RESPONSE, a->o.response_timeout);
     if (!rq->body) {
         rq->sent = 1;
-        conn_timer_arm(c, T_RESPONSE, a->o.response_timeout);
         return;
     }
     rq->cons.active = 1;
@@ -1751,9 +1755,19 @@ static void head_done(conn *c, size_t head_len)
         if (redirect > 0 && !a->freeing) /* else agent_free failed rq */
             req_dispatch(rq, 0);
     } else {
-        req_fire(rq, resp, NULL);
+        /* The body bytes of this read go in before the user sees the
+         * response (held for deliver_body), so a body that is complete is
+         * complete whatever the callbacks do (free the agent, say). The
+         * request is done with: off every list, its deferred ours alone (a
+         * cancel from here on is too late and ignored). */
+        req_unlink(rq);
+        coil_deferred *d = rq->d;
+        rq->d = NULL;
+        req_free(rq);
         if (c->resp == resp && c->state == C_ACTIVE)
             body_feed(c, rest.p + head_len, rest.len - head_len);
+        coil_deferred_callback(d, resp, coil_http_response_free);
+        coil_deferred_unref(d);
     }
     buf_free(&rest);
     conn_unref(c);
@@ -2079,7 +2093,10 @@ static void conn_destroy(coil_protocol *p)
 {
     conn *c = (conn *)p;
     c->lost = 1;
-    if (c->state == C_DIALING) {
+    if (c->state == C_DIALING && !c->dl) {
+        /* options.connect let go of the protocol: its deferred says why
+         * (or the connect timeout fires). */
+    } else if (c->state == C_DIALING) {
         coil_failure *f = coil_failure_new(COIL_DOMAIN_COIL, COIL_ECONNLOST,
                                            "the connection never came up");
         dial_failed(c, f);
