@@ -136,7 +136,8 @@ static void test_url_parse(void)
     url_bad("ftp://example.org/", "has scheme 'ftp'; coil's agent speaks http, https");
     url_bad("example.org/x", "is not absolute");
     url_bad("/x", "is not absolute");
-    url_bad("mailto:a@b", "is not absolute");
+    url_bad("mailto:a@b", "has scheme 'mailto'");
+    url_bad("http:/x", "is not absolute");
     url_bad("", "is not absolute");
     url_bad("http://user:pw@example.org/", "credentials");
     url_bad("http://@example.org/", "credentials");

@@ -228,6 +228,20 @@ static int valid_host(const char *v, size_t n)
     return 1;
 }
 
+/* 1 when none of 8 bytes is a control byte (below 0x20, or 0x7f); bytes
+ * from 0x80 (obs-text) pass. Word-at-a-time: the usual "has a byte less
+ * than n" and "has a zero byte" tests (exact for the question "any?"). */
+static inline int clean8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
+    uint64_t below_space = (x - ones * 0x20) & ~x & high;
+    uint64_t y = x ^ (ones * 0x7f);
+    uint64_t del = (y - ones) & ~y & high;
+    return (below_space | del) == 0;
+}
+
 /* The field lines from `pos` to the blank line that ends at `end`. */
 static int parse_fields(const char *buf, size_t pos, size_t end, size_t maxf,
                         coil__http_head *out, fieldinfo *fi, int request,
@@ -266,7 +280,10 @@ static int parse_fields(const char *buf, size_t pos, size_t end, size_t maxf,
             vs++;
         while (ve > vs && OWS(lp[ve - 1]))
             ve--;
-        for (size_t k = vs; k < ve; k++) {
+        size_t k = vs;
+        while (ve - k >= 8 && clean8(lp + k))
+            k += 8;
+        for (; k < ve; k++) {
             if (!IS(lp[k], C_VALUE)) {
                 unsigned char c = (unsigned char)lp[k];
                 *why = c == '\r' ? "bare CR in a header field value"

@@ -330,7 +330,7 @@ int coil_http_url_parse(const char *text, coil_http_url **out, coil_failure **er
     while (i < len && (is_alpha(text[i]) ||
                        (i > 0 && (is_digit(text[i]) || strchr("+-.", text[i])))))
         i++;
-    if (i == 0 || i >= len || text[i] != ':' || strncmp(text + i, "://", 3) != 0)
+    if (i == 0 || i >= len || text[i] != ':')
         return bad_url(err, text, "is not absolute (it needs scheme://host)");
     char scheme[16];
     if (i >= sizeof scheme)
@@ -350,6 +350,8 @@ int coil_http_url_parse(const char *text, coil_http_url **out, coil_failure **er
                                     text, scheme);
         return COIL_EINVAL;
     }
+    if (strncmp(text + i, "://", 3) != 0)
+        return bad_url(err, text, "is not absolute (it needs scheme://host)");
     /* authority */
     size_t as = i + 3, ae = as;
     while (ae < len && text[ae] != '/' && text[ae] != '?' && text[ae] != '#')
