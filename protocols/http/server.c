@@ -191,6 +191,8 @@ static void conn_unref(http_conn *c);
 static int send_head(coil_http_request *req, int final);
 static void request_fail(coil_http_request *req, int status, const char *why);
 static void request_abandon(coil_http_request *req);
+static void body_failed(http_conn *c, coil_http_request *req, int status,
+                        const char *why);
 static void log_request(coil_http_request *req);
 static void start_close(http_conn *c, int linger);
 
@@ -644,7 +646,7 @@ static int rtimer_fire(void *arg)
                  opt_or(c->site->o.body_timeout, DEF_BODY_TIMEOUT));
         coil_log(COIL_LOG_INFO, LOG_MODULE, "%s: %s; closing", c->peer_host, why);
         if (c->cur && !c->cur->finished && c->cur->out == OUT_NONE)
-            request_fail(c->cur, 408, why);
+            body_failed(c, c->cur, 408, why);
         else
             (void)coil_transport_abort_connection(c->t);
         break;
@@ -879,17 +881,27 @@ static void body_complete(http_conn *c, coil_http_request *req)
         render(c, req);
 }
 
+/* Tell a streaming renderer its body will not come whole. */
+static void body_tell_failure(coil_http_request *req, coil_domain domain, int code,
+                              const char *why)
+{
+    if (!req->body_stream || !req->bh || req->body_told)
+        return;
+    req->body_told = 1;
+    coil_failure *f = coil_failure_new(domain, code, "%s", why);
+    if (req->bh->done)
+        req->bh->done(req->bud, req, f);
+    coil_failure_free(f);
+}
+
+/* The body cannot be read on: answer `status` (if nothing went out) and
+ * close. */
 static void body_failed(http_conn *c, coil_http_request *req, int status, const char *why)
 {
-    c->site->stats.bad_requests++;
+    if (status != 408)
+        c->site->stats.bad_requests++;
     req->body_done = 1; /* nothing more is read: the connection closes */
-    if (req->body_stream && req->bh && !req->body_told) {
-        req->body_told = 1;
-        coil_failure *f = coil_failure_new(COIL_DOMAIN_HTTP, status, "%s", why);
-        if (req->bh->done)
-            req->bh->done(req->bud, req, f);
-        coil_failure_free(f);
-    }
+    body_tell_failure(req, COIL_DOMAIN_HTTP, status, why);
     if (!req->finished && !req->disconnected)
         request_fail(req, status, why);
 }
@@ -1166,6 +1178,10 @@ static void end_request(http_conn *c)
     int keep = req->keep_alive && !req->close_wanted && req->out != OUT_CLOSE &&
                req->body_done && c->nreq < max_req && !req->disconnected;
     int linger = !req->body_done || req->linger || coil__rxbuf_live(&c->in) > 0;
+    if (!req->body_done)
+        body_tell_failure(req, COIL_DOMAIN_COIL, COIL_ECLOSED,
+                          "the response was finished before the whole request body "
+                          "arrived; the rest is not read");
     coil_http_request_unref(req);
     c->pause_pipeline = 0;
     c->pause_body = 0;
@@ -1426,18 +1442,12 @@ coil_protocol *coil_http_site_protocol(coil_http_site *site, const coil_address 
 static void request_abandon(coil_http_request *req)
 {
     coil_http_request_ref(req);
+    if (!req->body_done)
+        body_tell_failure(req, COIL_DOMAIN_COIL, COIL_ECONNLOST,
+                          "the client went away before the whole request body arrived");
     if (!req->finished) {
         req->disconnected = 1;
         req->producer = NULL; /* the transport told it stop_producing */
-        if (req->body_stream && req->bh && !req->body_told) {
-            req->body_told = 1;
-            coil_failure *f = coil_failure_new(COIL_DOMAIN_COIL, COIL_ECONNLOST,
-                                               "the client went away before the whole "
-                                               "request body arrived");
-            if (req->bh->done)
-                req->bh->done(req->bud, req, f);
-            coil_failure_free(f);
-        }
         coil_deferred **nd = req->notify;
         size_t nn = req->nnotify;
         req->notify = NULL;
