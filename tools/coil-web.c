@@ -54,9 +54,9 @@ static const char usage[] =
     "         -o FILE            write the body to FILE (via FILE.part; '-':\n"
     "                            stdout)\n"
     "         -X METHOD          the method (GET; POST with -d)\n"
-    "         -d DATA, -d @FILE  send DATA, or FILE's bytes, as the body\n"
-    "                            (Content-Type application/x-www-form-urlencoded\n"
-    "                            unless -H gives one)\n"
+    "         -d DATA, -d @FILE  send DATA, or FILE's bytes (@-: stdin), as the\n"
+    "                            body (Content-Type application/x-www-form-\n"
+    "                            urlencoded unless -H gives one)\n"
     "         -H 'Name: value'   add a request header (repeatable)\n"
     "         -i                 write the status line and headers first\n"
     "         -L                 follow redirects\n"
@@ -758,6 +758,63 @@ static void request_failed(coil_deferred *d, void *arg)
     get_finish(g, TOOL_EXIT_FAILURE);
 }
 
+#define MAX_STREAM_BODY (64u << 20) /* -d @- : read into memory, at most this */
+
+/* A body read whole from `path` ("-": stdin) that is no regular file; NULL
+ * after saying what failed. */
+static coil_http_body_producer *body_from_stream(const char *path)
+{
+    int std = strcmp(path, "-") == 0;
+    const char *name = std ? "stdin" : path;
+    int fd = std ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        tool_error("cannot send '%s': %s", name, strerror(errno));
+        return NULL;
+    }
+    size_t len = 0, cap = 64 * 1024;
+    char *buf = malloc(cap);
+    coil_http_body_producer *body = NULL;
+    if (!buf) {
+        tool_error("out of memory");
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap >= MAX_STREAM_BODY) {
+                tool_error(
+                    "cannot send '%s': more than %u MiB; give a regular file with -d "
+                    "@FILE",
+                    name, MAX_STREAM_BODY >> 20);
+                goto out;
+            }
+            char *nbuf = realloc(buf, cap * 2);
+            if (!nbuf) {
+                tool_error("out of memory");
+                goto out;
+            }
+            buf = nbuf;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            tool_error("cannot read '%s': %s", name, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (!(body = coil_http_body_from_bytes(buf, len)))
+        tool_error("out of memory");
+out:
+    free(buf);
+    if (!std)
+        close(fd);
+    return body;
+}
+
 static int get(get_config *cfg)
 {
     getter g = {.cfg = cfg, .fd = -1, .status = -1, .length = -1};
@@ -770,11 +827,17 @@ static int get(get_config *cfg)
     coil_failure *err = NULL;
 
     if (cfg->data && cfg->data[0] == '@') {
-        if (!(body = coil_http_body_from_file(cfg->data + 1, &err))) {
-            if (err)
-                tool_error_failure(err, "cannot send '%s'", cfg->data + 1);
-            else
-                tool_error("cannot send '%s'", cfg->data + 1);
+        const char *path = cfg->data + 1;
+        struct stat st;
+        if (strcmp(path, "-") == 0 || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+            /* stdin, a pipe, a FIFO: read whole (bounded), sent with its
+             * length. */
+            if (!(body = body_from_stream(path)))
+                return TOOL_EXIT_FAILURE;
+        } else if (!(body = coil_http_body_from_file(path, &err))) {
+            char *why = err ? failure_text(err) : NULL;
+            tool_error("cannot send '%s': %s", path, why ? why : "cannot open it");
+            free(why);
             coil_failure_free(err);
             return TOOL_EXIT_FAILURE;
         }

@@ -12,6 +12,9 @@
       a keep-alive connection left idle is closed in time
   pyclient.py oversize HOST PORT      (server run with --max-body 64k)
       a Content-Length over the limit is answered 413 before the body
+  pyclient.py echoserver PORTFILE
+      an HTTP server answering POST and PUT with the body it got (for
+      coil-web get -d); its port goes to PORTFILE
   pyclient.py progress COIL_WEB OUT
       coil-web get with stderr on a pty, from a slow server of our own:
       the progress bar is drawn (percent, bytes, rate) and cleared
@@ -341,6 +344,41 @@ def progress(web, out):
     check(text.endswith("\r\x1b[K"), "the bar was not cleared at the end: %r" % text[-40:])
 
 
+# ---- an echo server for coil-web get's request bodies -----------------------
+
+
+def echo_server(portfile):
+    """Answers POST and PUT with the request body and what came with it
+    (X-Got-Method, X-Got-Content-Type, X-Got-Length); writes its port to
+    `portfile` once listening; runs until killed."""
+    import http.server
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def echo(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(n)
+            self.send_response(200)
+            self.send_header("X-Got-Method", self.command)
+            self.send_header("X-Got-Content-Type", self.headers.get("Content-Type", "-"))
+            self.send_header("X-Got-Length", str(n))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_PUT = echo
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    with open(portfile + ".tmp", "w") as f:
+        f.write("%d\n" % srv.server_address[1])
+    os.rename(portfile + ".tmp", portfile)
+    srv.serve_forever()
+
+
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "requests":
@@ -351,6 +389,8 @@ def main():
         idle(sys.argv[2], int(sys.argv[3]))
     elif cmd == "oversize":
         oversize(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "echoserver":
+        echo_server(sys.argv[2])
     elif cmd == "progress":
         progress(sys.argv[2], sys.argv[3])
     else:

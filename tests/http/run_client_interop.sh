@@ -296,6 +296,30 @@ test_get() {
     expect_rc 22 "405" "$WEB" get -d "@$dir/data" "$base/sub/a.txt"
     log_has '"POST /sub/a\.txt HTTP/1\.1" 405 '
     expect_rc 2 "Name: value" "$WEB" get -H 'no colon' "$base/hello.txt"
+    # The bodies themselves, echoed by a Python server: -d DATA (form type
+    # by default), -d @FILE (1 MiB), -d @- from stdin with -X PUT and a type.
+    "$PY" "$here/pyclient.py" echoserver "$dir/echo.port" 2>"$dir/echo.err" &
+    echo_pid=$!
+    pids="$pids $echo_pid"
+    wait_for "the echo server's port" "$echo_pid" test -s "$dir/echo.port"
+    echo_url=http://127.0.0.1:$(cat "$dir/echo.port")/echo
+    expect_rc 0 "" "$WEB" get -i -d 'a=1&b=x y' "$echo_url"
+    tr -d '\r' <"$dir/out" >"$dir/out.lf"
+    grep -q '^X-Got-Method: POST$' "$dir/out.lf" || fail "-d: not a POST: $(cat "$dir/out.lf")"
+    grep -q '^X-Got-Content-Type: application/x-www-form-urlencoded$' "$dir/out.lf" ||
+        fail "-d: Content-Type: $(cat "$dir/out.lf")"
+    [ "$(tail -n1 "$dir/out.lf")" = "a=1&b=x y" ] || fail "-d: the echo is '$(tail -n1 "$dir/out.lf")'"
+    expect_rc 0 "" "$WEB" get -d "@$www/file.bin" -o "$dir/echo.bin" "$echo_url"
+    [ "$(sha "$dir/echo.bin")" = "$(sha "$www/file.bin")" ] || fail "-d @FILE: the echo differs"
+    rc=0
+    printf 'from stdin' | $T "$WEB" get -i -X PUT -d @- -H 'Content-Type: text/plain' "$echo_url" \
+        >"$dir/out" 2>"$dir/cmd.err" || rc=$?
+    [ "$rc" -eq 0 ] || fail "-d @-: exit $rc: $(cat "$dir/cmd.err")"
+    tr -d '\r' <"$dir/out" >"$dir/out.lf"
+    grep -q '^X-Got-Method: PUT$' "$dir/out.lf" && grep -q '^X-Got-Content-Type: text/plain$' "$dir/out.lf" &&
+        grep -q '^X-Got-Length: 10$' "$dir/out.lf" || fail "-X PUT -d @- -H: $(cat "$dir/out.lf")"
+    [ "$(tail -n1 "$dir/out.lf")" = "from stdin" ] || fail "-d @-: the echo is '$(tail -n1 "$dir/out.lf")'"
+    expect_rc 1 "cannot send '$dir/none'" "$WEB" get -d "@$dir/none" "$echo_url"
     # https: verified against --cacert; refused without it; --insecure warns.
     expect_rc 0 "" "$WEB" get --cacert "$certs/ca.pem" "https://localhost:$tls_port/file.bin" -o "$dir/tls.bin"
     [ "$(sha "$dir/tls.bin")" = "$(sha "$www/file.bin")" ] || fail "get https: the bytes differ"
