@@ -14,7 +14,7 @@
 #             to this year
 #   form      web_form: the form; a POST escaped ("<b>" comes back as
 #             "&lt;b&gt;"), urlencoded and multipart; no field is 400
-#   busy      web_busy --delay 2: a second request is taken while the first
+#   busy      web_busy --delay 3: a second request is taken while the first
 #             waits; both answer after the delay; a client that leaves
 #             first has its page abandoned
 #   clients   web_get, web_download, web_agent, web_agent_post against
@@ -290,7 +290,7 @@ form)
     stop
     ;;
 busy)
-    start web_busy --delay 2
+    start web_busy --delay 3
     t0=$(date +%s%N)
     $CURL -o "$dir/a.body" "$base/" 2>"$dir/curl-a.err" &
     a=$!
@@ -306,7 +306,7 @@ busy)
     wait "$b" || fail "curl (second request) exited $?"
     has "$dir/a.body" "Finally done at "
     has "$dir/b.body" "Finally done at "
-    [ $(((t1 - t0) / 1000000)) -ge 1900 ] || fail "the page came after $(((t1 - t0) / 1000000)) ms, before its 2 s delay"
+    [ $(((t1 - t0) / 1000000)) -ge 2900 ] || fail "the page came after $(((t1 - t0) / 1000000)) ms, before its 3 s delay"
     # A client that leaves first (its connection reset once the server took
     # the request): the page is abandoned, the deferred cancelled.
     $T "$PY" - "$port" "$dir/web_busy.out" >"$dir/leave.out" 2>"$dir/leave.err" <<'EOF' || fail "the python3 client failed"
