@@ -2,17 +2,22 @@
  * routes as the nginx, evhttp and Twisted peers:
  *
  *   /hello   "Hello, world!" (13 bytes, text/plain), rendered per request
- *   /NAME    the files under ROOT (coil_http_file_new: Twisted's static.File,
- *            sendfile on plain TCP)
+ *   /NAME    the regular files directly in ROOT, each a coil_http_file_new
+ *            child of the root (Twisted's static.File; sendfile on plain
+ *            TCP). coil's File resource is a leaf, so unlike Twisted's it
+ *            cannot hold /hello as a put child: the root is a plain
+ *            resource holding both.
  *
  *   http_hello [--root DIR] [PORT [HOST]]     (PORT 0: a free port;
  *                                              HOST: 127.0.0.1)
  *
  * Prints "listening on HOST:PORT pid PID" once the reactor runs and stops
  * cleanly on SIGINT/SIGTERM. No access log (nginx's access_log off). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <coil/coil.h>
@@ -32,8 +37,42 @@ static int hello_get(coil_http_resource *res, coil_http_request *req)
 
 static const coil_http_resource_ops hello_ops = {.render_get = hello_get};
 
-/* A root that only holds children (when no --root is given). */
+/* The root: it only holds children. */
 static const coil_http_resource_ops empty_ops = {0};
+
+/* A File child for every regular file directly in `dir` (no dot files). */
+static int put_files(coil_http_resource *root, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        perror(dir);
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        char path[4096];
+        struct stat st;
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "hello") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        coil_http_resource *f = NULL;
+        coil_failure *err = NULL;
+        if (coil_http_file_new(path, NULL, &f, &err) != 0) {
+            fprintf(stderr, "http_hello: cannot serve %s: %s\n", path,
+                    err ? coil_failure_message(err) : "?");
+            coil_failure_free(err);
+            rc = -1;
+        } else if (coil_http_resource_put_child(root, e->d_name, f) != 0) {
+            fprintf(stderr, "http_hello: out of memory\n");
+            rc = -1;
+        }
+    }
+    closedir(d);
+    return rc;
+}
 
 typedef struct announce_ctx {
     coil_listener *l;
@@ -83,17 +122,14 @@ int main(int argc, char **argv)
         return 1;
     }
     coil_failure *err = NULL;
-    coil_http_resource *root = NULL;
-    if (root_dir) {
-        if (coil_http_file_new(root_dir, NULL, &root, &err) != 0) {
-            fprintf(stderr, "http_hello: cannot serve %s: %s\n", root_dir,
-                    err ? coil_failure_message(err) : "?");
-            coil_failure_free(err);
-            coil_reactor_free(r);
-            return 1;
-        }
-    } else if (!(root = coil_http_resource_new(&empty_ops, NULL))) {
+    coil_http_resource *root = coil_http_resource_new(&empty_ops, NULL);
+    if (!root) {
         fprintf(stderr, "http_hello: out of memory\n");
+        coil_reactor_free(r);
+        return 1;
+    }
+    if (root_dir && put_files(root, root_dir) != 0) {
+        coil_http_resource_unref(root);
         coil_reactor_free(r);
         return 1;
     }

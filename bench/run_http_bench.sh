@@ -136,7 +136,7 @@ start() {
     coil-web)
         [ -x "$build/tools/coil-web" ] || { say "$me: $build/tools/coil-web is not built"; return 1; }
         p=$(free_port)
-        "${pin_server[@]}" "$build/tools/coil-web" serve "tcp:$p:interface=127.0.0.1" \
+        "${pin_server[@]}" "$build/tools/coil-web" serve --quiet "tcp:$p:interface=127.0.0.1" \
             --root "$www" >"$log" 2>&1 &
         pid=$!
         all_pids+=("$pid")
