@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,10 +46,11 @@
 
 #define STATIC_SIZE (300 * 1024 + 17) /* several reads, not a round size */
 
-static char scratch[256];          /* mkdtemp: www/, nginx/, twisted.out */
-static char www[300];              /* the files both servers serve */
-static char nginx_dir[300];        /* nginx's -p folder */
-static char access_log[400];       /* nginx's access log (format "conn") */
+static char scratch[256];   /* mkdtemp: www/, nginx/, twisted.out */
+static char www[300];       /* the files both servers serve */
+static char nginx_dir[300]; /* nginx's -p folder */
+static char access_log[400];
+static char nginx_sock[400];       /* nginx's access log (format "conn") */
 static unsigned char *static_data; /* www/static.bin */
 static int nginx_port, nginx_tls_port, twisted_port;
 static pid_t nginx_pid = -1, twisted_pid = -1;
@@ -88,6 +90,24 @@ static int accepts(int port)
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(0x7f000001)};
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static int accepts_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) {
+        fprintf(stderr,
+                "agent interop: socket path %s is too long (set TMPDIR shorter)\n", path);
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    memcpy(a.sun_path, path, strlen(path) + 1);
     int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     if (fd >= 0)
         close(fd);
@@ -225,6 +245,8 @@ static int start_nginx(void)
         }
         char extra[400], conf[8192];
         snprintf(extra, sizeof extra, "%s/extra-tls.conf", nginx_dir);
+        snprintf(nginx_sock, sizeof nginx_sock, "%s/http.sock", nginx_dir);
+        unlink(nginx_sock);
         int n = snprintf(conf, sizeof conf,
                          "server {\n"
                          "    listen 127.0.0.1:%d ssl;\n"
@@ -232,8 +254,12 @@ static int start_nginx(void)
                          "    ssl_certificate %s;\n"
                          "    ssl_certificate_key %s;\n"
                          "    root %s;\n"
+                         "}\n"
+                         "server {\n"
+                         "    listen unix:%s;\n"
+                         "    root %s;\n"
                          "}\n",
-                         nginx_tls_port, cert, key, www);
+                         nginx_tls_port, cert, key, www, nginx_sock, www);
         if (write_file(extra, conf, (size_t)n) != 0)
             return -1;
         char conf_path[400], err_path[400], out_path[400];
@@ -252,7 +278,8 @@ static int start_nginx(void)
         }
         double end = now_s() + 30;
         while (child_alive(&nginx_pid, "nginx") && now_s() < end) {
-            if (accepts(nginx_port) && accepts(nginx_tls_port))
+            if (accepts(nginx_port) && accepts(nginx_tls_port) &&
+                accepts_unix(nginx_sock))
                 return 0;
             pause_briefly();
         }
@@ -683,6 +710,72 @@ static void test_nginx_404(void)
     agent_done(a);
 }
 
+/* coil_http_download: the file written as it arrives, byte for byte. */
+static void test_nginx_download(void)
+{
+    coil_http_agent *a = agent_new(NULL);
+    char url[200], path[400], part[420];
+    url_of(url, sizeof url, "http", nginx_port, "/static.bin");
+    snprintf(path, sizeof path, "%s/downloaded.bin", scratch);
+    snprintf(part, sizeof part, "%s.part", path);
+    coil_deferred *d = coil_http_download(a, url, path);
+    CU_ASSERT_FATAL(wait_done(d, 30));
+    if (coil_deferred_is_failure(d))
+        print_failure("coil_http_download", coil_deferred_failure(d));
+    CU_ASSERT(!coil_deferred_is_failure(d));
+    coil_deferred_unref(d);
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    unsigned char *got = malloc(STATIC_SIZE + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    size_t n = fread(got, 1, STATIC_SIZE + 1, f);
+    fclose(f);
+    CU_ASSERT(n == STATIC_SIZE && memcmp(got, static_data, STATIC_SIZE) == 0);
+    free(got);
+    CU_ASSERT(access(part, F_OK) != 0); /* renamed, not left behind */
+    unlink(path);
+    /* A 404 fails and leaves no file. */
+    url_of(url, sizeof url, "http", nginx_port, "/no-such-file");
+    d = coil_http_download(a, url, path);
+    CU_ASSERT_FATAL(wait_done(d, 30));
+    CU_ASSERT_FATAL(coil_deferred_is_failure(d));
+    CU_ASSERT_EQUAL(coil_failure_code(coil_deferred_failure(d)), 404);
+    coil_failure_free(coil_deferred_take_failure(d));
+    coil_deferred_unref(d);
+    CU_ASSERT(access(path, F_OK) != 0);
+    CU_ASSERT(access(part, F_OK) != 0);
+    agent_done(a);
+}
+
+/* http+unix://: nginx listening on a UNIX socket, the path as the host. */
+static void test_nginx_unix(void)
+{
+    char url[1200], host[1000];
+    size_t k = 0;
+    for (const char *p = nginx_sock; *p && k + 4 < sizeof host; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_')
+            host[k++] = *p;
+        else
+            k += (size_t)snprintf(host + k, sizeof host - k, "%%%02X", (unsigned char)*p);
+    }
+    host[k] = 0;
+    snprintf(url, sizeof url, "http+unix://%s/static.bin", host);
+    coil_http_agent *a = agent_new(NULL);
+    for (int i = 0; i < 2; i++) {
+        coil_http_bytes *b = NULL;
+        CU_ASSERT_EQUAL(fetch(a, "GET", url, &b), 200);
+        CU_ASSERT(b && b->len == STATIC_SIZE &&
+                  memcmp(b->data, static_data, STATIC_SIZE) == 0);
+        coil_http_bytes_free(b);
+    }
+    coil_http_agent_stats st;
+    coil_http_agent_get_stats(a, &st);
+    CU_ASSERT_EQUAL(st.connections, 1);
+    CU_ASSERT_EQUAL(st.reused, 1);
+    agent_done(a);
+}
+
 static coil_tls_context *test_ca_context(void)
 {
     coil_tls_options to = {.ca_file = coil_test_cert("ca.pem")};
@@ -1046,6 +1139,8 @@ static const coil_test_case nginx_cases[] = {COIL_TEST(test_nginx_static_file),
                                              COIL_TEST(test_nginx_head),
                                              COIL_TEST(test_nginx_404),
                                              COIL_TEST(test_nginx_https),
+                                             COIL_TEST(test_nginx_download),
+                                             COIL_TEST(test_nginx_unix),
                                              {NULL, NULL}};
 
 static const coil_test_case twisted_cases[] = {COIL_TEST(test_twisted_chunked),
