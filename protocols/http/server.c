@@ -1227,6 +1227,11 @@ static void process(http_conn *c)
                 if (!req->body_done) {
                     if (feed_body(c, req))
                         continue;
+                    if (c->eof && !req->body_done && c->t) {
+                        /* The rest of the body can no longer come. */
+                        (void)coil_transport_lose_connection(c->t);
+                        break;
+                    }
                     if (req->body_stream && (!req->bh || req->body_paused) &&
                         coil__rxbuf_live(&c->in) > c->lim.max_head) {
                         c->pause_body = 1;
