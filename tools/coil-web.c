@@ -632,7 +632,13 @@ static void body_lost(coil_protocol *p, const coil_failure *reason)
     if (g->status >= 0)
         return;
     progress_clear(g);
-    if (!coil_failure_check(reason, COIL_DOMAIN_COIL, COIL_ECLOSED)) {
+    /* Only the top failure says how the body ended (its causes may hold a
+     * clean close of the connection under a cut body), and a short count
+     * is never whole. */
+    int whole = coil_failure_domain(reason) == COIL_DOMAIN_COIL &&
+                coil_failure_code(reason) == COIL_ECLOSED &&
+                (g->length < 0 || g->received == (uint64_t)g->length);
+    if (!whole) {
         char *why = failure_text(reason);
         tool_error("%s %s: the body was cut short after %" PRIu64 " bytes%s: %s",
                    g->method, g->cfg->url, g->received, g->part ? " (nothing saved)" : "",
@@ -879,6 +885,9 @@ static int get(get_config *cfg)
         .tls = tls,
         .follow_redirects = cfg->follow,
         .max_per_host = 1,
+        /* One request: no connection to keep (and the server sees a clean
+         * close, not an idle connection aborted at exit). */
+        .no_persistent = 1,
         .user_agent = "coil-web/" COIL_VERSION_STRING,
     };
     if (coil_http_agent_new(g.r, &ao, &agent, &err) != 0) {

@@ -15,6 +15,9 @@
   pyclient.py echoserver PORTFILE
       an HTTP server answering POST and PUT with the body it got (for
       coil-web get -d); its port goes to PORTFILE
+  pyclient.py truncated COIL_WEB OUT
+      coil-web get -o from a server that closes inside the body: exit 1,
+      nothing saved
   pyclient.py progress COIL_WEB OUT
       coil-web get with stderr on a pty, from a slow server of our own:
       the progress bar is drawn (percent, bytes, rate) and cleared
@@ -312,6 +315,38 @@ def slow_server():
     return ls.getsockname()[1], t
 
 
+def truncated(web, out):
+    """coil-web get -o from a server that closes 10 bytes into a 1000-byte
+    body: exit 1, said plainly, nothing left behind."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+
+    def run():
+        c, _ = ls.accept()
+        c.settimeout(20)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            d = c.recv(4096)
+            if not d:
+                return
+            data += d
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"y" * 10)
+        c.close()
+        ls.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    p = subprocess.run([web, "get", "http://127.0.0.1:%d/short" % ls.getsockname()[1], "-o", out],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=30)
+    err = p.stderr.decode("utf-8", "replace")
+    check(p.returncode == 1, "a cut body: exit %d: %s" % (p.returncode, err))
+    check("cut short after 10 bytes" in err, "a cut body: %r" % err)
+    check(not os.path.exists(out) and not os.path.exists(out + ".part"),
+          "a cut body left %s or its .part" % out)
+
+
 def progress(web, out):
     port, t = slow_server()
     master, slave = pty.openpty()
@@ -391,6 +426,8 @@ def main():
         oversize(sys.argv[2], int(sys.argv[3]))
     elif cmd == "echoserver":
         echo_server(sys.argv[2])
+    elif cmd == "truncated":
+        truncated(sys.argv[2], sys.argv[3])
     elif cmd == "progress":
         progress(sys.argv[2], sys.argv[3])
     else:

@@ -350,9 +350,12 @@ test_get() {
     expect_rc 1 "cannot serve '$dir/nothere'" "$WEB" serve tcp:0 --root "$dir/nothere"
     expect_rc 1 "cannot serve on 'tcp:$port:interface=127.0.0.1'" \
         "$WEB" serve "tcp:$port:interface=127.0.0.1" --root "$www"
-    # The progress bar: stderr on a pty, a body that takes about a second.
-    $T "$PY" "$here/pyclient.py" progress "$WEB" "$dir/progress.bin" >"$dir/py.out" 2>"$dir/py.err" ||
-        fail "pyclient.py progress: $(cat "$dir/py.err")"
+    # A body cut short; the progress bar: stderr on a pty, a body that
+    # takes about a second.
+    for what in truncated progress; do
+        $T "$PY" "$here/pyclient.py" $what "$WEB" "$dir/$what.bin" >"$dir/py.out" 2>"$dir/py.err" ||
+            fail "pyclient.py $what: $(cat "$dir/py.err")"
+    done
     stop_web
 }
 
