@@ -11,7 +11,7 @@
 #   python   Python's http.client and raw sockets (pyclient.py): keep-alive,
 #            pipelined requests, chunked and oversized request bodies,
 #            HTTP/1.0; coil-web's --header-timeout (a stalled head is cut),
-#            --idle-timeout, --max-body, --no-listings, --index
+#            --idle-timeout, --max-body, --no-listings, --index, --quiet
 #   twisted  Twisted's Agent (twisted_agent_client.py)
 #   get      coil-web get: -o (FILE.part, -, a FIFO), -i, -L, -X/-d/-H as
 #            the server logs them, exit 22 on 404, --cacert / --insecure /
@@ -214,7 +214,7 @@ test_python() {
     # --header-timeout, an idle keep-alive connection by --idle-timeout, a
     # body over --max-body is 413; --no-listings, --index.
     start_web slow "tcp:0:interface=127.0.0.1" --root "$www" --header-timeout 1 --idle-timeout 1 \
-        --max-body 64k --no-listings --index home.html
+        --max-body 64k --no-listings --index home.html --quiet
     for what in slowloris idle oversize; do
         $T "$PY" "$here/pyclient.py" $what 127.0.0.1 "$port" >"$dir/py.out" 2>"$dir/py.err" ||
             fail "pyclient.py $what: $(cat "$dir/py.err")"
@@ -223,6 +223,7 @@ test_python() {
     [ "$(code "$base/sub/")" = 403 ] || fail "--no-listings: GET /sub/ is not 403"
     [ "$(code "$base/site/")" = 200 ] && grep -q home "$dir/body" || fail "--index home.html: /site/ is not home.html"
     stop_web
+    [ ! -s "$dir/slow.log" ] || fail "--quiet: an access log was written: $(cat "$dir/slow.log")"
 }
 
 # ---- twisted ----------------------------------------------------------------
