@@ -339,6 +339,16 @@ void coil_http_agent_free(coil_http_agent *a)
                                       "%s %s cancelled: the agent was freed", rq->method,
                                       rq->url_text));
         }
+        /* Idle connections close cleanly (no reset for the server). */
+        for (;;) {
+            conn *idle = NULL;
+            for (conn *c = pl->conns; c && !idle; c = c->pnext)
+                if (c->state == C_IDLE)
+                    idle = c;
+            if (!idle)
+                break;
+            conn_close(idle);
+        }
         while (pl->conns)
             conn_fail(pl->conns,
                       coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
