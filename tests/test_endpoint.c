@@ -114,6 +114,9 @@ static void endpoint_ok(int server, const char *text, const char *kind)
 
 static void test_server_kinds(void)
 {
+    /* The first description a process parses: the kinds register then, and
+     * the message must already list their examples. */
+    endpoint_fails(1, "quic:443", "(use tcp:PORT, unix:PATH");
     endpoint_ok(1, "tcp:8000", "tcp");
     endpoint_ok(1, "tcp:0:interface=127.0.0.1:backlog=5", "tcp");
     endpoint_ok(1, "tcp:port=8000:interface=\\:\\:1", "tcp");

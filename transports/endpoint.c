@@ -321,6 +321,7 @@ static void list_examples(int server, char *out, size_t size)
 {
     const char *ex[MAX_KINDS];
     int n = 0;
+    coil__plugins_init(); /* the first description parsed: kinds not yet in */
     pthread_mutex_lock(&kinds_lock);
     for (int i = 0; i < n_kinds; i++) {
         const char *e = server ? kinds[i]->server_example : kinds[i]->client_example;
