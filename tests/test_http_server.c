@@ -948,6 +948,42 @@ static void test_head_producer(void)
     big_prod = NULL;
 }
 
+static void test_request_forms(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    /* absolute-form target */
+    http_test_send_str(&f.c, "GET http://x/echo?a=5 HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "GET:5:", NULL);
+    /* leading empty lines are ignored; Connection: close is honoured */
+    http_test_send_str(&f.c,
+                       "\r\nGET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 200, "GET:-:", &r);
+    char v[64];
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v), "close");
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 50));
+    fx_end(&f);
+
+    /* options checked */
+    coil_reactor *r2 = coil_test_fake_start();
+    coil_http_server_options o = {0};
+    o.max_header_fields = 1000000;
+    coil_http_site *site = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL(coil_http_site_new(r2, make_root(), &o, &site, &err), COIL_EINVAL);
+    CU_ASSERT_PTR_NULL(site);
+    COIL_TEST_ASSERT_HAS(coil_failure_message(err), "max_header_fields");
+    coil_failure_free(err);
+    err = NULL;
+    o.max_header_fields = 0;
+    o.server_name = "bad\r\nname";
+    CU_ASSERT_EQUAL(coil_http_site_new(r2, make_root(), &o, &site, &err), COIL_EINVAL);
+    coil_failure_free(err);
+    coil_test_fake_end(r2);
+}
+
 static void test_not_found(void)
 {
     fx f;
@@ -1321,6 +1357,7 @@ static int add_suites(void)
         COIL_TEST(test_max_requests),
         COIL_TEST(test_render_error),
         COIL_TEST(test_not_found),
+        COIL_TEST(test_request_forms),
         COIL_TEST(test_half_close),
         COIL_TEST(test_head_producer),
         COIL_TEST(test_headers_and_lengths),

@@ -45,6 +45,8 @@
 #define DEF_IDLE_TIMEOUT   60.0
 #define DEF_WRITE_TIMEOUT  300.0
 #define DEF_MAX_REQUESTS   1000u
+/* Each connection holds an array of this many field views. */
+#define MAX_FIELDS_LIMIT 10000
 
 /* Writes held while a renderer runs: past this the head goes out. */
 #define HOLD_MAX (64 * 1024)
@@ -211,7 +213,8 @@ static char *dupstr(const char *s)
 
 static int is_tchar(unsigned char ch)
 {
-    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= 'A' && ch <= 'Z') || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
 static int token_ok(const char *s)
@@ -355,6 +358,16 @@ int coil_http_site_new(coil_reactor *r, coil_http_resource *root,
             *err = coil_failure_new(
                 COIL_DOMAIN_COIL, COIL_EINVAL,
                 "coil_http_site_new: no reactor or no place for the site");
+        coil_http_resource_unref(root);
+        return COIL_EINVAL;
+    }
+    if (o && o->max_header_fields > MAX_FIELDS_LIMIT) {
+        if (err)
+            *err = coil_failure_new(
+                COIL_DOMAIN_COIL, COIL_EINVAL,
+                "max_header_fields %zu is more than coil allows (%d); "
+                "give at most that, or 0 for the default (%d)",
+                o->max_header_fields, MAX_FIELDS_LIMIT, COIL__HTTP_DEFAULT_MAX_FIELDS);
         coil_http_resource_unref(root);
         return COIL_EINVAL;
     }
