@@ -41,6 +41,7 @@ struct T {
     int autorespond;
     /* a connect hook that never connects, or fails */
     int never, refuse;
+    coil_http_site *site; /* set: connections go to coil's own server */
     coil_protocol *held[8];
     coil_deferred *heldd[8];
     int nheld;
@@ -178,6 +179,12 @@ static coil_deferred *mem_connect(void *ud, const coil_http_url *url, coil_proto
         t->held[t->nheld] = p;
         t->heldd[t->nheld++] = coil_deferred_ref(d);
         return d;
+    }
+    if (t->site) {
+        coil_protocol *sp = coil_http_site_protocol(t->site, NULL);
+        CU_ASSERT_FATAL(sp != NULL);
+        CU_ASSERT_FATAL(coil_memory_pair(t->r, p, sp, 0, NULL, NULL) == 0);
+        return coil_deferred_succeed(NULL, NULL);
     }
     srv *s = srv_new(t);
     coil_transport *ta;
@@ -1437,6 +1444,157 @@ static void test_free_from_callback(void)
     t_end(&t);
 }
 
+/* ---- against coil's own server (server.c) ---- */
+
+static int echo_render(coil_http_resource *rs, coil_http_request *req)
+{
+    (void)rs;
+    size_t len = 0;
+    const void *body = coil_http_request_body(req, &len);
+    coil_http_request_set_header(req, "Content-Type", "application/octet-stream");
+    return coil_http_request_write(req, body ? body : "", len) == 0 ? COIL_HTTP_DONE
+                                                                    : COIL_EINVAL;
+}
+
+static int chunky_go(void *arg)
+{
+    coil_http_request *req = arg;
+    coil_http_request_write(req, "one ", 4);
+    coil_http_request_write(req, "two ", 4);
+    coil_http_request_write(req, "three", 5);
+    coil_http_request_finish(req);
+    coil_http_request_unref(req);
+    return 0;
+}
+
+static int chunky_render(coil_http_resource *rs, coil_http_request *req)
+{
+    (void)rs;
+    coil_http_request_ref(req);
+    CU_ASSERT(coil_reactor_call_later_forget(coil_http_request_reactor(req), 0.5,
+                                             chunky_go, req) == 0);
+    return COIL_HTTP_NOT_DONE_YET;
+}
+
+static const coil_http_resource_ops echo_ops = {.render_post = echo_render,
+                                                .render_put = echo_render};
+static const coil_http_resource_ops chunky_ops = {.render_get = chunky_render};
+
+static coil_http_site *make_site(coil_reactor *r)
+{
+    static const coil_http_resource_ops root_ops = {0};
+    coil_http_resource *root = coil_http_resource_new(&root_ops, NULL);
+    CU_ASSERT_FATAL(root != NULL);
+    CU_ASSERT(coil_http_resource_put_child(
+                  root, "hello",
+                  coil_http_data_resource_new("hello world", 11, "text/plain")) == 0);
+    CU_ASSERT(coil_http_resource_put_child(root, "echo",
+                                           coil_http_resource_new(&echo_ops, NULL)) == 0);
+    CU_ASSERT(coil_http_resource_put_child(
+                  root, "chunky", coil_http_resource_new(&chunky_ops, NULL)) == 0);
+    CU_ASSERT(coil_http_resource_put_child(
+                  root, "old", coil_http_redirect_resource_new("/hello", 302)) == 0);
+    coil_http_site *site;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_http_site_new(r, root, NULL, &site, &err) == 0);
+    return site;
+}
+
+static void *wait_value(T *t, coil_deferred *d, res *x)
+{
+    res_watch(d, x);
+    for (int i = 0; i < 20 && !x->fired; i++) {
+        pump(t);
+        coil_reactor_advance(t->r, 0.5);
+    }
+    if (x->f)
+        fprintf(stderr, "\n    unexpected failure: %s\n", x->msg);
+    CU_ASSERT_FATAL(x->fired == 1 && x->value != NULL);
+    return x->value;
+}
+
+static void test_coil_site(void)
+{
+    T t;
+    coil_http_agent_options o = {0};
+    o.follow_redirects = 1;
+    t_start(&t, &o);
+    t.site = make_site(t.r);
+    res x, y;
+    coil_http_bytes *b = wait_value(&t, coil_http_get(t.a, "http://site.test/hello"), &x);
+    CU_ASSERT_STRING_EQUAL(b->data, "hello world");
+    res_clear(&x);
+    /* POST with a length, PUT chunked */
+    coil_deferred *d = coil_http_agent_request(t.a, "POST", "http://site.test/echo", NULL,
+                                               coil_http_body_from_bytes("ping", 4));
+    coil_http_response *resp = wait_value(&t, d, &x);
+    CU_ASSERT_EQUAL(coil_http_response_status(resp), 200);
+    b = wait_value(&t, coil_http_response_read_body(resp, 0), &y);
+    CU_ASSERT_STRING_EQUAL(b->data, "ping");
+    res_clear(&y);
+    res_clear(&x);
+    manual_prod m = {0};
+    m.base.ops = &mp_ops;
+    m.base.length = -1;
+    res_watch(coil_http_agent_request(t.a, "PUT", "http://site.test/echo", NULL, &m.base),
+              &x);
+    pump(&t);
+    CU_ASSERT_FATAL(m.started == 1);
+    CU_ASSERT_EQUAL(coil_http_body_write(m.c, "abc", 3), 0);
+    pump(&t);
+    CU_ASSERT_EQUAL(coil_http_body_write(m.c, "def", 3), 0);
+    CU_ASSERT_EQUAL(coil_http_body_done(m.c, NULL), 0);
+    pump(&t);
+    resp = res_resp(&x);
+    b = wait_value(&t, coil_http_response_read_body(resp, 0), &y);
+    CU_ASSERT_STRING_EQUAL(b->data, "abcdef");
+    res_clear(&y);
+    res_clear(&x);
+    /* a chunked response, finished later */
+    d = coil_http_agent_request(t.a, "GET", "http://site.test/chunky", NULL, NULL);
+    resp = wait_value(&t, d, &x);
+    CU_ASSERT_EQUAL(coil_http_response_length(resp), -1);
+    b = wait_value(&t, coil_http_response_read_body(resp, 0), &y);
+    CU_ASSERT_STRING_EQUAL(b->data, "one two three");
+    res_clear(&y);
+    res_clear(&x);
+    /* a redirect followed; HEAD; a 404 */
+    d = coil_http_agent_request(t.a, "GET", "http://site.test/old", NULL, NULL);
+    resp = wait_value(&t, d, &x);
+    CU_ASSERT_STRING_EQUAL(coil_http_response_url(resp), "http://site.test/hello");
+    b = wait_value(&t, coil_http_response_read_body(resp, 0), &y);
+    CU_ASSERT_STRING_EQUAL(b->data, "hello world");
+    res_clear(&y);
+    res_clear(&x);
+    d = coil_http_agent_request(t.a, "HEAD", "http://site.test/hello", NULL, NULL);
+    resp = wait_value(&t, d, &x);
+    CU_ASSERT_EQUAL(coil_http_response_length(resp), 11);
+    b = wait_value(&t, coil_http_response_read_body(resp, 0), &y);
+    CU_ASSERT_EQUAL(b->len, 0);
+    res_clear(&y);
+    res_clear(&x);
+    res_watch(coil_http_get(t.a, "http://site.test/missing"), &x);
+    for (int i = 0; i < 10 && !x.fired; i++)
+        pump(&t);
+    CU_ASSERT(x.f && coil_failure_domain(x.f) == COIL_DOMAIN_HTTP &&
+              coil_failure_code(x.f) == 404);
+    res_clear(&x);
+    pump(&t);
+    /* one connection carried everything */
+    coil_http_agent_stats st = stats(&t);
+    CU_ASSERT_EQUAL(st.connections, 1);
+    CU_ASSERT_EQUAL(st.requests, 7);
+    CU_ASSERT_EQUAL(st.reused, 7); /* 8 sent (one redirect), the first on a new one */
+    coil_http_site_stats ss;
+    coil_http_site_get_stats(t.site, &ss);
+    CU_ASSERT_EQUAL(ss.connections, 1);
+    coil_http_agent_free(t.a);
+    t.a = NULL;
+    pump(&t);
+    coil_http_site_free(t.site);
+    t_end(&t);
+}
+
 /* ======================================================================= */
 /* ---- real sockets ----------------------------------------------------- */
 
@@ -1682,6 +1840,7 @@ static int add(void)
         COIL_TEST(test_file_upload),
         COIL_TEST(test_connect_hook_failures),
         COIL_TEST(test_free_from_callback),
+        COIL_TEST(test_coil_site),
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {
