@@ -151,7 +151,8 @@ struct req {
     char *url_text;
     coil_http_headers *headers;
     coil_http_body_producer *body;
-    coil_http_body_consumer cons;
+    coil_http_body_consumer *cons; /* with body: its own allocation */
+    coil_reactor *r;
     int head;      /* HEAD: no body in the response */
     int on_reused; /* sent on a pooled connection */
     int retried;
@@ -600,22 +601,17 @@ coil_http_body_producer *coil_http_body_from_file(const char *path, coil_failure
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat stbuf;
-    if (fd < 0 || fstat(fd, &stbuf) != 0 || !S_ISREG(stbuf.st_mode)) {
-        int e = fd < 0 ? errno : (errno ? errno : EINVAL);
-        if (fd >= 0 && !S_ISREG(stbuf.st_mode))
-            e = EISDIR;
+    int e = fd < 0 ? errno : fstat(fd, &stbuf) != 0 ? errno : 0;
+    if (e || !S_ISREG(stbuf.st_mode)) {
         if (fd >= 0)
             close(fd);
         if (err)
-            *err = e == EISDIR
-                       ? coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
-                                          "cannot send %s as a request body: it is "
-                                          "not a regular file",
-                                          path)
-                       : coil_failure_from_errno(e,
-                                                 "cannot open %s for the request "
-                                                 "body",
-                                                 path);
+            *err = e ? coil_failure_from_errno(e, "cannot open %s for the request body",
+                                               path)
+                     : coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL,
+                                        "cannot send %s as a request body: it is not a "
+                                        "regular file",
+                                        path);
         return NULL;
     }
     file_prod *fp = calloc(1, sizeof *fp);
@@ -645,9 +641,9 @@ static conn *cons_conn(coil_http_body_consumer *c)
 
 static void body_stop(req *rq)
 {
-    if (!rq->cons.active)
+    if (!rq->cons || !rq->cons->active)
         return;
-    rq->cons.active = 0;
+    rq->cons->active = 0;
     conn *c = rq->conn;
     if (c && c->producer_registered && c->proto.transport) {
         c->producer_registered = 0;
@@ -738,14 +734,14 @@ static conn *up_conn(coil_producer *p)
 static void up_pause(coil_producer *p)
 {
     conn *c = up_conn(p);
-    if (c->rq && c->rq->cons.active && c->rq->body->ops->pause)
+    if (c->rq && c->rq->cons && c->rq->cons->active && c->rq->body->ops->pause)
         c->rq->body->ops->pause(c->rq->body);
 }
 
 static void up_resume(coil_producer *p)
 {
     conn *c = up_conn(p);
-    if (c->rq && c->rq->cons.active && c->rq->body->ops->resume)
+    if (c->rq && c->rq->cons && c->rq->cons->active && c->rq->body->ops->resume)
         c->rq->body->ops->resume(c->rq->body);
 }
 
@@ -795,17 +791,59 @@ static void wait_remove(req *rq)
     rq->waiting = 0;
 }
 
+typedef struct body_grave {
+    coil_http_body_producer *body;
+    coil_http_body_consumer *cons;
+} body_grave;
+
+static int body_bury(void *arg)
+{
+    body_grave *g = arg;
+    if (g->body->ops->destroy)
+        g->body->ops->destroy(g->body);
+    free(g->cons);
+    free(g);
+    return 0;
+}
+
+/* Let go of the request's body: stopped now if it was still going, freed
+ * from the loop, as the producer may be inside one of its own calls
+ * (coil_http_body_write failing, say); its consumer answers COIL_ECLOSED
+ * until then. */
+static void body_release(req *rq)
+{
+    coil_http_body_producer *body = rq->body;
+    coil_http_body_consumer *cons = rq->cons;
+    rq->body = NULL;
+    rq->cons = NULL;
+    if (!body) {
+        free(cons);
+        return;
+    }
+    if (cons) {
+        if (cons->active) {
+            cons->active = 0;
+            if (body->ops->stop)
+                body->ops->stop(body);
+        }
+        cons->rq = NULL;
+    }
+    body_grave *g = malloc(sizeof *g);
+    if (g && rq->r) {
+        g->body = body;
+        g->cons = cons;
+        if (coil_reactor_call_soon(rq->r, body_bury, g) == 0)
+            return;
+    }
+    free(g);
+    if (body->ops->destroy)
+        body->ops->destroy(body);
+    free(cons);
+}
+
 static void req_free(req *rq)
 {
-    if (rq->body) {
-        if (rq->cons.active) {
-            rq->cons.active = 0;
-            if (rq->body->ops->stop)
-                rq->body->ops->stop(rq->body);
-        }
-        if (rq->body->ops->destroy)
-            rq->body->ops->destroy(rq->body);
-    }
+    body_release(rq);
     coil_http_url_free(rq->url);
     coil_http_headers_free(rq->headers);
     free(rq->method);
@@ -1011,8 +1049,14 @@ coil_deferred *coil_http_agent_request(coil_http_agent *a, const char *method,
     }
     rq->d = coil_deferred_ref(d);
     rq->a = a;
+    rq->r = a ? a->r : NULL;
     rq->body = body;
     coil_failure *f = NULL;
+    if (body && !(rq->cons = calloc(1, sizeof *rq->cons))) {
+        f = coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
+                             "out of memory for a request");
+        goto fail;
+    }
     if (!a || a->freeing) {
         f = coil_failure_new(COIL_DOMAIN_COIL, COIL_EINVAL, "no agent for the request");
         goto fail;
@@ -1214,7 +1258,6 @@ static void req_lost(req *rq, coil_failure *f, int retryable)
         coil_failure_free(f);
         rq->retried = 1;
         rq->sent = 0;
-        memset(&rq->cons, 0, sizeof rq->cons);
         req_dispatch(rq, 1);
         return;
     }
@@ -1514,15 +1557,17 @@ static void conn_send(conn *c, req *rq)
     }
     if (a->o.no_persistent)
         rc = rc ? rc : head_add(&h, "Connection", "close");
-    memset(&rq->cons, 0, sizeof rq->cons);
-    rq->cons.rq = rq;
+    if (rq->cons) {
+        memset(rq->cons, 0, sizeof *rq->cons);
+        rq->cons->rq = rq;
+    }
     if (rq->body) {
         if (rq->body->length >= 0) {
             char len[32];
             snprintf(len, sizeof len, "%" PRId64, rq->body->length);
             rc = rc ? rc : head_add(&h, "Content-Length", len);
         } else {
-            rq->cons.chunked = 1;
+            rq->cons->chunked = 1;
             rc = rc ? rc : head_add(&h, "Transfer-Encoding", "chunked");
         }
     } else if (strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0 ||
@@ -1550,12 +1595,12 @@ static void conn_send(conn *c, req *rq)
         rq->sent = 1;
         return;
     }
-    rq->cons.active = 1;
+    rq->cons->active = 1;
     c->up.ops = &up_ops;
     if (coil_transport_register_producer(t, &c->up, 1) == 0)
         c->producer_registered = 1;
     c->refs++;
-    rq->body->ops->start(rq->body, &rq->cons);
+    rq->body->ops->start(rq->body, rq->cons);
     conn_unref(c);
 }
 
@@ -1672,9 +1717,7 @@ static int follow_redirect(req *rq, coil_http_response *resp)
         rq->method = m;
     }
     if (to_get && rq->body) {
-        if (rq->body->ops->destroy)
-            rq->body->ops->destroy(rq->body);
-        rq->body = NULL;
+        body_release(rq);
         if (rq->headers)
             coil_http_headers_remove(rq->headers, "Content-Type");
     } else if (!body_replayable(rq->body)) {
@@ -1731,7 +1774,7 @@ static void head_done(conn *c, size_t head_len)
     if (!c->head.keep_alive || resp->framing == COIL__HTTP_BODY_CLOSE ||
         (a && a->o.no_persistent))
         c->reusable = 0;
-    if (rq->cons.active) {
+    if (rq->cons && rq->cons->active) {
         /* The server answered before taking the whole body. */
         body_stop(rq);
         c->reusable = 0;
