@@ -12,8 +12,12 @@
  *                                              HOST: 127.0.0.1)
  *
  * Prints "listening on HOST:PORT pid PID" once the reactor runs and stops
- * cleanly on SIGINT/SIGTERM. No access log (nginx's access_log off). */
+ * cleanly on SIGINT/SIGTERM. No access log (nginx's access_log off).
+ * SIGPIPE is ignored, as in every server: sendfile(2) has no MSG_NOSIGNAL,
+ * so a client that goes away in the middle of a file would otherwise kill
+ * the process (coil's library leaves the signal alone). */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +118,7 @@ int main(int argc, char **argv)
     if (i < argc)
         return usage();
 
+    signal(SIGPIPE, SIG_IGN);
     coil_reactor *r = NULL;
     coil_reactor_options ro = {.handle_signals = 1};
     int rc = coil_reactor_new(&r, &ro);

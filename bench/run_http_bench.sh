@@ -119,7 +119,7 @@ wait_ready() {
     return 1
 }
 
-declare -A spid=() sport=() srows=()
+declare -A spid=() sport=() srows=() gone=()
 
 # start NAME: starts the server, sets spid[NAME] and sport[NAME]; 1 when it
 # is not built or did not start.
@@ -200,9 +200,11 @@ check() {
     fi
 }
 
-# cpu NAME: utime+stime in clock ticks of the server and its children.
+# cpu NAME: utime+stime in clock ticks of the server and its children;
+# nothing when the server is gone.
 cpu() {
     local total=0 p line rest f
+    [ -r "/proc/${spid[$1]}/stat" ] || return 1
     for p in "${spid[$1]}" $(pgrep -P "${spid[$1]}"); do
         read -r line <"/proc/$p/stat" 2>/dev/null || continue
         rest=${line##*) }
@@ -231,6 +233,7 @@ for row in $rows; do
     cell=()
     for n in "${up[@]}"; do
         case " ${srows[$n]} " in *" $row "*) ;; *) continue ;; esac
+        [ -z "${gone[$n]:-}" ] || continue
         if ! check "$n" "$row"; then
             failures=$((failures + 1))
             continue
@@ -242,11 +245,20 @@ for row in $rows; do
     done
     for run in $(seq 1 "$runs"); do
         for n in "${cell[@]}"; do
+            [ -z "${gone[$n]:-}" ] || continue
             c0=$(cpu "$n")
             out=$("${pin_client[@]}" wrk -t "$threads" -c "$conns" -d "${seconds}s" \
                 -s "$here/wrk_report.lua" "http://127.0.0.1:${sport[$n]}$(path_of "$row")" 2>&1)
             rc=$?
             c1=$(cpu "$n")
+            if [ -z "$c0" ] || [ -z "$c1" ]; then
+                wait "${spid[$n]}" 2>/dev/null
+                say "   $row $n run $run: the server is GONE (exit status $?); its output:"
+                tail -n 20 "$tmp/$n.log" | sed 's/^/    /' >&2
+                failures=$((failures + 1))
+                gone[$n]=1
+                continue
+            fi
             line=$(grep '^RESULT' <<<"$out" | tail -n 1)
             if [ $rc -ne 0 ] || [ -z "$line" ]; then
                 say "   $row $n run $run FAILED (wrk exit $rc):"
