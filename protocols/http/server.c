@@ -100,7 +100,7 @@ struct coil_http_request {
     /* the head, copied: every string below lives in `block` */
     char *block;
     const char *method, *uri, *path, *query;
-    char *request_line; /* for logs: "GET /x HTTP/1.1" */
+    const char *request_line; /* for logs: "GET /x HTTP/1.1" */
     int version;
     const char **hname, **hvalue;
     size_t nh;
@@ -474,12 +474,22 @@ static void timer_drop(coil_timer **t)
 
 static int rtimer_fire(void *arg);
 
+/* One read timer per connection (idle, head, body, linger), moved rather
+ * than re-made from one kind to the next; "none" leaves it to fire idle. */
 static void rtimer_set(http_conn *c, enum rtimer_kind kind, double delay)
 {
+    if (kind == RT_NONE) {
+        c->rkind = RT_NONE;
+        return;
+    }
+    if (!c->t)
+        return;
+    if (c->rtimer && coil_timer_reset(c->rtimer, delay) == 0) {
+        c->rkind = kind;
+        return;
+    }
     timer_drop(&c->rtimer);
     c->rkind = RT_NONE;
-    if (!c->t || kind == RT_NONE)
-        return;
     c->rtimer = coil_reactor_call_later(c->r, delay, rtimer_fire, c);
     if (c->rtimer)
         c->rkind = kind;
@@ -611,8 +621,7 @@ static void start_close(http_conn *c, int linger)
     if (!c->t || c->closing)
         return;
     c->closing = 1;
-    timer_drop(&c->rtimer);
-    c->rkind = RT_NONE;
+    rtimer_clear(c);
     if (!linger) {
         (void)coil_transport_lose_connection(c->t);
         return;
@@ -681,10 +690,6 @@ static int rtimer_fire(void *arg)
 static void request_free(coil_http_request *req)
 {
     free(req->block);
-    free(req->request_line);
-    free(req->hname);
-    free(req->hvalue);
-    free(req->segs);
     coil__http_args_free(&req->args);
     free(req->body);
     free(req->reason);
@@ -761,30 +766,36 @@ static coil_http_request *request_new(http_conn *c, const coil__http_head *h)
 
     size_t po, pl, qo, ql;
     split_target(h->target, h->target_len, &po, &pl, &qo, &ql);
-    if (pl == 0) {
-        /* "http://host" or "http://host?x": the path is "/" */
-    }
-    size_t need = h->method_len + 1 + h->target_len + 1 + (pl ? pl : 1) + 1 + ql + 1 +
-                  (pl + 2) /* decoded segments */;
-    for (size_t i = 0; i < h->nfields; i++)
-        need += h->fields[i].name_len + 1 + h->fields[i].value_len + 1;
-    char *b = malloc(need);
-    req->block = b;
-    size_t nsegs = 0;
+    size_t nsegs = pl ? 0 : 1; /* an empty path is "/": one empty segment */
     for (size_t i = 0; i < pl; i++)
         if (h->target[po + i] == '/')
             nsegs++;
-    req->hname = calloc(h->nfields ? h->nfields : 1, sizeof *req->hname);
-    req->hvalue = calloc(h->nfields ? h->nfields : 1, sizeof *req->hvalue);
-    req->segs = calloc(nsegs + 1, sizeof *req->segs);
+    /* One block: the pointer arrays, then every string. */
+    size_t nf = h->nfields;
+    size_t ptrs = (2 * nf + nsegs + 1) * sizeof(char *);
     size_t rl = h->method_len + 1 + h->target_len + 10;
-    req->request_line = malloc(rl);
-    if (!b || !req->hname || !req->hvalue || !req->segs || !req->request_line) {
+    size_t need = ptrs + rl + h->method_len + 1 + h->target_len + 1 + (pl ? pl : 1) + 1 +
+                  ql + 1 + (pl + 2) /* decoded segments */;
+    for (size_t i = 0; i < nf; i++)
+        need += h->fields[i].name_len + 1 + h->fields[i].value_len + 1;
+    char *b = malloc(need);
+    if (!b) {
         request_free(req);
         return NULL;
     }
-    snprintf(req->request_line, rl, "%.*s %.*s HTTP/1.%d", (int)h->method_len, h->method,
-             (int)h->target_len, h->target, h->version == 10 ? 0 : 1);
+    req->block = b;
+    req->hname = (const char **)(void *)b;
+    req->hvalue = req->hname + nf;
+    req->segs = (char **)(void *)(req->hvalue + nf);
+    b += ptrs;
+    req->request_line = b;
+    memcpy(b, h->method, h->method_len);
+    b += h->method_len;
+    *b++ = ' ';
+    memcpy(b, h->target, h->target_len);
+    b += h->target_len;
+    memcpy(b, h->version == 10 ? " HTTP/1.0" : " HTTP/1.1", 10);
+    b += 10;
 #define PUT(dst, src, len)       \
     do {                         \
         memcpy(b, (src), (len)); \
@@ -1497,30 +1508,58 @@ static int bodyless_status(int status)
     return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
-static int hdr_append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    COIL_PRINTF(4, 5);
-static int hdr_append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+/* The response head is built here: on the stack unless it is large. */
+typedef struct hbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+    char stack[1024];
+} hbuf;
+
+static void hb_put(hbuf *b, const char *s, size_t n)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return COIL_EINVAL;
-        if ((size_t)n < *cap - *len) {
-            *len += (size_t)n;
-            return 0;
+    if (b->failed)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap * 2;
+        while (cap - b->len < n)
+            cap *= 2;
+        char *np = b->p == b->stack ? malloc(cap) : realloc(b->p, cap);
+        if (!np) {
+            b->failed = 1;
+            return;
         }
-        size_t ncap = *cap * 2;
-        while (ncap - *len <= (size_t)n)
-            ncap *= 2;
-        char *nb = realloc(*buf, ncap);
-        if (!nb)
-            return COIL_ENOMEM;
-        *buf = nb;
-        *cap = ncap;
+        if (b->p == b->stack)
+            memcpy(np, b->stack, b->len);
+        b->p = np;
+        b->cap = cap;
     }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void hb_str(hbuf *b, const char *s)
+{
+    hb_put(b, s, strlen(s));
+}
+
+static void hb_u64(hbuf *b, uint64_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    hb_put(b, d + i, sizeof d - i);
+}
+
+static void hb_field(hbuf *b, const char *name, const char *value)
+{
+    hb_str(b, name);
+    hb_put(b, ": ", 2);
+    hb_str(b, value);
+    hb_put(b, "\r\n", 2);
 }
 
 /* Send the head (with what was held). `final`: the response is complete,
@@ -1549,34 +1588,41 @@ static int send_head(coil_http_request *req, int final)
     }
     int keep =
         req->keep_alive && !req->close_wanted && mode != OUT_CLOSE && c->nreq < max_req;
-    size_t cap = 512, len = 0;
-    char *h = malloc(cap);
-    if (!h)
-        return COIL_ENOMEM;
-    int rc = hdr_append(&h, &len, &cap, "HTTP/1.1 %d %s\r\n", req->status,
-                        req->reason ? req->reason : status_reason(req->status));
-    if (rc == 0 && !coil_http_request_response_header(req, "Date"))
-        rc = hdr_append(&h, &len, &cap, "Date: %s\r\n", site_date(site));
-    if (rc == 0 && site->server_name && !coil_http_request_response_header(req, "Server"))
-        rc = hdr_append(&h, &len, &cap, "Server: %s\r\n", site->server_name);
-    for (size_t i = 0; rc == 0 && i < req->nrh; i++)
-        rc = hdr_append(&h, &len, &cap, "%s: %s\r\n", req->rh[i].name, req->rh[i].value);
-    if (rc == 0 && mode == OUT_LENGTH)
-        rc = hdr_append(&h, &len, &cap, "Content-Length: %" PRIu64 "\r\n", length);
-    else if (rc == 0 && mode == OUT_CHUNKED)
-        rc = hdr_append(&h, &len, &cap, "Transfer-Encoding: chunked\r\n");
-    else if (rc == 0 && mode == OUT_NOBODY && req->is_head && req->has_length)
-        rc = hdr_append(&h, &len, &cap, "Content-Length: %" PRIu64 "\r\n", req->length);
-    if (rc == 0 && !keep)
-        rc = hdr_append(&h, &len, &cap, "Connection: close\r\n");
-    else if (rc == 0 && req->version == 10)
-        rc = hdr_append(&h, &len, &cap, "Connection: keep-alive\r\n");
-    if (rc == 0)
-        rc = hdr_append(&h, &len, &cap, "\r\n");
-    if (rc != 0) {
-        free(h);
-        return rc;
+    hbuf hb;
+    hb.p = hb.stack;
+    hb.len = 0;
+    hb.cap = sizeof hb.stack;
+    hb.failed = 0;
+    hb_put(&hb, "HTTP/1.1 ", 9);
+    hb_u64(&hb, (uint64_t)req->status);
+    hb_put(&hb, " ", 1);
+    hb_str(&hb, req->reason ? req->reason : status_reason(req->status));
+    hb_put(&hb, "\r\n", 2);
+    if (!coil_http_request_response_header(req, "Date"))
+        hb_field(&hb, "Date", site_date(site));
+    if (site->server_name && !coil_http_request_response_header(req, "Server"))
+        hb_field(&hb, "Server", site->server_name);
+    for (size_t i = 0; i < req->nrh; i++)
+        hb_field(&hb, req->rh[i].name, req->rh[i].value);
+    if (mode == OUT_LENGTH || (mode == OUT_NOBODY && req->is_head && req->has_length)) {
+        hb_put(&hb, "Content-Length: ", 16);
+        hb_u64(&hb, mode == OUT_LENGTH ? length : req->length);
+        hb_put(&hb, "\r\n", 2);
+    } else if (mode == OUT_CHUNKED) {
+        hb_str(&hb, "Transfer-Encoding: chunked\r\n");
     }
+    if (!keep)
+        hb_str(&hb, "Connection: close\r\n");
+    else if (req->version == 10)
+        hb_str(&hb, "Connection: keep-alive\r\n");
+    hb_put(&hb, "\r\n", 2);
+    if (hb.failed) {
+        if (hb.p != hb.stack)
+            free(hb.p);
+        return COIL_ENOMEM;
+    }
+    char *h = hb.p;
+    size_t len = hb.len;
     if (!keep)
         req->close_wanted = 1;
     req->out = mode;
@@ -1596,8 +1642,9 @@ static int send_head(coil_http_request *req, int final)
         if (req->out == OUT_CHUNKED)
             iov[n++] = (struct iovec){.iov_base = "\r\n", .iov_len = 2};
     }
-    rc = conn_writev(c, iov, n);
-    free(h);
+    int rc = conn_writev(c, iov, n);
+    if (h != hb.stack)
+        free(h);
     free(req->held);
     req->held = NULL;
     req->held_len = req->held_cap = 0;
