@@ -552,7 +552,16 @@ void coil_http_agent_free(coil_http_agent *a);
  * coil_deferred_take_result or leave it to the deferred) once the head is
  * in, whatever the status; fails on a bad URL, connection or TLS failure,
  * timeout, or a bad response ("bad response from 127.0.0.1:8080: ..."). A
- * cancelled request aborts its connection. */
+ * cancelled request aborts its connection.
+ * Headers: the agent sends Host (the URL's authority) and User-Agent; yours
+ * replace them. Content-Length and Transfer-Encoding are refused
+ * (COIL_EINVAL): the agent frames the body itself, Content-Length from the
+ * producer's length (0 for a POST, PUT or PATCH without a body), chunked
+ * when the length is -1. Idempotent requests (GET, HEAD, PUT, DELETE,
+ * OPTIONS, TRACE) sent on a pooled connection that the server had closed
+ * are sent once more on a new one. A response that is freed before its
+ * body is read drops the rest (the connection is kept when little is
+ * left). */
 coil_deferred *coil_http_agent_request(coil_http_agent *a, const char *method,
                                        const char *url, const coil_http_headers *headers,
                                        coil_http_body_producer *body);
@@ -573,10 +582,15 @@ void coil_http_response_free(void *resp); /* a coil_destroy_fn */
 
 /* Twisted's deliverBody: `p` (owned from now on) gets connection_made on a
  * transport of kind "http-body" that can pause_reading / resume_reading
- * (flow control reaches the server) and abort_connection (stop), then
- * data_received for each piece and connection_lost: COIL_ECLOSED when the
- * whole body arrived (Twisted's ResponseDone), COIL_ECONNLOST when it was
- * cut short. Call once per response. */
+ * (flow control reaches the server) and abort_connection (stop; also
+ * lose_connection: the connection is closed, connection_lost says
+ * COIL_EABORTED), then data_received for each piece and connection_lost:
+ * COIL_ECLOSED when the whole body arrived (Twisted's ResponseDone),
+ * COIL_ECONNLOST when it was cut short (the cause says why: the server
+ * closed, a bad chunk, a timeout). write and the producer calls answer
+ * COIL_ENOTSUP. Bytes that came before this call were held for it (the
+ * connection pauses past 64 KiB). Call once per response (COIL_ESTATE
+ * then; `p` is destroyed). */
 int coil_http_response_deliver_body(coil_http_response *resp, coil_protocol *p);
 /* Twisted's readBody: a deferred firing with coil_http_bytes * (up to
  * `max` bytes; 0: the agent's max_body; more fails with COIL_EMSGSIZE). */
