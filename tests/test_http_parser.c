@@ -218,6 +218,9 @@ static void test_forms_and_versions(void)
     CU_ASSERT_EQUAL(res.h.keep_alive, 1);
     CU_ASSERT(req("M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n") == -400); /* * is OPTIONS' */
     CU_ASSERT(req("PROPFIND /d HTTP/1.1\r\nHost: x\r\n\r\n") > 0);
+    /* RFC 9112 2.3: a minor version above ours is processed as HTTP/1.1. */
+    CU_ASSERT(req("GET / HTTP/1.2\r\nHost: x\r\n\r\n") > 0);
+    CU_ASSERT_EQUAL(res.h.version, 11);
 }
 
 static void test_leading_lines_and_lf(void)
@@ -363,7 +366,6 @@ static const struct bad {
     {"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, 0},
     /* version */
     {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, 0},
-    {"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505, 0},
     {"GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505, 0},
     {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, 0},
     {"GET / http/1.1\r\nHost: x\r\n\r\n", 400, 0},

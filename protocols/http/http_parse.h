@@ -103,8 +103,8 @@ typedef struct coil__http_parser {
  *  - Transfer-Encoding in HTTP/1.0: 400; chunked not the last coding, or
  *    given twice: 400; any other coding: 501.
  *  - HTTP/1.1 without exactly one Host: 400.
- *  - version other than HTTP/1.0 or HTTP/1.1: 505 ("HTTP/2.0"), garbage:
- *    400. */
+ *  - HTTP/1.0 and HTTP/1.1; a higher 1.x is read as 1.1 (RFC 9112 2.3);
+ *    another major version or HTTP/0.9: 505 ("HTTP/2.0"); garbage: 400. */
 int coil__http_parse_request(coil__http_parser *st, const char *buf, size_t len,
                              const coil__http_limits *lim, coil__http_head *out,
                              const char **why);

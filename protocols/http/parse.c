@@ -438,8 +438,8 @@ static int parse_version(const char *p, size_t n, int *version)
         return -400;
     if (p[5] == '1' && p[7] == '0')
         *version = 10;
-    else if (p[5] == '1' && p[7] == '1')
-        *version = 11;
+    else if (p[5] == '1')
+        *version = 11; /* RFC 9112 2.3: a higher minor version is read as 1.1 */
     else
         return -505;
     return 0;
