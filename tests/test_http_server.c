@@ -675,6 +675,53 @@ static void test_bodies(void)
     fx_end(&f);
 }
 
+static void test_forms_and_chunk_limit(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.max_chunks = 2;
+    fx_start(&f, &o, 0);
+    static const char mp[] = "--XyZ\r\n"
+                             "Content-Disposition: form-data; name=\"a\"\r\n\r\n"
+                             "from multipart\r\n"
+                             "--XyZ--\r\n";
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+             "boundary=XyZ\r\nContent-Length: %zu\r\n\r\n%s",
+             sizeof mp - 1, mp);
+    http_test_send_str(&f.c, req);
+    http_test_response r;
+    expect_response(&f, 0, 200, NULL, &r);
+    COIL_TEST_ASSERT_HAS(r.body, "POST:from multipart:");
+    free(r.body);
+    /* two chunks pass, a third is one too many */
+    http_test_send_str(
+        &f.c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "1\r\na\r\n1\r\nb\r\n0\r\n\r\n");
+    expect_response(&f, 0, 200, "POST:-:ab", NULL);
+    http_test_send_str(
+        &f.c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n");
+    expect_response(&f, 0, 413, NULL, &r);
+    COIL_TEST_ASSERT_HAS(r.body, "chunks");
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
+    fx_end(&f);
+
+    /* a malformed multipart body: 400 with the reason */
+    fx_start(&f, NULL, 0);
+    snprintf(req, sizeof req,
+             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+             "boundary=XyZ\r\nContent-Length: 9\r\n\r\n--XyZ\r\nab");
+    http_test_send_str(&f.c, req);
+    expect_response(&f, 0, 400, NULL, &r);
+    COIL_TEST_ASSERT_HAS(r.body, "400 Bad Request: ");
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
+    fx_end(&f);
+}
+
 /* Every parser refusal: the status, a reason, Connection: close, and the
  * connection closed after it. */
 static void test_parser_errors(void)
@@ -1350,6 +1397,7 @@ static int add_suites(void)
         COIL_TEST(test_flood_pipelined),
         COIL_TEST(test_expect_continue),
         COIL_TEST(test_bodies),
+        COIL_TEST(test_forms_and_chunk_limit),
         COIL_TEST(test_parser_errors),
         COIL_TEST(test_header_timeout),
         COIL_TEST(test_idle_timeout),
