@@ -1464,6 +1464,60 @@ static void test_free_from_callback(void)
     t_end(&t);
 }
 
+static void test_byte_by_byte(void)
+{
+    T t;
+    coil_http_agent_options o = {0};
+    o.max_header_bytes = 1024;
+    t_start(&t, &o);
+    res x, body;
+    char head[4096];
+    srv *s = req_on(&t, &x, "GET", "http://example.test/slow", head, sizeof head);
+    const char *resp =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: "
+        "chunked\r\nX-A: b\r\n\r\n3\r\nabc\r\n10;x=\"y\"\r\n0123456789abcdef\r\n"
+        "0\r\nT: 1\r\n\r\n";
+    for (const char *p = resp; *p; p++) {
+        char one[2] = {*p, 0};
+        srv_send(s, one);
+        coil_reactor_advance(t.r, 0);
+        coil_reactor_advance(t.r, 0);
+    }
+    pump(&t);
+    coil_http_response *r = res_resp(&x);
+    CU_ASSERT_STRING_EQUAL(coil_http_response_header(r, "X-A"), "b");
+    res_watch(coil_http_response_read_body(r, 0), &body);
+    CU_ASSERT_EQUAL_FATAL(body.fired, 1);
+    CU_ASSERT_STRING_EQUAL(((coil_http_bytes *)body.value)->data, "abc0123456789abcdef");
+    CU_ASSERT_EQUAL(stats(&t).idle, 1);
+    res_clear(&body);
+    res_clear(&x);
+    /* more than the response announced: the connection is not trusted again */
+    s = req_on(&t, &x, "GET", "http://example.test/extra", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA");
+    pump(&t);
+    res_watch(coil_http_response_read_body(res_resp(&x), 0), &body);
+    CU_ASSERT_EQUAL_FATAL(body.fired, 1);
+    CU_ASSERT_STRING_EQUAL(((coil_http_bytes *)body.value)->data, "ok");
+    pump(&t);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    CU_ASSERT(s->closed);
+    res_clear(&body);
+    res_clear(&x);
+    /* a head past max_header_bytes */
+    s = req_on(&t, &x, "GET", "http://example.test/fat", head, sizeof head);
+    char fat[2048];
+    int n = snprintf(fat, sizeof fat, "HTTP/1.1 200 OK\r\nX-Fat: ");
+    memset(fat + n, 'f', 1500);
+    strcpy(fat + n + 1500, "\r\n\r\n");
+    srv_send(s, fat);
+    pump(&t);
+    CU_ASSERT(x.f && coil_failure_check(x.f, COIL_DOMAIN_COIL, COIL_EPROTO));
+    COIL_TEST_ASSERT_HAS(x.msg, "bad response from example.test:80: ");
+    res_clear(&x);
+    t_end(&t);
+}
+
 /* ---- against coil's own server (server.c) ---- */
 
 static int echo_render(coil_http_resource *rs, coil_http_request *req)
@@ -1861,6 +1915,7 @@ static int add(void)
         COIL_TEST(test_connect_hook_failures),
         COIL_TEST(test_free_from_callback),
         COIL_TEST(test_coil_site),
+        COIL_TEST(test_byte_by_byte),
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {
