@@ -1385,6 +1385,52 @@ static void test_shutdown_mid_response(void)
     coil_reactor_free(r);
 }
 
+/* Over TCP: a client that reads nothing is cut at write_timeout, with the
+ * kernel's buffers full (the unacknowledged bytes count as not taken). */
+static void test_tcp_write_timeout(void)
+{
+    big_prod = calloc(1, sizeof *big_prod);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big_prod);
+    big_size = (uint64_t)1 << 30;
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_http_site *site = NULL;
+    coil_failure *err = NULL;
+    coil_http_server_options o = {0};
+    o.write_timeout = 0.5;
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, make_root(), &o, &site, &err), 0);
+    int port = 0;
+    coil_listener *l = http_test_listen(r, site, "tcp:0:interface=127.0.0.1", &port);
+    char desc[64];
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", port);
+    http_test_client c;
+    memset(&c, 0, sizeof c);
+    c.read_paused = 1;
+    http_test_connect(r, desc, &c);
+    http_test_send_str(&c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    coil_test_log_capture_start();
+    for (int i = 0; i < 1000; i++) {
+        http_test_pump(&c);
+        coil_http_site_stats s;
+        coil_http_site_get_stats(site, &s);
+        if (s.timeouts)
+            break;
+    }
+    coil_test_log_capture_stop();
+    coil_http_site_stats s;
+    coil_http_site_get_stats(site, &s);
+    CU_ASSERT_EQUAL(s.timeouts, 1);
+    CU_ASSERT_TRUE(coil_test_log_contains("took nothing of the response"));
+    CU_ASSERT_TRUE(big_prod->stopped);
+    CU_ASSERT_TRUE(big_prod->left > 0);
+    coil_listener_close(l);
+    CU_ASSERT_TRUE(coil_reactor_shutdown(r, 5.0) >= 0);
+    coil_http_site_free(site);
+    free(c.buf);
+    coil_reactor_free(r);
+    free(big_prod);
+    big_prod = NULL;
+}
+
 static int add_suites(void)
 {
     static const coil_test_case memory[] = {
@@ -1419,8 +1465,11 @@ static int add_suites(void)
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {
-        COIL_TEST(test_tcp), COIL_TEST(test_unix),
-        COIL_TEST(test_tls), COIL_TEST(test_shutdown_mid_response),
+        COIL_TEST(test_tcp),
+        COIL_TEST(test_unix),
+        COIL_TEST(test_tls),
+        COIL_TEST(test_shutdown_mid_response),
+        COIL_TEST(test_tcp_write_timeout),
         {NULL, NULL},
     };
     if (coil_test_add_suite("http server: memory", memory) != 0)
