@@ -855,7 +855,7 @@ void coil__http_request_advance(coil_http_request *req)
  * Requests: the body, rendering
  * ====================================================================== */
 
-static void render(http_conn *c, coil_http_request *req);
+static void render(coil_http_request *req);
 
 static void body_timer_arm(http_conn *c)
 {
@@ -902,7 +902,7 @@ static void body_complete(http_conn *c, coil_http_request *req)
         return;
     }
     if (collect_forms(req) == 0)
-        render(c, req);
+        render(req);
 }
 
 /* Tell a streaming renderer its body will not come whole. */
@@ -1059,7 +1059,7 @@ static void render_failed(coil_http_request *req, int rc, const coil_failure *f)
     }
 }
 
-static void render(http_conn *c, coil_http_request *req)
+static void render(coil_http_request *req)
 {
     if (req->disconnected || req->finished)
         return;
@@ -1075,7 +1075,6 @@ static void render(http_conn *c, coil_http_request *req)
         else if (req->held_len > 0 && req->out == OUT_NONE)
             (void)send_head(req, 0);
     }
-    (void)c;
     coil_http_request_unref(req);
 }
 
@@ -1149,7 +1148,7 @@ static void start_request(http_conn *c, coil_http_request *req, const coil__http
         if (!req->body_stream)
             body_complete(c, req); /* forms from no body; renders */
         else
-            render(c, req);
+            render(req);
     }
 }
 
