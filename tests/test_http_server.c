@@ -108,6 +108,12 @@ static void big_resume(coil_producer *p)
     size_t n = b->left < PIECE ? (size_t)b->left : PIECE;
     b->left -= n;
     CU_ASSERT_EQUAL(coil_http_request_write(b->req, b->piece, n), 0);
+    if (b->left == 0 && b->req) {
+        coil_http_request *req = b->req;
+        b->req = NULL;
+        CU_ASSERT_EQUAL(coil_http_request_finish(req), 0);
+        coil_http_request_unref(req);
+    }
 }
 static void big_pause(coil_producer *p)
 {
@@ -831,6 +837,37 @@ static void test_idle_timeout(void)
     fx_end(&f);
 }
 
+/* The idle timer does not cut a client still reading the last response. */
+static void test_idle_while_sending(void)
+{
+    fx f;
+    big_prod = calloc(1, sizeof *big_prod);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big_prod);
+    big_size = 100 * 1024;
+    coil_http_server_options o = {0};
+    o.idle_timeout = 5;
+    fx_start(&f, &o, 64 * 1024);
+    f.c.keep_max = 4096;
+    (void)coil_transport_pause_reading(f.c.t);
+    http_test_send_str(&f.c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 50; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_PTR_NULL(big_prod->req); /* finished: the rest is queued */
+    coil_reactor_advance(f.r, 6.0);
+    coil_reactor_advance(f.r, 6.0);
+    CU_ASSERT_FALSE(f.c.lost);
+    (void)coil_transport_resume_reading(f.c.t);
+    for (int i = 0; i < 50 && f.c.total < big_size; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE(f.c.total > big_size);
+    CU_ASSERT_FALSE(f.c.lost);
+    coil_reactor_advance(f.r, 6.0); /* now idle: closed */
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 20));
+    fx_end(&f);
+    free(big_prod);
+    big_prod = NULL;
+}
+
 static void test_body_timeout(void)
 {
     fx f;
@@ -1447,6 +1484,7 @@ static int add_suites(void)
         COIL_TEST(test_parser_errors),
         COIL_TEST(test_header_timeout),
         COIL_TEST(test_idle_timeout),
+        COIL_TEST(test_idle_while_sending),
         COIL_TEST(test_body_timeout),
         COIL_TEST(test_max_requests),
         COIL_TEST(test_render_error),

@@ -648,10 +648,19 @@ static int rtimer_fire(void *arg)
         return 0;
     conn_ref(c);
     switch (kind) {
-    case RT_IDLE:
+    case RT_IDLE: {
+        /* Idle means nothing to send either: a client still reading the
+         * last response is the write timer's business. */
+        coil_transport_info info;
+        memset(&info, 0, sizeof info);
+        if (coil_transport_info_get(c->t, &info) == 0 && info.write_queued > 0) {
+            rtimer_set(c, RT_IDLE, opt_or(c->site->o.idle_timeout, DEF_IDLE_TIMEOUT));
+            break;
+        }
         c->site->stats.timeouts++;
         start_close(c, 0);
         break;
+    }
     case RT_HEADER: {
         c->site->stats.timeouts++;
         char why[96];
