@@ -300,6 +300,20 @@ static int check_get(coil_http_resource *res, coil_http_request *req)
 }
 static const coil_http_resource_ops check_ops = {.render_get = check_get};
 
+/* Writes more inside the renderer than the server holds (64 KiB): the
+ * head goes out chunked and the rest follows as written. */
+static int large_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    char piece[10 * 1024];
+    for (int i = 0; i < 10; i++) {
+        memset(piece, 'a' + i, sizeof piece);
+        CU_ASSERT_EQUAL(coil_http_request_write(req, piece, sizeof piece), 0);
+    }
+    return COIL_HTTP_DONE;
+}
+static const coil_http_resource_ops large_ops = {.render_get = large_get};
+
 /* Finishes short of its Content-Length. */
 static int short_get(coil_http_resource *res, coil_http_request *req)
 {
@@ -335,6 +349,7 @@ static coil_http_resource *make_root(void)
         {"big", &big_ops, 0, 0, 0},     {"stream", &stream_ops, 0, 1, 0},
         {"small", &echo_ops, 0, 0, 10}, {"check", &check_ops, 1, 0, 0},
         {"short", &short_ops, 0, 0, 0}, {"push", &push_res_ops, 0, 0, 0},
+        {"large", &large_ops, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
         coil_http_resource *k = coil_http_resource_new(kids[i].ops, NULL);
@@ -957,6 +972,26 @@ static void test_headers_and_lengths(void)
     fx_end(&f);
 }
 
+static void test_large_in_render(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "GET /large HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 200, NULL, &r);
+    CU_ASSERT_TRUE(r.chunked);
+    CU_ASSERT_EQUAL(r.body_len, 100 * 1024);
+    if (r.body_len == 100 * 1024) {
+        CU_ASSERT_EQUAL(r.body[0], 'a');
+        CU_ASSERT_EQUAL(r.body[70 * 1024], 'h');
+        CU_ASSERT_EQUAL(r.body[100 * 1024 - 1], 'j');
+    }
+    free(r.body);
+    http_test_send_str(&f.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_response(&f, 0, 200, "hello, world\n", NULL);
+    fx_end(&f);
+}
+
 static void test_stream_body_pause(void)
 {
     fx f;
@@ -1493,6 +1528,7 @@ static int add_suites(void)
         COIL_TEST(test_half_close),
         COIL_TEST(test_head_producer),
         COIL_TEST(test_headers_and_lengths),
+        COIL_TEST(test_large_in_render),
         COIL_TEST(test_stream_body_pause),
         COIL_TEST(test_wait),
         COIL_TEST(test_disconnect_mid_response),
