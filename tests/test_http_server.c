@@ -592,6 +592,41 @@ static void test_pipelined(void)
     fx_end(&f);
 }
 
+/* The same pipelined stream in one piece, byte by byte and in pieces of 7:
+ * the same answers. */
+static void test_splits(void)
+{
+    static const char stream[] =
+        "GET /echo?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "2\r\nab\r\n3;x=y\r\ncde\r\n0\r\nTrailer: t\r\n\r\n"
+        "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/x-www-form-urlencoded"
+        "\r\nContent-Length: 6\r\n\r\na=%41b"
+        "GET /echo?a=last HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char *const want[] = {"GET:1:", "POST:-:hello",   "POST:-:abcde",
+                                       "",       "POST:Ab:a=%41b", "GET:last:"};
+    size_t steps[] = {sizeof stream, 1, 7};
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        fx f;
+        fx_start(&f, NULL, 0);
+        for (size_t at = 0; at < sizeof stream - 1; at += steps[k]) {
+            size_t n = sizeof stream - 1 - at;
+            if (n > steps[k])
+                n = steps[k];
+            http_test_send(&f.c, stream + at, n);
+            http_test_pump(&f.c);
+        }
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            expect_response(&f, i == 3, 200, want[i], NULL);
+        CU_ASSERT_EQUAL(f.off, f.c.len);
+        CU_ASSERT_FALSE(f.c.lost);
+        fx_end(&f);
+    }
+}
+
 static void test_flood_pipelined(void)
 {
     fx f;
@@ -1512,6 +1547,7 @@ static int add_suites(void)
         COIL_TEST(test_http10),
         COIL_TEST(test_keepalive_many),
         COIL_TEST(test_pipelined),
+        COIL_TEST(test_splits),
         COIL_TEST(test_flood_pipelined),
         COIL_TEST(test_expect_continue),
         COIL_TEST(test_bodies),
