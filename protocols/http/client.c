@@ -1319,7 +1319,10 @@ static coil_failure *connect_failure(conn *c, const coil_failure *why)
         return coil_failure_wrap(
             cause, dom, code, "https certificate for %s was not accepted: %s",
             c->tlshost ? c->tlshost : c->where, coil_failure_message(why));
-    if (dom == COIL_DOMAIN_SYSTEM)
+    /* "connect to 127.0.0.1:8080 failed: Connection refused" says no more
+     * than the errno; a name that does not resolve says which. */
+    if (dom == COIL_DOMAIN_SYSTEM &&
+        strncmp(coil_failure_message(why), "connect to ", 11) == 0)
         return coil_failure_wrap(cause, dom, code, "cannot connect to %s: %s", c->where,
                                  strerror(code));
     return coil_failure_wrap(cause, dom, code, "cannot connect to %s: %s", c->where,
