@@ -314,6 +314,22 @@ static int large_get(coil_http_resource *res, coil_http_request *req)
 }
 static const coil_http_resource_ops large_ops = {.render_get = large_get};
 
+/* Closes the connection from inside the renderer (?abort: aborts it). */
+static int closer_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "bye", 3), 0);
+    coil_transport *t = coil_http_request_transport(req);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    if (coil_http_request_arg(req, "abort"))
+        (void)coil_transport_abort_connection(t);
+    else
+        (void)coil_transport_lose_connection(t);
+    (void)coil_http_request_write(req, "more", 4);
+    return COIL_HTTP_DONE;
+}
+static const coil_http_resource_ops closer_ops = {.render_get = closer_get};
+
 /* Finishes short of its Content-Length. */
 static int short_get(coil_http_resource *res, coil_http_request *req)
 {
@@ -349,7 +365,7 @@ static coil_http_resource *make_root(void)
         {"big", &big_ops, 0, 0, 0},     {"stream", &stream_ops, 0, 1, 0},
         {"small", &echo_ops, 0, 0, 10}, {"check", &check_ops, 1, 0, 0},
         {"short", &short_ops, 0, 0, 0}, {"push", &push_res_ops, 0, 0, 0},
-        {"large", &large_ops, 0, 0, 0},
+        {"large", &large_ops, 0, 0, 0}, {"closer", &closer_ops, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
         coil_http_resource *k = coil_http_resource_new(kids[i].ops, NULL);
@@ -1027,6 +1043,22 @@ static void test_large_in_render(void)
     fx_end(&f);
 }
 
+static void test_close_in_render(void)
+{
+    const char *reqs[] = {"GET /closer HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n",
+                          "GET /closer?abort=1 HTTP/1.1\r\nHost: x\r\n\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        fx f;
+        coil_http_server_options o = {0};
+        o.log = log_fn;
+        fx_start(&f, &o, 0);
+        http_test_send_str(&f.c, reqs[i]);
+        CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 50));
+        CU_ASSERT_EQUAL(log_calls, 1);
+        fx_end(&f);
+    }
+}
+
 static void test_stream_body_pause(void)
 {
     fx f;
@@ -1565,6 +1597,7 @@ static int add_suites(void)
         COIL_TEST(test_head_producer),
         COIL_TEST(test_headers_and_lengths),
         COIL_TEST(test_large_in_render),
+        COIL_TEST(test_close_in_render),
         COIL_TEST(test_stream_body_pause),
         COIL_TEST(test_wait),
         COIL_TEST(test_disconnect_mid_response),
