@@ -112,7 +112,7 @@ enum timer_kind { T_NONE, T_CONNECT, T_RESPONSE, T_BODY, T_POOL };
 
 struct coil_http_agent {
     int refs;
-    int freeing;
+    int freeing, sweep_scheduled;
     coil_reactor *r;
     coil_http_agent_options o;
     char *user_agent; /* NULL: send none */
@@ -380,6 +380,38 @@ void coil_http_agent_get_stats(const coil_http_agent *a, coil_http_agent_stats *
         for (req *rq = pl->wait_head; rq; rq = rq->wnext)
             out->waiting++;
     }
+}
+
+/* Pools left with no connection and no request are freed from the loop,
+ * where no frame holds one (a crawler meets many hosts once). */
+static int agent_sweep(void *arg)
+{
+    coil_http_agent *a = arg;
+    a->sweep_scheduled = 0;
+    for (pool **pp = &a->pools; *pp && !a->freeing;) {
+        pool *pl = *pp;
+        if (pl->nconns == 0 && !pl->wait_head) {
+            *pp = pl->next;
+            free(pl->key);
+            free(pl);
+        } else {
+            pp = &pl->next;
+        }
+    }
+    agent_release(a);
+    return 0;
+}
+
+static void agent_sweep_soon(coil_http_agent *a)
+{
+    if (!a || a->freeing || a->sweep_scheduled)
+        return;
+    agent_hold(a);
+    if (coil_reactor_call_soon(a->r, agent_sweep, a) != 0) {
+        agent_release(a);
+        return;
+    }
+    a->sweep_scheduled = 1;
 }
 
 static coil_tls_context *agent_tls(coil_http_agent *a, coil_failure **err)
@@ -1214,6 +1246,8 @@ static void conn_detach(conn *c, int abort)
         pl->nconns--;
         if (was == C_IDLE)
             pl->nidle--;
+        if (pl->nconns == 0 && !pl->wait_head)
+            agent_sweep_soon(pl->a);
         c->pool = NULL;
         c->a = NULL;
         conn_unref(c); /* the pool's reference */
