@@ -256,6 +256,8 @@ static void res_err(coil_deferred *d, void *arg)
     x->fired++;
     x->f = coil_deferred_take_failure(d);
     coil_failure_format(x->f, x->msg, sizeof x->msg);
+    if (getenv("COIL_TEST_SHOW_FAILURES")) /* to read the messages */
+        fprintf(stderr, "\n    failure: %s\n", x->msg);
 }
 
 static void res_watch(coil_deferred *d, res *x)

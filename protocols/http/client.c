@@ -350,11 +350,16 @@ void coil_http_agent_free(coil_http_agent *a)
                 break;
             conn_close(idle);
         }
-        while (pl->conns)
-            conn_fail(pl->conns,
-                      coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
-                                       "request cancelled: the agent was freed"),
+        while (pl->conns) {
+            conn *c = pl->conns;
+            conn_fail(c,
+                      c->rq ? coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                               "%s %s cancelled: the agent was freed",
+                                               c->rq->method, c->rq->url_text)
+                            : coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                               "the agent was freed"),
                       0);
+        }
     }
     while (a->reqs)
         req_fire(a->reqs, NULL,
@@ -1275,9 +1280,11 @@ static coil_failure *body_failure(coil_http_response *resp, coil_failure *cause)
                                  " of %" PRIu64 " bytes",
                                  resp->url, resp->received, resp->expected);
     return coil_failure_wrap(cause, COIL_DOMAIN_COIL, COIL_ECONNLOST,
-                             "response body from %s ended after %" PRIu64
-                             " bytes, before its end",
-                             resp->url, resp->received);
+                             "response body from %s ended after %" PRIu64 " bytes, %s",
+                             resp->url, resp->received,
+                             resp->framing == COIL__HTTP_BODY_CHUNKED
+                                 ? "before its last chunk"
+                                 : "before its end");
 }
 
 static void req_lost(req *rq, coil_failure *f, int retryable)
@@ -1346,7 +1353,10 @@ static void conn_fail(conn *c, coil_failure *f, int retryable)
 
 static coil_failure *connect_failure(conn *c, const coil_failure *why)
 {
-    coil_failure *cause = coil_failure_copy(why);
+    /* Same domain and code (coil_failure_check finds them), the words
+     * once: the cause is the connector's own cause, if any. */
+    const coil_failure *below = coil_failure_cause(why);
+    coil_failure *cause = below ? coil_failure_copy(below) : NULL;
     coil_domain dom = coil_failure_domain(why);
     int code = coil_failure_code(why);
     if (dom == COIL_DOMAIN_TLS && code == SSL_R_CERTIFICATE_VERIFY_FAILED)
@@ -2164,14 +2174,16 @@ static void conn_lost(coil_protocol *p, const coil_failure *reason)
         return;
     }
     int retryable = c->rq && !c->got_bytes;
-    conn_fail(
-        c,
-        coil_failure_wrap(coil_failure_copy(reason), COIL_DOMAIN_COIL, COIL_ECONNLOST,
-                          "connection to %s %s", c->where,
-                          c->rq ? (c->got_bytes ? "closed in the middle of the response"
-                                                : "closed before the response")
-                                : "lost"),
-        retryable);
+    int clean = coil_failure_domain(reason) == COIL_DOMAIN_COIL &&
+                coil_failure_code(reason) == COIL_ECLOSED;
+    const char *what = c->rq ? (c->got_bytes ? "closed in the middle of the response head"
+                                             : "closed before the response")
+                       : clean ? "closed by the server"
+                               : "lost";
+    conn_fail(c,
+              coil_failure_wrap(coil_failure_copy(reason), COIL_DOMAIN_COIL,
+                                COIL_ECONNLOST, "connection to %s %s", c->where, what),
+              retryable);
 }
 
 static void conn_connection_failed(coil_protocol *p, const coil_failure *reason)
