@@ -1520,6 +1520,48 @@ static void test_byte_by_byte(void)
     t_end(&t);
 }
 
+static void test_idle_limit_and_no_persistent(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x[3];
+    for (int i = 0; i < 3; i++)
+        res_watch(coil_http_agent_request(t.a, "GET", "http://example.test/", NULL, NULL),
+                  &x[i]);
+    pump(&t);
+    CU_ASSERT_EQUAL_FATAL(t.nsrv, 3);
+    char head[4096];
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT(srv_take_head(t.srvs[i], head, sizeof head));
+        srv_send(t.srvs[i], "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
+    pump(&t);
+    for (int i = 0; i < 3; i++) {
+        res_resp(&x[i]);
+        res_clear(&x[i]);
+    }
+    coil_http_agent_stats st = stats(&t);
+    CU_ASSERT_EQUAL(st.idle, 2); /* max_idle_per_host */
+    CU_ASSERT_EQUAL(t.srvs[0]->closed + t.srvs[1]->closed + t.srvs[2]->closed, 1);
+    t_end(&t);
+
+    coil_http_agent_options o = {0};
+    o.no_persistent = 1;
+    t_start(&t, &o);
+    for (int i = 0; i < 2; i++) {
+        srv *s = req_on(&t, &x[0], "GET", "http://example.test/np", head, sizeof head);
+        COIL_TEST_ASSERT_HAS(head, "\r\nConnection: close\r\n");
+        srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        pump(&t);
+        res_resp(&x[0]);
+        res_clear(&x[0]);
+        CU_ASSERT(s->closed);
+    }
+    CU_ASSERT_EQUAL(stats(&t).connections, 2);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    t_end(&t);
+}
+
 /* ---- against coil's own server (server.c) ---- */
 
 static int echo_render(coil_http_resource *rs, coil_http_request *req)
@@ -1868,6 +1910,10 @@ static void test_tls(void)
     get_ok(&n, url, "/again");
     CU_ASSERT_STRING_EQUAL(n.t.srvs[1]->sni, "localhost");
     CU_ASSERT_EQUAL(stats(&n.t).connections, 2); /* two hosts, two pools */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/kept", n.port);
+    get_ok(&n, url, "/kept");
+    CU_ASSERT_EQUAL(stats(&n.t).connections, 2);
+    CU_ASSERT_EQUAL(stats(&n.t).reused, 1);
     /* an unknown CA: the agent's default context */
     coil_http_agent_free(n.t.a);
     net_agent(&n, NULL);
@@ -1918,6 +1964,7 @@ static int add(void)
         COIL_TEST(test_free_from_callback),
         COIL_TEST(test_coil_site),
         COIL_TEST(test_byte_by_byte),
+        COIL_TEST(test_idle_limit_and_no_persistent),
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {
