@@ -1560,6 +1560,22 @@ static void test_idle_limit_and_no_persistent(void)
     CU_ASSERT_EQUAL(stats(&t).connections, 2);
     CU_ASSERT_EQUAL(stats(&t).idle, 0);
     t_end(&t);
+    /* the user's Connection: close is heard too */
+    t_start(&t, NULL);
+    coil_http_headers *h = coil_http_headers_new();
+    CU_ASSERT(coil_http_headers_add(h, "Connection", "Close") == 0);
+    res_watch(coil_http_agent_request(t.a, "GET", "http://example.test/uc", h, NULL),
+              &x[0]);
+    coil_http_headers_free(h);
+    pump(&t);
+    CU_ASSERT(srv_take_head(t.srvs[0], head, sizeof head));
+    COIL_TEST_ASSERT_HAS(head, "\r\nConnection: Close\r\n");
+    srv_send(t.srvs[0], "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    pump(&t);
+    res_resp(&x[0]);
+    res_clear(&x[0]);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    t_end(&t);
 }
 
 /* ---- against coil's own server (server.c) ---- */

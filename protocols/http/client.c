@@ -1716,6 +1716,21 @@ static coil_http_response *resp_new(conn *c, req *rq)
     return resp;
 }
 
+/* The user sent "Connection: close": the server will close after this. */
+static int asked_close(const req *rq)
+{
+    const char *v = rq->headers ? coil_http_headers_get(rq->headers, "Connection") : NULL;
+    if (!v)
+        return 0;
+    for (const char *p = v; (p = strcasestr(p, "close")) != NULL; p += 5) {
+        int start = p == v || p[-1] == ',' || p[-1] == ' ' || p[-1] == '\t';
+        int end = p[5] == 0 || p[5] == ',' || p[5] == ' ' || p[5] == '\t';
+        if (start && end)
+            return 1;
+    }
+    return 0;
+}
+
 static int is_redirect(int status)
 {
     return status == 301 || status == 302 || status == 303 || status == 307 ||
@@ -1819,7 +1834,7 @@ static void head_done(conn *c, size_t head_len)
         return;
     }
     if (!c->head.keep_alive || resp->framing == COIL__HTTP_BODY_CLOSE ||
-        (a && a->o.no_persistent))
+        (a && a->o.no_persistent) || asked_close(rq))
         c->reusable = 0;
     if (rq->cons && rq->cons->active) {
         /* The server answered before taking the whole body. */
