@@ -1989,8 +1989,12 @@ static void body_data(conn *c, coil_http_response *resp, const char *d, size_t n
         coil_timer_reset(c->timer, c->tsecs);
     if (resp->discard) {
         resp->drained += n;
-        if (resp->drained > DRAIN_MAX)
-            c->reusable = 0;
+        if (resp->drained > DRAIN_MAX) /* not worth the connection */
+            conn_fail(c,
+                      coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                       "nobody reads the response body from %s",
+                                       resp->url),
+                      0);
         return;
     }
     if (resp->delivered && !resp->user_paused && resp->held.len == 0 &&
