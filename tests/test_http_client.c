@@ -1578,6 +1578,43 @@ static void test_idle_limit_and_no_persistent(void)
     t_end(&t);
 }
 
+static void test_unread_body_dropped(void)
+{
+    T t;
+    t_start(&t, NULL);
+    res x;
+    char head[4096];
+    /* a large chunked body nobody wants: the connection goes */
+    srv *s = req_on(&t, &x, "GET", "http://example.test/big", head, sizeof head);
+    srv_send(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    pump(&t);
+    res_clear(&x); /* freed unread */
+    static char piece[8300];
+    int n = snprintf(piece, sizeof piece, "2000\r\n");
+    memset(piece + n, 'q', 8192);
+    strcpy(piece + n + 8192, "\r\n");
+    for (int i = 0; i < 12 && s->p.transport; i++) {
+        srv_send(s, piece);
+        pump(&t);
+    }
+    CU_ASSERT(s->closed);
+    CU_ASSERT_EQUAL(stats(&t).idle, 0);
+    /* a small one is read to its end and the connection kept */
+    s = req_on(&t, &x, "GET", "http://example.test/small", head, sizeof head);
+    CU_ASSERT_EQUAL(t.nsrv, 2);
+    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n");
+    pump(&t);
+    res_clear(&x);
+    char body[5001];
+    memset(body, 's', 5000);
+    body[5000] = 0;
+    srv_send(s, body);
+    pump(&t);
+    CU_ASSERT(!s->closed);
+    CU_ASSERT_EQUAL(stats(&t).idle, 1);
+    t_end(&t);
+}
+
 /* ---- against coil's own server (server.c) ---- */
 
 static int echo_render(coil_http_resource *rs, coil_http_request *req)
@@ -1981,6 +2018,7 @@ static int add(void)
         COIL_TEST(test_coil_site),
         COIL_TEST(test_byte_by_byte),
         COIL_TEST(test_idle_limit_and_no_persistent),
+        COIL_TEST(test_unread_body_dropped),
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {
