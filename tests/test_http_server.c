@@ -1618,6 +1618,72 @@ static void test_tcp_write_timeout(void)
     big_prod = NULL;
 }
 
+/* A static file by sendfile over TCP to a client that reads a little each
+ * (fake) second, for longer than write_timeout: the bytes sendfile moves
+ * count as progress, so the download is not cut. */
+static void test_sendfile_progress(void)
+{
+    char path[256];
+    CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(path, sizeof path, "http-sendfile"), 0);
+    FILE *fp = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    static char chunk[64 * 1024];
+    memset(chunk, 'z', sizeof chunk);
+    enum { SIZE = 8 * 1024 * 1024 };
+    for (int i = 0; i < SIZE / (int)sizeof chunk; i++)
+        CU_ASSERT_EQUAL(fwrite(chunk, 1, sizeof chunk, fp), sizeof chunk);
+    fclose(fp);
+    coil_reactor *r = coil_test_fake_start();
+    coil_http_resource *root = make_root(), *file = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_file_new(path, NULL, &file, &err), 0);
+    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "file", file), 0);
+    coil_http_server_options o = {0};
+    o.write_timeout = 3;
+    coil_http_site *site = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, root, &o, &site, &err), 0);
+    int port = 0;
+    coil_listener *l = http_test_listen(r, site, "tcp:0:interface=127.0.0.1", &port);
+    char desc[64];
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", port);
+    http_test_client c;
+    memset(&c, 0, sizeof c);
+    c.keep_max = 4096;
+    c.read_paused = 1;
+    c.r = r;
+    coil_endpoint *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_endpoint_client(desc, &e, &err), 0);
+    coil_deferred *d = coil_connect_protocol(r, e, http_test_client_protocol(&c));
+    for (int i = 0; i < 1000 && !c.made; i++)
+        (void)coil_reactor_iterate(r, 0.001);
+    CU_ASSERT_TRUE_FATAL(c.made);
+    coil_deferred_unref(d);
+    coil_endpoint_free(e);
+    http_test_send_str(&c, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+    int secs = 0;
+    for (; secs < 200 && c.total < SIZE && !c.lost; secs++) {
+        uint64_t want = c.total + 512 * 1024;
+        (void)coil_transport_resume_reading(c.t);
+        for (int i = 0; i < 2000 && c.total < want && !c.lost; i++)
+            (void)coil_reactor_iterate(r, 0.001);
+        if (c.t)
+            (void)coil_transport_pause_reading(c.t);
+        (void)coil_reactor_advance(r, 1.0);
+    }
+    CU_ASSERT_FALSE(c.lost);
+    CU_ASSERT_TRUE(c.total > SIZE);
+    CU_ASSERT_TRUE(secs > 6); /* it took longer than write_timeout */
+    coil_http_site_stats s;
+    coil_http_site_get_stats(site, &s);
+    CU_ASSERT_EQUAL(s.timeouts, 0);
+    coil_listener_close(l);
+    CU_ASSERT_TRUE(coil_reactor_shutdown(r, 5.0) >= 0);
+    coil_http_site_free(site);
+    free(c.buf);
+    coil_test_fake_end(r);
+    unlink(path);
+}
+
 static int add_suites(void)
 {
     static const coil_test_case memory[] = {
@@ -1662,6 +1728,7 @@ static int add_suites(void)
         COIL_TEST(test_tls),
         COIL_TEST(test_shutdown_mid_response),
         COIL_TEST(test_tcp_write_timeout),
+        COIL_TEST(test_sendfile_progress),
         {NULL, NULL},
     };
     if (coil_test_add_suite("http server: memory", memory) != 0)

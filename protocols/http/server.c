@@ -1978,7 +1978,13 @@ uint64_t coil_http_request_sent(const coil_http_request *req)
 
 void coil__http_request_count_sent(coil_http_request *req, uint64_t n)
 {
+    if (!req)
+        return;
     req->sent += n; /* sendfile (static.c) wrote them to the transport itself */
+    /* ...and the write timer counts them among the bytes handed over, or a
+     * client taking a large file would look stalled. */
+    if (req->c->t && n)
+        note_written(req->c, (size_t)n);
 }
 
 int coil_http_request_register_producer(coil_http_request *req, coil_producer *p,
