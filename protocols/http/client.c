@@ -165,7 +165,7 @@ struct coil_http_response {
     int refs;
     coil_reactor *r;
     int status, version;
-    char *reason, *url, *where;
+    char *reason, *url;
     char **names, **values;
     size_t nheaders;
     int64_t length;
@@ -1668,15 +1668,13 @@ static coil_http_response *resp_new(conn *c, req *rq)
     resp->max_body = c->a ? c->a->o.max_body : 64u * 1024 * 1024;
     resp->reason = strndup(hd->reason ? hd->reason : "", hd->reason_len);
     resp->url = strdup(rq->url_text);
-    resp->where = strdup(c->where);
     size_t total = 0;
     for (size_t i = 0; i < hd->nfields; i++)
         total += hd->fields[i].name_len + hd->fields[i].value_len + 2;
     resp->names = calloc(hd->nfields + 1, sizeof *resp->names);
     resp->values = calloc(hd->nfields + 1, sizeof *resp->values);
     char *block = malloc(total + 1);
-    if (!resp->reason || !resp->url || !resp->where || !resp->names || !resp->values ||
-        !block) {
+    if (!resp->reason || !resp->url || !resp->names || !resp->values || !block) {
         free(block);
         resp_unref(resp);
         return NULL;
@@ -2254,7 +2252,6 @@ static void resp_unref(coil_http_response *resp)
     free(resp->values);
     free(resp->reason);
     free(resp->url);
-    free(resp->where);
     free(resp);
 }
 
