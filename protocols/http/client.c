@@ -1857,16 +1857,38 @@ static void head_done(conn *c, size_t head_len)
     int redirect = 0;
     if (a && a->o.follow_redirects && is_redirect(resp->status))
         redirect = follow_redirect(rq, resp);
-    if (redirect) {
+    if (redirect > 0) {
         /* Drain the redirect's body first: the connection may then carry
-         * the next request when it goes to the same server. */
+         * the next request when it goes to the same server. User code may
+         * run meanwhile (the next request's producer): `rq` is hidden from
+         * agent_free and from a cancel until it goes on. */
+        req_unlink(rq);
+        coil_deferred *d = rq->d;
+        rq->d = NULL;
         resp->refs++;
         coil_http_response_free(resp);
         if (c->resp == resp && c->state == C_ACTIVE)
             body_feed(c, rest.p + head_len, rest.len - head_len);
         resp_unref(resp);
-        if (redirect > 0 && !a->freeing) /* else agent_free failed rq */
+        rq->d = d;
+        if (a->freeing || coil_deferred_called(d)) {
+            req_fire(rq, NULL,
+                     coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
+                                      "%s %s cancelled", rq->method, rq->url_text));
+        } else {
+            rq->next = a->reqs;
+            if (a->reqs)
+                a->reqs->prev = rq;
+            a->reqs = rq;
             req_dispatch(rq, 0);
+        }
+    } else if (redirect < 0) {
+        /* failed: rq is gone; the response goes unread */
+        resp->refs++;
+        coil_http_response_free(resp);
+        if (c->resp == resp && c->state == C_ACTIVE)
+            body_feed(c, rest.p + head_len, rest.len - head_len);
+        resp_unref(resp);
     } else {
         /* The body bytes of this read go in before the user sees the
          * response (held for deliver_body), so a body that is complete is
