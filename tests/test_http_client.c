@@ -1991,6 +1991,68 @@ static void test_tls(void)
     coil_tls_context_free(cctx);
 }
 
+static int path_render(coil_http_resource *rs, coil_http_request *req)
+{
+    (void)rs;
+    coil_http_request_writef(req, "%s", coil_http_request_path(req));
+    return COIL_HTTP_DONE;
+}
+
+static const coil_http_resource_ops path_ops = {.render_get = path_render};
+
+/* The crawler's pattern: many GETs, 5 connections at most, a list at the end. */
+static void test_tcp_many(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_http_resource *root = coil_http_resource_new(&path_ops, NULL);
+    coil_http_resource_set_leaf(root, 1);
+    coil_http_site *site;
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_http_site_new(r, root, NULL, &site, &err) == 0);
+    coil_listener *l;
+    CU_ASSERT_FATAL(coil_listen(r, "tcp:0:interface=127.0.0.1",
+                                coil_http_site_factory(site), &l, &err) == 0);
+    coil_address addr;
+    CU_ASSERT_FATAL(coil_listener_get_host(l, &addr) == 0);
+    coil_http_agent_options o = {0};
+    o.max_per_host = 5;
+    o.max_idle_per_host = 5;
+    coil_http_agent *a;
+    CU_ASSERT_FATAL(coil_http_agent_new(r, &o, &a, &err) == 0);
+    enum { N = 200 };
+    coil_deferred *ds[N];
+    for (int i = 0; i < N; i++) {
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/item/%d", coil_address_port(&addr),
+                 i);
+        ds[i] = coil_http_get(a, url);
+    }
+    coil_deferred *all = coil_deferred_list(ds, N, 0);
+    CU_ASSERT(coil_test_wait_fired(r, all, 30));
+    coil_deferred_list_result *lr = coil_deferred_result(all);
+    CU_ASSERT_FATAL(lr != NULL && lr->count == N);
+    for (int i = 0; i < N; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "/item/%d", i);
+        CU_ASSERT(lr->items[i].ok);
+        coil_http_bytes *b = lr->items[i].value;
+        CU_ASSERT(b && strcmp(b->data, want) == 0);
+    }
+    coil_http_agent_stats st;
+    coil_http_agent_get_stats(a, &st);
+    CU_ASSERT_EQUAL(st.connections, 5);
+    CU_ASSERT_EQUAL(st.reused, N - 5);
+    CU_ASSERT_EQUAL(st.idle, 5);
+    coil_deferred_unref(all);
+    for (int i = 0; i < N; i++)
+        coil_deferred_unref(ds[i]);
+    coil_http_agent_free(a);
+    coil_listener_close(l);
+    coil_reactor_shutdown(r, 5);
+    coil_http_site_free(site);
+    coil_reactor_free(r);
+}
+
 static int add(void)
 {
     static const coil_test_case mem[] = {
@@ -2022,10 +2084,8 @@ static int add(void)
         {NULL, NULL},
     };
     static const coil_test_case sockets[] = {
-        COIL_TEST(test_tcp),
-        COIL_TEST(test_unix),
-        COIL_TEST(test_tls),
-        {NULL, NULL},
+        COIL_TEST(test_tcp),      COIL_TEST(test_unix), COIL_TEST(test_tls),
+        COIL_TEST(test_tcp_many), {NULL, NULL},
     };
     return coil_test_add_suite("http_client_memory", mem) ||
            coil_test_add_suite("http_client_sockets", sockets);
