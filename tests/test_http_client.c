@@ -1627,7 +1627,8 @@ static void test_random_servers(void)
         "HTTP/1.0 200 OK\r\n\r\nuntil close",
         "HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n",
     };
-    unsigned seed = 12345;
+    unsigned seed =
+        getenv("COIL_TEST_SEED") ? (unsigned)atoi(getenv("COIL_TEST_SEED")) : 12345;
 #define RND() (seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff)
     coil_http_agent_options o = {0};
     o.follow_redirects = 1;
@@ -1687,7 +1688,8 @@ static void test_random_servers(void)
         CU_ASSERT_EQUAL_FATAL(x.fired, 1);
         if (getenv("COIL_TEST_SHOW_FAILURES"))
             fprintf(stderr, "round %d: %s\n", round, x.value ? "response" : x.msg);
-        if (x.value) {
+        int mode = (int)(RND() % 3);
+        if (x.value && mode == 0) {
             res_watch(coil_http_response_read_body(x.value, 100), &body);
             for (int i = 0; i < 4 && !body.fired; i++) {
                 pump(&t);
@@ -1695,6 +1697,24 @@ static void test_random_servers(void)
             }
             CU_ASSERT_EQUAL(body.fired, 1);
             res_clear(&body);
+        } else if (x.value && mode == 1) {
+            /* a reader that pauses, resumes, and sometimes aborts */
+            static bodyp bp;
+            bp_init(&bp);
+            bp.pause_on_data = 1;
+            CU_ASSERT(coil_http_response_deliver_body(x.value, &bp.p) == 0);
+            for (int i = 0; i < 6 && !bp.lost; i++) {
+                pump(&t);
+                if (bp.p.transport) {
+                    if (RND() % 5 == 0)
+                        coil_transport_abort_connection(bp.p.transport);
+                    else
+                        coil_transport_resume_reading(bp.p.transport);
+                }
+                coil_reactor_advance(t.r, 2);
+            }
+            CU_ASSERT_EQUAL(bp.lost, 1);
+            CU_ASSERT_EQUAL(bp.destroyed, 1);
         }
         res_clear(&x);
         /* the server side ends its connection now and then */
