@@ -1640,9 +1640,17 @@ static void test_random_servers(void)
     for (int round = 0; round < 300; round++) {
         res x, body;
         memset(&body, 0, sizeof body);
-        res_watch(coil_http_agent_request(t.a, RND() % 4 ? "GET" : "HEAD",
-                                          "http://example.test/r", NULL, NULL),
-                  &x);
+        int upload = RND() % 4 == 0;
+        coil_deferred *rd = coil_http_agent_request(
+            t.a,
+            upload      ? "PUT"
+            : RND() % 4 ? "GET"
+                        : "HEAD",
+            "http://example.test/r", NULL,
+            upload ? coil_http_body_from_bytes("payload", 7) : NULL);
+        coil_deferred_ref(rd);
+        res_watch(rd, &x);
+        int cancel_at = RND() % 8 == 0 ? (int)(RND() % 3) : -1;
         char msg[512];
         const char *b = base[RND() % (sizeof base / sizeof base[0])];
         size_t n = strlen(b);
@@ -1663,6 +1671,8 @@ static void test_random_servers(void)
         }
         int closing = RND() % 3 == 0;
         for (int steps = 0; steps < 8 && !x.fired; steps++) {
+            if (steps == cancel_at)
+                coil_deferred_cancel(rd);
             pump(&t);
             srv *s = t.nsrv ? t.srvs[t.nsrv - 1] : NULL;
             char head[4096];
@@ -1686,6 +1696,7 @@ static void test_random_servers(void)
             coil_reactor_advance(t.r, 10);
         pump(&t);
         CU_ASSERT_EQUAL_FATAL(x.fired, 1);
+        coil_deferred_unref(rd);
         if (getenv("COIL_TEST_SHOW_FAILURES"))
             fprintf(stderr, "round %d: %s\n", round, x.value ? "response" : x.msg);
         int mode = (int)(RND() % 3);
