@@ -209,6 +209,22 @@ static void server_stop(server *s)
     coil_http_site_free(s->site);
 }
 
+/* A fake-clock reactor with the site on it (the memory pair's cases);
+ * fake_server_end stops both. */
+static coil_reactor *fake_server_start(server *s, const coil_http_file_options *o)
+{
+    coil_reactor *r = coil_test_fake_start();
+    server_start(s, r, o, 0);
+    return r;
+}
+
+static void fake_server_end(server *s)
+{
+    coil_reactor *r = s->r;
+    server_stop(s);
+    coil_test_fake_end(r);
+}
+
 static coil__http_file_counts counts(const server *s)
 {
     coil__http_file_counts c;
@@ -412,6 +428,31 @@ static void expect_file(const resp *rs, const void *data, size_t len, const char
     CU_ASSERT_PTR_NOT_NULL(hdr(rs, "Last-Modified"));
 }
 
+static void expect_status(server *s, const char *path, int status)
+{
+    resp rs;
+    mem_get(s, "GET", path, NULL, &rs);
+    if (rs.status != status)
+        fprintf(stderr, "\n    GET %s -> %d, not %d", path, rs.status, status);
+    CU_ASSERT_EQUAL(rs.status, status);
+    resp_free(&rs);
+}
+
+/* `method path` (with the header lines `extra`) answers `status` with the
+ * header `name: value`. */
+static void expect_header(server *s, const char *method, const char *path,
+                          const char *extra, int status, const char *name,
+                          const char *value)
+{
+    resp rs;
+    mem_get(s, method, path, extra, &rs);
+    if (rs.status != status)
+        fprintf(stderr, "\n    %s %s -> %d, not %d", method, path, rs.status, status);
+    CU_ASSERT_EQUAL(rs.status, status);
+    EXPECT_HDR(&rs, name, value);
+    resp_free(&rs);
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void test_mime_types(void)
@@ -469,9 +510,8 @@ static void test_new_refuses(void)
 
 static void test_files_memory(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    coil_reactor *r = fake_server_start(&s, NULL);
     resp rs;
     mem_get(&s, "GET", "/hello.txt", NULL, &rs);
     expect_file(&rs, "Hello, world\n", 13, "text/plain; charset=utf-8");
@@ -507,8 +547,7 @@ static void test_files_memory(void)
     mem_get(&s, "GET", "/data.zzunknown", NULL, &rs);
     expect_file(&rs, "x", 1, "text/x-mine");
     resp_free(&rs);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 static void test_single_file_root(void)
@@ -525,11 +564,8 @@ static void test_single_file_root(void)
     /* "/" names the root itself; a file root has nothing below it. */
     CU_ASSERT(rs.status == 404 || rs.status == 200);
     resp_free(&rs);
-    mem_get(&s, "GET", "/x", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 404);
-    resp_free(&rs);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    expect_status(&s, "/x", 404);
+    fake_server_end(&s);
 }
 
 static void test_files_tcp_sendfile(void)
@@ -758,9 +794,8 @@ static void test_files_unix(void)
 
 static void test_conditional(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    fake_server_start(&s, NULL);
     resp rs;
     char etag[128], lm[64], extra[512];
     mem_get(&s, "GET", "/hello.txt", NULL, &rs);
@@ -809,8 +844,7 @@ static void test_conditional(void)
     expect_file(&rs, "Hello, world\n", 13, NULL);
     resp_free(&rs);
     CU_ASSERT_EQUAL(counts(&s).open_bodies, 0);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 static void expect_range(server *s, const char *range, int status, const char *body,
@@ -839,9 +873,8 @@ static void expect_range(server *s, const char *range, int status, const char *b
 
 static void test_ranges(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    fake_server_start(&s, NULL);
     expect_range(&s, "bytes=0-4", 206, "Hello", "bytes 0-4/13");
     expect_range(&s, "bytes=7-", 206, "world\n", "bytes 7-12/13");
     expect_range(&s, "bytes=-6", 206, "world\n", "bytes 7-12/13");
@@ -882,29 +915,23 @@ static void test_ranges(void)
         resp_free(&rs);
     }
     /* HEAD ignores Range; an empty file has no satisfiable range. */
-    mem_get(&s, "HEAD", "/hello.txt", "Range: bytes=0-4\r\n", &rs);
-    CU_ASSERT_EQUAL(rs.status, 200);
-    EXPECT_HDR(&rs, "Content-Length", "13");
-    resp_free(&rs);
-    mem_get(&s, "GET", "/empty.txt", "Range: bytes=0-\r\n", &rs);
-    CU_ASSERT_EQUAL(rs.status, 416);
-    EXPECT_HDR(&rs, "Content-Range", "bytes */0");
-    resp_free(&rs);
+    expect_header(&s, "HEAD", "/hello.txt", "Range: bytes=0-4\r\n", 200, "Content-Length",
+                  "13");
+    expect_header(&s, "GET", "/empty.txt", "Range: bytes=0-\r\n", 416, "Content-Range",
+                  "bytes */0");
     /* A range of the big file over the read loop. */
     mem_get(&s, "GET", "/big.bin", "Range: bytes=-70000\r\n", &rs);
     CU_ASSERT_EQUAL(rs.status, 206);
     CU_ASSERT(rs.body_len == 70000 &&
               memcmp(rs.body, big + BIG_SIZE - 70000, 70000) == 0);
     resp_free(&rs);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 static void test_head_and_methods(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    fake_server_start(&s, NULL);
     resp rs;
     mem_get(&s, "HEAD", "/big.bin", NULL, &rs);
     CU_ASSERT_EQUAL(rs.status, 200);
@@ -921,8 +948,7 @@ static void test_head_and_methods(void)
     mem_get(&s, "DELETE", "/hello.txt", NULL, &rs);
     CU_ASSERT_EQUAL(rs.status, 405);
     resp_free(&rs);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 /* `path` must not be served: 404 (or 400 when the server refuses the
@@ -939,21 +965,10 @@ static void expect_refused(server *s, const char *path)
     resp_free(&rs);
 }
 
-static void expect_status(server *s, const char *path, int status)
-{
-    resp rs;
-    mem_get(s, "GET", path, NULL, &rs);
-    if (rs.status != status)
-        fprintf(stderr, "\n    GET %s -> %d, not %d", path, rs.status, status);
-    CU_ASSERT_EQUAL(rs.status, status);
-    resp_free(&rs);
-}
-
 static void test_no_escape(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    coil_reactor *r = fake_server_start(&s, NULL);
     const char *bad[] = {
         "/../etc/passwd",
         "/%2e%2e/etc/passwd",
@@ -1002,9 +1017,7 @@ static void test_no_escape(void)
     CU_ASSERT_EQUAL(rs.status, 200);
     COIL_TEST_ASSERT_HAS((const char *)rs.body, "root:");
     resp_free(&rs);
-    mem_get(&s, "GET", "/.secret", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 200);
-    resp_free(&rs);
+    expect_status(&s, "/.secret", 200);
     mem_get(&s, "GET", "/", NULL, &rs); /* listed now, dot files too */
     COIL_TEST_ASSERT_HAS((const char *)rs.body, "href=\"link-out\"");
     COIL_TEST_ASSERT_HAS((const char *)rs.body, "href=\".secret\"");
@@ -1023,28 +1036,17 @@ static void test_no_escape(void)
         CU_ASSERT(!x.body || !strstr((const char *)x.body, "root:"));
         resp_free(&x);
     }
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 static void test_directories(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    coil_reactor *r = fake_server_start(&s, NULL);
     resp rs;
-    mem_get(&s, "GET", "/noindex", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 301);
-    EXPECT_HDR(&rs, "Location", "/noindex/");
-    resp_free(&rs);
-    mem_get(&s, "GET", "/noindex?x=1", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 301);
-    EXPECT_HDR(&rs, "Location", "/noindex/?x=1");
-    resp_free(&rs);
-    mem_get(&s, "GET", "/sub", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 301);
-    EXPECT_HDR(&rs, "Location", "/sub/");
-    resp_free(&rs);
+    expect_header(&s, "GET", "/noindex", NULL, 301, "Location", "/noindex/");
+    expect_header(&s, "GET", "/noindex?x=1", NULL, 301, "Location", "/noindex/?x=1");
+    expect_header(&s, "GET", "/sub", NULL, 301, "Location", "/sub/");
     mem_get(&s, "GET", "/sub/", NULL, &rs);
     expect_file(&rs, "<p>sub index</p>\n", 17, "text/html; charset=utf-8");
     resp_free(&rs);
@@ -1100,8 +1102,7 @@ static void test_directories(void)
     CU_ASSERT_EQUAL(rs.status, 200);
     COIL_TEST_ASSERT_HAS((const char *)rs.body, "href=\"index.html\"");
     resp_free(&rs);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 /* Mounted below the root (put_child "static"): the redirect and the
@@ -1117,10 +1118,7 @@ static void test_mounted(void)
     server s = {.r = r, .file = file};
     CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, top, NULL, &s.site, NULL), 0);
     resp rs;
-    mem_get(&s, "GET", "/static", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 301);
-    EXPECT_HDR(&rs, "Location", "/static/");
-    resp_free(&rs);
+    expect_header(&s, "GET", "/static", NULL, 301, "Location", "/static/");
     mem_get(&s, "GET", "/static/", NULL, &rs);
     CU_ASSERT_EQUAL(rs.status, 200);
     COIL_TEST_ASSERT_HAS((const char *)rs.body, "Directory listing for /static/");
@@ -1131,10 +1129,8 @@ static void test_mounted(void)
     mem_get(&s, "GET", "/static/noindex/%3Cscript%3E.txt", NULL, &rs);
     expect_file(&rs, "script\n", 7, NULL);
     resp_free(&rs);
-    mem_get(&s, "GET", "/static/noindex/z%20dir", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 301);
-    EXPECT_HDR(&rs, "Location", "/static/noindex/z%20dir/");
-    resp_free(&rs);
+    expect_header(&s, "GET", "/static/noindex/z%20dir", NULL, 301, "Location",
+                  "/static/noindex/z%20dir/");
     mem_get(&s, "GET", "/static/noindex/z%20dir/", NULL, &rs);
     CU_ASSERT_EQUAL(rs.status, 200);
     COIL_TEST_ASSERT_HAS((const char *)rs.body,
@@ -1143,17 +1139,15 @@ static void test_mounted(void)
     resp_free(&rs);
     expect_refused(&s, "/static/%2e%2e/static/hello.txt");
     expect_refused(&s, "/static/sub/..%2f..%2f.secret");
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 /* A slow reader over memory: the window opens 8 KiB at a time; the queue
  * below the server never holds much more than a piece past the mark. */
 static void test_slow_reader(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    coil_reactor *r = fake_server_start(&s, NULL);
     coil_transport *t =
         coil_memory_transport_new(r, coil_http_site_protocol(s.site, NULL));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
@@ -1191,16 +1185,14 @@ static void test_slow_reader(void)
     coil_memory_transport_free(t);
     coil_reactor_iterate(r, 0);
     CU_ASSERT_EQUAL(counts(&s).open_bodies, 0);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 /* A client that goes in the middle of the big file: the file is closed. */
 static void test_disconnect_memory(void)
 {
-    coil_reactor *r = coil_test_fake_start();
     server s;
-    server_start(&s, r, NULL, 0);
+    coil_reactor *r = fake_server_start(&s, NULL);
     int before = count_fds();
     coil_transport *t =
         coil_memory_transport_new(r, coil_http_site_protocol(s.site, NULL));
@@ -1221,8 +1213,7 @@ static void test_disconnect_memory(void)
     CU_ASSERT_EQUAL(counts(&s).open_bodies, 0);
     CU_ASSERT_EQUAL(count_fds(), before);
     coil_memory_transport_free(t);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 /* A file that shrinks while it is sent: the connection is aborted (the
@@ -1258,8 +1249,7 @@ static void test_file_shrinks(void)
     coil_memory_transport_free(t);
     coil_reactor_iterate(r, 0);
     unlink(path);
-    server_stop(&s);
-    coil_test_fake_end(r);
+    fake_server_end(&s);
 }
 
 static void test_disconnect_tcp(void)
