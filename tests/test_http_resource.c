@@ -558,6 +558,22 @@ static void fx_get(fx *f, const char *raw, resp *r)
     CU_ASSERT_FATAL(ok);
 }
 
+/* Put `child` below `parent` (asserting it took it). */
+static void site_child(coil_http_resource *parent, const char *name,
+                       coil_http_resource *child)
+{
+    CU_ASSERT_EQUAL(coil_http_resource_put_child(parent, name, child), 0);
+}
+
+/* fx_get for a request the site logs as an error (the log kept out of the
+ * test's output). */
+static void fx_get_quiet(fx *f, const char *raw, resp *r)
+{
+    coil_test_log_capture_start();
+    fx_get(f, raw, r);
+    coil_test_log_capture_stop();
+}
+
 /* Text that a renderer writes: "path|prepath a,b|postpath c" */
 static int show_paths(coil_http_resource *res, coil_http_request *req)
 {
@@ -584,9 +600,9 @@ static void test_site_tree(void)
     coil_http_resource *b = coil_http_resource_new(&paths_ops, "b");
     coil_http_resource *leaf = coil_http_resource_new(&paths_ops, "leaf");
     coil_http_resource_set_leaf(leaf, 1);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(a, "b", b), 0);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(a, "leaf", leaf), 0);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "a", a), 0);
+    site_child(a, "b", b);
+    site_child(a, "leaf", leaf);
+    site_child(root, "a", a);
     fx f;
     fx_open(&f, root);
     resp r;
@@ -730,18 +746,10 @@ static const coil_http_resource_ops fail_ops = {.render_get = fail_render};
 static void test_site_methods(void)
 {
     coil_http_resource *root = coil_http_resource_new(&getpost_ops, NULL);
-    CU_ASSERT_EQUAL(
-        coil_http_resource_put_child(root, "any", coil_http_resource_new(&any_ops, NULL)),
-        0);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "opts",
-                                                 coil_http_resource_new(&opts_ops, NULL)),
-                    0);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "fail",
-                                                 coil_http_resource_new(&fail_ops, NULL)),
-                    0);
-    CU_ASSERT_EQUAL(
-        coil_http_resource_put_child(root, "none", coil_http_resource_new(NULL, NULL)),
-        0);
+    site_child(root, "any", coil_http_resource_new(&any_ops, NULL));
+    site_child(root, "opts", coil_http_resource_new(&opts_ops, NULL));
+    site_child(root, "fail", coil_http_resource_new(&fail_ops, NULL));
+    site_child(root, "none", coil_http_resource_new(NULL, NULL));
     fx f;
     fx_open(&f, root);
     resp r;
@@ -789,9 +797,7 @@ static void test_site_methods(void)
     CU_ASSERT_STRING_EQUAL(r.body, "any PUT");
 
     /* A renderer's failure is a 500, the half-written body dropped. */
-    coil_test_log_capture_start();
-    fx_get(&f, "GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", &r);
-    coil_test_log_capture_stop();
+    fx_get_quiet(&f, "GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", &r);
     CU_ASSERT_EQUAL(r.status, 500);
     CU_ASSERT_PTR_NULL(strstr(r.body, "half"));
     fx_close(&f);
@@ -837,23 +843,11 @@ static const coil_http_resource_ops esc_ops = {.render_get = escaped};
 static void test_site_redirect_and_errors(void)
 {
     coil_http_resource *root = coil_http_resource_new(&go_ops, NULL);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "busy",
-                                                 coil_http_resource_new(&busy_ops, NULL)),
-                    0);
-    CU_ASSERT_EQUAL(
-        coil_http_resource_put_child(root, "esc", coil_http_resource_new(&esc_ops, NULL)),
-        0);
-    CU_ASSERT_EQUAL(
-        coil_http_resource_put_child(
-            root, "moved", coil_http_redirect_resource_new("https://e.org/", 301)),
-        0);
-    CU_ASSERT_EQUAL(
-        coil_http_resource_put_child(
-            root, "gone", coil_http_error_resource_new(410, "Gone <now>", "a & b")),
-        0);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(
-                        root, "data", coil_http_data_resource_new("x\0y", 3, "app/bin")),
-                    0);
+    site_child(root, "busy", coil_http_resource_new(&busy_ops, NULL));
+    site_child(root, "esc", coil_http_resource_new(&esc_ops, NULL));
+    site_child(root, "moved", coil_http_redirect_resource_new("https://e.org/", 301));
+    site_child(root, "gone", coil_http_error_resource_new(410, "Gone <now>", "a & b"));
+    site_child(root, "data", coil_http_data_resource_new("x\0y", 3, "app/bin"));
     fx f;
     fx_open(&f, root);
     resp r;
@@ -863,9 +857,7 @@ static void test_site_redirect_and_errors(void)
     COIL_TEST_ASSERT_HAS(r.body, "<a href=\"/there?a=1&amp;b=&lt;2&gt;\">click here</a>");
     COIL_TEST_ASSERT_HAS(r.body, "content=\"0;URL=/there?a=1&amp;b=&lt;2&gt;\"");
     /* A Location with CR LF is refused (no header injection): 500. */
-    coil_test_log_capture_start();
-    fx_get(&f, "GET /?to=/a%0D%0ASet-Cookie:+x=1 HTTP/1.1\r\nHost: x\r\n\r\n", &r);
-    coil_test_log_capture_stop();
+    fx_get_quiet(&f, "GET /?to=/a%0D%0ASet-Cookie:+x=1 HTTP/1.1\r\nHost: x\r\n\r\n", &r);
     CU_ASSERT_PTR_NULL(resp_header(&r, "Set-Cookie"));
     CU_ASSERT_EQUAL(r.status, 500);
 
@@ -949,9 +941,7 @@ static const coil_http_resource_ops pending_ops = {.render_get = pending_page};
 static void test_site_deferred(void)
 {
     coil_http_resource *root = coil_http_resource_new(&busy_page_ops, NULL);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(
-                        root, "pending", coil_http_resource_new(&pending_ops, NULL)),
-                    0);
+    site_child(root, "pending", coil_http_resource_new(&pending_ops, NULL));
     fx f;
     fx_open(&f, root);
     resp r;
@@ -1154,9 +1144,7 @@ static void test_site_forms(void)
 
     /* A bad query string: 400. */
     fx_open(&f, coil_http_resource_new(&args_ops, NULL));
-    coil_test_log_capture_start();
-    fx_get(&f, "GET /?a=%zz HTTP/1.1\r\nHost: x\r\n\r\n", &r);
-    coil_test_log_capture_stop();
+    fx_get_quiet(&f, "GET /?a=%zz HTTP/1.1\r\nHost: x\r\n\r\n", &r);
     CU_ASSERT_EQUAL(r.status, 400);
     fx_close(&f);
 }
@@ -1200,19 +1188,17 @@ static void test_site_body_options(void)
     coil_http_resource *root = coil_http_resource_new(&getpost_ops, NULL);
     coil_http_resource *small = coil_http_resource_new(&getpost_ops, NULL);
     coil_http_resource_set_max_body(small, 10);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "small", small), 0);
+    site_child(root, "small", small);
     coil_http_resource *st = coil_http_resource_new(&stream_ops, NULL);
     coil_http_resource_set_stream_body(st, 1);
-    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "stream", st), 0);
+    site_child(root, "stream", st);
     fx f;
     fx_open(&f, coil_http_resource_ref(root)); /* the site takes one */
     resp r;
     fx_get(&f, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789",
            &r);
     CU_ASSERT_STRING_EQUAL(r.body, "posted 10");
-    coil_test_log_capture_start();
-    fx_get(&f, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n", &r);
-    coil_test_log_capture_stop();
+    fx_get_quiet(&f, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n", &r);
     CU_ASSERT_EQUAL(r.status, 413);
     fx_close(&f);
 
