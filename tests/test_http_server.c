@@ -1160,6 +1160,128 @@ static void test_half_close(void)
     fx_end(&f);
 }
 
+/* Run until the server has closed its side (at most `passes` passes). */
+static int wait_server_eof(fx *f, int passes)
+{
+    for (int i = 0; i < passes && !f->c.eof && !f->c.lost; i++)
+        http_test_pump(&f->c);
+    return f->c.eof || f->c.lost;
+}
+
+/* The client's EOF while a response is pending means the client went away
+ * (curl --max-time, a closed tab: a FIN, not a reset): the deferred
+ * response is cancelled, notify_finish fails, a producer stops, pipelined
+ * requests are dropped, the connection closes. Answers made at once still
+ * go out. */
+static void test_eof_while_pending(void)
+{
+    fx f;
+    coil_http_server_options o = {0};
+    o.log = log_fn;
+
+    /* a waited deferred is cancelled; nothing is answered */
+    fx_start(&f, &o, 0);
+    f.c.keep_open_on_eof = 1;
+    http_test_send_str(&f.c, "GET /wait?quiet=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 10 && !wait_d; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wait_d);
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
+    coil_test_log_capture_start();
+    CU_ASSERT_TRUE(wait_server_eof(&f, 50));
+    coil_test_log_capture_stop();
+    CU_ASSERT_TRUE(coil_test_log_contains("closed the connection before the response"));
+    CU_ASSERT_TRUE(coil_deferred_called(wait_d));
+    CU_ASSERT_EQUAL(f.c.len, 0);
+    CU_ASSERT_EQUAL(log_calls, 1);
+    coil_deferred_unref(wait_d);
+    wait_d = NULL;
+    fx_end(&f);
+
+    /* notify_finish fails with COIL_ECONNLOST; writes are refused */
+    fx_start(&f, &o, 0);
+    f.c.keep_open_on_eof = 1;
+    http_test_send_str(&f.c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_wait_len(&f.c, 1, 50);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(later_req);
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
+    CU_ASSERT_TRUE(wait_server_eof(&f, 50));
+    CU_ASSERT_TRUE(coil_http_request_disconnected(later_req));
+    CU_ASSERT_TRUE(coil_deferred_called(later_done));
+    CU_ASSERT_TRUE(coil_deferred_is_failure(later_done));
+    CU_ASSERT_TRUE(coil_failure_check(coil_deferred_failure(later_done), COIL_DOMAIN_COIL,
+                                      COIL_ECONNLOST));
+    coil_deferred_set_result(later_done, NULL, NULL);
+    CU_ASSERT_EQUAL(coil_http_request_write(later_req, "x", 1), COIL_ECLOSED);
+    CU_ASSERT_EQUAL(coil_http_request_finish(later_req), COIL_ECLOSED);
+    coil_deferred_unref(later_done);
+    coil_http_request_unref(later_req);
+    later_req = NULL;
+    fx_end(&f);
+
+    /* a producer (a long download to a paused client) is stopped */
+    memset(&push_st, 0, sizeof push_st);
+    push_st.left = 1ull << 30;
+    fx_start(&f, &o, 64 * 1024);
+    f.c.keep_open_on_eof = 1;
+    f.c.keep_max = 4096;
+    (void)coil_transport_pause_reading(f.c.t);
+    http_test_send_str(&f.c, "GET /push HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 100; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE_FATAL(push_st.paused);
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
+    for (int i = 0; i < 20 && !push_st.stopped; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_TRUE(push_st.stopped);
+    CU_ASSERT_PTR_NULL(push_st.req);
+    (void)coil_transport_abort_connection(f.c.t);
+    http_test_wait_lost(&f.c, 50);
+    fx_end(&f);
+
+    /* pipelined: the first is answered, the deferred one is cancelled, the
+     * third is dropped */
+    fx_start(&f, &o, 0);
+    f.c.keep_open_on_eof = 1;
+    http_test_send_str(&f.c, "GET /echo?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /wait?quiet=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /echo?a=3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
+    CU_ASSERT_TRUE(wait_server_eof(&f, 50));
+    expect_response(&f, 0, 200, "GET:1:", NULL);
+    CU_ASSERT_EQUAL(f.off, f.c.len); /* nothing for the other two */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wait_d);
+    CU_ASSERT_TRUE(coil_deferred_called(wait_d));
+    coil_deferred_unref(wait_d);
+    wait_d = NULL;
+    CU_ASSERT_EQUAL(log_calls, 2);
+    fx_end(&f);
+
+    /* a streamed body cut by the EOF: the renderer is told */
+    fx_start(&f, &o, 0);
+    f.c.keep_open_on_eof = 1;
+    http_test_send_str(&f.c, "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 10"
+                             "\r\n\r\nabc");
+    memset(&stream_st, 0, sizeof stream_st);
+    for (int i = 0; i < 10 && stream_st.got < 3; i++)
+        http_test_pump(&f.c);
+    CU_ASSERT_EQUAL(stream_st.got, 3);
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
+    CU_ASSERT_TRUE(wait_server_eof(&f, 50));
+    CU_ASSERT_TRUE(stream_st.failed);
+    CU_ASSERT_FALSE(stream_st.done);
+    fx_end(&f);
+
+    /* `printf 'GET / HTTP/1.0\r\n\r\n' | nc -N`: answered, then closed */
+    fx_start(&f, &o, 0);
+    f.c.keep_open_on_eof = 1;
+    http_test_send_str(&f.c, "GET / HTTP/1.0\r\n\r\n");
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
+    expect_response(&f, 0, 200, "hello, world\n", NULL);
+    CU_ASSERT_TRUE(wait_server_eof(&f, 50));
+    fx_end(&f);
+}
+
 /* HEAD on a resource with a pull producer: the body is counted and
  * dropped, the head carries the length, the connection goes on. */
 static void test_head_producer(void)
@@ -1508,6 +1630,46 @@ static void test_tcp(void)
     socket_case("tcp:0:interface=127.0.0.1", "tcp:127.0.0.1:%d", 0);
 }
 
+/* A real FIN over TCP (shutdown(SHUT_WR), as curl --max-time's close
+ * sends): the waited deferred is cancelled and the server closes. */
+static void test_tcp_eof_cancels(void)
+{
+    wait_d = NULL;
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_http_site *site = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, make_root(), NULL, &site, &err), 0);
+    int port = 0;
+    coil_listener *l = http_test_listen(r, site, "tcp:0:interface=127.0.0.1", &port);
+    char desc[64];
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", port);
+    http_test_client c;
+    memset(&c, 0, sizeof c);
+    c.keep_open_on_eof = 1;
+    http_test_connect(r, desc, &c);
+    http_test_send_str(&c, "GET /wait?quiet=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 500 && !wait_d; i++)
+        http_test_pump(&c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wait_d);
+    CU_ASSERT_EQUAL(coil_transport_lose_write_connection(c.t), 0);
+    for (int i = 0; i < 500 && !coil_deferred_called(wait_d); i++)
+        http_test_pump(&c);
+    CU_ASSERT_TRUE(coil_deferred_called(wait_d));
+    for (int i = 0; i < 500 && !c.eof && !c.lost; i++)
+        http_test_pump(&c);
+    CU_ASSERT_TRUE(c.eof || c.lost);
+    CU_ASSERT_EQUAL(c.len, 0);
+    coil_deferred_unref(wait_d);
+    wait_d = NULL;
+    if (c.t)
+        (void)coil_transport_lose_connection(c.t);
+    coil_listener_close(l);
+    CU_ASSERT_EQUAL(coil_reactor_shutdown(r, 5.0), 0);
+    coil_http_site_free(site);
+    free(c.buf);
+    coil_reactor_free(r);
+}
+
 static void test_unix(void)
 {
     char path[256], ldesc[300], cdesc[300];
@@ -1709,6 +1871,7 @@ static int add_suites(void)
         COIL_TEST(test_not_found),
         COIL_TEST(test_request_forms),
         COIL_TEST(test_half_close),
+        COIL_TEST(test_eof_while_pending),
         COIL_TEST(test_head_producer),
         COIL_TEST(test_headers_and_lengths),
         COIL_TEST(test_large_in_render),
@@ -1725,6 +1888,7 @@ static int add_suites(void)
     static const coil_test_case sockets[] = {
         COIL_TEST(test_tcp),
         COIL_TEST(test_unix),
+        COIL_TEST(test_tcp_eof_cancels),
         COIL_TEST(test_tls),
         COIL_TEST(test_shutdown_mid_response),
         COIL_TEST(test_tcp_write_timeout),

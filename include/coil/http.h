@@ -305,7 +305,15 @@ int coil_http_request_error(coil_http_request *req, int status, const char *deta
  * finished or the client is gone. A renderer that finishes later takes a
  * reference (and drops it when done: after disconnection, writes and finish
  * just return COIL_ECLOSED), or hands a deferred to coil_http_request_wait.
- * Finished requests are freed when the last reference goes. */
+ * Finished requests are freed when the last reference goes.
+ * The client is gone when the connection breaks, and also when it closes
+ * its side (EOF: what curl --max-time and a closed browser tab send) while
+ * a response is not finished and its renderer returned NOT_DONE_YET (or a
+ * streamed body is still expected), as in Twisted and nginx: the request
+ * is disconnected (notify_finish fails with COIL_ECONNLOST, a waited
+ * deferred is cancelled, a registered producer is stopped), pipelined
+ * requests not yet answered are dropped and the connection closes.
+ * Requests answered at once still get their answers after an EOF. */
 coil_http_request *coil_http_request_ref(coil_http_request *req);
 void coil_http_request_unref(coil_http_request *req);
 /* A deferred (a new reference; unref it) that fires with NULL when the

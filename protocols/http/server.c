@@ -15,6 +15,19 @@
  * Response producers are registered on the transport itself, so flow
  * control works at every layer.
  *
+ * The client's EOF: a client that goes away (curl --max-time, a closed
+ * browser tab) sends a FIN, not a reset, so an EOF while a response is
+ * still being made means the client is gone, as Twisted's HTTPChannel and
+ * nginx (ngx_http_test_reading) take it. Once the EOF is read, a request
+ * whose renderer returned NOT_DONE_YET and has not finished, or whose body
+ * is still expected, is abandoned as on a reset (notify_finish fails with
+ * COIL_ECONNLOST, waited deferreds are cancelled, its producer is
+ * stopped), pipelined requests still buffered are dropped and the
+ * connection closes after what is already queued. Requests answered at
+ * once keep their answers: a client that sends whole requests and
+ * half-closes (`printf 'GET / HTTP/1.0\r\n\r\n' | nc -N`) gets every one of
+ * those answered, in order, then the close.
+ *
  * Lifetimes: the transport owns the connection (one reference); each
  * request holds one on its connection; the connection holds one on the
  * site. The connection holds its current request; renderers borrow it and
@@ -1224,6 +1237,34 @@ static void end_request(http_conn *c)
     update_reading(c);
 }
 
+/* The client closed its side (EOF) while the current request still waits
+ * for its body or its renderer: it went away (Twisted's HTTPChannel;
+ * nginx's "client prematurely closed connection"). The request is
+ * abandoned as on a reset (notify_finish fails, waited deferreds are
+ * cancelled, the producer is stopped), buffered pipelined requests are
+ * dropped, and the connection closes after what is already queued. */
+static void client_gone(http_conn *c, coil_http_request *req)
+{
+    coil_log(COIL_LOG_INFO, LOG_MODULE,
+             "%s: the client closed the connection before the response to \"%s\" "
+             "was finished; request abandoned",
+             c->peer_host, req->request_line);
+    c->cur = NULL;
+    coil_producer *p = req->producer;
+    if (p) {
+        req->producer = NULL;
+        if (c->t)
+            (void)coil_transport_unregister_producer(c->t);
+        p->ops->stop_producing(p);
+    }
+    request_abandon(req);
+    coil_http_request_unref(req);
+    c->pause_pipeline = 0;
+    c->pause_body = 0;
+    c->in.off = c->in.len; /* pipelined requests go unanswered */
+    start_close(c, 0);
+}
+
 static void process(http_conn *c)
 {
     if (c->processing) {
@@ -1261,7 +1302,7 @@ static void process(http_conn *c)
                         continue;
                     if (c->eof && !req->body_done && c->t) {
                         /* The rest of the body can no longer come. */
-                        (void)coil_transport_lose_connection(c->t);
+                        client_gone(c, req);
                         break;
                     }
                     if (req->body_stream && (!req->bh || req->body_paused) &&
@@ -1269,6 +1310,12 @@ static void process(http_conn *c)
                         c->pause_body = 1;
                         update_reading(c);
                     }
+                    break;
+                }
+                if (c->eof && !req->in_render) {
+                    /* The renderer answers later, and the client has
+                     * closed its side: it went away. */
+                    client_gone(c, req);
                     break;
                 }
                 /* Waiting for the response: pipelined input stays
@@ -1392,14 +1439,9 @@ static void conn_read_lost(coil_protocol *p)
         (void)coil_transport_lose_connection(c->t);
         return;
     }
-    /* The client half-closed: what it sent in full is still answered, in
-     * order (nginx does the same); then the connection closes. A request
-     * whose body can no longer arrive is given up. */
-    if (c->cur && !c->cur->body_done) {
-        (void)coil_transport_lose_connection(c->t);
-        return;
-    }
-    schedule_process(c);
+    /* See "The client's EOF" at the top: process() answers what can be
+     * answered at once and takes the client as gone otherwise. */
+    process(c);
 }
 
 static void conn_write_lost(coil_protocol *p)
