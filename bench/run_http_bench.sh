@@ -102,9 +102,9 @@ accepting() {
 # HOST:PORT" (or, given PORT, accepts there); sets `port`. 1 when it died or
 # 30 s passed.
 wait_ready() {
-    local name=$1 pid=$2 log=$3 want=${4:-} i
+    local name=$1 pid=$2 log=$3 want=${4:-}
     port=
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         if [ -n "$want" ]; then
             accepting "$want" && { port=$want; return 0; }
         else
