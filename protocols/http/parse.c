@@ -377,6 +377,18 @@ static int find_end(coil__http_parser *st, const char *buf, size_t len, size_t s
     return 0;
 }
 
+/* A start line over max_line (line_over) or a head over max_head: the
+ * request's status code, or -1 for a response. */
+static int limit_error(int line_over, int request, const char **why)
+{
+    if (line_over) {
+        *why = request ? "request line too long" : "status line too long";
+        return request ? -414 : -1;
+    }
+    *why = "header section too large";
+    return request ? -431 : -1;
+}
+
 /* Limits on a head not complete yet, with the precedence the complete head
  * has: a request line over max_line first, then the head over max_head
  * (once the line is complete). */
@@ -384,14 +396,10 @@ static int partial_limits(const char *buf, size_t len, size_t start, size_t max_
                           size_t max_head, int request, const char **why)
 {
     size_t have = len - start;
-    if (have >= max_line && !memchr(buf + start, '\n', max_line)) {
-        *why = request ? "request line too long" : "status line too long";
-        return request ? -414 : -1;
-    }
-    if (have >= max_head && memchr(buf + start, '\n', have)) {
-        *why = "header section too large";
-        return request ? -431 : -1;
-    }
+    if (have >= max_line && !memchr(buf + start, '\n', max_line))
+        return limit_error(1, request, why);
+    if (have >= max_head && memchr(buf + start, '\n', have))
+        return limit_error(0, request, why);
     return 0;
 }
 
@@ -429,6 +437,23 @@ static int skip_empty_lines(coil__http_parser *st, const char *buf, size_t len,
 static size_t lim_or(size_t v, size_t dflt)
 {
     return v ? v : dflt;
+}
+
+/* The limits for one head (the defaults where `lim` leaves them 0; no more
+ * fields than `out` holds). */
+typedef struct headlim {
+    size_t max_line, max_head, maxf;
+} headlim;
+
+static headlim head_limits(const coil__http_limits *lim, const coil__http_head *out)
+{
+    headlim hl;
+    hl.max_line = lim_or(lim ? lim->max_line : 0, COIL__HTTP_DEFAULT_MAX_LINE);
+    hl.max_head = lim_or(lim ? lim->max_head : 0, COIL__HTTP_DEFAULT_MAX_HEAD);
+    hl.maxf = lim_or(lim ? lim->max_fields : 0, COIL__HTTP_DEFAULT_MAX_FIELDS);
+    if (hl.maxf > out->fields_cap)
+        hl.maxf = out->fields_cap;
+    return hl;
 }
 
 static int parse_version(const char *p, size_t n, int *version)
@@ -545,15 +570,38 @@ static void clear_head(coil__http_head *out)
     out->fields_cap = cap;
 }
 
+/* The complete head buf[start..end): checks its start line and its size
+ * against the limits, then clears `out`. *line_len is the start line's
+ * length with its LF, *n without its line end. 0, or limit_error's code. */
+static int split_head(const char *buf, size_t start, size_t end, const headlim *hl,
+                      int request, coil__http_head *out, size_t *line_len, size_t *n,
+                      const char **why)
+{
+    const char *lp = buf + start;
+    const char *lf = memchr(lp, '\n', end - start);
+    *line_len = (size_t)(lf - lp) + 1;
+    if (*line_len > hl->max_line)
+        return limit_error(1, request, why);
+    if (end - start > hl->max_head)
+        return limit_error(0, request, why);
+    clear_head(out);
+    *n = *line_len - 1;
+    if (*n > 0 && lp[*n - 1] == '\r')
+        (*n)--;
+    return 0;
+}
+
+/* Whether the connection stays open after this message. */
+static int keeps_alive(const coil__http_head *out, const fieldinfo *fi)
+{
+    return out->version == 11 ? !fi->conn_close : fi->conn_keep_alive && !fi->conn_close;
+}
+
 int coil__http_parse_request(coil__http_parser *st, const char *buf, size_t len,
                              const coil__http_limits *lim, coil__http_head *out,
                              const char **why)
 {
-    size_t max_line = lim_or(lim ? lim->max_line : 0, COIL__HTTP_DEFAULT_MAX_LINE);
-    size_t max_head = lim_or(lim ? lim->max_head : 0, COIL__HTTP_DEFAULT_MAX_HEAD);
-    size_t maxf = lim_or(lim ? lim->max_fields : 0, COIL__HTTP_DEFAULT_MAX_FIELDS);
-    if (maxf > out->fields_cap)
-        maxf = out->fields_cap;
+    headlim hl = head_limits(lim, out);
     const char *dummy;
     if (!why)
         why = &dummy;
@@ -563,28 +611,17 @@ int coil__http_parse_request(coil__http_parser *st, const char *buf, size_t len,
     if (rc <= 0)
         return rc;
     if (!find_end(st, buf, len, start, &end))
-        return partial_limits(buf, len, start, max_line, max_head, 1, why);
+        return partial_limits(buf, len, start, hl.max_line, hl.max_head, 1, why);
 
-    const char *lp = buf + start;
-    const char *lf = memchr(lp, '\n', end - start);
-    size_t line_len = (size_t)(lf - lp) + 1;
-    if (line_len > max_line) {
-        *why = "request line too long";
-        return -414;
-    }
-    if (end - start > max_head) {
-        *why = "header section too large";
-        return -431;
-    }
-    clear_head(out);
-    size_t n = line_len - 1;
-    if (n > 0 && lp[n - 1] == '\r')
-        n--;
-    rc = parse_request_line(lp, n, out, why);
+    size_t line_len, n;
+    rc = split_head(buf, start, end, &hl, 1, out, &line_len, &n, why);
+    if (rc < 0)
+        return rc;
+    rc = parse_request_line(buf + start, n, out, why);
     if (rc < 0)
         return rc;
     fieldinfo fi = {0};
-    rc = parse_fields(buf, start + line_len, end, maxf, out, &fi, 1, why);
+    rc = parse_fields(buf, start + line_len, end, hl.maxf, out, &fi, 1, why);
     if (rc < 0)
         return rc;
 
@@ -614,8 +651,7 @@ int coil__http_parse_request(coil__http_parser *st, const char *buf, size_t len,
         *why = "HTTP/1.1 request without a Host header field";
         return -400;
     }
-    out->keep_alive =
-        out->version == 11 ? !fi.conn_close : fi.conn_keep_alive && !fi.conn_close;
+    out->keep_alive = keeps_alive(out, &fi);
     out->expect_continue = out->version == 11 && fi.expect_continue;
     out->head_len = end;
     return (int)end;
@@ -625,11 +661,7 @@ int coil__http_parse_response(coil__http_parser *st, const char *buf, size_t len
                               const coil__http_limits *lim, int head_request,
                               coil__http_head *out, const char **why)
 {
-    size_t max_line = lim_or(lim ? lim->max_line : 0, COIL__HTTP_DEFAULT_MAX_LINE);
-    size_t max_head = lim_or(lim ? lim->max_head : 0, COIL__HTTP_DEFAULT_MAX_HEAD);
-    size_t maxf = lim_or(lim ? lim->max_fields : 0, COIL__HTTP_DEFAULT_MAX_FIELDS);
-    if (maxf > out->fields_cap)
-        maxf = out->fields_cap;
+    headlim hl = head_limits(lim, out);
     const char *dummy;
     if (!why)
         why = &dummy;
@@ -640,21 +672,10 @@ int coil__http_parse_response(coil__http_parser *st, const char *buf, size_t len
         return -1;
     }
     if (!find_end(st, buf, len, 0, &end))
-        return partial_limits(buf, len, 0, max_line, max_head, 0, why);
-    const char *lf = memchr(buf, '\n', end);
-    size_t line_len = (size_t)(lf - buf) + 1;
-    if (line_len > max_line) {
-        *why = "status line too long";
+        return partial_limits(buf, len, 0, hl.max_line, hl.max_head, 0, why);
+    size_t line_len, n;
+    if (split_head(buf, 0, end, &hl, 0, out, &line_len, &n, why) < 0)
         return -1;
-    }
-    if (end > max_head) {
-        *why = "header section too large";
-        return -1;
-    }
-    clear_head(out);
-    size_t n = line_len - 1;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
     /* HTTP/1.x SP 3DIGIT [SP reason] */
     int vrc = n >= 8 ? parse_version(buf, 8, &out->version) : -400;
     if (vrc == -505) {
@@ -685,7 +706,7 @@ int coil__http_parse_response(coil__http_parser *st, const char *buf, size_t len
         return -1;
     }
     fieldinfo fi = {0};
-    int rc = parse_fields(buf, line_len, end, maxf, out, &fi, 0, why);
+    int rc = parse_fields(buf, line_len, end, hl.maxf, out, &fi, 0, why);
     if (rc < 0)
         return -1;
     if (fi.te_seen && fi.cl_seen) {
@@ -710,8 +731,7 @@ int coil__http_parse_response(coil__http_parser *st, const char *buf, size_t len
     } else {
         out->body = COIL__HTTP_BODY_CLOSE;
     }
-    out->keep_alive =
-        out->version == 11 ? !fi.conn_close : fi.conn_keep_alive && !fi.conn_close;
+    out->keep_alive = keeps_alive(out, &fi);
     if (out->body == COIL__HTTP_BODY_CLOSE)
         out->keep_alive = 0;
     out->head_len = end;
