@@ -726,6 +726,14 @@ static void test_flood_pipelined(void)
     fx_end(&f);
 }
 
+/* Run until the server has closed its side (at most `passes` passes). */
+static int wait_server_eof(fx *f, int passes)
+{
+    for (int i = 0; i < passes && !f->c.eof && !f->c.lost; i++)
+        http_test_pump(&f->c);
+    return f->c.eof || f->c.lost;
+}
+
 static void test_expect_continue(void)
 {
     fx f;
@@ -752,6 +760,40 @@ static void test_expect_continue(void)
     free(r.body);
     CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 100));
     fx_end(&f);
+
+    /* answers that do not need the body (404, 405): given at once instead
+     * of 100 Continue, then closed without reading the body */
+    static const struct {
+        const char *head;
+        int status;
+        const char *allow;
+    } nobody[] = {
+        {"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n", 404, NULL},
+        {"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n", 405, "GET"},
+    };
+    for (size_t i = 0; i < sizeof nobody / sizeof nobody[0]; i++) {
+        fx_start(&f, NULL, 0);
+        f.c.keep_open_on_eof = 1;
+        char req[256];
+        snprintf(req, sizeof req, "%sExpect: 100-continue\r\n\r\n", nobody[i].head);
+        http_test_send_str(&f.c, req);
+        expect_response(&f, 0, nobody[i].status, NULL, &r);
+        CU_ASSERT_PTR_NULL(strstr(f.c.buf, "100 Continue"));
+        COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v), "close");
+        if (nobody[i].allow)
+            COIL_TEST_ASSERT_HAS(http_test_header(&r, "Allow", v, sizeof v),
+                                 nobody[i].allow);
+        free(r.body);
+        /* the server shut its side (a lingering close): the body the
+         * client sends anyway is read and dropped */
+        CU_ASSERT_TRUE(wait_server_eof(&f, 50));
+        CU_ASSERT_FALSE(f.c.lost);
+        http_test_send_str(&f.c, "hello");
+        for (int k = 0; k < 5; k++)
+            http_test_pump(&f.c);
+        CU_ASSERT_EQUAL(f.off, f.c.len);
+        fx_end(&f);
+    }
 }
 
 static void test_bodies(void)
@@ -1158,14 +1200,6 @@ static void test_half_close(void)
         http_test_pump(&f.c);
     CU_ASSERT_TRUE(f.c.eof);
     fx_end(&f);
-}
-
-/* Run until the server has closed its side (at most `passes` passes). */
-static int wait_server_eof(fx *f, int passes)
-{
-    for (int i = 0; i < passes && !f->c.eof && !f->c.lost; i++)
-        http_test_pump(&f->c);
-    return f->c.eof || f->c.lost;
 }
 
 /* The client's EOF while a response is pending means the client went away

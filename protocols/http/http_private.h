@@ -35,6 +35,10 @@ coil_http_resource *coil__http_resource_locate(coil_http_resource *root,
  * Allow, `render`, else 405 with Allow. Returns what the renderer returned
  * (COIL_HTTP_DONE, COIL_HTTP_NOT_DONE_YET, or a negative code). */
 int coil__http_resource_render(coil_http_resource *res, coil_http_request *req);
+/* 1 when `res` renders `method` itself; 0 when rendering it would be a
+ * 405 or `res` is a built-in error resource (NoResource, ErrorPage): the
+ * answer does not depend on the request body (100-continue is skipped). */
+int coil__http_resource_allows(const coil_http_resource *res, const char *method);
 uint64_t coil__http_resource_max_body(const coil_http_resource *res); /* 0: site's */
 int coil__http_resource_streams_body(const coil_http_resource *res);
 

@@ -295,6 +295,31 @@ int coil__http_resource_render(coil_http_resource *res, coil_http_request *req)
     return rc < 0 ? rc : COIL_HTTP_DONE;
 }
 
+static const coil_http_resource_ops error_ops;
+
+int coil__http_resource_allows(const coil_http_resource *res, const char *method)
+{
+    if (!res || !method || res->ops == &error_ops)
+        return 0;
+    const coil_http_resource_ops *o = res->ops;
+    coil_http_render_fn fn = NULL;
+    if (strcmp(method, "GET") == 0)
+        fn = o->render_get;
+    else if (strcmp(method, "HEAD") == 0)
+        fn = o->render_head ? o->render_head : o->render_get;
+    else if (strcmp(method, "POST") == 0)
+        fn = o->render_post;
+    else if (strcmp(method, "PUT") == 0)
+        fn = o->render_put;
+    else if (strcmp(method, "DELETE") == 0)
+        fn = o->render_delete;
+    else if (strcmp(method, "PATCH") == 0)
+        fn = o->render_patch;
+    else if (strcmp(method, "OPTIONS") == 0)
+        return 1; /* render_options, or the server's 204 with Allow */
+    return fn != NULL || o->render != NULL;
+}
+
 /* ---- pages -------------------------------------------------------------------- */
 
 int coil_http_request_write_escaped(coil_http_request *req, const char *s)

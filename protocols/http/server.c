@@ -15,6 +15,13 @@
  * Response producers are registered on the transport itself, so flow
  * control works at every layer.
  *
+ * Expect: 100-continue: "100 Continue" goes out only when the body is
+ * wanted. A request answered without its body (413 for a Content-Length
+ * over the limit; 404 from an error resource, 405 for a method the
+ * resource does not render: coil__http_resource_allows) gets that answer
+ * at once with Connection: close, and the connection closes with a
+ * lingering close (RFC 9110 10.1.1, as nginx).
+ *
  * The client's EOF: a client that goes away (curl --max-time, a closed
  * browser tab) sends a FIN, not a reset, so an EOF while a response is
  * still being made means the client is gone, as Twisted's HTTPChannel and
@@ -1158,6 +1165,17 @@ static void start_request(http_conn *c, coil_http_request *req, const coil__http
         req->body_mode = BODY_NONE;
         req->body_done = 1;
         break;
+    }
+    if (!req->body_done && req->expect_continue && req->version == 11 &&
+        !coil__http_resource_allows(req->res, req->method)) {
+        /* The answer (404, 405) does not need the body: give it now
+         * instead of 100 Continue, and close after it without reading the
+         * body (RFC 9110 10.1.1; nginx does the same). body_done stays 0,
+         * so the connection closes with a lingering close. */
+        req->close_wanted = 1;
+        req->linger = 1;
+        render(req);
+        return;
     }
     if (!req->body_done) {
         if (req->expect_continue && req->version == 11) {
