@@ -321,6 +321,18 @@ nomem:
     return COIL_ENOMEM;
 }
 
+/* Take the first request waiting in the pool's line (it has one). */
+static req *wait_pop(pool *pl)
+{
+    req *rq = pl->wait_head;
+    pl->wait_head = rq->wnext;
+    if (!pl->wait_head)
+        pl->wait_tail = NULL;
+    rq->wnext = NULL;
+    rq->waiting = 0;
+    return rq;
+}
+
 void coil_http_agent_free(coil_http_agent *a)
 {
     if (!a || a->freeing)
@@ -329,12 +341,7 @@ void coil_http_agent_free(coil_http_agent *a)
     agent_hold(a);
     for (pool *pl = a->pools; pl; pl = pl->next) {
         while (pl->wait_head) {
-            req *rq = pl->wait_head;
-            pl->wait_head = rq->wnext;
-            if (!pl->wait_head)
-                pl->wait_tail = NULL;
-            rq->wnext = NULL;
-            rq->waiting = 0;
+            req *rq = wait_pop(pl);
             req_fire(rq, NULL,
                      coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                       "%s %s cancelled: the agent was freed", rq->method,
@@ -1027,12 +1034,7 @@ static void pool_kick(pool *pl)
                 idle = 1;
         if (!idle && pl->nconns >= a->o.max_per_host)
             return;
-        req *rq = pl->wait_head;
-        pl->wait_head = rq->wnext;
-        if (!pl->wait_head)
-            pl->wait_tail = NULL;
-        rq->wnext = NULL;
-        rq->waiting = 0;
+        req *rq = wait_pop(pl);
         req_dispatch(rq, 1);
     }
 }
@@ -2130,12 +2132,7 @@ static void conn_release(conn *c)
     buf_free(&c->in);
     memset(&c->ps, 0, sizeof c->ps);
     if (pl->wait_head) {
-        req *rq = pl->wait_head;
-        pl->wait_head = rq->wnext;
-        if (!pl->wait_head)
-            pl->wait_tail = NULL;
-        rq->wnext = NULL;
-        rq->waiting = 0;
+        req *rq = wait_pop(pl);
         a->st.reused++;
         rq->on_reused = 1;
         conn_send(c, rq);
