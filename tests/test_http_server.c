@@ -340,6 +340,20 @@ static int short_get(coil_http_resource *res, coil_http_request *req)
 }
 static const coil_http_resource_ops short_ops = {.render_get = short_get};
 
+/* ?s=STATUS&b=BODY: that status and body, no Content-Type. */
+static int status_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    const char *st = coil_http_request_arg(req, "s");
+    const char *b = coil_http_request_arg(req, "b");
+    if (st)
+        CU_ASSERT_EQUAL(coil_http_request_set_status(req, atoi(st), NULL), 0);
+    if (b)
+        CU_ASSERT_EQUAL(coil_http_request_write(req, b, strlen(b)), 0);
+    return COIL_HTTP_DONE;
+}
+static const coil_http_resource_ops status_ops = {.render_get = status_get};
+
 static char last_log[1024];
 static int log_calls;
 static void log_fn(void *ud, coil_http_request *req, const char *line)
@@ -360,12 +374,13 @@ static coil_http_resource *make_root(void)
         int leaf, stream;
         uint64_t max;
     } kids[] = {
-        {"echo", &echo_ops, 1, 0, 0},   {"fail", &fail_ops, 0, 0, 0},
-        {"later", &later_ops, 0, 0, 0}, {"wait", &wait_ops, 0, 0, 0},
-        {"big", &big_ops, 0, 0, 0},     {"stream", &stream_ops, 0, 1, 0},
-        {"small", &echo_ops, 0, 0, 10}, {"check", &check_ops, 1, 0, 0},
-        {"short", &short_ops, 0, 0, 0}, {"push", &push_res_ops, 0, 0, 0},
-        {"large", &large_ops, 0, 0, 0}, {"closer", &closer_ops, 0, 0, 0},
+        {"echo", &echo_ops, 1, 0, 0},     {"fail", &fail_ops, 0, 0, 0},
+        {"later", &later_ops, 0, 0, 0},   {"wait", &wait_ops, 0, 0, 0},
+        {"big", &big_ops, 0, 0, 0},       {"stream", &stream_ops, 0, 1, 0},
+        {"small", &echo_ops, 0, 0, 10},   {"check", &check_ops, 1, 0, 0},
+        {"short", &short_ops, 0, 0, 0},   {"push", &push_res_ops, 0, 0, 0},
+        {"large", &large_ops, 0, 0, 0},   {"closer", &closer_ops, 0, 0, 0},
+        {"status", &status_ops, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
         coil_http_resource *k = coil_http_resource_new(kids[i].ops, NULL);
@@ -1374,6 +1389,63 @@ static void test_request_forms(void)
     coil_test_fake_end(r2);
 }
 
+/* A response with a body and no Content-Type gets Twisted's default,
+ * "text/html"; one without a body (204, 304, empty) gets none. */
+static void test_default_content_type(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    static const struct {
+        const char *req;
+        int head, status;
+        const char *type; /* NULL: none */
+    } cases[] = {
+        {"GET /echo", 0, 200, "text/html"},
+        {"HEAD /echo", 1, 200, "text/html"},
+        {"GET /", 0, 200, "text/plain"},
+        {"GET /status?s=200", 0, 200, NULL},
+        {"HEAD /status?s=200", 1, 200, NULL},
+        {"GET /status?s=404&b=gone", 0, 404, "text/html"},
+        {"GET /status?s=204&b=x", 0, 204, NULL},
+        {"GET /status?s=304&b=x", 0, 304, NULL},
+        {"OPTIONS /", 0, 204, NULL},
+        {"GET /large", 0, 200, "text/html"},
+        {"GET /later", 0, 200, "text/html"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char req[128];
+        snprintf(req, sizeof req, "%s HTTP/1.1\r\nHost: x\r\n\r\n", cases[i].req);
+        http_test_send_str(&f.c, req);
+        if (strcmp(cases[i].req, "GET /later") == 0) {
+            http_test_wait_len(&f.c, f.off + 1, 50);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(later_req);
+            CU_ASSERT_EQUAL(coil_http_request_finish(later_req), 0);
+            coil_deferred_unref(later_done);
+            coil_http_request_unref(later_req);
+            later_req = NULL;
+        }
+        http_test_response r;
+        expect_response(&f, cases[i].head, cases[i].status, NULL, &r);
+        char v[64];
+        const char *got = http_test_header(&r, "Content-Type", v, sizeof v);
+        if (cases[i].type) {
+            CU_ASSERT_PTR_NOT_NULL(got);
+            if (got)
+                CU_ASSERT_STRING_EQUAL(got, cases[i].type);
+        } else {
+            CU_ASSERT_PTR_NULL(got);
+        }
+        if ((cases[i].type == NULL) != (got == NULL))
+            fprintf(stderr, "\n    %s: Content-Type %s\n", cases[i].req,
+                    got ? got : "(none)");
+        /* one Content-Type at most */
+        char *first = strstr(r.head, "Content-Type:");
+        CU_ASSERT_TRUE(!first || !strstr(first + 1, "Content-Type:"));
+        free(r.body);
+    }
+    fx_end(&f);
+}
+
 static void test_not_found(void)
 {
     fx f;
@@ -1903,6 +1975,7 @@ static int add_suites(void)
         COIL_TEST(test_max_requests),
         COIL_TEST(test_render_error),
         COIL_TEST(test_not_found),
+        COIL_TEST(test_default_content_type),
         COIL_TEST(test_request_forms),
         COIL_TEST(test_half_close),
         COIL_TEST(test_eof_while_pending),

@@ -253,7 +253,10 @@ int coil_http_request_resume_body(coil_http_request *req);
  * connection (HTTP/1.0). HEAD responses send no body (writes are counted for
  * the Content-Length, then dropped). The server adds Date, Server (unless
  * the site's server_name is ""), Content-Length or Transfer-Encoding and
- * Connection as needed. */
+ * Connection as needed, and "Content-Type: text/html" to a response with a
+ * body that names no Content-Type (Twisted's Request.defaultContentType;
+ * not to 204, 304 or an empty body; a HEAD response counts the body a GET
+ * would have). */
 int coil_http_request_set_status(coil_http_request *req, int status,
                                  const char *reason /* NULL: standard */);
 int coil_http_request_status(const coil_http_request *req);

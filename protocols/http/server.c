@@ -68,6 +68,10 @@
 /* Each connection holds an array of this many field views. */
 #define MAX_FIELDS_LIMIT 10000
 
+/* The Content-Type of a response with a body that names none (Twisted's
+ * Request.defaultContentType). */
+#define DEFAULT_CONTENT_TYPE "text/html"
+
 /* Writes held while a renderer runs: past this the head goes out. */
 #define HOLD_MAX (64 * 1024)
 /* A lingering close reads and drops at most this much for this long. */
@@ -1672,6 +1676,19 @@ static int send_head(coil_http_request *req, int final)
         hb_field(&hb, "Server", site->server_name);
     for (size_t i = 0; i < req->nrh; i++)
         hb_field(&hb, req->rh[i].name, req->rh[i].value);
+    /* Twisted's Request.defaultContentType, for a response with a body (a
+     * HEAD's is the one a GET would have). */
+    int has_body;
+    if (bodyless_status(req->status))
+        has_body = 0;
+    else if (req->has_length)
+        has_body = req->length > 0;
+    else if (final)
+        has_body = (req->is_head ? req->sent : req->held_len) > 0;
+    else
+        has_body = !req->is_head || req->sent > 0; /* bytes are being written */
+    if (has_body && !coil_http_request_response_header(req, "Content-Type"))
+        hb_str(&hb, "Content-Type: " DEFAULT_CONTENT_TYPE "\r\n");
     if (mode == OUT_LENGTH || (mode == OUT_NOBODY && req->is_head && req->has_length)) {
         hb_put(&hb, "Content-Length: ", 16);
         hb_u64(&hb, mode == OUT_LENGTH ? length : req->length);
