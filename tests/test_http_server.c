@@ -354,6 +354,35 @@ static int status_get(coil_http_resource *res, coil_http_request *req)
 }
 static const coil_http_resource_ops status_ops = {.render_get = status_get};
 
+/* Frames through set_header: Content-Length acts as set_length (so the
+ * body written later is not chunked), Connection: close closes after this
+ * response, Transfer-Encoding is refused. */
+static int framed_rest(void *arg)
+{
+    coil_http_request *req = arg;
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "lo!", 3), COIL_EINVAL); /* past 5 */
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "lo", 2), 0);
+    CU_ASSERT_EQUAL(coil_http_request_finish(req), 0);
+    coil_http_request_unref(req);
+    return 0;
+}
+static int framed_get(coil_http_resource *res, coil_http_request *req)
+{
+    (void)res;
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "Transfer-Encoding", "chunked"),
+                    COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "Content-Length", "5x"),
+                    COIL_EINVAL);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "Content-Length", "5"), 0);
+    CU_ASSERT_EQUAL(coil_http_request_set_header(req, "Connection", "close"), 0);
+    CU_ASSERT_EQUAL(coil_http_request_write(req, "hel", 3), 0);
+    CU_ASSERT_EQUAL(coil_reactor_call_soon(coil_http_request_reactor(req), framed_rest,
+                                           coil_http_request_ref(req)),
+                    0);
+    return COIL_HTTP_NOT_DONE_YET;
+}
+static const coil_http_resource_ops framed_ops = {.render_get = framed_get};
+
 static char last_log[1024];
 static int log_calls;
 static void log_fn(void *ud, coil_http_request *req, const char *line)
@@ -380,7 +409,7 @@ static coil_http_resource *make_root(void)
         {"small", &echo_ops, 0, 0, 10},   {"check", &check_ops, 1, 0, 0},
         {"short", &short_ops, 0, 0, 0},   {"push", &push_res_ops, 0, 0, 0},
         {"large", &large_ops, 0, 0, 0},   {"closer", &closer_ops, 0, 0, 0},
-        {"status", &status_ops, 0, 0, 0},
+        {"status", &status_ops, 0, 0, 0}, {"framed", &framed_ops, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
         coil_http_resource *k = coil_http_resource_new(kids[i].ops, NULL);
@@ -1125,6 +1154,25 @@ static void test_headers_and_lengths(void)
     coil_test_log_capture_stop();
     CU_ASSERT_TRUE(coil_test_log_contains("finished after 3 of its 10 bytes"));
     CU_ASSERT_EQUAL(f.off, f.c.len);
+    fx_end(&f);
+}
+
+/* set_header with the framing headers (see framed_get). */
+static void test_framing_headers(void)
+{
+    fx f;
+    fx_start(&f, NULL, 0);
+    http_test_send_str(&f.c, "GET /framed HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_test_response r;
+    expect_response(&f, 0, 200, "hello", &r);
+    char v[64];
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Content-Length", v, sizeof v), "5");
+    COIL_TEST_ASSERT_HAS(http_test_header(&r, "Connection", v, sizeof v), "close");
+    CU_ASSERT_PTR_NULL(http_test_header(&r, "Transfer-Encoding", v, sizeof v));
+    free(r.body);
+    CU_ASSERT_TRUE(http_test_wait_lost(&f.c, 50));
+    CU_ASSERT_EQUAL(f.off, f.c.len); /* the pipelined GET / went unanswered */
     fx_end(&f);
 }
 
@@ -1981,6 +2029,7 @@ static int add_suites(void)
         COIL_TEST(test_eof_while_pending),
         COIL_TEST(test_head_producer),
         COIL_TEST(test_headers_and_lengths),
+        COIL_TEST(test_framing_headers),
         COIL_TEST(test_large_in_render),
         COIL_TEST(test_close_in_render),
         COIL_TEST(test_stream_body_pause),

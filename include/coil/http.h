@@ -261,7 +261,13 @@ int coil_http_request_set_status(coil_http_request *req, int status,
                                  const char *reason /* NULL: standard */);
 int coil_http_request_status(const coil_http_request *req);
 /* Replace / add a response header (copied); COIL_EINVAL for a bad name or a
- * value with CR, LF or NUL, COIL_EALREADY once the head went out. */
+ * value with CR, LF or NUL, COIL_EALREADY once the head went out. The
+ * server frames bodies itself, so three names are not stored as given:
+ * "Content-Length" acts as coil_http_request_set_length (digits only, else
+ * COIL_EINVAL); "Connection: close" closes the connection after this
+ * response (other Connection values are ignored); "Transfer-Encoding" is
+ * refused with COIL_EINVAL. Without a Content-Type, a response with a body
+ * gets "text/html" (above). */
 int coil_http_request_set_header(coil_http_request *req, const char *name,
                                  const char *value);
 int coil_http_request_add_header(coil_http_request *req, const char *name,
