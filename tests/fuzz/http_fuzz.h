@@ -1,6 +1,7 @@
 /* Shared pieces of the HTTP parser fuzz targets (fuzz_http_request,
  * fuzz_http_response): exact-size copies, head comparison (result, reason
- * and every view as an offset) and a chunked decode in pieces. Header only. */
+ * and every view as an offset), a head parsed whole and in pieces, and a
+ * chunked decode one-shot and in pieces. Header only. */
 #ifndef COIL_HTTP_FUZZ_H
 #define COIL_HTTP_FUZZ_H
 
@@ -94,6 +95,59 @@ static inline void same(const res *a, const char *ba, const res *b, const char *
     }
 }
 
+/* A target's parser and its rules for an accepted head; `arg` is the
+ * target's own (the response target's HEAD flag). */
+typedef struct fuzz_parser {
+    int (*parse)(coil__http_parser *st, const char *b, size_t n,
+                 const coil__http_limits *lim, int arg, res *r);
+    void (*check)(const res *r, const char *b, size_t len, const coil__http_limits *lim,
+                  int arg);
+    int arg;
+} fuzz_parser;
+
+/* Point r's head at its own field slots before a parse. */
+static inline void res_reset(res *r)
+{
+    r->h.fields = r->f;
+    r->h.fields_cap = NF;
+    r->why = NULL;
+}
+
+/* Parse in[0..n) in one piece into *one, then again as it would arrive in
+ * pieces (sizes from the input's own bytes, xor `salt`), each piece in an
+ * exact-size buffer, into *grown: both must agree, and an accepted head
+ * obeys the target's rules. */
+static inline void parse_both_ways(const fuzz_parser *fp, const uint8_t *in, size_t n,
+                                   uint8_t salt, const coil__http_limits *lim, res *one,
+                                   res *grown)
+{
+    coil__http_parser st = {0};
+    char *whole = dup_exact(in, n);
+    fp->parse(&st, whole, n, lim, fp->arg, one);
+    if (one->rc > 0)
+        fp->check(one, whole, n, lim, fp->arg);
+
+    coil__http_parser gs = {0};
+    size_t have = 0, i = 0;
+    grown->rc = 0;
+    while (have < n) {
+        size_t k = (size_t)((in[i++ % n] ^ salt) % 17) + 1;
+        have = have + k > n ? n : have + k;
+        char *b = dup_exact(in, have);
+        if (fp->parse(&gs, b, have, lim, fp->arg, grown) != 0) {
+            if (grown->rc > 0)
+                fp->check(grown, b, have, lim, fp->arg);
+            same(one, whole, grown, b);
+            free(b);
+            break;
+        }
+        free(b);
+    }
+    if (n == 0 || grown->rc == 0)
+        CHECK(one->rc == 0);
+    free(whole);
+}
+
 /* Decode a chunked body from `in` in pieces; returns the last result and
  * fills the data seen and where the body ended. */
 typedef struct chout {
@@ -147,6 +201,18 @@ static inline void chunked(const uint8_t *in, size_t n, const uint8_t *sizes,
             return;
         CHECK(off == k);
     }
+}
+
+/* Decode the chunked body in[0..n) one-shot and in pieces (sizes from
+ * sizes[0..nsizes)): both must agree. Returns the one-shot result. */
+static inline chout chunked_both_ways(const uint8_t *in, size_t n, const uint8_t *sizes,
+                                      size_t nsizes, uint64_t max_chunks)
+{
+    chout a, b;
+    chunked(in, n, NULL, 0, max_chunks, &a);
+    chunked(in, n, sizes, nsizes, max_chunks, &b);
+    CHECK(a.rc == b.rc && a.data_len == b.data_len && a.sum == b.sum && a.end == b.end);
+    return a;
 }
 
 #endif
