@@ -16,6 +16,43 @@
 #include <coil/http.h>
 #include <coil/memory.h>
 
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+/* ======================================================================
+ * The server's socket writes, seen by interposing send() and sendmsg():
+ * the tests link coil statically, so these definitions take the place of
+ * libc's for the whole program (they make the system call themselves).
+ * While watch_sends is set, each call that starts with a response head is
+ * counted, and the bytes the first one carried are kept.
+ * ====================================================================== */
+
+static int watch_sends;
+static size_t head_sends, head_send_len;
+
+static void saw_send(const void *first, size_t first_len, ssize_t sent)
+{
+    if (!watch_sends || sent <= 0 || first_len < 9 || memcmp(first, "HTTP/1.1 ", 9) != 0)
+        return;
+    if (head_sends++ == 0)
+        head_send_len = (size_t)sent;
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    ssize_t n = syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+    saw_send(buf, len, n);
+    return n;
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    ssize_t n = syscall(SYS_sendmsg, fd, msg, flags);
+    if (msg->msg_iovlen > 0)
+        saw_send(msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, n);
+    return n;
+}
+
 /* ======================================================================
  * Resources
  * ====================================================================== */
@@ -1824,6 +1861,72 @@ static void test_tcp_eof_cancels(void)
     coil_reactor_free(r);
 }
 
+/* One response over TCP; what the client got in c->buf. */
+static void tcp_get(coil_reactor *r, int port, const char *target, size_t want,
+                    http_test_client *c)
+{
+    char desc[64], req[128];
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", port);
+    memset(c, 0, sizeof *c);
+    http_test_connect(r, desc, c);
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             target);
+    http_test_send_str(c, req);
+    for (int i = 0; i < 2000 && c->total < want && !c->lost; i++)
+        http_test_pump(c);
+    CU_ASSERT_TRUE(c->total >= want);
+    http_test_wait_lost(c, 500);
+}
+
+/* A response whose head goes out with the first write after the renderer
+ * returned (a producer's first piece, a file's first 16 KiB): the head and
+ * those bytes leave in one system call, not two. */
+static void test_tcp_head_with_body(void)
+{
+    char path[256];
+    CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(path, sizeof path, "http-first"), 0);
+    FILE *fp = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    static char chunk[100 * 1024];
+    memset(chunk, 'f', sizeof chunk);
+    CU_ASSERT_EQUAL(fwrite(chunk, 1, sizeof chunk, fp), sizeof chunk);
+    fclose(fp);
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_http_resource *root = make_root(), *file = NULL;
+    coil_failure *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_file_new(path, NULL, &file, &err), 0);
+    CU_ASSERT_EQUAL(coil_http_resource_put_child(root, "file", file), 0);
+    coil_http_site *site = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_http_site_new(r, root, NULL, &site, &err), 0);
+    int port = 0;
+    coil_listener *l = http_test_listen(r, site, "tcp:0:interface=127.0.0.1", &port);
+
+    static const char *const targets[] = {"/file", "/push"};
+    for (size_t i = 0; i < 2; i++) {
+        memset(&push_st, 0, sizeof push_st);
+        push_st.left = 256 * 1024;
+        head_sends = head_send_len = 0;
+        watch_sends = 1;
+        http_test_client c;
+        tcp_get(r, port, targets[i], i == 0 ? sizeof chunk : 256 * 1024, &c);
+        watch_sends = 0;
+        char *e = c.buf ? strstr(c.buf, "\r\n\r\n") : NULL;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        size_t head_len = (size_t)(e + 4 - c.buf);
+        CU_ASSERT_EQUAL(head_sends, 1);
+        if (head_send_len <= head_len)
+            fprintf(stderr, "\n    %s: the head (%zu bytes) went alone (%zu)\n",
+                    targets[i], head_len, head_send_len);
+        CU_ASSERT_TRUE(head_send_len > head_len);
+        free(c.buf);
+    }
+    coil_listener_close(l);
+    CU_ASSERT_EQUAL(coil_reactor_shutdown(r, 5.0), 0);
+    coil_http_site_free(site);
+    coil_reactor_free(r);
+    unlink(path);
+}
+
 static void test_unix(void)
 {
     char path[256], ldesc[300], cdesc[300];
@@ -2045,6 +2148,7 @@ static int add_suites(void)
         COIL_TEST(test_tcp),
         COIL_TEST(test_unix),
         COIL_TEST(test_tcp_eof_cancels),
+        COIL_TEST(test_tcp_head_with_body),
         COIL_TEST(test_tls),
         COIL_TEST(test_shutdown_mid_response),
         COIL_TEST(test_tcp_write_timeout),

@@ -10,8 +10,10 @@
  *
  * The response: writes made while the renderer runs are held, so a
  * renderer that finishes at once gets a Content-Length and one writev;
- * otherwise the head goes out with the first later write (chunked for
- * HTTP/1.1, close-delimited for 1.0) and bytes go out as they come.
+ * otherwise the head goes out with the first later write, or once more than
+ * 64 KiB is held, in the same writev as those bytes (a file's first piece
+ * leaves with the head), chunked for HTTP/1.1 and close-delimited for 1.0
+ * without a length; later bytes go out as they come.
  * Response producers are registered on the transport itself, so flow
  * control works at every layer.
  *
@@ -214,7 +216,8 @@ struct http_conn {
 static void process(http_conn *c);
 static void schedule_process(http_conn *c);
 static void conn_unref(http_conn *c);
-static int send_head(coil_http_request *req, int final);
+static int send_head(coil_http_request *req, int final, const void *more,
+                     size_t more_len);
 static void request_fail(coil_http_request *req, int status, const char *why);
 static void request_abandon(coil_http_request *req);
 static void body_failed(http_conn *c, coil_http_request *req, int status,
@@ -1106,7 +1109,7 @@ static void render(coil_http_request *req)
         if (rc == COIL_HTTP_DONE)
             (void)coil_http_request_finish(req);
         else if (req->held_len > 0 && req->out == OUT_NONE)
-            (void)send_head(req, 0);
+            (void)send_head(req, 0, NULL, 0);
     }
     coil_http_request_unref(req);
 }
@@ -1634,9 +1637,11 @@ static void hb_field(hbuf *b, const char *name, const char *value)
     hb_put(b, "\r\n", 2);
 }
 
-/* Send the head (with what was held). `final`: the response is complete,
- * so its length is known. */
-static int send_head(coil_http_request *req, int final)
+/* Send the head with what was held and `more` (the write that sends the
+ * head), in one writev: a large response or a file's first piece leaves in
+ * the head's packet. `final`: the response is complete, so its length is
+ * known. */
+static int send_head(coil_http_request *req, int final, const void *more, size_t more_len)
 {
     http_conn *c = req->c;
     coil_http_site *site = req->site;
@@ -1713,17 +1718,20 @@ static int send_head(coil_http_request *req, int final)
     req->out = mode;
     if (req->is_head && mode == OUT_LENGTH)
         req->out = OUT_NOBODY;
-    struct iovec iov[4];
+    struct iovec iov[5];
     int n = 0;
     iov[n++] = (struct iovec){.iov_base = h, .iov_len = len};
     char pre[24];
     size_t held = req->held_len;
-    if (held && req->out != OUT_NOBODY) {
+    if (held + more_len && req->out != OUT_NOBODY) {
         if (req->out == OUT_CHUNKED) {
-            int pl = snprintf(pre, sizeof pre, "%zx\r\n", held);
+            int pl = snprintf(pre, sizeof pre, "%zx\r\n", held + more_len);
             iov[n++] = (struct iovec){.iov_base = pre, .iov_len = (size_t)pl};
         }
-        iov[n++] = (struct iovec){.iov_base = req->held, .iov_len = held};
+        if (held)
+            iov[n++] = (struct iovec){.iov_base = req->held, .iov_len = held};
+        if (more_len)
+            iov[n++] = (struct iovec){.iov_base = (void *)more, .iov_len = more_len};
         if (req->out == OUT_CHUNKED)
             iov[n++] = (struct iovec){.iov_base = "\r\n", .iov_len = 2};
     }
@@ -1795,29 +1803,25 @@ int coil_http_request_write(coil_http_request *req, const void *data, size_t len
         }
         return 0;
     }
-    if (req->out == OUT_NONE) {
-        if (req->in_render) {
-            if (req->held_len + len > req->held_cap) {
-                size_t cap = req->held_cap ? req->held_cap : 1024;
-                while (cap < req->held_len + len)
-                    cap *= 2;
-                char *nb = realloc(req->held, cap);
-                if (!nb)
-                    return COIL_ENOMEM;
-                req->held = nb;
-                req->held_cap = cap;
-            }
-            memcpy(req->held + req->held_len, data, len);
-            req->held_len += len;
-            if (req->held_len > HOLD_MAX)
-                return send_head(req, 0);
-            return 0;
-        }
-        int rc = send_head(req, 0);
-        if (rc != 0)
-            return rc;
+    if (req->out != OUT_NONE)
+        return send_body(req, data, len);
+    /* The head has not gone out: past what is held (or once the renderer
+     * returned) it leaves now, with these bytes in the same writev. */
+    if (!req->in_render || req->held_len + len > HOLD_MAX)
+        return send_head(req, 0, data, len);
+    if (req->held_len + len > req->held_cap) {
+        size_t cap = req->held_cap ? req->held_cap : 1024;
+        while (cap < req->held_len + len)
+            cap *= 2;
+        char *nb = realloc(req->held, cap);
+        if (!nb)
+            return COIL_ENOMEM;
+        req->held = nb;
+        req->held_cap = cap;
     }
-    return send_body(req, data, len);
+    memcpy(req->held + req->held_len, data, len);
+    req->held_len += len;
+    return 0;
 }
 
 int coil_http_request_writef(coil_http_request *req, const char *fmt, ...)
@@ -1860,7 +1864,7 @@ int coil_http_request_finish(coil_http_request *req)
         if (req->has_length && !req->is_head && req->sent < req->length)
             short_body = 1;
         else
-            (void)send_head(req, 1);
+            (void)send_head(req, 1, NULL, 0);
     } else if (req->out == OUT_CHUNKED) {
         static const char last[] = "0\r\n\r\n";
         (void)conn_write(c, last, sizeof last - 1);
