@@ -60,17 +60,11 @@ int main(int argc, char **argv)
     }
     const char *url = argc > 1 ? argv[1] : "http://127.0.0.1:8000/";
     const char *data = argc > 2 ? argv[2] : "form-field=python";
+    /* A reactor, and agent = Agent(reactor) (web_common.h) */
     coil_reactor *r;
-    if (coil_reactor_new(&r, NULL) != 0)
-        return 1;
     coil_http_agent *agent;
-    coil_failure *err = NULL;
-    if (coil_http_agent_new(r, NULL, &agent, &err) != 0) {
-        fprintf(stderr, "web_agent_post: %s\n", coil_failure_message(err));
-        coil_failure_free(err);
-        coil_reactor_free(r);
+    if (web_client_start("web_agent_post", &r, &agent) != 0)
         return 1;
-    }
     coil_http_headers *h = coil_http_headers_new();
     if (!h ||
         coil_http_headers_add(h, "Content-Type", "application/x-www-form-urlencoded"))
@@ -87,8 +81,6 @@ int main(int argc, char **argv)
     coil_reactor_run(r);
 
     coil_deferred_unref(d);
-    coil_http_agent_free(agent);
-    coil_reactor_shutdown(r, 2.0);
-    coil_reactor_free(r);
+    web_client_end(r, agent);
     return failed;
 }

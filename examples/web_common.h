@@ -12,7 +12,10 @@
  * Each server prints "listening on 127.0.0.1:PORT" (the address it got)
  * once it listens; the tests wait for that line.
  *
- * Clients: web_stop() is the book's `d.addBoth(stop)`.
+ * Clients: web_client_start() makes the reactor and the agent (the book's
+ * `agent = Agent(reactor)`: coil_http_agent_new with the default options),
+ * web_stop() is the book's `d.addBoth(stop)`, web_client_end() frees the
+ * agent and the reactor once run() has returned.
  *
  * Header only (static inline functions): every example is one .c file.
  */
@@ -129,6 +132,32 @@ static inline void web_stop(coil_deferred *d, void *arg)
 {
     (void)d;
     coil_reactor_call_soon(arg, web_stop_now, arg);
+}
+
+/* A reactor and an agent with the default options for the client `prog`.
+ * Returns 0, or -1 (after a message when the agent failed). */
+static inline int web_client_start(const char *prog, coil_reactor **r,
+                                   coil_http_agent **agent)
+{
+    if (coil_reactor_new(r, NULL) != 0)
+        return -1;
+    coil_failure *err = NULL;
+    if (coil_http_agent_new(*r, NULL, agent, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, coil_failure_message(err));
+        coil_failure_free(err);
+        coil_reactor_free(*r);
+        return -1;
+    }
+    return 0;
+}
+
+/* After run(): free the agent (nothing is in flight any more), close what
+ * is still open (aborting what is not done within 2 s), free the reactor. */
+static inline void web_client_end(coil_reactor *r, coil_http_agent *agent)
+{
+    coil_http_agent_free(agent);
+    coil_reactor_shutdown(r, 2.0);
+    coil_reactor_free(r);
 }
 
 #endif

@@ -231,21 +231,16 @@ int main(int argc, char **argv)
     }
     size_t n = (size_t)argc - 1;
 
+    /* A reactor, and agent = Agent(reactor) (web_common.h) */
     coil_reactor *r;
-    if (coil_reactor_new(&r, NULL) != 0)
-        return 1;
     coil_http_agent *agent;
-    coil_failure *err = NULL;
-    if (coil_http_agent_new(r, NULL, &agent, &err) != 0) {
-        fprintf(stderr, "web_crawler: %s\n", coil_failure_message(err));
-        coil_failure_free(err);
-        coil_reactor_free(r);
+    if (web_client_start("web_crawler", &r, &agent) != 0)
         return 1;
-    }
 
     /* One engine per start URL (the seed's crawler_process.crawl(spider));
      * the array ends with a zeroed one. */
     int status = 0;
+    coil_failure *err = NULL;
     engine *engines = calloc(n + 1, sizeof *engines);
     coil_deferred **crawls = calloc(n, sizeof *crawls);
     if (!engines || !crawls)

@@ -40,17 +40,11 @@ int main(int argc, char **argv)
     }
     const char *url = argv[1];
     path = argv[2];
+    /* A reactor, and agent = Agent(reactor) (web_common.h) */
     coil_reactor *r;
-    if (coil_reactor_new(&r, NULL) != 0)
-        return 1;
     coil_http_agent *agent;
-    coil_failure *err = NULL;
-    if (coil_http_agent_new(r, NULL, &agent, &err) != 0) {
-        fprintf(stderr, "web_download: %s\n", coil_failure_message(err));
-        coil_failure_free(err);
-        coil_reactor_free(r);
+    if (web_client_start("web_download", &r, &agent) != 0)
         return 1;
-    }
 
     /* d = downloadPage(url, file); d.addCallbacks(...); d.addBoth(stop) */
     coil_deferred *d = coil_http_download(agent, url, path);
@@ -59,8 +53,6 @@ int main(int argc, char **argv)
     coil_reactor_run(r);
 
     coil_deferred_unref(d);
-    coil_http_agent_free(agent);
-    coil_reactor_shutdown(r, 2.0);
-    coil_reactor_free(r);
+    web_client_end(r, agent);
     return failed;
 }
