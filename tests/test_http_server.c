@@ -191,6 +191,7 @@ typedef struct pushprod {
     coil_reactor *r;
     uint64_t left;
     int paused, pauses, scheduled, stopped;
+    int stopped_disconnected; /* the request said so when stop came */
 } pushprod;
 static pushprod push_st;
 static char push_piece[PIECE];
@@ -235,6 +236,7 @@ static void push_stop(coil_producer *pp)
     pushprod *p = (pushprod *)pp;
     p->stopped = 1;
     if (p->req) {
+        p->stopped_disconnected = coil_http_request_disconnected(p->req);
         coil_http_request_unref(p->req);
         p->req = NULL;
     }
@@ -1368,6 +1370,7 @@ static void test_eof_while_pending(void)
     for (int i = 0; i < 20 && !push_st.stopped; i++)
         http_test_pump(&f.c);
     CU_ASSERT_TRUE(push_st.stopped);
+    CU_ASSERT_TRUE(push_st.stopped_disconnected);
     CU_ASSERT_PTR_NULL(push_st.req);
     (void)coil_transport_abort_connection(f.c.t);
     http_test_wait_lost(&f.c, 50);

@@ -1276,13 +1276,11 @@ static void client_gone(http_conn *c, coil_http_request *req)
              c->peer_host, req->request_line);
     c->cur = NULL;
     coil_producer *p = req->producer;
-    if (p) {
-        req->producer = NULL;
-        if (c->t)
-            (void)coil_transport_unregister_producer(c->t);
+    if (p && c->t)
+        (void)coil_transport_unregister_producer(c->t);
+    request_abandon(req); /* disconnected from here: writes and finish refused */
+    if (p)
         p->ops->stop_producing(p);
-    }
-    request_abandon(req);
     coil_http_request_unref(req);
     c->pause_pipeline = 0;
     c->pause_body = 0;
