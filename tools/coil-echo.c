@@ -179,68 +179,29 @@ static coil_protocol *echo_build(coil_factory *f, const coil_address *peer)
 
 static const coil_factory_ops echo_factory_ops = {.build_protocol = echo_build};
 
-typedef struct serving {
-    coil_listener **listeners;
-    char **names; /* what to print once running */
-    int n;
-} serving;
-
-static int announce(void *arg)
-{
-    /* Printed once the reactor runs, so a signal sent by whoever waits for
-     * this line already finds the handlers in place. */
-    serving *sv = arg;
-    for (int i = 0; i < sv->n; i++)
-        tool_error("serving echo on %s", sv->names[i]);
-    return 0;
-}
-
 static int serve(int n, char **texts)
 {
     int status = TOOL_EXIT_FAILURE;
     echo_server s = {.f.ops = &echo_factory_ops};
-    serving sv = {0};
-    coil_endpoint **eps = calloc((size_t)n, sizeof *eps);
-    sv.listeners = calloc((size_t)n, sizeof *sv.listeners);
-    sv.names = calloc((size_t)n, sizeof *sv.names);
-    if (!eps || !sv.listeners || !sv.names) {
-        tool_error("out of memory");
+    tool_serving sv;
+    if (tool_serving_init(&sv, n, "serving echo on") != 0)
         goto out;
-    }
     /* Check every description before listening on any. */
     for (int i = 0; i < n; i++) {
         coil_failure *err = NULL;
-        if (coil_endpoint_server(texts[i], &eps[i], &err) != 0) {
+        if (coil_endpoint_server(texts[i], &sv.eps[i], &err) != 0) {
             status = tool_bad_endpoint(err);
             goto out;
         }
     }
     if (tool_reactor_new(&s.r) != 0)
         goto out;
-    for (int i = 0; i < n; i++) {
-        coil_failure *err = NULL;
-        if (coil_endpoint_listen(s.r, eps[i], &s.f, &sv.listeners[i], &err) != 0) {
-            tool_error_failure(err, "cannot serve on '%s'", texts[i]);
-            coil_failure_free(err);
-            goto out;
-        }
-        sv.n = i + 1;
-        char where[512];
-        tool_listener_describe(sv.listeners[i], texts[i], where, sizeof where);
-        if (!(sv.names[i] = strdup(where))) {
-            tool_error("out of memory");
-            goto out;
-        }
-    }
-    if (coil_reactor_call_when_running(s.r, announce, &sv) != 0) {
-        tool_error("out of memory");
+    if (tool_serving_listen(&sv, s.r, &s.f, texts) != 0)
         goto out;
-    }
     coil_reactor_run(s.r);
     status = TOOL_EXIT_OK;
 out:
-    for (int i = 0; i < sv.n; i++)
-        coil_listener_close(sv.listeners[i]);
+    tool_serving_close(&sv);
     if (s.r) {
         /* Close what is still connected: cleanly (what is queued is sent)
          * when the peers let us within a moment, else abort; TLS
@@ -251,15 +212,7 @@ out:
             tool_error("%zu connections did not close", s.nconns);
         coil_reactor_free(s.r);
     }
-    for (int i = 0; i < n; i++) {
-        if (eps)
-            coil_endpoint_free(eps[i]);
-        if (sv.names)
-            free(sv.names[i]);
-    }
-    free(eps);
-    free(sv.listeners);
-    free(sv.names);
+    tool_serving_free(&sv);
     return status;
 }
 

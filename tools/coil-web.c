@@ -129,9 +129,7 @@ typedef struct serve_config {
 typedef struct web_server {
     coil_reactor *r;
     coil_http_site *site;
-    coil_listener **listeners;
-    char **names; /* where each listener listens, for the announcement */
-    int n;
+    tool_serving sv;
     int quiet;
     int log_broken; /* stdout failed once: said so, no more lines */
 } web_server;
@@ -151,16 +149,6 @@ static void access_log(void *ud, coil_http_request *req, const char *line)
         tool_error("cannot write the access log to stdout: %s; serving on without it",
                    strerror(errno));
     }
-}
-
-static int announce(void *arg)
-{
-    /* Printed once the reactor runs, so a signal sent by whoever waits for
-     * these lines already finds the handlers in place. */
-    web_server *s = arg;
-    for (int i = 0; i < s->n; i++)
-        tool_error("listening on %s", s->names[i]);
-    return 0;
 }
 
 /* `text` with ":alpn=http/1.1" appended when it is a TLS server endpoint
@@ -189,18 +177,13 @@ static int serve(int n, char **texts, serve_config *cfg)
 {
     int status = TOOL_EXIT_FAILURE;
     web_server s = {.quiet = cfg->quiet};
-    coil_endpoint **eps = calloc((size_t)n, sizeof *eps);
-    s.listeners = calloc((size_t)n, sizeof *s.listeners);
-    s.names = calloc((size_t)n, sizeof *s.names);
-    if (!eps || !s.listeners || !s.names) {
-        tool_error("out of memory");
+    if (tool_serving_init(&s.sv, n, "listening on") != 0)
         goto out;
-    }
     /* Check every description before listening on any; mistakes are
      * reported against what the user wrote, before ALPN is added. */
     for (int i = 0; i < n; i++) {
         coil_failure *err = NULL;
-        if (coil_endpoint_server(texts[i], &eps[i], &err) != 0) {
+        if (coil_endpoint_server(texts[i], &s.sv.eps[i], &err) != 0) {
             status = tool_bad_endpoint(err);
             goto out;
         }
@@ -210,9 +193,9 @@ static int serve(int n, char **texts, serve_config *cfg)
             goto out;
         }
         if (strcmp(text, texts[i]) != 0) {
-            coil_endpoint_free(eps[i]);
-            eps[i] = NULL;
-            if (coil_endpoint_server(text, &eps[i], &err) != 0) {
+            coil_endpoint_free(s.sv.eps[i]);
+            s.sv.eps[i] = NULL;
+            if (coil_endpoint_server(text, &s.sv.eps[i], &err) != 0) {
                 free(text);
                 status = tool_bad_endpoint(err);
                 goto out;
@@ -248,30 +231,12 @@ static int serve(int n, char **texts, serve_config *cfg)
         coil_failure_free(err);
         goto out;
     }
-    for (int i = 0; i < n; i++) {
-        if (coil_endpoint_listen(s.r, eps[i], coil_http_site_factory(s.site),
-                                 &s.listeners[i], &err) != 0) {
-            tool_error_failure(err, "cannot serve on '%s'", texts[i]);
-            coil_failure_free(err);
-            goto out;
-        }
-        s.n = i + 1;
-        char where[512];
-        tool_listener_describe(s.listeners[i], texts[i], where, sizeof where);
-        if (!(s.names[i] = strdup(where))) {
-            tool_error("out of memory");
-            goto out;
-        }
-    }
-    if (coil_reactor_call_when_running(s.r, announce, &s) != 0) {
-        tool_error("out of memory");
+    if (tool_serving_listen(&s.sv, s.r, coil_http_site_factory(s.site), texts) != 0)
         goto out;
-    }
     coil_reactor_run(s.r);
     status = TOOL_EXIT_OK;
 out:
-    for (int i = 0; i < s.n; i++)
-        coil_listener_close(s.listeners[i]);
+    tool_serving_close(&s.sv);
     if (s.r) {
         /* Requests in flight get a moment to finish (a download to a slow
          * client is cut); TLS closes included. */
@@ -279,15 +244,7 @@ out:
         coil_http_site_free(s.site);
         coil_reactor_free(s.r);
     }
-    for (int i = 0; i < n; i++) {
-        if (eps)
-            coil_endpoint_free(eps[i]);
-        if (s.names)
-            free(s.names[i]);
-    }
-    free(eps);
-    free(s.listeners);
-    free(s.names);
+    tool_serving_free(&s.sv);
     return status;
 }
 

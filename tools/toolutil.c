@@ -238,6 +238,75 @@ void tool_listener_describe(const coil_listener *l, const char *text, char *buf,
         snprintf(buf, size, "%s", where);
 }
 
+int tool_serving_init(tool_serving *sv, int n, const char *what)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->n = n;
+    sv->what = what;
+    sv->eps = calloc((size_t)n, sizeof *sv->eps);
+    sv->listeners = calloc((size_t)n, sizeof *sv->listeners);
+    sv->names = calloc((size_t)n, sizeof *sv->names);
+    if (!sv->eps || !sv->listeners || !sv->names) {
+        tool_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int serving_announce(void *arg)
+{
+    tool_serving *sv = arg;
+    for (int i = 0; i < sv->listening; i++)
+        tool_error("%s %s", sv->what, sv->names[i]);
+    return 0;
+}
+
+int tool_serving_listen(tool_serving *sv, coil_reactor *r, coil_factory *f,
+                        char *const *texts)
+{
+    for (int i = 0; i < sv->n; i++) {
+        coil_failure *err = NULL;
+        if (coil_endpoint_listen(r, sv->eps[i], f, &sv->listeners[i], &err) != 0) {
+            tool_error_failure(err, "cannot serve on '%s'", texts[i]);
+            coil_failure_free(err);
+            return -1;
+        }
+        sv->listening = i + 1;
+        char where[512];
+        tool_listener_describe(sv->listeners[i], texts[i], where, sizeof where);
+        if (!(sv->names[i] = strdup(where))) {
+            tool_error("out of memory");
+            return -1;
+        }
+    }
+    if (coil_reactor_call_when_running(r, serving_announce, sv) != 0) {
+        tool_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void tool_serving_close(tool_serving *sv)
+{
+    for (int i = 0; i < sv->listening; i++)
+        coil_listener_close(sv->listeners[i]);
+    sv->listening = 0;
+}
+
+void tool_serving_free(tool_serving *sv)
+{
+    for (int i = 0; i < sv->n; i++) {
+        if (sv->eps)
+            coil_endpoint_free(sv->eps[i]);
+        if (sv->names)
+            free(sv->names[i]);
+    }
+    free(sv->eps);
+    free(sv->listeners);
+    free(sv->names);
+    memset(sv, 0, sizeof *sv);
+}
+
 int tool_write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;

@@ -1,7 +1,7 @@
-/* Shared helpers of the command-line tools (coil-echo, coil-chat): argument
- * parsing, usage and error messages, the reactor with signal-driven clean
- * shutdown, and an input reader for stdin that works on pipes, terminals,
- * sockets and regular files alike.
+/* Shared helpers of the command-line tools (coil-echo, coil-chat, coil-web):
+ * argument parsing, usage and error messages, the reactor with signal-driven
+ * clean shutdown, a server's listeners, and an input reader for stdin that works on
+ * pipes, terminals, sockets and regular files alike.
  *
  * Exit statuses: TOOL_EXIT_OK (0) on success, TOOL_EXIT_FAILURE (1) when
  * the work failed (could not connect, connection lost, cannot listen),
@@ -100,6 +100,34 @@ int tool_shutdown(coil_reactor *r, double seconds);
  * real port, or "unix:PATH". */
 void tool_listener_describe(const coil_listener *l, const char *text, char *buf,
                             size_t size);
+
+/* What a server tool listens on: one server endpoint per description
+ * (`eps`, parsed by the tool), its listener, and where it listens
+ * (tool_listener_describe) for the announcement. */
+typedef struct tool_serving {
+    int n; /* descriptions */
+    coil_endpoint **eps;
+    coil_listener **listeners;
+    char **names;
+    int listening;    /* listeners open: listeners[0..listening) */
+    const char *what; /* the announcement: "NAME: WHAT WHERE" a listener */
+} tool_serving;
+
+/* Room for `n` descriptions. Returns 0, or -1 after "out of memory". */
+int tool_serving_init(tool_serving *sv, int n, const char *what);
+
+/* Listen with `f` on every endpoint (texts[i] is eps[i]'s description, for
+ * messages), then announce each listener once the reactor runs (a signal
+ * sent by whoever waits for these lines then finds the handlers in place).
+ * Returns 0, or -1 after a message. */
+int tool_serving_listen(tool_serving *sv, coil_reactor *r, coil_factory *f,
+                        char *const *texts);
+
+/* Close the listeners (before tool_shutdown). */
+void tool_serving_close(tool_serving *sv);
+
+/* Free the endpoints, names and arrays (after tool_serving_close). */
+void tool_serving_free(tool_serving *sv);
 
 /* Write all of buf to fd (blocking; waits out EAGAIN on a non-blocking fd).
  * Returns 0 or a positive errno value. */
