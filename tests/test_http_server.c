@@ -262,6 +262,8 @@ typedef struct streamer {
     coil_http_request *req; /* borrowed while the body comes */
     size_t got;
     int done, failed;
+    int answer_failure; /* write on failure (the result in failure_write) */
+    int failure_write;
 } streamer;
 static streamer stream_st;
 static void st_data(void *ud, coil_http_request *req, const void *data, size_t len)
@@ -275,6 +277,8 @@ static void st_done(void *ud, coil_http_request *req, const coil_failure *reason
     streamer *s = ud;
     if (reason) {
         s->failed = 1;
+        if (s->answer_failure)
+            s->failure_write = coil_http_request_write(req, "late", 4);
     } else {
         s->done = 1;
         (void)coil_http_request_writef(req, "got %zu", s->got);
@@ -1403,10 +1407,13 @@ static void test_eof_while_pending(void)
     for (int i = 0; i < 10 && stream_st.got < 3; i++)
         http_test_pump(&f.c);
     CU_ASSERT_EQUAL(stream_st.got, 3);
+    stream_st.answer_failure = 1;
     CU_ASSERT_EQUAL(coil_transport_lose_write_connection(f.c.t), 0);
     CU_ASSERT_TRUE(wait_server_eof(&f, 50));
     CU_ASSERT_TRUE(stream_st.failed);
     CU_ASSERT_FALSE(stream_st.done);
+    CU_ASSERT_EQUAL(stream_st.failure_write, COIL_ECLOSED); /* already gone */
+    CU_ASSERT_EQUAL(f.c.len, 0);
     fx_end(&f);
 
     /* `printf 'GET / HTTP/1.0\r\n\r\n' | nc -N`: answered, then closed */

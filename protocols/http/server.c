@@ -1544,12 +1544,14 @@ coil_protocol *coil_http_site_protocol(coil_http_site *site, const coil_address 
 static void request_abandon(coil_http_request *req)
 {
     coil_http_request_ref(req);
+    int finished = req->finished;
+    if (!finished)
+        req->disconnected = 1; /* first: a body handler told below cannot answer */
     if (!req->body_done)
         body_tell_failure(req, COIL_DOMAIN_COIL, COIL_ECONNLOST,
                           "the client went away before the whole request body arrived");
-    if (!req->finished) {
-        req->disconnected = 1;
-        req->producer = NULL; /* the transport told it stop_producing */
+    if (!finished) {
+        req->producer = NULL; /* stop_producing is told by the caller */
         coil_deferred **nd = req->notify;
         size_t nn = req->nnotify;
         req->notify = NULL;
