@@ -9,7 +9,8 @@
  *    pair (coil/memory.h): deterministic, with the fake clock.
  *  - http_test_listen / http_test_connect: a site on a loopback endpoint
  *    ("tcp:0:interface=127.0.0.1", "unix:PATH", "tls:0:...") and a client
- *    connected to it (real clock).
+ *    connected to it (real clock); http_test_leaf_site: a site of one leaf
+ *    resource on a loopback TCP port.
  *  - http_test_pump / http_test_wait_*: run the reactor until something
  *    happens (bounded; never fixed sleeps).
  *  - http_test_parse_response: one response out of the collected bytes
@@ -170,6 +171,19 @@ static inline coil_listener *http_test_listen(coil_reactor *r, coil_http_site *s
             *port = coil_address_port(&a);
     }
     return l;
+}
+
+/* A site whose root is a leaf resource with `ops` (every path renders
+ * there) in *site, listening on a loopback TCP port (in *port). */
+static inline coil_listener *http_test_leaf_site(coil_reactor *r,
+                                                 const coil_http_resource_ops *ops,
+                                                 coil_http_site **site, int *port)
+{
+    coil_http_resource *root = coil_http_resource_new(ops, NULL);
+    coil_http_resource_set_leaf(root, 1);
+    coil_failure *err = NULL;
+    CU_ASSERT_FATAL(coil_http_site_new(r, root, NULL, site, &err) == 0);
+    return http_test_listen(r, *site, "tcp:0:interface=127.0.0.1", port);
 }
 
 /* Connect the client `c` to the client endpoint `desc` (real clock);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http_testutil.h"
 #include "testutil.h"
 
 /* ======================================================================= */
@@ -2107,16 +2108,10 @@ static const coil_http_resource_ops path_ops = {.render_get = path_render};
 static void test_tcp_many(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
-    coil_http_resource *root = coil_http_resource_new(&path_ops, NULL);
-    coil_http_resource_set_leaf(root, 1);
     coil_http_site *site;
+    int port;
+    coil_listener *l = http_test_leaf_site(r, &path_ops, &site, &port);
     coil_failure *err = NULL;
-    CU_ASSERT_FATAL(coil_http_site_new(r, root, NULL, &site, &err) == 0);
-    coil_listener *l;
-    CU_ASSERT_FATAL(coil_listen(r, "tcp:0:interface=127.0.0.1",
-                                coil_http_site_factory(site), &l, &err) == 0);
-    coil_address addr;
-    CU_ASSERT_FATAL(coil_listener_get_host(l, &addr) == 0);
     coil_http_agent_options o = {0};
     o.max_per_host = 5;
     o.max_idle_per_host = 5;
@@ -2126,8 +2121,7 @@ static void test_tcp_many(void)
     coil_deferred *ds[N];
     for (int i = 0; i < N; i++) {
         char url[128];
-        snprintf(url, sizeof url, "http://127.0.0.1:%d/item/%d", coil_address_port(&addr),
-                 i);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/item/%d", port, i);
         ds[i] = coil_http_get(a, url);
     }
     coil_deferred *all = coil_deferred_list(ds, N, 0);

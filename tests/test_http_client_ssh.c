@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_testutil.h"
 #include "testutil.h"
 
 typedef struct hook {
@@ -67,17 +68,10 @@ static coil_http_bytes *get(coil_reactor *r, coil_http_agent *a, const char *url
 static void test_over_ssh_channel(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
-    coil_http_resource *root = coil_http_resource_new(&hello_ops, NULL);
-    coil_http_resource_set_leaf(root, 1);
     coil_http_site *site;
+    int port;
+    coil_listener *l = http_test_leaf_site(r, &hello_ops, &site, &port);
     coil_failure *err = NULL;
-    CU_ASSERT_FATAL(coil_http_site_new(r, root, NULL, &site, &err) == 0);
-    coil_listener *l;
-    CU_ASSERT_FATAL(coil_listen(r, "tcp:0:interface=127.0.0.1",
-                                coil_http_site_factory(site), &l, &err) == 0);
-    coil_address addr;
-    CU_ASSERT_FATAL(coil_listener_get_host(l, &addr) == 0);
-    int port = coil_address_port(&addr);
 
     hook h = {.r = r};
     coil_http_agent_options o = {0};
