@@ -199,6 +199,13 @@ static void pump(T *t)
         coil_reactor_advance(t->r, 0);
 }
 
+/* Send `text` to the agent and let it take it in. */
+static void srv_answer(srv *s, const char *text)
+{
+    srv_send(s, text);
+    pump(s->t);
+}
+
 static void t_start(T *t, const coil_http_agent_options *o)
 {
     memset(t, 0, sizeof *t);
@@ -376,8 +383,7 @@ static srv *get_answered(T *t, res *x, const char *url, const char *response)
 {
     char head[4096];
     srv *s = req_on(t, x, "GET", url, head, sizeof head);
-    srv_send(s, response);
-    pump(t);
+    srv_answer(s, response);
     return s;
 }
 
@@ -414,8 +420,7 @@ static void test_get_basic(void)
     res body;
     res_watch(coil_http_response_read_body(resp, 0), &body);
     CU_ASSERT_EQUAL(body.fired, 0);
-    srv_send(s, "lo");
-    pump(&t);
+    srv_answer(s, "lo");
     CU_ASSERT_EQUAL_FATAL(body.fired, 1);
     coil_http_bytes *b = body.value;
     CU_ASSERT_FATAL(b != NULL);
@@ -461,8 +466,7 @@ static void test_keepalive_reuse(void)
     res_clear(&x);
     s = req_on(&t, &x, "GET", "http://example.test/d", head, sizeof head);
     CU_ASSERT_EQUAL(t.nsrv, 2);
-    srv_send(s, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
     res_resp(&x);
     CU_ASSERT_EQUAL(stats(&t).idle, 0);
     res_clear(&x);
@@ -533,8 +537,7 @@ static void test_idle_closed_by_server(void)
     s = req_on(&t, &x, "GET", "http://example.test/2", head, sizeof head);
     CU_ASSERT_EQUAL(t.nsrv, 2);
     CU_ASSERT_EQUAL(stats(&t).reused, 0);
-    srv_send(s, "HTTP/1.1 204 No Content\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 204 No Content\r\n\r\n");
     CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 204);
     res_clear(&x);
     /* The pool timeout drops an idle connection. */
@@ -565,8 +568,7 @@ static void test_retry_stale(void)
     srv *s2 = t.srvs[1];
     CU_ASSERT(srv_take_head(s2, head, sizeof head));
     COIL_TEST_ASSERT_HAS(head, "GET /again ");
-    srv_send(s2, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s2, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 200);
     res_clear(&x);
     /* POST is not retried. */
@@ -629,8 +631,7 @@ static void test_interim_and_head(void)
         s, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
     pump(&t);
     CU_ASSERT_EQUAL(x.fired, 0);
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
     coil_http_response *resp = res_resp(&x);
     CU_ASSERT_EQUAL(coil_http_response_status(resp), 200);
     CU_ASSERT_PTR_NULL(coil_http_response_header(resp, "Link"));
@@ -640,8 +641,7 @@ static void test_interim_and_head(void)
     /* HEAD: the length is announced, no body follows. */
     s = req_on(&t, &x, "HEAD", "http://example.test/h", head, sizeof head);
     COIL_TEST_ASSERT_HAS(head, "HEAD /h HTTP/1.1\r\n");
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
     resp = res_resp(&x);
     CU_ASSERT_EQUAL(coil_http_response_length(resp), 100);
     res_watch(coil_http_response_read_body(resp, 0), &body);
@@ -727,8 +727,7 @@ static void test_uploads(void)
     CU_ASSERT_STRING_EQUAL(s->in, "3\r\nabc\r\n11\r\ndefghijklmnopqrst\r\n0\r\n\r\n");
     s->len = 0;
     s->in[0] = 0;
-    srv_send(s, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
     CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 201);
     res_clear(&x);
     CU_ASSERT_EQUAL(m.destroyed, 1);
@@ -746,8 +745,7 @@ static void test_uploads(void)
     COIL_TEST_ASSERT_HAS(head, "\r\nContent-Type: text/plain\r\n");
     CU_ASSERT_STRING_EQUAL(s->in, "hello");
     s->len = 0;
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     res_resp(&x);
     res_clear(&x);
     res_watch(coil_http_agent_request(t.a, "POST", "http://example.test/e", NULL, NULL),
@@ -755,8 +753,7 @@ static void test_uploads(void)
     pump(&t);
     CU_ASSERT(srv_take_head(s, head, sizeof head));
     COIL_TEST_ASSERT_HAS(head, "\r\nContent-Length: 0\r\n");
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     res_resp(&x);
     res_clear(&x);
     /* The user may not frame the body. */
@@ -813,8 +810,7 @@ static void test_upload_flow_control(void)
     CU_ASSERT_EQUAL(coil_http_body_done(m.c, NULL), 0);
     pump(&t);
     CU_ASSERT(srv_take_head(s, head, sizeof head));
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     res_resp(&x);
     res_clear(&x);
     t_end(&t);
@@ -836,8 +832,7 @@ static void test_deliver_body_pause(void)
     CU_ASSERT_STRING_EQUAL(b->kind, "http-body");
     CU_ASSERT_EQUAL(b->len, 5);
     /* paused: more arrives but is held */
-    srv_send(s, "second!");
-    pump(&t);
+    srv_answer(s, "second!");
     CU_ASSERT_EQUAL(b->len, 5);
     CU_ASSERT_EQUAL(b->lost, 0);
     b->pause_on_data = 0;
@@ -897,8 +892,7 @@ static void test_body_held_and_limit(void)
     int n = sprintf(big, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
     memset(big + n, 'b', total);
     big[n + total] = 0;
-    srv_send(s, big);
-    pump(&t);
+    srv_answer(s, big);
     coil_http_response *resp = res_resp(&x);
     /* the agent holds 64 KiB and a read at most: the rest waits at the
      * server */
@@ -949,15 +943,13 @@ static void test_redirects(void)
         "HTTP/1.1 301 Moved\r\nLocation: /b\r\nContent-Length: 3\r\n\r\nabc");
     CU_ASSERT(srv_take_head(s, head, sizeof head));
     COIL_TEST_ASSERT_HAS(head, "GET /b HTTP/1.1\r\n");
-    srv_send(s, "HTTP/1.1 302 Found\r\nLocation: http://other.test/c\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 302 Found\r\nLocation: http://other.test/c\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n");
     CU_ASSERT_EQUAL_FATAL(t.nsrv, 2);
     srv *s2 = t.srvs[1];
     CU_ASSERT(srv_take_head(s2, head, sizeof head));
     COIL_TEST_ASSERT_HAS(head, "GET /c HTTP/1.1\r\nHost: other.test\r\n");
-    srv_send(s2, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
-    pump(&t);
+    srv_answer(s2, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
     coil_http_response *resp = res_resp(&x);
     CU_ASSERT_EQUAL(coil_http_response_status(resp), 200);
     CU_ASSERT_STRING_EQUAL(coil_http_response_url(resp), "http://other.test/c");
@@ -971,14 +963,13 @@ static void test_redirects(void)
     CU_ASSERT(srv_take_head(s, head, sizeof head));
     CU_ASSERT_STRING_EQUAL(s->in, "a=1");
     s->len = 0;
-    srv_send(s, "HTTP/1.1 303 See Other\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s,
+               "HTTP/1.1 303 See Other\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n");
     CU_ASSERT(srv_take_head(s, head, sizeof head));
     COIL_TEST_ASSERT_HAS(head, "GET /done HTTP/1.1\r\n");
     CU_ASSERT(strstr(head, "Content-Length") == NULL);
     CU_ASSERT_EQUAL(s->len, 0);
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 200);
     res_clear(&x);
     /* 307 keeps the method and the body */
@@ -988,16 +979,14 @@ static void test_redirects(void)
     pump(&t);
     CU_ASSERT(srv_take_head(s, head, sizeof head));
     s->len = 0;
-    srv_send(s, "HTTP/1.1 307 Temporary Redirect\r\nLocation: /kept\r\nContent-Length: "
-                "0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 307 Temporary Redirect\r\nLocation: /kept\r\nContent-Length: "
+                  "0\r\n\r\n");
     CU_ASSERT(srv_take_head(s, head, sizeof head));
     COIL_TEST_ASSERT_HAS(head, "POST /kept HTTP/1.1\r\n");
     COIL_TEST_ASSERT_HAS(head, "Content-Length: 3\r\n");
     CU_ASSERT_STRING_EQUAL(s->in, "b=2");
     s->len = 0;
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     res_resp(&x);
     res_clear(&x);
     /* a loop past the limit */
@@ -1018,9 +1007,9 @@ static void test_redirects(void)
     pump(&t);
     srv *s3 = t.srvs[t.nsrv - 1];
     CU_ASSERT(srv_take_head(s3, head, sizeof head));
-    srv_send(s3, "HTTP/1.1 302 Found\r\nLocation: http://secure.test/\r\nContent-Length: "
-                 "0\r\n\r\n");
-    pump(&t);
+    srv_answer(s3,
+               "HTTP/1.1 302 Found\r\nLocation: http://secure.test/\r\nContent-Length: "
+               "0\r\n\r\n");
     ASSERT_FAILED(x, COIL_ENOTSUP, "refused: it leaves https");
     res_clear(&x);
     t_end(&t);
@@ -1049,8 +1038,7 @@ static void test_timeouts(void)
                      "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
     res_watch(coil_http_response_read_body(res_resp(&x), 0), &body);
     coil_reactor_advance(t.r, 6);
-    srv_send(s, "de");
-    pump(&t);
+    srv_answer(s, "de");
     coil_reactor_advance(t.r, 6);
     CU_ASSERT_EQUAL(body.fired, 0);
     coil_reactor_advance(t.r, 2);
@@ -1133,8 +1121,7 @@ static void test_get_and_download(void)
     pump(&t);
     srv *s = t.srvs[0];
     CU_ASSERT(srv_take_head(s, head, sizeof head));
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npage");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npage");
     CU_ASSERT_EQUAL_FATAL(x.fired, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(x.value);
     CU_ASSERT_STRING_EQUAL(((coil_http_bytes *)x.value)->data, "page");
@@ -1142,8 +1129,7 @@ static void test_get_and_download(void)
     res_watch(coil_http_get(t.a, "http://example.test/missing"), &x);
     pump(&t);
     CU_ASSERT(srv_take_head(s, head, sizeof head));
-    srv_send(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here!");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here!");
     CU_ASSERT_FATAL(x.f != NULL);
     CU_ASSERT_EQUAL(coil_failure_domain(x.f), COIL_DOMAIN_HTTP);
     CU_ASSERT_EQUAL(coil_failure_code(x.f), 404);
@@ -1160,12 +1146,10 @@ static void test_get_and_download(void)
     res_watch(coil_http_download(t.a, "http://example.test/file", path), &x);
     pump(&t);
     CU_ASSERT(srv_take_head(s, head, sizeof head));
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nfile ");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nfile ");
     CU_ASSERT(access(part, F_OK) == 0);
     CU_ASSERT(access(path, F_OK) != 0);
-    srv_send(s, "bytes!");
-    pump(&t);
+    srv_answer(s, "bytes!");
     CU_ASSERT_EQUAL(x.fired, 1);
     CU_ASSERT_PTR_NULL(x.f);
     char got[64] = "";
@@ -1181,8 +1165,7 @@ static void test_get_and_download(void)
     res_watch(coil_http_download(t.a, "http://example.test/file", path), &x);
     pump(&t);
     CU_ASSERT(srv_take_head(s, head, sizeof head));
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nfile ");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nfile ");
     CU_ASSERT(access(part, F_OK) == 0);
     srv_close(s);
     pump(&t);
@@ -1195,8 +1178,7 @@ static void test_get_and_download(void)
     pump(&t);
     s = t.srvs[t.nsrv - 1];
     CU_ASSERT(srv_take_head(s, head, sizeof head));
-    srv_send(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     CU_ASSERT(x.f && coil_failure_domain(x.f) == COIL_DOMAIN_HTTP);
     CU_ASSERT(access(part, F_OK) != 0);
     res_clear(&x);
@@ -1242,8 +1224,7 @@ static void test_cancel(void)
     pump(&t);
     s = t.srvs[0];
     CU_ASSERT(srv_take_head(s, head, sizeof head));
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     res_resp(&x);
     res_clear(&x);
     res_clear(&y);
@@ -1347,8 +1328,7 @@ static void test_file_upload(void)
     COIL_TEST_ASSERT_HAS(head, "\r\nContent-Length: 1048583\r\n");
     CU_ASSERT_EQUAL_FATAL(s->len, total);
     CU_ASSERT(memcmp(s->in, data, total) == 0);
-    srv_send(s, "HTTP/1.1 204 No Content\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 204 No Content\r\n\r\n");
     CU_ASSERT_EQUAL(coil_http_response_status(res_resp(&x)), 204);
     res_clear(&x);
     /* a file that shrinks after its length was taken */
@@ -1434,8 +1414,7 @@ static void test_free_from_callback(void)
     CU_ASSERT(srv_take_head(s, head, sizeof head));
     victim = t.a;
     t.a = NULL;
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
     CU_ASSERT_PTR_NULL(victim);
     CU_ASSERT_EQUAL(x.fired, 1);
     CU_ASSERT(y.f && coil_failure_check(y.f, COIL_DOMAIN_COIL, COIL_ECANCELLED));
@@ -1495,8 +1474,7 @@ static void test_byte_by_byte(void)
     int n = snprintf(fat, sizeof fat, "HTTP/1.1 200 OK\r\nX-Fat: ");
     memset(fat + n, 'f', 1500);
     strcpy(fat + n + 1500, "\r\n\r\n");
-    srv_send(s, fat);
-    pump(&t);
+    srv_answer(s, fat);
     ASSERT_FAILED(x, COIL_EPROTO, "bad response from example.test:80: ");
     res_clear(&x);
     t_end(&t);
@@ -1533,8 +1511,7 @@ static void test_idle_limit_and_no_persistent(void)
     for (int i = 0; i < 2; i++) {
         srv *s = req_on(&t, &x[0], "GET", "http://example.test/np", head, sizeof head);
         COIL_TEST_ASSERT_HAS(head, "\r\nConnection: close\r\n");
-        srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-        pump(&t);
+        srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
         res_resp(&x[0]);
         res_clear(&x[0]);
         CU_ASSERT(s->closed);
@@ -1575,22 +1552,19 @@ static void test_unread_body_dropped(void)
     memset(piece + n, 'q', 8192);
     strcpy(piece + n + 8192, "\r\n");
     for (int i = 0; i < 12 && s->p.transport; i++) {
-        srv_send(s, piece);
-        pump(&t);
+        srv_answer(s, piece);
     }
     CU_ASSERT(s->closed);
     CU_ASSERT_EQUAL(stats(&t).idle, 0);
     /* a small one is read to its end and the connection kept */
     s = req_on(&t, &x, "GET", "http://example.test/small", head, sizeof head);
     CU_ASSERT_EQUAL(t.nsrv, 2);
-    srv_send(s, "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n");
-    pump(&t);
+    srv_answer(s, "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n");
     res_clear(&x);
     char body[5001];
     memset(body, 's', 5000);
     body[5000] = 0;
-    srv_send(s, body);
-    pump(&t);
+    srv_answer(s, body);
     CU_ASSERT(!s->closed);
     CU_ASSERT_EQUAL(stats(&t).idle, 1);
     t_end(&t);
