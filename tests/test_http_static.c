@@ -428,13 +428,31 @@ static void expect_file(const resp *rs, const void *data, size_t len, const char
     CU_ASSERT_PTR_NOT_NULL(hdr(rs, "Last-Modified"));
 }
 
-static void expect_status(server *s, const char *path, int status)
+/* `method path` (with the header lines `extra`) answers `status`. */
+static void expect_answer(server *s, const char *method, const char *path,
+                          const char *extra, int status)
 {
     resp rs;
-    mem_get(s, "GET", path, NULL, &rs);
+    mem_get(s, method, path, extra, &rs);
     if (rs.status != status)
-        fprintf(stderr, "\n    GET %s -> %d, not %d", path, rs.status, status);
+        fprintf(stderr, "\n    %s %s -> %d, not %d", method, path, rs.status, status);
     CU_ASSERT_EQUAL(rs.status, status);
+    resp_free(&rs);
+}
+
+static void expect_status(server *s, const char *path, int status)
+{
+    expect_answer(s, "GET", path, NULL, status);
+}
+
+/* The validators of /hello.txt: its ETag and Last-Modified. */
+static void hello_validators(server *s, char *etag, size_t etag_size, char *lm,
+                             size_t lm_size)
+{
+    resp rs;
+    mem_get(s, "GET", "/hello.txt", NULL, &rs);
+    snprintf(etag, etag_size, "%s", hdr(&rs, "ETag"));
+    snprintf(lm, lm_size, "%s", hdr(&rs, "Last-Modified"));
     resp_free(&rs);
 }
 
@@ -798,10 +816,7 @@ static void test_conditional(void)
     fake_server_start(&s, NULL);
     resp rs;
     char etag[128], lm[64], extra[512];
-    mem_get(&s, "GET", "/hello.txt", NULL, &rs);
-    snprintf(etag, sizeof etag, "%s", hdr(&rs, "ETag"));
-    snprintf(lm, sizeof lm, "%s", hdr(&rs, "Last-Modified"));
-    resp_free(&rs);
+    hello_validators(&s, etag, sizeof etag, lm, sizeof lm);
     CU_ASSERT(etag[0] == '"' && etag[strlen(etag) - 1] == '"');
     time_t t;
     CU_ASSERT_EQUAL(coil_http_date_parse(lm, &t), 0);
@@ -820,13 +835,9 @@ static void test_conditional(void)
         resp_free(&rs);
     }
     snprintf(extra, sizeof extra, "If-Modified-Since: %s\r\n", lm);
-    mem_get(&s, "GET", "/hello.txt", extra, &rs);
-    CU_ASSERT_EQUAL(rs.status, 304);
-    resp_free(&rs);
+    expect_answer(&s, "GET", "/hello.txt", extra, 304);
     snprintf(extra, sizeof extra, "If-None-Match: %s\r\n", etag);
-    mem_get(&s, "HEAD", "/hello.txt", extra, &rs);
-    CU_ASSERT_EQUAL(rs.status, 304);
-    resp_free(&rs);
+    expect_answer(&s, "HEAD", "/hello.txt", extra, 304);
 
     /* Not matching: the whole file. A matching date does not help when
      * If-None-Match is there (RFC 9110 13.2.2). */
@@ -893,18 +904,11 @@ static void test_ranges(void)
     /* If-Range: our strong tag or our date keeps the range; else 200. */
     resp rs;
     char etag[128], lm[64], extra[512];
-    mem_get(&s, "GET", "/hello.txt", NULL, &rs);
-    snprintf(etag, sizeof etag, "%s", hdr(&rs, "ETag"));
-    snprintf(lm, sizeof lm, "%s", hdr(&rs, "Last-Modified"));
-    resp_free(&rs);
+    hello_validators(&s, etag, sizeof etag, lm, sizeof lm);
     snprintf(extra, sizeof extra, "Range: bytes=0-4\r\nIf-Range: %s\r\n", etag);
-    mem_get(&s, "GET", "/hello.txt", extra, &rs);
-    CU_ASSERT_EQUAL(rs.status, 206);
-    resp_free(&rs);
+    expect_answer(&s, "GET", "/hello.txt", extra, 206);
     snprintf(extra, sizeof extra, "Range: bytes=0-4\r\nIf-Range: %s\r\n", lm);
-    mem_get(&s, "GET", "/hello.txt", extra, &rs);
-    CU_ASSERT_EQUAL(rs.status, 206);
-    resp_free(&rs);
+    expect_answer(&s, "GET", "/hello.txt", extra, 206);
     const char *stale[] = {"\"other\"", "W/%s", "Thu, 01 Jan 1970 00:00:00 GMT"};
     for (size_t i = 0; i < 3; i++) {
         char ir[200];
@@ -945,9 +949,7 @@ static void test_head_and_methods(void)
     COIL_TEST_ASSERT_HAS(hdr(&rs, "Allow"), "GET");
     COIL_TEST_ASSERT_HAS(hdr(&rs, "Allow"), "HEAD");
     resp_free(&rs);
-    mem_get(&s, "DELETE", "/hello.txt", NULL, &rs);
-    CU_ASSERT_EQUAL(rs.status, 405);
-    resp_free(&rs);
+    expect_answer(&s, "DELETE", "/hello.txt", NULL, 405);
     fake_server_end(&s);
 }
 
