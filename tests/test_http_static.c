@@ -1190,6 +1190,44 @@ static void test_slow_reader(void)
     fake_server_end(&s);
 }
 
+/* A client that sends its request and half-closes at once (nc -N): the
+ * big file, which starts on the next reactor pass, still goes out whole. */
+static void test_half_close_memory(void)
+{
+    server s;
+    coil_reactor *r = fake_server_start(&s, NULL);
+    coil_transport *t =
+        coil_memory_transport_new(r, coil_http_site_protocol(s.site, NULL));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    const char *req = "GET /big.bin HTTP/1.0\r\n\r\n";
+    coil_test_feed(t, req, strlen(req));
+    CU_ASSERT_EQUAL(coil_memory_transport_feed_eof(t), 0);
+    size_t cap = 2 * BIG_SIZE, len = 0;
+    unsigned char *got = malloc(cap);
+    resp rs = {0};
+    int done = 0;
+    for (int i = 0; i < 200000 && !done; i++) {
+        coil_reactor_iterate(r, 0);
+        size_t n;
+        const unsigned char *w = coil_memory_transport_written(t, &n);
+        if (n) {
+            CU_ASSERT_FATAL(len + n <= cap);
+            memcpy(got + len, w, n);
+            len += n;
+            coil_memory_transport_clear(t);
+        }
+        done = resp_parse(got, len, 0, &rs, NULL);
+    }
+    CU_ASSERT(done);
+    CU_ASSERT(rs.body_len == BIG_SIZE && memcmp(rs.body, big, BIG_SIZE) == 0);
+    resp_free(&rs);
+    free(got);
+    coil_memory_transport_free(t);
+    coil_reactor_iterate(r, 0);
+    CU_ASSERT_EQUAL(counts(&s).open_bodies, 0);
+    fake_server_end(&s);
+}
+
 /* A client that goes in the middle of the big file: the file is closed. */
 static void test_disconnect_memory(void)
 {
@@ -1300,25 +1338,16 @@ static void test_disconnect_tcp(void)
 static int add_suites(void)
 {
     static const coil_test_case cases[] = {
-        COIL_TEST(test_mime_types),
-        COIL_TEST(test_new_refuses),
-        COIL_TEST(test_files_memory),
-        COIL_TEST(test_single_file_root),
-        COIL_TEST(test_files_tcp_sendfile),
-        COIL_TEST(test_files_tls),
-        COIL_TEST(test_pipelined_tcp),
-        COIL_TEST(test_files_unix),
-        COIL_TEST(test_conditional),
-        COIL_TEST(test_ranges),
-        COIL_TEST(test_head_and_methods),
-        COIL_TEST(test_no_escape),
-        COIL_TEST(test_directories),
-        COIL_TEST(test_mounted),
-        COIL_TEST(test_slow_reader),
-        COIL_TEST(test_disconnect_memory),
-        COIL_TEST(test_file_shrinks),
-        COIL_TEST(test_disconnect_tcp),
-        {NULL, NULL},
+        COIL_TEST(test_mime_types),         COIL_TEST(test_new_refuses),
+        COIL_TEST(test_files_memory),       COIL_TEST(test_single_file_root),
+        COIL_TEST(test_files_tcp_sendfile), COIL_TEST(test_files_tls),
+        COIL_TEST(test_pipelined_tcp),      COIL_TEST(test_files_unix),
+        COIL_TEST(test_conditional),        COIL_TEST(test_ranges),
+        COIL_TEST(test_head_and_methods),   COIL_TEST(test_no_escape),
+        COIL_TEST(test_directories),        COIL_TEST(test_mounted),
+        COIL_TEST(test_slow_reader),        COIL_TEST(test_half_close_memory),
+        COIL_TEST(test_disconnect_memory),  COIL_TEST(test_file_shrinks),
+        COIL_TEST(test_disconnect_tcp),     {NULL, NULL},
     };
     return coil_test_add_suite_with("http static files", setup, teardown, cases);
 }

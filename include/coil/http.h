@@ -317,8 +317,9 @@ int coil_http_request_error(coil_http_request *req, int status, const char *deta
  * Finished requests are freed when the last reference goes.
  * The client is gone when the connection breaks, and also when it closes
  * its side (EOF: what curl --max-time and a closed browser tab send) while
- * a response is not finished and its renderer returned NOT_DONE_YET (or a
- * streamed body is still expected), as in Twisted and nginx: the request
+ * its renderer returned NOT_DONE_YET and it waits (no producer feeds the
+ * body; a static file is never abandoned so), or while a streamed body is
+ * still expected, as in Twisted and nginx: the request
  * is disconnected (notify_finish fails with COIL_ECONNLOST, a waited
  * deferred is cancelled, a registered producer is stopped), pipelined
  * requests not yet answered are dropped and the connection closes.

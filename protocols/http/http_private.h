@@ -48,6 +48,10 @@ int coil__http_resource_streams_body(const coil_http_resource *res);
 const char *coil__http_request_next_segment(const coil_http_request *req);
 /* Move the next postpath segment to the prepath. */
 void coil__http_request_advance(coil_http_request *req);
+/* The renderer returns NOT_DONE_YET but its answer is as good as started
+ * (a file body that begins on the next reactor pass): a client EOF does
+ * not abandon it (see server.c, client_gone). */
+void coil__http_request_send_on_eof(coil_http_request *req);
 
 /* ---- server.c, called by static.c ------------------------------------ */
 

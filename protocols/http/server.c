@@ -28,13 +28,13 @@
  * browser tab) sends a FIN, not a reset, so an EOF while a response is
  * still being made means the client is gone, as Twisted's HTTPChannel and
  * nginx (ngx_http_test_reading) take it. Once the EOF is read, a request
- * whose renderer returned NOT_DONE_YET and has not finished, or whose body
- * is still expected, is abandoned as on a reset (notify_finish fails with
- * COIL_ECONNLOST, waited deferreds are cancelled, its producer is
- * stopped), pipelined requests still buffered are dropped and the
- * connection closes after what is already queued. Requests answered at
- * once keep their answers: a client that sends whole requests and
- * half-closes (`printf 'GET / HTTP/1.0\r\n\r\n' | nc -N`) gets every one of
+ * whose renderer returned NOT_DONE_YET and is waiting (no producer
+ * registered, no coil__http_request_send_on_eof: a static file about to
+ * go), or whose body is still expected, is abandoned as on a reset (notify_finish fails
+ * with COIL_ECONNLOST, waited deferreds are cancelled, its producer is stopped),
+ * pipelined requests still buffered are dropped and the connection closes after what is
+ * already queued. Requests answered at once keep their answers: a client that sends whole
+ * requests and half-closes (`printf 'GET / HTTP/1.0\r\n\r\n' | nc -N`) gets every one of
  * those answered, in order, then the close.
  *
  * Lifetimes: the transport owns the connection (one reference); each
@@ -174,7 +174,8 @@ struct coil_http_request {
     uint64_t sent; /* body bytes written (counted for HEAD) */
     coil_producer *producer;
     int producer_streaming;
-    int pull_kick; /* a call_soon to ask a HEAD's pull producer again */
+    int pull_kick;   /* a call_soon to ask a HEAD's pull producer again */
+    int send_on_eof; /* coil__http_request_send_on_eof: not abandoned at EOF */
     coil_deferred **notify;
     size_t nnotify, capnotify;
     waiter *waiters;
@@ -1262,12 +1263,17 @@ static void end_request(http_conn *c)
     update_reading(c);
 }
 
+void coil__http_request_send_on_eof(coil_http_request *req)
+{
+    req->send_on_eof = 1;
+}
+
 /* The client closed its side (EOF) while the current request still waits
- * for its body or its renderer: it went away (Twisted's HTTPChannel;
- * nginx's "client prematurely closed connection"). The request is
- * abandoned as on a reset (notify_finish fails, waited deferreds are
- * cancelled, the producer is stopped), buffered pipelined requests are
- * dropped, and the connection closes after what is already queued. */
+ * for its body, or for its renderer to start the answer: it went away (Twisted's
+ * HTTPChannel; nginx's "client prematurely closed connection"). The request is abandoned
+ * as on a reset (notify_finish fails, waited deferreds are cancelled, the producer is
+ * stopped), buffered pipelined requests are dropped, and the connection closes after what
+ * is already queued. */
 static void client_gone(http_conn *c, coil_http_request *req)
 {
     coil_log(COIL_LOG_INFO, LOG_MODULE,
@@ -1335,9 +1341,14 @@ static void process(http_conn *c)
                     }
                     break;
                 }
-                if (c->eof && !req->in_render) {
-                    /* The renderer answers later, and the client has
-                     * closed its side: it went away. */
+                if (c->eof && !req->in_render && !req->producer && !req->send_on_eof) {
+                    /* The renderer answers later (it waits on something),
+                     * and the client has closed its side: it went away. A
+                     * body being produced (a producer registered, a file
+                     * about to go) is still sent, as nginx sends a file: a
+                     * client that truly left resets the connection at the
+                     * next bytes, and one that only half-closed gets it
+                     * all. */
                     client_gone(c, req);
                     break;
                 }

@@ -644,6 +644,7 @@ static int serve_file(file_root *fr, coil_http_request *req, int fd,
     b->use_sendfile = 1;
     fr->stats.bodies++;
     fr->stats.open_bodies++;
+    coil__http_request_send_on_eof(req); /* `printf 'GET ...' | nc -N` gets it */
     if (coil_reactor_call_soon(b->reactor, body_start, b) != 0) {
         b->fd = -1;
         fr->stats.open_bodies--;

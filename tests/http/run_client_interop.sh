@@ -123,6 +123,14 @@ test_curl() {
     [ "$(header Content-Length)" = 1048576 ] || fail "GET /file.bin: Content-Length $(header Content-Length)"
     header Content-Type | grep -q . || fail "GET /file.bin: no Content-Type"
     log_has '^127\.0\.0\.1 - - \[[^]]+\] "GET /file\.bin HTTP/1\.1" 200 1048576 "-" "curl/[^"]*"$'
+    # A client that sends its request and half-closes (nc -N shuts its
+    # write side at the end of stdin) still gets the whole file: a body
+    # being sent is not abandoned at the client's EOF.
+    printf 'GET /file.bin HTTP/1.0\r\n\r\n' | $T nc -N 127.0.0.1 "$port" >"$dir/nc.out" ||
+        fail "nc -N GET /file.bin failed"
+    sed '1,/^\r$/d' "$dir/nc.out" >"$dir/nc.body"
+    [ "$(sha "$dir/nc.body")" = "$(sha "$www/file.bin")" ] ||
+        fail "GET /file.bin with a half-close (nc -N): $(wc -c <"$dir/nc.body") bytes, not the file"
     [ "$(code "$base/hello.txt")" = 200 ] || fail "GET /hello.txt"
     [ "$(cat "$dir/body")" = hello ] || fail "GET /hello.txt: '$(cat "$dir/body")'"
     header Content-Type | grep -q '^text/plain' || fail "hello.txt: Content-Type $(header Content-Type)"
