@@ -315,29 +315,6 @@ static int add_header(void *arg, const char *text)
     return 0;
 }
 
-/* The failure's message and those of its causes, joined by ": ", leaving
- * out a cause whose message the text already holds (the agent's messages
- * quote their cause). Caller frees; NULL when memory runs out. */
-static char *failure_text(const coil_failure *f)
-{
-    size_t need = 1;
-    for (const coil_failure *c = f; c; c = coil_failure_cause(c))
-        need += strlen(coil_failure_message(c)) + 2;
-    char *s = malloc(need);
-    if (!s)
-        return NULL;
-    s[0] = '\0';
-    for (const coil_failure *c = f; c; c = coil_failure_cause(c)) {
-        const char *m = coil_failure_message(c);
-        if (!*m || strstr(s, m))
-            continue;
-        if (s[0])
-            strcat(s, ": ");
-        strcat(s, m);
-    }
-    return s;
-}
-
 /* ---- the progress bar (stderr, on a terminal, for downloads that last) ---- */
 
 #define PROGRESS_AFTER    0.5 /* seconds before a bar appears */
@@ -596,7 +573,7 @@ static void body_lost(coil_protocol *p, const coil_failure *reason)
                 coil_failure_code(reason) == COIL_ECLOSED &&
                 (g->length < 0 || g->received == (uint64_t)g->length);
     if (!whole) {
-        char *why = failure_text(reason);
+        char *why = tool_failure_text_brief(reason);
         tool_error("%s %s: the body was cut short after %" PRIu64 " bytes%s: %s",
                    g->method, g->cfg->url, g->received, g->part ? " (nothing saved)" : "",
                    why ? why : "connection lost");
@@ -701,7 +678,7 @@ static void request_failed(coil_deferred *d, void *arg)
                        strerror(coil_failure_code(sys)));
         coil_http_url_free(u);
     } else if (f) {
-        char *why = failure_text(f);
+        char *why = tool_failure_text_brief(f);
         /* "cannot connect to HOST:PORT: ..." says enough without the URL. */
         if (why && strncmp(why, "cannot connect to ", 18) == 0)
             tool_error("%s", why);
@@ -798,7 +775,7 @@ static int get(get_config *cfg)
             if (!(body = body_from_stream(path)))
                 return TOOL_EXIT_FAILURE;
         } else if (!(body = coil_http_body_from_file(path, &err))) {
-            char *why = err ? failure_text(err) : NULL;
+            char *why = err ? tool_failure_text_brief(err) : NULL;
             tool_error("cannot send '%s': %s", path, why ? why : "cannot open it");
             free(why);
             coil_failure_free(err);

@@ -48,7 +48,8 @@ void tool_error(const char *fmt, ...)
     va_end(ap);
 }
 
-char *tool_failure_text(const coil_failure *f)
+/* tool_failure_text, or with `brief` tool_failure_text_brief. */
+static char *failure_join(const coil_failure *f, int brief)
 {
     size_t need = 1;
     for (const coil_failure *c = f; c; c = coil_failure_cause(c))
@@ -58,11 +59,24 @@ char *tool_failure_text(const coil_failure *f)
         return NULL;
     s[0] = '\0';
     for (const coil_failure *c = f; c; c = coil_failure_cause(c)) {
-        if (c != f)
+        const char *m = coil_failure_message(c);
+        if (brief && (!*m || strstr(s, m)))
+            continue;
+        if (brief ? s[0] != '\0' : c != f)
             strcat(s, ": ");
-        strcat(s, coil_failure_message(c));
+        strcat(s, m);
     }
     return s;
+}
+
+char *tool_failure_text(const coil_failure *f)
+{
+    return failure_join(f, 0);
+}
+
+char *tool_failure_text_brief(const coil_failure *f)
+{
+    return failure_join(f, 1);
 }
 
 void tool_error_failure(const coil_failure *f, const char *fmt, ...)

@@ -39,6 +39,11 @@ void tool_error_failure(const coil_failure *f, const char *fmt, ...) COIL_PRINTF
  * when memory runs out. */
 char *tool_failure_text(const coil_failure *f);
 
+/* The same, leaving out an empty message and a cause whose message the
+ * text already holds (messages that quote their cause, as the HTTP agent's
+ * do). */
+char *tool_failure_text_brief(const coil_failure *f);
+
 /* Print "NAME: message" and a hint to try --help on stderr; returns
  * TOOL_EXIT_USAGE. */
 int tool_usage_error(const char *fmt, ...) COIL_PRINTF(1, 2);
