@@ -1144,15 +1144,49 @@ static void test_mounted(void)
     fake_server_end(&s);
 }
 
+/* A client of the site over a memory transport (the test's to free). */
+static coil_transport *mem_client(server *s, coil_reactor *r)
+{
+    coil_transport *t =
+        coil_memory_transport_new(r, coil_http_site_protocol(s->site, NULL));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    return t;
+}
+
+/* Move what the site wrote to `t` to got[*len..cap). */
+static void mem_collect(coil_transport *t, unsigned char *got, size_t cap, size_t *len)
+{
+    size_t n;
+    const unsigned char *w = coil_memory_transport_written(t, &n);
+    if (n) {
+        CU_ASSERT_FATAL(*len + n <= cap);
+        memcpy(got + *len, w, n);
+        *len += n;
+        coil_memory_transport_clear(t);
+    }
+}
+
+/* The end of a big file over memory: the body is the file, and once the
+ * client is gone no file stays open; frees the response, `got`, `t` and
+ * the fake-clock site. */
+static void big_received(server *s, coil_transport *t, resp *rs, unsigned char *got)
+{
+    CU_ASSERT(rs->body_len == BIG_SIZE && memcmp(rs->body, big, BIG_SIZE) == 0);
+    resp_free(rs);
+    free(got);
+    coil_memory_transport_free(t);
+    coil_reactor_iterate(s->r, 0);
+    CU_ASSERT_EQUAL(counts(s).open_bodies, 0);
+    fake_server_end(s);
+}
+
 /* A slow reader over memory: the window opens 8 KiB at a time; the queue
  * below the server never holds much more than a piece past the mark. */
 static void test_slow_reader(void)
 {
     server s;
     coil_reactor *r = fake_server_start(&s, NULL);
-    coil_transport *t =
-        coil_memory_transport_new(r, coil_http_site_protocol(s.site, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    coil_transport *t = mem_client(&s, r);
     coil_memory_transport_set_window(t, 0);
     const char *req = "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n";
     coil_test_feed(t, req, strlen(req));
@@ -1166,28 +1200,15 @@ static void test_slow_reader(void)
         CU_ASSERT_EQUAL(coil_transport_info_get(t, &info), 0);
         if (info.write_queued > max_queued)
             max_queued = info.write_queued;
-        size_t n;
-        const unsigned char *w = coil_memory_transport_written(t, &n);
-        if (n) {
-            CU_ASSERT_FATAL(len + n <= cap);
-            memcpy(got + len, w, n);
-            len += n;
-            coil_memory_transport_clear(t);
-        }
+        mem_collect(t, got, cap, &len);
         coil_memory_transport_set_window(t, 8192);
         done = resp_parse(got, len, 0, &rs, NULL);
     }
     CU_ASSERT(done);
-    CU_ASSERT(rs.body_len == BIG_SIZE && memcmp(rs.body, big, BIG_SIZE) == 0);
     if (max_queued > 160 * 1024)
         fprintf(stderr, "\n    %zu bytes queued at most", max_queued);
     CU_ASSERT(max_queued <= 160 * 1024); /* the high mark (64 KiB) + a 64 KiB piece */
-    resp_free(&rs);
-    free(got);
-    coil_memory_transport_free(t);
-    coil_reactor_iterate(r, 0);
-    CU_ASSERT_EQUAL(counts(&s).open_bodies, 0);
-    fake_server_end(&s);
+    big_received(&s, t, &rs, got);
 }
 
 /* A client that sends its request and half-closes at once (nc -N): the
@@ -1196,9 +1217,7 @@ static void test_half_close_memory(void)
 {
     server s;
     coil_reactor *r = fake_server_start(&s, NULL);
-    coil_transport *t =
-        coil_memory_transport_new(r, coil_http_site_protocol(s.site, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    coil_transport *t = mem_client(&s, r);
     const char *req = "GET /big.bin HTTP/1.0\r\n\r\n";
     coil_test_feed(t, req, strlen(req));
     CU_ASSERT_EQUAL(coil_memory_transport_feed_eof(t), 0);
@@ -1208,24 +1227,11 @@ static void test_half_close_memory(void)
     int done = 0;
     for (int i = 0; i < 200000 && !done; i++) {
         coil_reactor_iterate(r, 0);
-        size_t n;
-        const unsigned char *w = coil_memory_transport_written(t, &n);
-        if (n) {
-            CU_ASSERT_FATAL(len + n <= cap);
-            memcpy(got + len, w, n);
-            len += n;
-            coil_memory_transport_clear(t);
-        }
+        mem_collect(t, got, cap, &len);
         done = resp_parse(got, len, 0, &rs, NULL);
     }
     CU_ASSERT(done);
-    CU_ASSERT(rs.body_len == BIG_SIZE && memcmp(rs.body, big, BIG_SIZE) == 0);
-    resp_free(&rs);
-    free(got);
-    coil_memory_transport_free(t);
-    coil_reactor_iterate(r, 0);
-    CU_ASSERT_EQUAL(counts(&s).open_bodies, 0);
-    fake_server_end(&s);
+    big_received(&s, t, &rs, got);
 }
 
 /* A client that goes in the middle of the big file: the file is closed. */
@@ -1234,9 +1240,7 @@ static void test_disconnect_memory(void)
     server s;
     coil_reactor *r = fake_server_start(&s, NULL);
     int before = count_fds();
-    coil_transport *t =
-        coil_memory_transport_new(r, coil_http_site_protocol(s.site, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    coil_transport *t = mem_client(&s, r);
     coil_memory_transport_set_window(t, 16384);
     const char *req = "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n";
     coil_test_feed(t, req, strlen(req));
@@ -1266,9 +1270,7 @@ static void test_file_shrinks(void)
     put_file("shrink.bin", data, sizeof data);
     server s;
     server_start(&s, r, NULL, 0);
-    coil_transport *t =
-        coil_memory_transport_new(r, coil_http_site_protocol(s.site, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    coil_transport *t = mem_client(&s, r);
     coil_memory_transport_set_window(t, 16384);
     const char *req = "GET /shrink.bin HTTP/1.1\r\nHost: t\r\n\r\n";
     coil_test_feed(t, req, strlen(req));
