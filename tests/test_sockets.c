@@ -980,9 +980,39 @@ static const coil_producer_ops sender_prod_ops = {
     .stop_producing = sender_noop,
 };
 
+static int sender_shut_first; /* shut our socket's write side before sendfile */
+
+/* The fd of the socket whose local and peer ports are those of `t`. */
+static int socket_fd_of(coil_transport *t)
+{
+    coil_address host, peer;
+    if (coil_transport_get_host(t, &host) != 0 || coil_transport_get_peer(t, &peer) != 0)
+        return -1;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_storage a, b;
+        socklen_t al = sizeof a, bl = sizeof b;
+        if (getsockname(fd, (struct sockaddr *)&a, &al) != 0 ||
+            getpeername(fd, (struct sockaddr *)&b, &bl) != 0 || a.ss_family != AF_INET)
+            continue;
+        if (ntohs(((struct sockaddr_in *)&a)->sin_port) == coil_address_port(&host) &&
+            ntohs(((struct sockaddr_in *)&b)->sin_port) == coil_address_port(&peer))
+            return fd;
+    }
+    return -1;
+}
+
 static void sender_made(coil_protocol *p)
 {
     file_sender *fs = (file_sender *)p;
+    if (sender_shut_first) {
+        /* sendfile then fails with EPIPE, which raises SIGPIPE unless coil
+         * keeps it from this process (the default action ends it). */
+        int fd = socket_fd_of(p->transport);
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
+        CU_ASSERT_EQUAL(coil_transport_register_producer(p->transport, &fs->prod, 0), 0);
+        return;
+    }
     /* Queued bytes go first: send_file must wait for them. */
     CU_ASSERT_EQUAL(coil_transport_write(p->transport, "HEAD", 4), 0);
     CU_ASSERT_EQUAL(coil_transport_register_producer(p->transport, &fs->prod, 0), 0);
@@ -1011,9 +1041,16 @@ static void sink_made(coil_protocol *p)
     coil_transport_pause_reading(p->transport); /* a slow reader at first */
 }
 
+static size_t sink_abort_after; /* 0: read everything */
+
 static void sink_data(coil_protocol *p, const void *data, size_t len)
 {
     sink *k = (sink *)p;
+    if (sink_abort_after && k->got + len >= sink_abort_after) {
+        k->got += len;
+        coil_transport_abort_connection(p->transport); /* a reset, mid-file */
+        return;
+    }
     const unsigned char *b = data;
     for (size_t i = 0; i < len; i++, k->got++) {
         unsigned char want = k->got < 4 ? (unsigned char)"HEAD"[k->got]
@@ -1099,6 +1136,80 @@ static void test_send_file_tcp(void)
     reactor_end(r);
 }
 
+/* A client that resets the connection in the middle of a file: the
+ * sender's connection is lost, and the process lives (sendfile cannot take
+ * MSG_NOSIGNAL; SIGPIPE keeps its default action in this test program). */
+static void test_send_file_peer_resets(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    char path[256];
+    CU_ASSERT_EQUAL_FATAL(coil_test_temp_file(path, sizeof path, "sendfile-rst"), 0);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(ftruncate(fd, 64 * 1024 * 1024), 0);
+    coil_tcp_listen_options lo = {.interface = "127.0.0.1"};
+    coil_listener *l = NULL;
+    coil_factory sf = {&sender_factory_ops, 0, NULL};
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &sf, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    sink_abort_after = 1024 * 1024;
+    for (int round = 0; round < 10; round++) {
+        file_sender fs = {
+            .base.ops = &sender_ops, .prod.ops = &sender_prod_ops, .fd = fd};
+        fs.size = 64 * 1024 * 1024;
+        the_sender = &fs;
+        sink k = {.base.ops = &sink_ops, .r = r};
+        the_sink = &k;
+        coil_factory cf = {&sink_factory_ops, 0, NULL};
+        coil_tcp_connect_options co = {.host = "127.0.0.1",
+                                       .port = coil_address_port(&a)};
+        coil_connector *c = NULL;
+        CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &co, &cf, &c), 0);
+        for (int i = 0; i < 200 && !k.base.transport; i++)
+            coil_reactor_iterate(r, 0.05);
+        if (k.base.transport)
+            coil_transport_resume_reading(k.base.transport);
+        coil_timer *t = coil_reactor_call_later(r, 20, give_up, r);
+        coil_reactor_run(r); /* the sink's abort stops it */
+        coil_timer_cancel(t);
+        coil_timer_release(t);
+        CU_ASSERT_EQUAL(k.lost_code, COIL_EABORTED);
+        /* the sender hears the reset (or its own write fails) */
+        for (int i = 0; i < 400 && coil_reactor_transport_count(r) > 0; i++)
+            coil_reactor_iterate(r, 0.05);
+        CU_ASSERT_EQUAL(coil_reactor_transport_count(r), 0);
+        CU_ASSERT_EQUAL(fs.done, 0);
+        coil_connector_free(c);
+    }
+    sink_abort_after = 0;
+
+    /* EPIPE for sure: our write side is shut under the transport */
+    sender_shut_first = 1;
+    file_sender fs = {.base.ops = &sender_ops, .prod.ops = &sender_prod_ops, .fd = fd};
+    fs.size = 1024 * 1024;
+    the_sender = &fs;
+    sink k = {.base.ops = &sink_ops, .r = r};
+    the_sink = &k;
+    coil_factory cf = {&sink_factory_ops, 0, NULL};
+    coil_tcp_connect_options co = {.host = "127.0.0.1", .port = coil_address_port(&a)};
+    coil_connector *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &co, &cf, &c), 0);
+    for (int i = 0; i < 400 && fs.err == 0 && !fs.done; i++)
+        coil_reactor_iterate(r, 0.05);
+    CU_ASSERT_EQUAL(fs.err, COIL_ECLOSED); /* the connection is lost, we live */
+    if (k.base.transport)
+        coil_transport_abort_connection(k.base.transport);
+    for (int i = 0; i < 400 && coil_reactor_transport_count(r) > 0; i++)
+        coil_reactor_iterate(r, 0.05);
+    coil_connector_free(c);
+    sender_shut_first = 0;
+    coil_listener_close(l);
+    close(fd);
+    unlink(path);
+    reactor_end(r);
+}
+
 static void test_send_file_not_on_memory(void)
 {
     coil_reactor *r = coil_test_reactor(NULL);
@@ -1132,6 +1243,7 @@ static int add_suites(void)
         COIL_TEST(test_peer_address_after_close),
         COIL_TEST(test_water_mark_options),
         COIL_TEST(test_send_file_tcp),
+        COIL_TEST(test_send_file_peer_resets),
         COIL_TEST(test_send_file_not_on_memory),
         {NULL, NULL},
     };

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,12 +120,37 @@ static ssize_t sock_send(coil__stream *s, const struct iovec *iov, int iovcnt)
     }
 }
 
+/* sendfile has no MSG_NOSIGNAL: a peer gone in the middle would raise
+ * SIGPIPE and kill a program that does not ignore it. The signal is blocked
+ * on this thread around the call, and one it raised is taken off the
+ * pending set before the mask is restored (a SIGPIPE already pending for
+ * another reason is left alone). */
+static ssize_t sendfile_nosignal(int out, int in, off_t *off, size_t len)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigset_t pending;
+    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+    ssize_t n = sendfile(out, in, off, len);
+    int err = errno;
+    if (n < 0 && err == EPIPE && !was_pending) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return n;
+}
+
 static ssize_t sock_send_file(coil__stream *s, int fd, off_t offset, size_t len)
 {
     sock_conn *c = (sock_conn *)s;
     for (;;) {
         off_t off = offset;
-        ssize_t n = sendfile(c->fd, fd, &off, len);
+        ssize_t n = sendfile_nosignal(c->fd, fd, &off, len);
         if (n > 0)
             return n;
         if (n == 0)
