@@ -134,6 +134,17 @@ static inline void web_stop(coil_deferred *d, void *arg)
     coil_reactor_call_soon(arg, web_stop_now, arg);
 }
 
+/* A client's one argument, the URL (http://127.0.0.1:8000/ by default).
+ * NULL after the usage message when the arguments are wrong. */
+static inline const char *web_url_arg(int argc, char **argv)
+{
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "usage: %s [URL]\n", argv[0]);
+        return NULL;
+    }
+    return argc == 2 ? argv[1] : "http://127.0.0.1:8000/";
+}
+
 /* A reactor and an agent with the default options for the client `prog`.
  * Returns 0, or -1 (after a message when the agent failed). */
 static inline int web_client_start(const char *prog, coil_reactor **r,

@@ -31,11 +31,9 @@ static void print_error(coil_deferred *d, void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
-        fprintf(stderr, "usage: %s [URL]\n", argv[0]);
-        return 2;
-    }
-    const char *url = argc == 2 ? argv[1] : "http://127.0.0.1:8000/";
+    const char *url = web_url_arg(argc, argv);
+    if (!url)
+        return 2; /* bad usage */
     /* A reactor, and agent = Agent(reactor) (web_common.h) */
     coil_reactor *r;
     coil_http_agent *agent;
