@@ -373,7 +373,7 @@ void coil_http_agent_free(coil_http_agent *a)
                  coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                   "%s %s cancelled: the agent was freed", a->reqs->method,
                                   a->reqs->url_text));
-    agent_release(a); /* ours */
+    a->refs--;        /* ours (the user's is still held: never the last) */
     agent_release(a); /* the user's */
 }
 
@@ -1499,7 +1499,7 @@ static void conn_dial(pool *pl, req *rq)
         c->refs++;
         if (coil_deferred_add_callbacks_full(hd, NULL, hook_failed, c, conn_unref_arg) !=
             0)
-            conn_unref(c);
+            c->refs--; /* the step's, never taken (ours is still held) */
         conn_unref(c);
         return;
     }
@@ -2532,7 +2532,7 @@ void coil_http_response_free(void *arg)
                       coil_failure_new(COIL_DOMAIN_COIL, COIL_ECANCELLED,
                                        "the response was freed before its body was read"),
                       0);
-            resp_unref(resp);
+            resp->refs--; /* the hold (the caller's is still held: never the last) */
         } else {
             conn_update_reading(c);
         }
