@@ -223,7 +223,8 @@ static int serve(int n, char **texts, serve_config *cfg)
         coil_http_resource_unref(root);
         goto out;
     }
-    cfg->so.log = access_log;
+    /* --quiet: no log callback at all (the server then formats no line). */
+    cfg->so.log = cfg->quiet ? NULL : access_log;
     cfg->so.log_ud = &s;
     /* The site takes root's reference, also when it fails. */
     if (coil_http_site_new(s.r, root, &cfg->so, &s.site, &err) != 0) {
