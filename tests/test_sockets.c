@@ -2,6 +2,7 @@
  * echo, addresses, credentials, refused connections, stale socket files. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -309,6 +310,92 @@ static void test_tcp_refused(void)
               NULL);
     coil_connector_free(k);
     coil_reactor_free(r);
+}
+
+/* A resolver answering ::1 first, then 127.0.0.1 (as Debian's /etc/hosts
+ * does for localhost). */
+static int dual_resolve(void *arg, const char *host, const char *service,
+                        const struct addrinfo *hints, struct addrinfo **res)
+{
+    (void)arg;
+    (void)host;
+    struct addrinfo *six = NULL, *four = NULL;
+    struct addrinfo h = *hints;
+    h.ai_flags |= AI_NUMERICHOST;
+    h.ai_family = AF_UNSPEC;
+    if (getaddrinfo("::1", service, &h, &six) != 0)
+        six = NULL;
+    int rc = getaddrinfo("127.0.0.1", service, &h, &four);
+    if (rc != 0) {
+        if (six)
+            freeaddrinfo(six);
+        return rc;
+    }
+    if (!six) {
+        *res = four;
+        return 0;
+    }
+    struct addrinfo *tail = six;
+    while (tail->ai_next)
+        tail = tail->ai_next;
+    tail->ai_next = four; /* glibc's freeaddrinfo frees node by node */
+    *res = six;
+    return 0;
+}
+
+/* A name with several addresses: each is tried in turn. */
+static void test_tcp_next_address(void)
+{
+    coil_reactor *r = coil_test_reactor(NULL);
+    coil_tcp_listen_options lo = {.interface = "127.0.0.1"};
+    coil_listener *l = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_listen(r, &lo, &server_factory, &l, NULL), 0);
+    coil_address a;
+    CU_ASSERT_EQUAL(coil_listener_get_host(l, &a), 0);
+    tcp_port = coil_address_port(&a);
+    tcp_host = "dual.test";
+    client c;
+    client_factory cf;
+    memset(&c, 0, sizeof c);
+    memset(&cf, 0, sizeof cf);
+    c.base.ops = &client_ops;
+    c.r = r;
+    c.len = 5;
+    c.msg = (unsigned char *)strdup("hello");
+    the_client = &c;
+    cf.base.ops = &client_factory_ops;
+    cf.r = r;
+    coil_tcp_connect_options o = {.host = "dual.test", .port = tcp_port};
+    o.resolver = dual_resolve;
+    coil_connector *k = NULL;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &o, &cf.base, &k), 0);
+    coil_timer *t = coil_reactor_call_later(r, 20, give_up, r);
+    coil_reactor_run(r);
+    coil_timer_cancel(t);
+    coil_timer_release(t);
+    CU_ASSERT_EQUAL(cf.failed, 0);
+    CU_ASSERT_EQUAL(c.got, 5);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", tcp_port);
+    CU_ASSERT_STRING_EQUAL(c.peer, want);
+    coil_connector_free(k);
+    free(c.msg);
+
+    /* nobody on either address: the last one's failure */
+    coil_listener_close(l);
+    memset(&cf, 0, sizeof cf);
+    cf.base.ops = &client_factory_ops;
+    cf.r = r;
+    CU_ASSERT_EQUAL_FATAL(coil_tcp_connect(r, &o, &cf.base, &k), 0);
+    t = coil_reactor_call_later(r, 20, give_up, r);
+    coil_reactor_run(r);
+    coil_timer_cancel(t);
+    coil_timer_release(t);
+    CU_ASSERT_EQUAL(cf.failed, 1);
+    snprintf(want, sizeof want, "connect to 127.0.0.1:%d failed", tcp_port);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cf.failure, want));
+    coil_connector_free(k);
+    reactor_end(r);
 }
 
 static void test_listen_errors(void)
@@ -1231,6 +1318,7 @@ static int add_suites(void)
         COIL_TEST(test_tcp4_echo),
         COIL_TEST(test_tcp6_echo),
         COIL_TEST(test_tcp_refused),
+        COIL_TEST(test_tcp_next_address),
         COIL_TEST(test_listen_errors),
         COIL_TEST(test_unix_echo_mode_and_credentials),
         COIL_TEST(test_unix_stale_socket_replaced),

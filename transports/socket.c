@@ -85,6 +85,8 @@ struct sock_connector {
     coil_layer *layer;     /* runs on each connection (ours) */
     /* A host name resolved before each attempt (NULL: `addr` is fixed). */
     char *host;
+    coil__resolved *alts; /* what it resolved to; alts->addrs[alt_next] next */
+    size_t alt_next;
     int port;
     double resolve_timeout;
     coil_resolver_fn resolver;
@@ -729,14 +731,38 @@ static void fail_soon(sock_connector *k, coil_failure *reason)
     }
 }
 
+static void connect_socket(sock_connector *k);
+
+/* The name has another address to try after `why`: start on it (`why` is
+ * freed; 1). 0 when none is left (`why` is the caller's still). As
+ * Twisted's HostnameEndpoint and curl do, so "localhost" reaches a server
+ * on 127.0.0.1 when ::1 comes first and refuses. */
+static int try_next_address(sock_connector *k, coil_failure *why)
+{
+    if (!k->alts || k->alt_next >= k->alts->count)
+        return 0;
+    const coil__resolved_addr *a = &k->alts->addrs[k->alt_next++];
+    coil_log(COIL_LOG_DEBUG, LOG_MODULE, "%s; trying %s, the next address of '%s'",
+             coil_failure_message(why), a->desc, k->host ? k->host : "");
+    coil_failure_free(why);
+    connector_reset(k);
+    memcpy(&k->addr, &a->ss, a->len);
+    k->addrlen = a->len;
+    snprintf(k->desc, sizeof k->desc, "%s", a->desc);
+    connect_socket(k);
+    return 1;
+}
+
 static int connect_timeout(void *arg)
 {
     sock_connector *k = arg;
     coil_timer_release(k->timer);
     k->timer = NULL;
-    connect_failed(k, coil_failure_new(COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
-                                       "connect to %s timed out after %g s", k->desc,
-                                       k->timeout));
+    coil_failure *f =
+        coil_failure_new(COIL_DOMAIN_COIL, COIL_ETIMEDOUT,
+                         "connect to %s timed out after %g s", k->desc, k->timeout);
+    if (!try_next_address(k, f))
+        connect_failed(k, f);
     return 0;
 }
 
@@ -790,10 +816,11 @@ static void connector_io(void *arg, int fd, unsigned events)
         connected(k);
         return;
     }
-    connect_failed(k, coil_failure_from_errno(err, "connect to %s failed", k->desc));
+    coil_failure *f = coil_failure_from_errno(err, "connect to %s failed", k->desc);
+    if (!try_next_address(k, f))
+        connect_failed(k, f);
 }
 
-static void connect_socket(sock_connector *k);
 static void start_resolving(sock_connector *k);
 
 static int sock_connector_connect(coil_connector *base)
@@ -819,7 +846,9 @@ static void connect_socket(sock_connector *k)
 {
     int fd = socket(k->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        fail_soon(k, coil_failure_from_errno(errno, "socket for %s failed", k->desc));
+        coil_failure *f = coil_failure_from_errno(errno, "socket for %s failed", k->desc);
+        if (!try_next_address(k, f))
+            fail_soon(k, f);
         return;
     }
     k->fd = fd;
@@ -833,7 +862,9 @@ static void connect_socket(sock_connector *k)
         rc = connect(fd, (struct sockaddr *)&k->addr, k->addrlen);
     while (rc != 0 && errno == EINTR);
     if (rc != 0 && errno != EINPROGRESS && errno != EAGAIN) {
-        fail_soon(k, coil_failure_from_errno(errno, "connect to %s failed", k->desc));
+        coil_failure *f = coil_failure_from_errno(errno, "connect to %s failed", k->desc);
+        if (!try_next_address(k, f))
+            fail_soon(k, f);
         return;
     }
     if (coil_reactor_watch_fd(k->r, fd, COIL_IO_WRITE, connector_io, k, &k->w) != 0) {
@@ -875,16 +906,22 @@ static void resolve_done(coil_deferred *d, void *arg)
         connect_failed(k, resolve_failure(k, coil_deferred_take_failure(d)));
         return;
     }
-    const coil__resolved *res = coil_deferred_result(d);
-    memcpy(&k->addr, &res->ss, res->len);
-    k->addrlen = res->len;
-    snprintf(k->desc, sizeof k->desc, "%s", res->desc);
+    coil_destroy_fn destroy = NULL;
+    free(k->alts);
+    k->alts = coil_deferred_take_result(d, &destroy);
+    const coil__resolved_addr *a = &k->alts->addrs[0];
+    k->alt_next = 1;
+    memcpy(&k->addr, &a->ss, a->len);
+    k->addrlen = a->len;
+    snprintf(k->desc, sizeof k->desc, "%s", a->desc);
     connect_socket(k);
 }
 
 /* Resolve k->host on the thread pool; the attempt goes on in resolve_done. */
 static void start_resolving(sock_connector *k)
 {
+    free(k->alts);
+    k->alts = NULL;
     snprintf(k->desc, sizeof k->desc, "%s:%d", k->host, k->port);
     coil_deferred *d =
         coil__tcp_resolve(k->r, k->host, k->port, k->resolver, k->resolver_arg);
@@ -1065,5 +1102,6 @@ static void sock_connector_free(coil_connector *base)
         k->layer->ops->free(k->layer);
     coil_failure_free(k->error);
     free(k->host);
+    free(k->alts);
     free(k);
 }

@@ -61,10 +61,18 @@ int coil__connector_new_named(coil_reactor *r, const coil_transport_ops *ops,
                               coil_connector **out);
 
 /* What a host name resolved to: the value coil__tcp_resolve fires with. */
-typedef struct coil__resolved {
+/* What a name resolved to: up to COIL__MAX_ADDRS IPv4/IPv6 addresses in
+ * getaddrinfo's order (RFC 6724: "localhost" is often ::1 first, then
+ * 127.0.0.1). A connector tries them in turn until one connects. */
+#define COIL__MAX_ADDRS 8
+typedef struct coil__resolved_addr {
     struct sockaddr_storage ss;
     socklen_t len;
     char desc[80]; /* "127.0.0.1:8080" */
+} coil__resolved_addr;
+typedef struct coil__resolved {
+    size_t count; /* >= 1 */
+    coil__resolved_addr addrs[COIL__MAX_ADDRS];
 } coil__resolved;
 
 /* Resolve host:port on `r`'s thread pool with `fn` (NULL: getaddrinfo).

@@ -72,24 +72,35 @@ static coil_failure *resolve_on_worker(void *arg, void **value, coil_destroy_fn 
                                 "cannot resolve host name '%s': %s", j->host,
                                 rc ? gai_strerror(rc) : "no address");
     }
-    coil__resolved *out = NULL;
-    if (res->ai_addrlen <= sizeof out->ss &&
-        (res->ai_family == AF_INET || res->ai_family == AF_INET6))
-        out = calloc(1, sizeof *out);
-    if (!out) {
-        freeaddrinfo(res);
+    coil__resolved *out = calloc(1, sizeof *out);
+    for (struct addrinfo *ai = res; out && ai && out->count < COIL__MAX_ADDRS;
+         ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof out->addrs[0].ss)
+            continue;
+        coil__resolved_addr *a = &out->addrs[out->count];
+        memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+        a->len = ai->ai_addrlen;
+        if (a->ss.ss_family == AF_INET)
+            ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)j->port);
+        else
+            ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)j->port);
+        int dup = 0;
+        for (size_t i = 0; i < out->count && !dup; i++)
+            dup = out->addrs[i].len == a->len &&
+                  memcmp(&out->addrs[i].ss, &a->ss, a->len) == 0;
+        if (dup)
+            continue;
+        describe(&a->ss, a->len, a->desc, sizeof a->desc);
+        out->count++;
+    }
+    freeaddrinfo(res);
+    if (!out || out->count == 0) {
+        free(out);
         return coil_failure_new(COIL_DOMAIN_COIL, COIL_ENOMEM,
                                 "cannot resolve host name '%s': %s", j->host,
                                 "out of memory or no IPv4/IPv6 address");
     }
-    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-    out->len = res->ai_addrlen;
-    freeaddrinfo(res);
-    if (out->ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&out->ss)->sin_port = htons((uint16_t)j->port);
-    else
-        ((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)j->port);
-    describe(&out->ss, out->len, out->desc, sizeof out->desc);
     *value = out;
     *destroy = free;
     return NULL;

@@ -66,10 +66,12 @@ typedef struct coil_tcp_connect_options {
     int keepalive;
     /* Host names. A literal IPv4/IPv6 address is used as it is, at once. A
      * name is resolved again before every attempt, on the reactor's thread
-     * pool, so the reactor never blocks on DNS; the first address returned
-     * is used. The attempt fails with COIL_ETIMEDOUT ("resolving host name
-     * 'db.example' timed out after 30 s") when resolution takes longer than
-     * `resolve_timeout`, and with "cannot resolve host name ..." when the
+     * pool, so the reactor never blocks on DNS; its addresses (up to 8, in
+     * getaddrinfo's order) are tried one after another until one connects
+     * ("localhost" reaches a server on 127.0.0.1 when ::1 comes first and
+     * refuses); the last one's failure is reported. The attempt fails with COIL_ETIMEDOUT
+     * ("resolving host name 'db.example' timed out after 30 s") when resolution takes
+     * longer than `resolve_timeout`, and with "cannot resolve host name ..." when the
      * name does not resolve. Stopping or freeing the connector cancels the
      * resolution (a lookup already running finishes on its worker and its
      * result is dropped). */
