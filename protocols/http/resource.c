@@ -242,6 +242,27 @@ static void allowed_methods(const coil_http_resource *res, char *buf, size_t siz
     }
 }
 
+/* The table's renderer for `method` (HEAD falls back to GET), or NULL. */
+static coil_http_render_fn renderer_for(const coil_http_resource_ops *o,
+                                        const char *method)
+{
+    if (strcmp(method, "GET") == 0)
+        return o->render_get;
+    if (strcmp(method, "HEAD") == 0)
+        return o->render_head ? o->render_head : o->render_get;
+    if (strcmp(method, "POST") == 0)
+        return o->render_post;
+    if (strcmp(method, "PUT") == 0)
+        return o->render_put;
+    if (strcmp(method, "DELETE") == 0)
+        return o->render_delete;
+    if (strcmp(method, "PATCH") == 0)
+        return o->render_patch;
+    if (strcmp(method, "OPTIONS") == 0)
+        return o->render_options;
+    return NULL;
+}
+
 int coil__http_resource_render(coil_http_resource *res, coil_http_request *req)
 {
     if (!res || !req)
@@ -250,21 +271,7 @@ int coil__http_resource_render(coil_http_resource *res, coil_http_request *req)
     const char *method = coil_http_request_method(req);
     if (!method)
         method = "";
-    coil_http_render_fn fn = NULL;
-    if (strcmp(method, "GET") == 0)
-        fn = o->render_get;
-    else if (strcmp(method, "HEAD") == 0)
-        fn = o->render_head ? o->render_head : o->render_get;
-    else if (strcmp(method, "POST") == 0)
-        fn = o->render_post;
-    else if (strcmp(method, "PUT") == 0)
-        fn = o->render_put;
-    else if (strcmp(method, "DELETE") == 0)
-        fn = o->render_delete;
-    else if (strcmp(method, "PATCH") == 0)
-        fn = o->render_patch;
-    else if (strcmp(method, "OPTIONS") == 0)
-        fn = o->render_options;
+    coil_http_render_fn fn = renderer_for(o, method);
     if (fn)
         return fn(res, req);
 
@@ -302,22 +309,9 @@ int coil__http_resource_allows(const coil_http_resource *res, const char *method
     if (!res || !method || res->ops == &error_ops)
         return 0;
     const coil_http_resource_ops *o = res->ops;
-    coil_http_render_fn fn = NULL;
-    if (strcmp(method, "GET") == 0)
-        fn = o->render_get;
-    else if (strcmp(method, "HEAD") == 0)
-        fn = o->render_head ? o->render_head : o->render_get;
-    else if (strcmp(method, "POST") == 0)
-        fn = o->render_post;
-    else if (strcmp(method, "PUT") == 0)
-        fn = o->render_put;
-    else if (strcmp(method, "DELETE") == 0)
-        fn = o->render_delete;
-    else if (strcmp(method, "PATCH") == 0)
-        fn = o->render_patch;
-    else if (strcmp(method, "OPTIONS") == 0)
+    if (strcmp(method, "OPTIONS") == 0)
         return 1; /* render_options, or the server's 204 with Allow */
-    return fn != NULL || o->render != NULL;
+    return renderer_for(o, method) != NULL || o->render != NULL;
 }
 
 /* ---- pages -------------------------------------------------------------------- */
